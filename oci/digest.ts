@@ -1,0 +1,73 @@
+// Content digests: image-spec/descriptor.md#digests. sha256 and sha512 are the registered
+// algorithms Berth computes; their hashing uses node:crypto (OpenSSL, SHA-NI), measured against
+// @noble/hashes in bench/hashing.ts (docs/performance.md).
+import { createHash, type Hash } from 'node:crypto';
+import { RegistryError } from './errors.js';
+
+export type DigestAlgorithm = 'sha256' | 'sha512';
+
+const ENCODED_LENGTH: Record<DigestAlgorithm, number> = { sha256: 64, sha512: 128 };
+const GRAMMAR_RE = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
+
+export interface ParsedDigest {
+  algorithm: DigestAlgorithm;
+  encoded: string;
+  digest: string;
+}
+
+export function isDigestAlgorithm(a: string): a is DigestAlgorithm {
+  return a === 'sha256' || a === 'sha512';
+}
+
+/** True when `s` has the shape of a digest (algorithm:encoded), registered algorithm or not. */
+export function looksLikeDigest(s: string): boolean {
+  return GRAMMAR_RE.test(s);
+}
+
+/** Parses a digest of a registered algorithm; anything else throws DIGEST_INVALID (400). */
+export function parseDigest(s: string): ParsedDigest {
+  const m = GRAMMAR_RE.test(s) ? s.split(':') : null;
+  if (!m || m.length !== 2) throw new RegistryError('DIGEST_INVALID', `invalid digest ${JSON.stringify(s.slice(0, 200))}`);
+  const [algorithm, encoded] = m as [string, string];
+  if (!isDigestAlgorithm(algorithm)) {
+    throw new RegistryError('DIGEST_INVALID', `unsupported digest algorithm ${JSON.stringify(algorithm.slice(0, 40))}: use sha256 or sha512`);
+  }
+  if (encoded.length !== ENCODED_LENGTH[algorithm] || !/^[a-f0-9]+$/.test(encoded)) {
+    throw new RegistryError('DIGEST_INVALID', `invalid ${algorithm} digest: expected ${ENCODED_LENGTH[algorithm]} lowercase hex characters`);
+  }
+  return { algorithm, encoded, digest: s };
+}
+
+export function isValidDigest(s: string): boolean {
+  try {
+    parseDigest(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Incremental digester; `digest()` may be called once. */
+export class Digester {
+  readonly algorithm: DigestAlgorithm;
+  private readonly hash: Hash;
+  private bytes = 0;
+  constructor(algorithm: DigestAlgorithm = 'sha256') {
+    this.algorithm = algorithm;
+    this.hash = createHash(algorithm);
+  }
+  update(chunk: Uint8Array): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+  }
+  get size(): number {
+    return this.bytes;
+  }
+  digest(): string {
+    return `${this.algorithm}:${this.hash.digest('hex')}`;
+  }
+}
+
+export function digestOf(data: Uint8Array | string, algorithm: DigestAlgorithm = 'sha256'): string {
+  return `${algorithm}:${createHash(algorithm).update(data).digest('hex')}`;
+}

@@ -1,0 +1,77 @@
+// The Koa application: one thin shell over the route modules, the error table and the store.
+import Koa from 'koa';
+import Router from '@koa/router';
+import type { Logger } from 'pino';
+import { RegistryError } from '../oci/errors.js';
+import { assertRepositoryName } from '../oci/names.js';
+import type { RegistryStore } from '../storage/registry-store.js';
+import type { ServerConfig } from './config.js';
+import type { RegistryState } from './context.js';
+import { registerBase } from './routes/base.js';
+import { registerTags } from './routes/tags.js';
+import { registerManifests } from './routes/manifests.js';
+import { registerBlobs } from './routes/blobs.js';
+import { registerUploads } from './routes/uploads.js';
+import { registerReferrers } from './routes/referrers.js';
+
+/** Errors of a client that went away mid-request: nothing to answer, nothing to report loudly. */
+function isClientAbort(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  return code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || (e as Error)?.message === 'aborted';
+}
+
+export function createApp(store: RegistryStore, config: ServerConfig, log: Logger): Koa<RegistryState> {
+  const app = new Koa<RegistryState>();
+  app.proxy = false;
+  app.silent = true;
+
+  app.use(async (ctx, next) => {
+    const started = process.hrtime.bigint();
+    ctx.state.store = store;
+    ctx.state.config = config;
+    ctx.state.log = log;
+    ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) {
+        throw new RegistryError('UNSUPPORTED', `no endpoint ${ctx.method} ${ctx.path}`, { status: 404 });
+      }
+    } catch (e) {
+      const err = e instanceof RegistryError ? e : undefined;
+      if (err) {
+        ctx.status = err.status;
+        ctx.body = err.toBody();
+      } else if (isClientAbort(e)) {
+        ctx.status = 400;
+        log.debug({ method: ctx.method, path: ctx.path }, 'client aborted the request');
+      } else {
+        log.error({ err: e, method: ctx.method, path: ctx.path }, 'request failed');
+        ctx.status = 500;
+        ctx.body = new RegistryError('UNKNOWN', 'internal error: see the server log').toBody();
+      }
+      // The rest of a refused upload is not read: close rather than wait for it.
+      if (!ctx.req.complete) ctx.set('Connection', 'close');
+    } finally {
+      if (log.isLevelEnabled('info')) {
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        log.info({ method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 10) / 10 }, 'request');
+      }
+    }
+  });
+
+  const router = new Router<RegistryState>();
+  // Validate every repository name against the spec's grammar before it reaches the store.
+  router.param('name', (value, ctx, next) => {
+    assertRepositoryName(value);
+    return next();
+  });
+  registerBase(router);
+  registerTags(router);
+  registerReferrers(router);
+  registerManifests(router);
+  registerUploads(router);
+  registerBlobs(router);
+  app.use(router.routes());
+  app.use(router.allowedMethods({ throw: true, methodNotAllowed: () => new RegistryError('UNSUPPORTED', 'method not allowed on this endpoint', { status: 405 }) }));
+  return app;
+}

@@ -1,0 +1,90 @@
+// `berth serve`: flags over environment over config file over defaults (server/config.ts).
+import { Command, InvalidArgumentError } from 'commander';
+import { DEFAULT_CONFIG, loadConfig, type ConfigOverrides } from './config.js';
+
+function byteSize(v: string): number {
+  const m = /^(\d+)([kmgt]i?b?)?$/i.exec(v.trim());
+  if (!m) throw new InvalidArgumentError('expected a size such as 4194304, 4m or 2g');
+  const unit = (m[2] ?? '').toLowerCase()[0];
+  const mult = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : unit === 't' ? 1024 ** 4 : 1;
+  return Number(m[1]) * mult;
+}
+
+function hours(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number of hours');
+  return n;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('berth serve')
+    .description('Run the registry: the OCI Distribution / Docker Registry v2 API, data on this machine.')
+    .option('--listen <host:port>', `address to listen on (env BERTH_LISTEN; default ${DEFAULT_CONFIG.listen})`)
+    .option('--data <dir>', `data folder: blobs and LevelDB metadata (env BERTH_DATA; default ${DEFAULT_CONFIG.data})`)
+    .option('--config <file>', 'config file, YAML (.yaml/.yml) or JSON, same keys as docs/server.md (env BERTH_SERVE_CONFIG)')
+    .option('--delete', 'allow DELETE of manifests, tags and blobs (env BERTH_DELETE; default on)')
+    .option('--no-delete', 'refuse DELETE with 405 UNSUPPORTED')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env BERTH_LOG_LEVEL; default info)')
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (env BERTH_TLS_CERT)')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert (env BERTH_TLS_KEY)')
+    .option('--max-manifest-size <bytes>', 'largest manifest accepted, 413 above (env BERTH_MAX_MANIFEST_BYTES; default 4m)', byteSize)
+    .option('--max-blob-size <bytes>', 'largest blob accepted, 413 above; 0 = no limit (env BERTH_MAX_BLOB_BYTES; default 0)', byteSize)
+    .option('--upload-purge-hours <hours>', 'remove upload sessions idle this long (env BERTH_UPLOAD_PURGE_HOURS; default 168)', hours)
+    .helpOption('-h, --help', 'show this help')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  try {
+    program.parse(argv, { from: 'user' });
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    return code === 'commander.helpDisplayed' || code === 'commander.help' ? 0 : 125;
+  }
+  const o = program.opts<{
+    listen?: string;
+    data?: string;
+    config?: string;
+    delete?: boolean;
+    logLevel?: string;
+    tlsCert?: string;
+    tlsKey?: string;
+    maxManifestSize?: number;
+    maxBlobSize?: number;
+    uploadPurgeHours?: number;
+  }>();
+  // commander defaults --delete to true because of --no-delete; only an explicit flag overrides.
+  const deleteFlag = argv.includes('--no-delete') ? false : argv.includes('--delete') ? true : undefined;
+  const flags: ConfigOverrides = {
+    listen: o.listen,
+    data: o.data,
+    delete: deleteFlag,
+    logLevel: o.logLevel,
+    tlsCert: o.tlsCert,
+    tlsKey: o.tlsKey,
+    maxManifestBytes: o.maxManifestSize,
+    maxBlobBytes: o.maxBlobSize,
+    purgeAfterHours: o.uploadPurgeHours,
+  };
+  const config = await loadConfig({ file: o.config, flags });
+  const { startRegistry } = await import('./serve.js');
+  const registry = await startRegistry(config);
+  registry.log.info({ url: registry.url, listen: config.listen, data: config.data, delete: config.delete, tls: Boolean(config.tls) }, 'berth registry listening');
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      registry.log.info({ signal }, 'stopping: finishing in-flight requests');
+      registry.close().then(
+        () => resolve(0),
+        (err) => {
+          registry.log.error({ err }, 'error while stopping');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}

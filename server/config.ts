@@ -1,0 +1,158 @@
+// berth serve configuration: defaults < config file (YAML or JSON) < environment < flags.
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface ServerConfig {
+  /** HOST:PORT to listen on. */
+  listen: string;
+  /** Data folder: blobs, uploads and the LevelDB metadata. */
+  data: string;
+  /** Whether DELETE of manifests, tags and blobs is allowed (405 UNSUPPORTED when not). */
+  delete: boolean;
+  logLevel: LogLevel;
+  tls?: { cert: string; key: string };
+  limits: {
+    /** Largest manifest accepted (413 above); the spec asks for at least 4 MiB. */
+    maxManifestBytes: number;
+    /** Largest blob accepted (413 above); 0 means no limit. */
+    maxBlobBytes: number;
+  };
+  uploads: {
+    /** Upload sessions idle for longer are removed. */
+    purgeAfterHours: number;
+  };
+}
+
+export const DEFAULT_CONFIG: ServerConfig = {
+  listen: '0.0.0.0:5000',
+  data: './data',
+  delete: true,
+  logLevel: 'info',
+  limits: { maxManifestBytes: 4 << 20, maxBlobBytes: 0 },
+  uploads: { purgeAfterHours: 168 },
+};
+
+const LOG_LEVELS: ReadonlySet<string> = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+export type ConfigOverrides = {
+  listen?: string | undefined;
+  data?: string | undefined;
+  delete?: boolean | undefined;
+  logLevel?: string | undefined;
+  tlsCert?: string | undefined;
+  tlsKey?: string | undefined;
+  maxManifestBytes?: number | undefined;
+  maxBlobBytes?: number | undefined;
+  purgeAfterHours?: number | undefined;
+};
+
+/** Keys of the config file, the environment and flags, in one shape so they layer. */
+function applyOverrides(base: ServerConfig, o: ConfigOverrides, source: string): ServerConfig {
+  const c: ServerConfig = { ...base, limits: { ...base.limits }, uploads: { ...base.uploads }, ...(base.tls ? { tls: { ...base.tls } } : {}) };
+  if (o.listen !== undefined) c.listen = o.listen;
+  if (o.data !== undefined) c.data = o.data;
+  if (o.delete !== undefined) c.delete = o.delete;
+  if (o.logLevel !== undefined) {
+    if (!LOG_LEVELS.has(o.logLevel)) throw new Error(`${source}: log level must be one of ${[...LOG_LEVELS].join(', ')}`);
+    c.logLevel = o.logLevel as LogLevel;
+  }
+  if (o.tlsCert !== undefined || o.tlsKey !== undefined) {
+    c.tls = { cert: o.tlsCert ?? c.tls?.cert ?? '', key: o.tlsKey ?? c.tls?.key ?? '' };
+  }
+  if (o.maxManifestBytes !== undefined) c.limits.maxManifestBytes = o.maxManifestBytes;
+  if (o.maxBlobBytes !== undefined) c.limits.maxBlobBytes = o.maxBlobBytes;
+  if (o.purgeAfterHours !== undefined) c.uploads.purgeAfterHours = o.purgeAfterHours;
+  return c;
+}
+
+function num(v: unknown, what: string): number | undefined {
+  if (v === undefined || v === null || v === '') return undefined;
+  const n = typeof v === 'number' ? v : Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${what} must be a non-negative number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function bool(v: unknown, what: string): boolean | undefined {
+  if (v === undefined || v === '') return undefined;
+  if (typeof v === 'boolean') return v;
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  throw new Error(`${what} must be true or false, got ${JSON.stringify(v)}`);
+}
+
+function str(v: unknown, what: string): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw new Error(`${what} must be a string`);
+  return v;
+}
+
+/** Reads a config file: `.yaml`/`.yml` as YAML, anything else as JSON. Same keys as the flags. */
+export async function readConfigFile(path: string): Promise<ConfigOverrides> {
+  const text = await readFile(path, 'utf8');
+  let raw: unknown;
+  if (/\.ya?ml$/i.test(path)) {
+    const { parse } = await import('yaml');
+    raw = parse(text);
+  } else {
+    raw = JSON.parse(text);
+  }
+  if (raw === null || raw === undefined) return {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${path}: the config must be a mapping`);
+  const o = raw as Record<string, unknown>;
+  const known = new Set(['listen', 'data', 'delete', 'logLevel', 'tls', 'limits', 'uploads']);
+  for (const k of Object.keys(o)) if (!known.has(k)) throw new Error(`${path}: unknown key ${JSON.stringify(k)} (known: ${[...known].join(', ')})`);
+  const tls = (o.tls ?? {}) as Record<string, unknown>;
+  const limits = (o.limits ?? {}) as Record<string, unknown>;
+  const uploads = (o.uploads ?? {}) as Record<string, unknown>;
+  return {
+    listen: str(o.listen, `${path}: listen`),
+    data: str(o.data, `${path}: data`),
+    delete: bool(o.delete, `${path}: delete`),
+    logLevel: str(o.logLevel, `${path}: logLevel`),
+    tlsCert: str(tls.cert, `${path}: tls.cert`),
+    tlsKey: str(tls.key, `${path}: tls.key`),
+    maxManifestBytes: num(limits.maxManifestBytes, `${path}: limits.maxManifestBytes`),
+    maxBlobBytes: num(limits.maxBlobBytes, `${path}: limits.maxBlobBytes`),
+    purgeAfterHours: num(uploads.purgeAfterHours, `${path}: uploads.purgeAfterHours`),
+  };
+}
+
+export function envOverrides(env: NodeJS.ProcessEnv): ConfigOverrides {
+  return {
+    listen: env.BERTH_LISTEN || undefined,
+    data: env.BERTH_DATA || undefined,
+    delete: bool(env.BERTH_DELETE, 'BERTH_DELETE'),
+    logLevel: env.BERTH_LOG_LEVEL || undefined,
+    tlsCert: env.BERTH_TLS_CERT || undefined,
+    tlsKey: env.BERTH_TLS_KEY || undefined,
+    maxManifestBytes: num(env.BERTH_MAX_MANIFEST_BYTES, 'BERTH_MAX_MANIFEST_BYTES'),
+    maxBlobBytes: num(env.BERTH_MAX_BLOB_BYTES, 'BERTH_MAX_BLOB_BYTES'),
+    purgeAfterHours: num(env.BERTH_UPLOAD_PURGE_HOURS, 'BERTH_UPLOAD_PURGE_HOURS'),
+  };
+}
+
+export async function loadConfig(opts: { file?: string | undefined; env?: NodeJS.ProcessEnv; flags?: ConfigOverrides }): Promise<ServerConfig> {
+  let c = DEFAULT_CONFIG;
+  const env = opts.env ?? process.env;
+  const file = opts.file ?? env.BERTH_SERVE_CONFIG;
+  if (file) c = applyOverrides(c, await readConfigFile(file), file);
+  c = applyOverrides(c, envOverrides(env), 'environment');
+  if (opts.flags) c = applyOverrides(c, opts.flags, 'flags');
+  return validateConfig({ ...c, data: resolve(c.data) });
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new Error(`listen address must be HOST:PORT (e.g. 0.0.0.0:5000 or 127.0.0.1:0), got ${JSON.stringify(listen)}`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+export function validateConfig(c: ServerConfig): ServerConfig {
+  parseListen(c.listen);
+  if (c.tls && (!c.tls.cert || !c.tls.key)) throw new Error('TLS needs both a certificate and a key (--tls-cert and --tls-key)');
+  if (c.limits.maxManifestBytes < 1024) throw new Error('limits.maxManifestBytes must be at least 1024');
+  return c;
+}

@@ -1,0 +1,19 @@
+import type { ParameterizedContext } from 'koa';
+import type { Logger } from 'pino';
+import type { RegistryStore } from '../storage/registry-store.js';
+import type { ServerConfig } from './config.js';
+
+/** What every route handler can reach: the store, the config and the logger. */
+export interface RegistryState {
+  store: RegistryStore;
+  config: ServerConfig;
+  log: Logger;
+}
+
+export type RegistryContext = ParameterizedContext<RegistryState, { params: Record<string, string> }>;
+
+/** Answers `status` with no body at all (Koa would otherwise write the status text as the body). */
+export function respondEmpty(ctx: RegistryContext, status: number): void {
+  ctx.body = null;
+  ctx.status = status;
+}

@@ -1,0 +1,120 @@
+// Content-addressed blob store on the filesystem. A file under blobs/ exists only once its bytes
+// were fsync'd and verified against its digest, so anything found there is valid content.
+import { createReadStream, type ReadStream } from 'node:fs';
+import { mkdir, open, stat } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { Digester, parseDigest, type DigestAlgorithm } from '../oci/digest.js';
+import { RegistryError } from '../oci/errors.js';
+import { DataLayout } from './layout.js';
+import { renameDurably, streamIntoFile, unlinkQuietly, SizeLimitError } from './durable-file.js';
+
+export interface IngestExpectation {
+  digest?: string;
+  size?: number;
+  algorithm?: DigestAlgorithm;
+  limit?: number;
+}
+
+/** Read buffer of blob streams: large reads keep a pull at disk speed with few syscalls. */
+const READ_CHUNK = 1 << 20;
+
+export class BlobStore {
+  readonly layout: DataLayout;
+  constructor(layout: DataLayout) {
+    this.layout = layout;
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.layout.blobsDir, { recursive: true });
+    await mkdir(this.layout.tmpDir, { recursive: true });
+  }
+
+  /** Size of the stored blob, or undefined when absent. */
+  async size(digest: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.layout.blobPath(digest))).size;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  async has(digest: string): Promise<boolean> {
+    return (await this.size(digest)) !== undefined;
+  }
+
+  /** Streams the blob, or the inclusive byte range [start, end]. */
+  read(digest: string, range?: { start: number; end: number }): ReadStream {
+    return createReadStream(this.layout.blobPath(digest), { highWaterMark: READ_CHUNK, ...range });
+  }
+
+  async readAll(digest: string): Promise<Buffer> {
+    const fh = await open(this.layout.blobPath(digest), 'r');
+    try {
+      return await fh.readFile();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /**
+   * Stores `source`, hashing while it streams. With an expected digest or size, a mismatch
+   * throws DIGEST_INVALID / SIZE_INVALID and leaves nothing behind. Returns the digest and size.
+   */
+  async ingest(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array> | Readable, expect: IngestExpectation = {}): Promise<{ digest: string; size: number }> {
+    const algorithm = expect.digest ? parseDigest(expect.digest).algorithm : (expect.algorithm ?? 'sha256');
+    const tmp = join(this.layout.tmpDir, `ingest-${randomUUID()}`);
+    const fh = await open(tmp, 'w');
+    const digester = new Digester(algorithm);
+    let committed = false;
+    try {
+      let size: number;
+      try {
+        size = await streamIntoFile(source, fh, 0, (c) => digester.update(c), expect.limit);
+      } catch (e) {
+        if (e instanceof SizeLimitError) throw new RegistryError('SIZE_INVALID', e.message, { status: 413 });
+        throw e;
+      }
+      const digest = digester.digest();
+      if (expect.size !== undefined && expect.size !== size) {
+        throw new RegistryError('SIZE_INVALID', `expected ${expect.size} bytes, received ${size}`);
+      }
+      if (expect.digest !== undefined && expect.digest !== digest) {
+        throw new RegistryError('DIGEST_INVALID', `content digest ${digest} does not match ${expect.digest}`);
+      }
+      await fh.sync();
+      await fh.close();
+      await this.commitFile(tmp, digest);
+      committed = true;
+      return { digest, size };
+    } finally {
+      if (!committed) {
+        await fh.close().catch(() => undefined);
+        await unlinkQuietly(tmp);
+      }
+    }
+  }
+
+  /** Stores small content held in memory (manifests, configs). */
+  async putBytes(bytes: Uint8Array, algorithm: DigestAlgorithm = 'sha256'): Promise<{ digest: string; size: number }> {
+    return this.ingest([bytes], { algorithm });
+  }
+
+  /**
+   * Moves an fsync'd file whose content is known to hash to `digest` into the store. When the
+   * blob already exists the file is dropped: content addressing makes both copies identical.
+   */
+  async commitFile(path: string, digest: string): Promise<void> {
+    if (await this.has(digest)) {
+      await unlinkQuietly(path);
+      return;
+    }
+    await renameDurably(path, this.layout.blobPath(digest));
+  }
+
+  async delete(digest: string): Promise<void> {
+    await unlinkQuietly(this.layout.blobPath(digest));
+  }
+}

@@ -1,0 +1,282 @@
+// Repository-level view of the store: which repository holds which manifests, tags and blobs.
+// Every write that changes what a repository contains is one atomic LevelDB batch.
+import { Metadata, key, prefixRange, SEP, type BlobLink, type ManifestLink } from './metadata.js';
+import { BlobStore } from './blob-store.js';
+import { UploadSessions } from './uploads.js';
+import { DataLayout } from './layout.js';
+import { LruCache } from './lru-cache.js';
+import { RegistryError } from '../oci/errors.js';
+import { digestOf, parseDigest, looksLikeDigest } from '../oci/digest.js';
+import { parseManifest, type Descriptor } from '../oci/manifest.js';
+import { MediaType } from '../oci/media-types.js';
+import { assertRepositoryName, isValidTag } from '../oci/names.js';
+
+export interface StoredManifest {
+  digest: string;
+  mediaType: string;
+  bytes: Buffer;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** The last item, when more follow: the `last` of the next page. */
+  next?: string;
+}
+
+export interface RegistryStoreOptions {
+  /** Bytes of manifest content kept in memory: manifests are immutable, so the cache never goes stale. */
+  manifestCacheBytes?: number;
+}
+
+export class RegistryStore {
+  readonly layout: DataLayout;
+  readonly meta: Metadata;
+  readonly blobs: BlobStore;
+  readonly uploads: UploadSessions;
+  private readonly manifestBytes: LruCache<string, Buffer>;
+  // Tag and link lookups are cached too: this process holds LevelDB's lock, so every write passes
+  // through here and invalidates them.
+  private readonly tagCache = new LruCache<string, string>(50_000);
+  private readonly linkCache = new LruCache<string, ManifestLink>(50_000);
+
+  constructor(root: string, opts: RegistryStoreOptions = {}) {
+    this.layout = new DataLayout(root);
+    this.meta = new Metadata(this.layout.metaDir);
+    this.blobs = new BlobStore(this.layout);
+    this.uploads = new UploadSessions(this.layout, this.meta, this.blobs);
+    this.manifestBytes = new LruCache(opts.manifestCacheBytes ?? 64 << 20, (b) => b.length);
+  }
+
+  async open(): Promise<void> {
+    await this.blobs.init();
+    await this.uploads.init();
+    await this.meta.open();
+  }
+
+  async close(): Promise<void> {
+    await this.meta.close();
+  }
+
+  // ---- repositories ------------------------------------------------------------------------
+
+  async repositoryExists(name: string): Promise<boolean> {
+    return (await this.meta.repos.get(name)) !== undefined;
+  }
+
+  async listRepositories(n: number, last?: string): Promise<Page<string>> {
+    const opts: { limit: number; gt?: string } = { limit: n + 1 };
+    if (last) opts.gt = last;
+    const names = await this.meta.repos.keys(opts).all();
+    return paginate(names, n);
+  }
+
+  // ---- tags ----------------------------------------------------------------------------------
+
+  async listTags(name: string, n: number, last?: string): Promise<Page<string>> {
+    if (!(await this.repositoryExists(name))) throw new RegistryError('NAME_UNKNOWN', `repository ${name} is not known to this registry`);
+    const range = prefixRange(name);
+    const gt = last ? key(name, last) : range.gt;
+    const keys = await this.meta.tags.keys({ gt, lt: range.lt, limit: n + 1 }).all();
+    return paginate(keys.map((k) => k.slice(name.length + 1)), n);
+  }
+
+  async resolveTag(name: string, tag: string): Promise<string | undefined> {
+    const k = key(name, tag);
+    const cached = this.tagCache.get(k);
+    if (cached) return cached;
+    const digest = await this.meta.tags.get(k);
+    if (digest) this.tagCache.set(k, digest);
+    return digest;
+  }
+
+  async deleteTag(name: string, tag: string): Promise<void> {
+    const k = key(name, tag);
+    if ((await this.meta.tags.get(k)) === undefined) throw new RegistryError('MANIFEST_UNKNOWN', `tag ${tag} is not in repository ${name}`);
+    await this.meta.tags.del(k);
+    this.tagCache.delete(k);
+  }
+
+  // ---- manifests -----------------------------------------------------------------------------
+
+  /** Resolves a tag or digest to the manifest's digest in `name`, or undefined. */
+  async resolve(name: string, reference: string): Promise<string | undefined> {
+    if (looksLikeDigest(reference)) {
+      parseDigest(reference);
+      return (await this.manifestLink(name, reference)) ? reference : undefined;
+    }
+    if (!isValidTag(reference)) throw new RegistryError('TAG_INVALID', `invalid tag ${JSON.stringify(reference.slice(0, 200))}: must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`, { status: 400 });
+    return this.resolveTag(name, reference);
+  }
+
+  async manifestLink(name: string, digest: string): Promise<ManifestLink | undefined> {
+    const k = key(name, digest);
+    const cached = this.linkCache.get(k);
+    if (cached) return cached;
+    const link = await this.meta.manifests.get(k);
+    if (link) this.linkCache.set(k, link);
+    return link;
+  }
+
+  /** The manifest `reference` (tag or digest) of `name`, exact bytes as pushed; else MANIFEST_UNKNOWN. */
+  async getManifest(name: string, reference: string, opts: { withBytes?: boolean } = {}): Promise<StoredManifest & { size: number }> {
+    const digest = await this.resolve(name, reference);
+    const link = digest ? await this.manifestLink(name, digest) : undefined;
+    if (!digest || !link) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} is not in repository ${name}`, { detail: { name, reference } });
+    let bytes = this.manifestBytes.get(digest);
+    if (!bytes && opts.withBytes !== false) {
+      bytes = await this.blobs.readAll(digest);
+      this.manifestBytes.set(digest, bytes);
+    }
+    return { digest, mediaType: link.mediaType, size: link.size, bytes: bytes ?? Buffer.alloc(0) };
+  }
+
+  /**
+   * Stores a manifest under a tag or digest, after checking it parses and that everything it
+   * references is in the repository. Returns its digest and, for the OCI-Subject header, its subject.
+   */
+  async putManifest(name: string, reference: string, bytes: Buffer, contentType: string | undefined, extraTags: string[] = []): Promise<{ digest: string; subject?: string; mediaType: string }> {
+    assertRepositoryName(name);
+    let digest: string;
+    const tags: string[] = [];
+    if (looksLikeDigest(reference)) {
+      const { algorithm } = parseDigest(reference);
+      digest = digestOf(bytes, algorithm);
+      if (digest !== reference) throw new RegistryError('DIGEST_INVALID', `manifest digest is ${digest}, not ${reference}`);
+    } else {
+      if (!isValidTag(reference)) throw new RegistryError('TAG_INVALID', `invalid tag ${JSON.stringify(reference.slice(0, 200))}: must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`, { status: 400 });
+      digest = digestOf(bytes);
+      tags.push(reference);
+    }
+    for (const t of extraTags) {
+      if (!isValidTag(t)) throw new RegistryError('TAG_INVALID', `invalid tag ${JSON.stringify(t.slice(0, 200))}`, { status: 400 });
+      tags.push(t);
+    }
+    const parsed = parseManifest(bytes, contentType);
+
+    // distribution-spec/spec.md#push: references must exist, the subject need not.
+    const missing: Array<{ digest: string; mediaType: string }> = [];
+    await Promise.all([
+      ...parsed.blobs.map(async (d) => {
+        if (!(await this.blobLink(name, d.digest))) missing.push({ digest: d.digest, mediaType: d.mediaType });
+      }),
+      ...parsed.manifests.map(async (d) => {
+        if (!(await this.manifestLink(name, d.digest))) missing.push({ digest: d.digest, mediaType: d.mediaType });
+      }),
+    ]);
+    if (missing.length > 0) {
+      throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length === 1 ? 'a blob' : `${missing.length} blobs`} not in repository ${name}: ${missing.map((m) => m.digest).join(', ')}`, {
+        detail: missing,
+      });
+    }
+
+    await this.blobs.putBytes(bytes, parseDigest(digest).algorithm);
+    const link: ManifestLink = {
+      mediaType: parsed.mediaType,
+      size: bytes.length,
+      refs: [...parsed.blobs, ...parsed.manifests].map((d) => d.digest),
+    };
+    const batch = this.meta.db.batch();
+    if (!(await this.repositoryExists(name))) batch.put(name, { created: new Date().toISOString() }, { sublevel: this.meta.repos });
+    if (parsed.subject) {
+      link.subject = parsed.subject.digest;
+      const descriptor: Descriptor = { mediaType: parsed.mediaType, digest, size: bytes.length };
+      if (parsed.artifactType) descriptor.artifactType = parsed.artifactType;
+      if (parsed.annotations) descriptor.annotations = parsed.annotations;
+      batch.put(key(name, parsed.subject.digest, digest), descriptor, { sublevel: this.meta.referrers });
+    }
+    batch.put(key(name, digest), link, { sublevel: this.meta.manifests });
+    for (const t of tags) batch.put(key(name, t), digest, { sublevel: this.meta.tags });
+    await batch.write();
+    this.linkCache.set(key(name, digest), link);
+    for (const t of tags) this.tagCache.set(key(name, t), digest);
+    this.manifestBytes.set(digest, bytes);
+    return parsed.subject ? { digest, subject: parsed.subject.digest, mediaType: parsed.mediaType } : { digest, mediaType: parsed.mediaType };
+  }
+
+  /** Deletes a manifest and every tag that points at it (distribution-spec/spec.md#deleting-manifests). */
+  async deleteManifest(name: string, digest: string): Promise<void> {
+    parseDigest(digest);
+    const link = await this.meta.manifests.get(key(name, digest));
+    if (!link) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} is not in repository ${name}`);
+    const batch = this.meta.db.batch();
+    batch.del(key(name, digest), { sublevel: this.meta.manifests });
+    if (link.subject) batch.del(key(name, link.subject, digest), { sublevel: this.meta.referrers });
+    const dropped: string[] = [];
+    for await (const [k, d] of this.meta.tags.iterator(prefixRange(name))) {
+      if (d === digest) {
+        batch.del(k, { sublevel: this.meta.tags });
+        dropped.push(k);
+      }
+    }
+    await batch.write();
+    this.linkCache.delete(key(name, digest));
+    for (const k of dropped) this.tagCache.delete(k);
+  }
+
+  /** Manifests in `name` whose subject is `digest`, as the referrers API lists them. */
+  async referrers(name: string, digest: string, artifactType?: string): Promise<Descriptor[]> {
+    parseDigest(digest);
+    const out: Descriptor[] = [];
+    for await (const d of this.meta.referrers.values(prefixRange(name, digest))) {
+      if (!artifactType || d.artifactType === artifactType) out.push(d);
+    }
+    return out;
+  }
+
+  // ---- blobs ---------------------------------------------------------------------------------
+
+  async blobLink(name: string, digest: string): Promise<BlobLink | undefined> {
+    return this.meta.blobs.get(key(name, digest));
+  }
+
+  /** Size of a blob readable in `name`; else BLOB_UNKNOWN. */
+  async statBlob(name: string, digest: string): Promise<number> {
+    parseDigest(digest);
+    const link = await this.blobLink(name, digest);
+    if (!link) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in repository ${name}`, { detail: { digest } });
+    return link.size;
+  }
+
+  /** Makes a blob already in the store readable in `name`. */
+  async linkBlob(name: string, digest: string, size: number): Promise<void> {
+    const batch = this.meta.db.batch();
+    if (!(await this.repositoryExists(name))) batch.put(name, { created: new Date().toISOString() }, { sublevel: this.meta.repos });
+    batch.put(key(name, digest), { size }, { sublevel: this.meta.blobs });
+    await batch.write();
+  }
+
+  /** Cross-repository mount: true when `from` holds the blob and it is now linked into `name`. */
+  async mountBlob(name: string, from: string | undefined, digest: string): Promise<number | undefined> {
+    parseDigest(digest);
+    if (from === undefined) return undefined;
+    const link = await this.blobLink(from, digest);
+    if (!link || !(await this.blobs.has(digest))) return undefined;
+    await this.linkBlob(name, digest, link.size);
+    return link.size;
+  }
+
+  async unlinkBlob(name: string, digest: string): Promise<void> {
+    await this.statBlob(name, digest);
+    await this.meta.blobs.del(key(name, digest));
+  }
+
+  /** Every digest some repository still links; content not in this set may be collected. */
+  async referencedDigests(): Promise<Set<string>> {
+    const live = new Set<string>();
+    for await (const k of this.meta.blobs.keys()) live.add(k.slice(k.lastIndexOf(SEP) + 1));
+    for await (const [k, link] of this.meta.manifests.iterator()) {
+      live.add(k.slice(k.lastIndexOf(SEP) + 1));
+      for (const r of link.refs) live.add(r);
+    }
+    return live;
+  }
+}
+
+function paginate(items: string[], n: number): Page<string> {
+  if (items.length > n) {
+    const page = items.slice(0, n);
+    return { items: page, next: page[page.length - 1] };
+  }
+  return { items };
+}
+
