@@ -30,6 +30,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--max-manifest-size <bytes>', 'largest manifest accepted, 413 above (env BERTH_MAX_MANIFEST_BYTES; default 4m)', byteSize)
     .option('--max-blob-size <bytes>', 'largest blob accepted, 413 above; 0 = no limit (env BERTH_MAX_BLOB_BYTES; default 0)', byteSize)
     .option('--upload-purge-hours <hours>', 'remove upload sessions idle this long (env BERTH_UPLOAD_PURGE_HOURS; default 168)', hours)
+    .option('--gc-interval-hours <hours>', 'collect unreferenced blobs this often; 0 = never (env BERTH_GC_INTERVAL_HOURS; default 24)', (v) => (v === '0' ? 0 : hours(v)))
     .helpOption('-h, --help', 'show this help')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
@@ -51,6 +52,7 @@ export async function main(argv: string[]): Promise<number> {
     maxManifestSize?: number;
     maxBlobSize?: number;
     uploadPurgeHours?: number;
+    gcIntervalHours?: number;
   }>();
   // commander defaults --delete to true because of --no-delete; only an explicit flag overrides.
   const deleteFlag = argv.includes('--no-delete') ? false : argv.includes('--delete') ? true : undefined;
@@ -64,6 +66,7 @@ export async function main(argv: string[]): Promise<number> {
     maxManifestBytes: o.maxManifestSize,
     maxBlobBytes: o.maxBlobSize,
     purgeAfterHours: o.uploadPurgeHours,
+    gcIntervalHours: o.gcIntervalHours,
   };
   const config = await loadConfig({ file: o.config, flags });
   const { startRegistry } = await import('./serve.js');

@@ -23,6 +23,10 @@ export interface ServerConfig {
     /** Upload sessions idle for longer are removed. */
     purgeAfterHours: number;
   };
+  gc: {
+    /** Hours between online garbage collections of unreferenced blobs; 0 disables them. */
+    intervalHours: number;
+  };
 }
 
 export const DEFAULT_CONFIG: ServerConfig = {
@@ -32,6 +36,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   logLevel: 'info',
   limits: { maxManifestBytes: 4 << 20, maxBlobBytes: 0 },
   uploads: { purgeAfterHours: 168 },
+  gc: { intervalHours: 24 },
 };
 
 const LOG_LEVELS: ReadonlySet<string> = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
@@ -46,11 +51,12 @@ export type ConfigOverrides = {
   maxManifestBytes?: number | undefined;
   maxBlobBytes?: number | undefined;
   purgeAfterHours?: number | undefined;
+  gcIntervalHours?: number | undefined;
 };
 
 /** Keys of the config file, the environment and flags, in one shape so they layer. */
 function applyOverrides(base: ServerConfig, o: ConfigOverrides, source: string): ServerConfig {
-  const c: ServerConfig = { ...base, limits: { ...base.limits }, uploads: { ...base.uploads }, ...(base.tls ? { tls: { ...base.tls } } : {}) };
+  const c: ServerConfig = { ...base, limits: { ...base.limits }, uploads: { ...base.uploads }, gc: { ...base.gc }, ...(base.tls ? { tls: { ...base.tls } } : {}) };
   if (o.listen !== undefined) c.listen = o.listen;
   if (o.data !== undefined) c.data = o.data;
   if (o.delete !== undefined) c.delete = o.delete;
@@ -64,6 +70,7 @@ function applyOverrides(base: ServerConfig, o: ConfigOverrides, source: string):
   if (o.maxManifestBytes !== undefined) c.limits.maxManifestBytes = o.maxManifestBytes;
   if (o.maxBlobBytes !== undefined) c.limits.maxBlobBytes = o.maxBlobBytes;
   if (o.purgeAfterHours !== undefined) c.uploads.purgeAfterHours = o.purgeAfterHours;
+  if (o.gcIntervalHours !== undefined) c.gc.intervalHours = o.gcIntervalHours;
   return c;
 }
 
@@ -101,11 +108,12 @@ export async function readConfigFile(path: string): Promise<ConfigOverrides> {
   if (raw === null || raw === undefined) return {};
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${path}: the config must be a mapping`);
   const o = raw as Record<string, unknown>;
-  const known = new Set(['listen', 'data', 'delete', 'logLevel', 'tls', 'limits', 'uploads']);
+  const known = new Set(['listen', 'data', 'delete', 'logLevel', 'tls', 'limits', 'uploads', 'gc']);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new Error(`${path}: unknown key ${JSON.stringify(k)} (known: ${[...known].join(', ')})`);
   const tls = (o.tls ?? {}) as Record<string, unknown>;
   const limits = (o.limits ?? {}) as Record<string, unknown>;
   const uploads = (o.uploads ?? {}) as Record<string, unknown>;
+  const gc = (o.gc ?? {}) as Record<string, unknown>;
   return {
     listen: str(o.listen, `${path}: listen`),
     data: str(o.data, `${path}: data`),
@@ -116,6 +124,7 @@ export async function readConfigFile(path: string): Promise<ConfigOverrides> {
     maxManifestBytes: num(limits.maxManifestBytes, `${path}: limits.maxManifestBytes`),
     maxBlobBytes: num(limits.maxBlobBytes, `${path}: limits.maxBlobBytes`),
     purgeAfterHours: num(uploads.purgeAfterHours, `${path}: uploads.purgeAfterHours`),
+    gcIntervalHours: num(gc.intervalHours, `${path}: gc.intervalHours`),
   };
 }
 
@@ -130,6 +139,7 @@ export function envOverrides(env: NodeJS.ProcessEnv): ConfigOverrides {
     maxManifestBytes: num(env.BERTH_MAX_MANIFEST_BYTES, 'BERTH_MAX_MANIFEST_BYTES'),
     maxBlobBytes: num(env.BERTH_MAX_BLOB_BYTES, 'BERTH_MAX_BLOB_BYTES'),
     purgeAfterHours: num(env.BERTH_UPLOAD_PURGE_HOURS, 'BERTH_UPLOAD_PURGE_HOURS'),
+    gcIntervalHours: num(env.BERTH_GC_INTERVAL_HOURS, 'BERTH_GC_INTERVAL_HOURS'),
   };
 }
 

@@ -6,6 +6,7 @@ import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { RegistryStore } from '../storage/registry-store.js';
+import { collectGarbage } from '../storage/gc.js';
 import { createApp } from './app.js';
 import { parseListen, type ServerConfig } from './config.js';
 
@@ -21,6 +22,8 @@ export interface RunningRegistry {
 }
 
 const PURGE_INTERVAL_MS = 60 * 60 * 1000;
+/** Unlinked content younger than this is kept: it may be about to be linked. */
+const GC_GRACE_MS = 60 * 60 * 1000;
 
 export async function startRegistry(config: ServerConfig, opts: { logger?: Logger } = {}): Promise<RunningRegistry> {
   const log = opts.logger ?? pino({ level: config.logLevel, base: undefined });
@@ -68,15 +71,29 @@ export async function startRegistry(config: ServerConfig, opts: { logger?: Logge
   const purgeTimer = setInterval(purge, PURGE_INTERVAL_MS);
   purgeTimer.unref();
 
+  let gcRun: Promise<unknown> = Promise.resolve();
+  const gcTimer =
+    config.gc.intervalHours > 0
+      ? setInterval(() => {
+          gcRun = collectGarbage(store, { graceMs: GC_GRACE_MS }).then(
+            (r) => log.info(r, 'garbage collection done'),
+            (err) => log.warn({ err }, 'garbage collection failed'),
+          );
+        }, config.gc.intervalHours * 3600 * 1000)
+      : undefined;
+  gcTimer?.unref();
+
   let closing: Promise<void> | undefined;
   const close = (graceMs = 30_000): Promise<void> => {
     closing ??= (async () => {
       clearInterval(purgeTimer);
+      if (gcTimer) clearInterval(gcTimer);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const timer = setTimeout(() => server.closeAllConnections(), graceMs);
       await closed;
       clearTimeout(timer);
+      await gcRun;
       await store.close();
     })();
     return closing;
