@@ -41,6 +41,11 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
       if (err) {
         ctx.status = err.status;
         ctx.body = err.toBody();
+      } else if (typeof (e as { status?: unknown }).status === 'number' && (e as { status: number }).status < 600) {
+        // http-errors thrown by Koa or the router (e.g. 501 for an unknown method).
+        const status = (e as { status: number }).status;
+        ctx.status = status;
+        ctx.body = new RegistryError('UNSUPPORTED', (e as Error).message, { status }).toBody();
       } else if (isClientAbort(e)) {
         ctx.status = 400;
         log.debug({ method: ctx.method, path: ctx.path }, 'client aborted the request');
