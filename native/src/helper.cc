@@ -1,0 +1,677 @@
+// berth-helper: the single-threaded process that creates a container (`run`) or enters one
+// (`exec`). Node is multi-threaded (libuv, V8) and namespaces are per thread, so Berth never calls
+// clone/unshare/setns in the Node process itself: the same reason runc runs nsexec.c before Go.
+//
+//   berth-helper run   <config on fd 3, JSON>   [status fd 4]
+//   berth-helper exec  <config on fd 3, JSON>   [status fd 4]
+//
+// Status fd (when open): one JSON line `{"pid":N}` once the process has been exec'd, or
+// `{"error":"...","code":C}` if it could not be. Without fd 4 errors go to stderr as "berth: ...".
+// The helper stays the parent of the container's init, forwards signals to it, and exits with its
+// status: the process's code, 128+signal, 125 for a setup error, 126/127 for exec errors (docker's).
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <net/if.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "json.h"
+
+using berth::Json;
+
+namespace {
+
+const int CONFIG_FD = 3;
+const int STATUS_FD = 4;
+
+// A setup failure inside the child: carries docker's exit code and a "syscall path: strerror" text.
+struct Failure {
+  int code;
+  std::string message;
+};
+
+[[noreturn]] void fail(int code, const std::string& what, int err) {
+  throw Failure{code, what + ": " + strerror(err)};
+}
+void check(int rc, const std::string& what) {
+  if (rc < 0) fail(125, what, errno);
+}
+
+std::string jsonEscape(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char buf[8];
+      snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+// The status fd, moved above the low numbers at start-up so later pipes cannot take its number.
+int g_statusFd = -1;
+
+bool statusOpen() { return g_statusFd >= 0; }
+
+void closeStatus() {
+  if (g_statusFd >= 0) close(g_statusFd);
+  g_statusFd = -1;
+}
+
+void writeAll(int fd, const std::string& s) {
+  size_t off = 0;
+  while (off < s.size()) {
+    ssize_t n = write(fd, s.data() + off, s.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    off += static_cast<size_t>(n);
+  }
+}
+
+void report(const std::string& line) {
+  if (statusOpen()) writeAll(g_statusFd, line + "\n");
+}
+
+[[noreturn]] void reportFailureAndExit(int code, const std::string& message) {
+  if (statusOpen()) {
+    report("{\"error\":\"" + jsonEscape(message) + "\",\"code\":" + std::to_string(code) + "}");
+  } else {
+    writeAll(2, "berth: " + message + "\n");
+  }
+  _exit(code);
+}
+
+std::string readAll(int fd) {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+void writeFile(const std::string& path, const std::string& content) {
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) fail(125, "open " + path, errno);
+  ssize_t n = write(fd, content.data(), content.size());
+  int err = errno;
+  close(fd);
+  if (n < 0) fail(125, "write " + path, err);
+}
+
+// mkdir -p below `root`, refusing to walk through symlinks: a path from the image must not lead
+// out of the rootfs (the image controls what is there).
+void mkdirInside(const std::string& root, const std::string& rel, mode_t mode = 0755) {
+  std::string cur = root;
+  size_t i = 0;
+  while (i < rel.size()) {
+    size_t j = rel.find('/', i);
+    if (j == std::string::npos) j = rel.size();
+    std::string part = rel.substr(i, j - i);
+    i = j + 1;
+    if (part.empty() || part == ".") continue;
+    if (part == "..") fail(125, "mount target " + rel, EINVAL);
+    cur += "/" + part;
+    struct stat st;
+    if (lstat(cur.c_str(), &st) == 0) {
+      if (S_ISLNK(st.st_mode)) fail(125, "mount target " + cur + " is a symlink", ELOOP);
+      continue;
+    }
+    if (mkdir(cur.c_str(), mode) < 0 && errno != EEXIST) fail(125, "mkdir " + cur, errno);
+  }
+}
+
+void ensureFileInside(const std::string& root, const std::string& rel) {
+  size_t slash = rel.rfind('/');
+  if (slash != std::string::npos && slash > 0) mkdirInside(root, rel.substr(0, slash));
+  std::string path = root + "/" + rel;
+  struct stat st;
+  if (lstat(path.c_str(), &st) == 0) {
+    if (S_ISLNK(st.st_mode)) fail(125, "mount target " + path + " is a symlink", ELOOP);
+    return;
+  }
+  int fd = open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) fail(125, "create " + path, errno);
+  close(fd);
+}
+
+void mountOrFail(const char* src, const std::string& target, const char* type, unsigned long flags, const char* data) {
+  if (mount(src, target.c_str(), type, flags, data) < 0) fail(125, std::string("mount ") + (type ? type : src) + " " + target, errno);
+}
+
+// A minimal /dev, as runc/docker create it (runtime-spec config-linux.md "Default Devices").
+void setupDev(const std::string& root) {
+  std::string dev = root + "/dev";
+  mkdirInside(root, "dev");
+  mountOrFail("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k");
+  struct Node {
+    const char* name;
+    unsigned maj, min;
+  } nodes[] = {{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
+  for (const auto& n : nodes) {
+    std::string p = dev + "/" + n.name;
+    if (mknod(p.c_str(), S_IFCHR | 0666, makedev(n.maj, n.min)) < 0) fail(125, "mknod " + p, errno);
+    chmod(p.c_str(), 0666);  // mknod honours the umask
+  }
+  mkdir((dev + "/pts").c_str(), 0755);
+  mountOrFail("devpts", dev + "/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5");
+  check(symlink("pts/ptmx", (dev + "/ptmx").c_str()), "symlink " + dev + "/ptmx");
+  mkdir((dev + "/shm").c_str(), 01777);
+  mountOrFail("shm", dev + "/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
+  mkdir((dev + "/mqueue").c_str(), 0755);
+  mountOrFail("mqueue", dev + "/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
+  const char* links[][2] = {{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}};
+  for (auto& l : links) check(symlink(l[0], (dev + "/" + l[1]).c_str()), std::string("symlink /dev/") + l[1]);
+}
+
+// Docker masks these /proc entries (runtime-spec config.md maskedPaths / readonlyPaths).
+void maskProc(const std::string& root) {
+  const char* masked[] = {"/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/proc/latency_stats"};
+  for (auto m : masked) {
+    std::string p = root + m;
+    if (access(p.c_str(), F_OK) == 0) mount((root + "/dev/null").c_str(), p.c_str(), nullptr, MS_BIND, nullptr);
+  }
+  const char* ro[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"};
+  for (auto r : ro) {
+    std::string p = root + r;
+    if (access(p.c_str(), F_OK) != 0) continue;
+    if (mount(p.c_str(), p.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0)
+      mount(p.c_str(), p.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
+  }
+}
+
+void bindMounts(const std::string& root, const Json& mounts) {
+  for (const auto& m : mounts.a) {
+    std::string src = m["source"].str(), dst = m["target"].str();
+    struct stat st;
+    if (stat(src.c_str(), &st) < 0) fail(125, "bind source " + src, errno);
+    if (S_ISDIR(st.st_mode)) mkdirInside(root, dst);
+    else ensureFileInside(root, dst);
+    std::string target = root + dst;
+    mountOrFail(src.c_str(), target, nullptr, MS_BIND | MS_REC, nullptr);
+    if (m["readonly"].truthy()) mountOrFail(src.c_str(), target, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr);
+  }
+}
+
+void loopbackUp() {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) fail(125, "socket", errno);
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) {
+      int err = errno;
+      close(s);
+      fail(125, "bring up lo", err);
+    }
+  }
+  close(s);
+}
+
+struct Identity {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+  std::string home = "/";
+};
+
+bool allDigits(const std::string& s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  return true;
+}
+
+std::vector<std::vector<std::string>> readColonFile(const char* path) {
+  std::vector<std::vector<std::string>> rows;
+  FILE* f = fopen(path, "re");
+  if (!f) return rows;
+  char* line = nullptr;
+  size_t cap = 0;
+  ssize_t n;
+  while ((n = getline(&line, &cap, f)) > 0) {
+    std::string l(line, static_cast<size_t>(n));
+    while (!l.empty() && (l.back() == '\n' || l.back() == '\r')) l.pop_back();
+    if (l.empty() || l[0] == '#') continue;
+    std::vector<std::string> fields;
+    size_t i = 0;
+    for (;;) {
+      size_t j = l.find(':', i);
+      fields.push_back(l.substr(i, j == std::string::npos ? std::string::npos : j - i));
+      if (j == std::string::npos) break;
+      i = j + 1;
+    }
+    rows.push_back(fields);
+  }
+  free(line);
+  fclose(f);
+  return rows;
+}
+
+// `user` is "name", "uid", "name:group" or "uid:gid", resolved in the container's /etc/passwd and
+// /etc/group as docker does (a numeric uid absent from passwd is allowed; a name must exist).
+Identity resolveUser(const std::string& user) {
+  Identity id;
+  std::string u = user, g;
+  size_t colon = user.find(':');
+  if (colon != std::string::npos) {
+    u = user.substr(0, colon);
+    g = user.substr(colon + 1);
+  }
+  if (u.empty()) u = "0";
+  auto passwd = readColonFile("/etc/passwd");
+  auto groups = readColonFile("/etc/group");
+  bool found = false;
+  std::string userName;
+  for (const auto& p : passwd) {
+    if (p.size() < 4) continue;
+    if ((allDigits(u) && p[2] == u) || p[0] == u) {
+      userName = p[0];
+      id.uid = static_cast<uid_t>(strtoul(p[2].c_str(), nullptr, 10));
+      id.gid = static_cast<gid_t>(strtoul(p[3].c_str(), nullptr, 10));
+      if (p.size() >= 6 && !p[5].empty()) id.home = p[5];
+      found = true;
+      break;
+    }
+  }
+  if (!found) {
+    if (!allDigits(u)) throw Failure{126, "unable to find user " + u + ": no matching entries in passwd file"};
+    id.uid = static_cast<uid_t>(strtoul(u.c_str(), nullptr, 10));
+    id.gid = 0;
+  }
+  if (!g.empty()) {
+    bool gfound = false;
+    for (const auto& gr : groups) {
+      if (gr.size() < 3) continue;
+      if ((allDigits(g) && gr[2] == g) || gr[0] == g) {
+        id.gid = static_cast<gid_t>(strtoul(gr[2].c_str(), nullptr, 10));
+        gfound = true;
+        break;
+      }
+    }
+    if (!gfound) {
+      if (!allDigits(g)) throw Failure{126, "unable to find group " + g + ": no matching entries in group file"};
+      id.gid = static_cast<gid_t>(strtoul(g.c_str(), nullptr, 10));
+    }
+  } else if (!userName.empty()) {
+    // Supplementary groups: those listing the user as a member.
+    for (const auto& gr : groups) {
+      if (gr.size() < 4) continue;
+      std::string members = gr[3];
+      size_t i = 0;
+      while (i <= members.size()) {
+        size_t j = members.find(',', i);
+        if (j == std::string::npos) j = members.size();
+        if (members.substr(i, j - i) == userName) id.groups.push_back(static_cast<gid_t>(strtoul(gr[2].c_str(), nullptr, 10)));
+        i = j + 1;
+      }
+    }
+  }
+  return id;
+}
+
+// Docker's default capability set (moby oci/caps/defaults.go).
+const int DEFAULT_CAPS[] = {CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FSETID, CAP_FOWNER, CAP_MKNOD, CAP_NET_RAW, CAP_SETGID,
+                            CAP_SETUID, CAP_SETFCAP, CAP_SETPCAP, CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_KILL, CAP_AUDIT_WRITE};
+
+bool isDefaultCap(int cap) {
+  for (int c : DEFAULT_CAPS)
+    if (c == cap) return true;
+  return false;
+}
+
+void dropBoundingSet() {
+  for (int cap = 0; cap <= 63; cap++) {
+    if (isDefaultCap(cap)) continue;
+    if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) < 0) break;  // past the kernel's last capability
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) fail(125, "prctl PR_CAPBSET_DROP " + std::to_string(cap), errno);
+  }
+}
+
+void setCapabilities(bool root) {
+  struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  memset(data, 0, sizeof data);
+  if (root) {
+    for (int c : DEFAULT_CAPS) {
+      data[c / 32].effective |= 1u << (c % 32);
+      data[c / 32].permitted |= 1u << (c % 32);
+      data[c / 32].inheritable |= 1u << (c % 32);
+    }
+  }
+  if (syscall(SYS_capset, &hdr, data) < 0) fail(125, "capset", errno);
+}
+
+void switchIdentity(const Identity& id) {
+  if (setgroups(id.groups.size(), id.groups.data()) < 0) fail(125, "setgroups", errno);
+  if (setresgid(id.gid, id.gid, id.gid) < 0) fail(125, "setgid " + std::to_string(id.gid), errno);
+  if (setresuid(id.uid, id.uid, id.uid) < 0) fail(125, "setuid " + std::to_string(id.uid), errno);
+}
+
+void applyRlimits(const Json& rlimits) {
+  static const struct {
+    const char* name;
+    int resource;
+  } names[] = {{"nofile", RLIMIT_NOFILE}, {"nproc", RLIMIT_NPROC}, {"core", RLIMIT_CORE}, {"stack", RLIMIT_STACK}, {"memlock", RLIMIT_MEMLOCK}};
+  for (const auto& r : rlimits.a) {
+    std::string name = r["name"].str();
+    for (const auto& n : names) {
+      if (name != n.name) continue;
+      struct rlimit rl = {static_cast<rlim_t>(r["soft"].num()), static_cast<rlim_t>(r["hard"].num())};
+      if (setrlimit(n.resource, &rl) < 0) fail(125, "setrlimit " + name, errno);
+    }
+  }
+}
+
+std::string envLookup(const std::vector<std::string>& env, const std::string& key) {
+  for (const auto& e : env)
+    if (e.compare(0, key.size() + 1, key + "=") == 0) return e.substr(key.size() + 1);
+  return "";
+}
+
+// PATH lookup as docker does before exec, so a missing command is a clear 127.
+std::string findExecutable(const std::string& name, const std::vector<std::string>& env) {
+  if (name.find('/') != std::string::npos) return name;
+  std::string path = envLookup(env, "PATH");
+  if (path.empty()) path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  size_t i = 0;
+  std::string firstDenied;
+  while (i <= path.size()) {
+    size_t j = path.find(':', i);
+    if (j == std::string::npos) j = path.size();
+    std::string dir = path.substr(i, j - i);
+    i = j + 1;
+    if (dir.empty()) dir = ".";
+    std::string candidate = dir + "/" + name;
+    struct stat st;
+    if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      if (access(candidate.c_str(), X_OK) == 0) return candidate;
+      if (firstDenied.empty()) firstDenied = candidate;
+    }
+  }
+  if (!firstDenied.empty()) return firstDenied;
+  throw Failure{127, "exec: \"" + name + "\": executable file not found in $PATH"};
+}
+
+[[noreturn]] void execProcess(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+  if (args.empty()) throw Failure{125, "no command specified"};
+  std::string file = findExecutable(args[0], env);
+  std::vector<char*> argv, envp;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  execve(file.c_str(), argv.data(), envp.data());
+  int err = errno;
+  int code = (err == ENOENT || err == ENOTDIR) ? 127 : 126;
+  throw Failure{code, "exec " + file + ": " + strerror(err)};
+}
+
+volatile pid_t g_forwardTo = 0;
+
+void forwardSignal(int sig) {
+  if (g_forwardTo > 0) kill(g_forwardTo, sig);
+}
+
+void installForwarding(pid_t child) {
+  g_forwardTo = child;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = forwardSignal;
+  sa.sa_flags = SA_RESTART;
+  int sigs[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGALRM};
+  for (int s : sigs) sigaction(s, &sa, nullptr);
+}
+
+int statusToCode(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 125;
+}
+
+// Init for --init: PID 1 reaps orphans (zombies) and forwards signals to the real process, then
+// exits with its status, as tini/docker-init do.
+[[noreturn]] void runInit(const std::vector<std::string>& args, const std::vector<std::string>& env, int errWrite) {
+  sigset_t all, old;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, &old);
+  pid_t child = fork();
+  if (child < 0) fail(125, "fork", errno);
+  if (child == 0) {
+    sigprocmask(SIG_SETMASK, &old, nullptr);
+    try {
+      execProcess(args, env);
+    } catch (const Failure& f) {
+      writeAll(errWrite, std::to_string(f.code) + "\n" + f.message);
+      _exit(f.code);
+    }
+  }
+  close(errWrite);
+  installForwarding(child);
+  sigprocmask(SIG_SETMASK, &old, nullptr);
+  for (;;) {
+    int status;
+    pid_t p = waitpid(-1, &status, 0);
+    if (p < 0 && errno == EINTR) continue;
+    if (p < 0) _exit(125);
+    if (p == child) _exit(statusToCode(status));
+  }
+}
+
+void containerSetup(const Json& cfg) {
+  std::string root = cfg["rootfs"].str();
+  check(mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), "mount / private");
+  std::string lower;
+  for (const auto& l : cfg["lower"].a) lower += (lower.empty() ? "" : ":") + l.s;
+  std::string opts = "lowerdir=" + lower + ",upperdir=" + cfg["upper"].str() + ",workdir=" + cfg["work"].str();
+  mountOrFail("overlay", root, "overlay", 0, opts.c_str());
+  mkdirInside(root, "proc", 0555);
+  mountOrFail("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
+  mkdirInside(root, "sys", 0555);
+  mountOrFail("sysfs", root + "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, nullptr);
+  setupDev(root);
+  maskProc(root);
+  bindMounts(root, cfg["mounts"]);
+  for (const auto& f : cfg["files"].a) {
+    // Files berth writes for the container (/etc/hostname, /etc/hosts, /etc/resolv.conf).
+    std::string target = f["target"].str();
+    ensureFileInside(root, target);
+    mountOrFail(f["source"].str().c_str(), root + target, nullptr, MS_BIND, nullptr);
+  }
+  // pivot_root(".", ".") then detach the old root: no put_old directory needed (runc does this).
+  check(chdir(root.c_str()), "chdir " + root);
+  check(static_cast<int>(syscall(SYS_pivot_root, ".", ".")), "pivot_root " + root);
+  check(umount2(".", MNT_DETACH), "umount old root");
+  check(chdir("/"), "chdir /");
+  if (cfg["readonly"].truthy()) check(mount(nullptr, "/", nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr), "remount / read-only");
+  std::string hostname = cfg["hostname"].str();
+  if (!hostname.empty()) check(sethostname(hostname.c_str(), hostname.size()), "sethostname " + hostname);
+  if (cfg["network"].str() == "none") loopbackUp();
+}
+
+// Everything after namespaces are in place, for both `run` and `exec`: user, cwd, caps, exec.
+[[noreturn]] void becomeProcess(const Json& cfg, int errWrite, bool allowInit) {
+  std::vector<std::string> args = cfg["args"].strings();
+  std::vector<std::string> env = cfg["env"].strings();
+  Identity id = resolveUser(cfg["user"].str());
+  if (envLookup(env, "HOME").empty()) env.push_back("HOME=" + id.home);
+  std::string cwd = cfg["cwd"].str("/");
+  if (chdir(cwd.c_str()) < 0) {
+    if (errno != ENOENT) fail(125, "chdir " + cwd, errno);
+    mkdirInside("", cwd);  // docker creates a missing WorkingDir
+    if (chown(cwd.c_str(), id.uid, id.gid) < 0) fail(125, "chown " + cwd, errno);
+    check(chdir(cwd.c_str()), "chdir " + cwd);
+  }
+  applyRlimits(cfg["rlimits"]);
+  dropBoundingSet();
+  // Keep permitted capabilities across setuid so root keeps its set; a non-root user gets none.
+  check(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "prctl PR_SET_KEEPCAPS");
+  switchIdentity(id);
+  setCapabilities(id.uid == 0);
+  check(prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0), "prctl PR_SET_KEEPCAPS");
+  if (cfg["noNewPrivileges"].truthy()) check(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl PR_SET_NO_NEW_PRIVS");
+  if (allowInit && cfg["init"].truthy()) runInit(args, env, errWrite);
+  execProcess(args, env);
+}
+
+void joinCgroups(const Json& cgroups, pid_t pid) {
+  for (const auto& dir : cgroups.a) writeFile(dir.s + "/cgroup.procs", std::to_string(pid));
+}
+
+// Parent side after the child exists: wait for "exec happened" (the CLOEXEC error pipe closes with
+// nothing in it) or a failure report, then wait for the child's end and exit with its status.
+[[noreturn]] void superviseChild(pid_t child, int errRead) {
+  installForwarding(child);
+  std::string err = readAll(errRead);
+  close(errRead);
+  if (!err.empty()) {
+    int status;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    size_t nl = err.find('\n');
+    int code = atoi(err.substr(0, nl).c_str());
+    reportFailureAndExit(code ? code : 125, nl == std::string::npos ? err : err.substr(nl + 1));
+  }
+  report("{\"pid\":" + std::to_string(child) + "}");
+  closeStatus();
+  int status;
+  for (;;) {
+    pid_t p = waitpid(child, &status, 0);
+    if (p < 0 && errno == EINTR) continue;
+    if (p < 0) _exit(125);
+    break;
+  }
+  _exit(statusToCode(status));
+}
+
+[[noreturn]] void childFailed(int errWrite, const Failure& f) {
+  writeAll(errWrite, std::to_string(f.code) + "\n" + f.message);
+  _exit(f.code);
+}
+
+[[noreturn]] void cmdRun(const Json& cfg) {
+  int errPipe[2], syncPipe[2];
+  if (pipe2(errPipe, O_CLOEXEC) < 0 || pipe2(syncPipe, O_CLOEXEC) < 0) reportFailureAndExit(125, std::string("pipe: ") + strerror(errno));
+  unsigned long flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
+  if (cfg["network"].str() != "host") flags |= CLONE_NEWNET;
+  // Raw clone without a stack behaves like fork, with the child continuing here as PID 1.
+  pid_t child = static_cast<pid_t>(syscall(SYS_clone, flags, 0, 0, 0, 0));
+  if (child < 0) reportFailureAndExit(125, std::string("clone: ") + strerror(errno));
+  if (child == 0) {
+    close(errPipe[0]);
+    close(syncPipe[1]);
+    closeStatus();
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);  // no orphaned container if the helper is killed
+    char go;
+    if (read(syncPipe[0], &go, 1) != 1) _exit(125);  // parent died or failed before releasing us
+    close(syncPipe[0]);
+    try {
+      containerSetup(cfg);
+      becomeProcess(cfg, errPipe[1], true);
+    } catch (const Failure& f) {
+      childFailed(errPipe[1], f);
+    }
+  }
+  close(errPipe[1]);
+  close(syncPipe[0]);
+  try {
+    joinCgroups(cfg["cgroups"], child);
+  } catch (const Failure& f) {
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+    reportFailureAndExit(f.code, f.message);
+  }
+  if (write(syncPipe[1], "g", 1) != 1) reportFailureAndExit(125, std::string("release child: ") + strerror(errno));
+  close(syncPipe[1]);
+  superviseChild(child, errPipe[0]);
+}
+
+// exec: enter the namespaces of a running container's init (setns), join its cgroups, then fork so
+// the new process is inside its PID namespace.
+[[noreturn]] void cmdExec(const Json& cfg) {
+  pid_t target = static_cast<pid_t>(cfg["pid"].num());
+  const char* kinds[] = {"ipc", "uts", "net", "pid", "mnt"};
+  std::vector<int> fds;
+  for (auto k : kinds) {
+    std::string p = "/proc/" + std::to_string(target) + "/ns/" + k;
+    int fd = open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) reportFailureAndExit(125, "open " + p + ": " + strerror(errno));
+    fds.push_back(fd);
+  }
+  try {
+    joinCgroups(cfg["cgroups"], getpid());
+  } catch (const Failure& f) {
+    reportFailureAndExit(f.code, f.message);
+  }
+  for (size_t i = 0; i < fds.size(); i++) {
+    if (setns(fds[i], 0) < 0) reportFailureAndExit(125, std::string("setns ") + kinds[i] + ": " + strerror(errno));
+    close(fds[i]);
+  }
+  int errPipe[2];
+  if (pipe2(errPipe, O_CLOEXEC) < 0) reportFailureAndExit(125, std::string("pipe: ") + strerror(errno));
+  pid_t child = fork();
+  if (child < 0) reportFailureAndExit(125, std::string("fork: ") + strerror(errno));
+  if (child == 0) {
+    close(errPipe[0]);
+    closeStatus();
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    try {
+      becomeProcess(cfg, errPipe[1], false);
+    } catch (const Failure& f) {
+      childFailed(errPipe[1], f);
+    }
+  }
+  close(errPipe[1]);
+  superviseChild(child, errPipe[0]);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2 || (strcmp(argv[1], "run") != 0 && strcmp(argv[1], "exec") != 0)) {
+    fprintf(stderr, "usage: berth-helper run|exec  (configuration as JSON on fd 3)\n");
+    return 125;
+  }
+  if (fcntl(STATUS_FD, F_GETFD) >= 0) {
+    g_statusFd = fcntl(STATUS_FD, F_DUPFD_CLOEXEC, 10);
+    close(STATUS_FD);
+  }
+  std::string text = readAll(CONFIG_FD);
+  close(CONFIG_FD);
+  Json cfg;
+  std::string error;
+  if (!berth::JsonParser(text).parse(cfg, error)) reportFailureAndExit(125, error);
+  if (strcmp(argv[1], "run") == 0) cmdRun(cfg);
+  cmdExec(cfg);
+}
