@@ -6,7 +6,23 @@ type VerbModule = { main(argv: string[]): Promise<number> };
 
 const VERBS: Record<string, { summary: string; load: () => Promise<VerbModule> }> = {
   serve: { summary: 'Run the registry (OCI Distribution API) on this machine', load: () => import('../server/cli.js') },
+  run: { summary: 'Create and run a new container from an image', load: () => import('../runtime/cli-run.js') },
+  exec: { summary: 'Run a command in a running container', load: () => import('../runtime/cli-exec.js') },
+  ps: { summary: 'List containers', load: () => verb('ps') },
+  start: { summary: 'Start stopped containers (detached)', load: () => verb('start') },
+  stop: { summary: 'Stop running containers (stop signal, then SIGKILL)', load: () => verb('stop') },
+  restart: { summary: 'Restart containers', load: () => verb('restart') },
+  kill: { summary: 'Send a signal to running containers', load: () => verb('kill') },
+  rm: { summary: 'Remove containers', load: () => verb('rm') },
+  logs: { summary: "Show a detached container's output", load: () => verb('logs') },
+  wait: { summary: 'Wait for containers to stop, print their exit codes', load: () => verb('wait') },
+  inspect: { summary: 'Show containers as JSON', load: () => verb('inspect') },
 };
+
+/** The container verbs other than run and exec share one small module. */
+function verb(name: string): Promise<VerbModule> {
+  return import('../runtime/cli-containers.js').then((m) => ({ main: (argv: string[]) => m.runVerb(name, argv) }));
+}
 
 function usage(): string {
   const rows = Object.entries(VERBS).map(([v, { summary }]) => `  ${v.padEnd(10)} ${summary}`);

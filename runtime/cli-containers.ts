@@ -1,0 +1,264 @@
+// The container verbs that act on existing containers: ps, start, stop, restart, kill, rm, logs,
+// wait, inspect. They read state and send signals; the container's owner records transitions.
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { removeCgroups } from './cgroups.js';
+import { bool, parseFlags, str, type FlagSpec } from './cli-flags.js';
+import { ContainerStore, NoSuchContainerError, type ContainerConfig, type ContainerState } from './container-store.js';
+import { StartError } from './launch.js';
+import { startDetached } from './lifecycle.js';
+import { LOG_FILE } from './log-file.js';
+import { UsageError } from './process-spec.js';
+import { RuntimeLayout } from './runtime-layout.js';
+
+const layout = new RuntimeLayout();
+const store = new ContainerStore(layout);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** SIGTERM, TERM or 15 → signal number (docker accepts all three). */
+export function signalNumber(s: string): number {
+  if (/^\d+$/.test(s)) return Number(s);
+  const name = (s.toUpperCase().startsWith('SIG') ? s.toUpperCase() : `SIG${s.toUpperCase()}`) as NodeJS.Signals;
+  const n = constants.signals[name];
+  if (n === undefined) throw new UsageError(`invalid signal: ${s}`);
+  return n;
+}
+
+async function waitExited(id: string, timeoutMs = Infinity): Promise<ContainerState | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await store.state(id).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined; // removed (--rm): it has exited
+      throw err;
+    });
+    if (!s || s.Status !== 'running') return s;
+    if (Date.now() >= deadline) return s;
+    await sleep(50);
+  }
+}
+
+function signal(state: ContainerState, sig: number): void {
+  try {
+    process.kill(state.Pid, sig);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
+
+async function stopOne(id: string, timeoutSec: number): Promise<void> {
+  const config = await store.config(id);
+  const state = await store.state(id);
+  if (state.Status !== 'running') return;
+  signal(state, signalNumber(config.Config.StopSignal || 'SIGTERM'));
+  const after = await waitExited(id, timeoutSec * 1000);
+  if (after?.Status === 'running') {
+    signal(after, constants.signals.SIGKILL);
+    await waitExited(id);
+  }
+}
+
+function ago(iso: string): string {
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (s < 60) return s <= 1 ? 'Less than a second' : `${s} seconds`;
+  if (s < 3600) return `${Math.round(s / 60)} minutes`;
+  if (s < 86400) return `${Math.round(s / 3600)} hours`;
+  return `${Math.round(s / 86400)} days`;
+}
+
+function statusText(s: ContainerState): string {
+  if (s.Status === 'running') return `Up ${ago(s.StartedAt)}`;
+  if (s.Status === 'created') return 'Created';
+  return `Exited (${s.ExitCode}) ${ago(s.FinishedAt)} ago`;
+}
+
+function inspectJson(c: ContainerConfig, s: ContainerState): object {
+  return {
+    Id: c.Id,
+    Created: c.Created,
+    Path: c.Path,
+    Args: c.Args,
+    State: {
+      Status: s.Status,
+      Running: s.Status === 'running',
+      Paused: false,
+      Restarting: false,
+      OOMKilled: s.OOMKilled,
+      Dead: false,
+      Pid: s.Pid,
+      ExitCode: s.ExitCode,
+      Error: s.Error,
+      StartedAt: s.StartedAt,
+      FinishedAt: s.FinishedAt,
+    },
+    Image: c.ImageId,
+    Name: `/${c.Name}`,
+    HostConfig: c.HostConfig,
+    GraphDriver: { Name: 'overlay2', Data: { LowerDir: c.helper.lower.join(':'), UpperDir: c.helper.upper, WorkDir: c.helper.work } },
+    Mounts: c.helper.mounts.map((m) => ({ Type: 'bind', Source: m.source, Destination: m.target, RW: !m.readonly })),
+    Config: c.Config,
+  };
+}
+
+const VERB_FLAGS: Record<string, FlagSpec[]> = {
+  ps: [
+    { name: 'all', short: 'a', kind: 'bool' },
+    { name: 'quiet', short: 'q', kind: 'bool' },
+    { name: 'no-trunc', kind: 'bool' },
+  ],
+  start: [],
+  stop: [{ name: 'time', short: 't', kind: 'string' }],
+  restart: [{ name: 'time', short: 't', kind: 'string' }],
+  kill: [{ name: 'signal', short: 's', kind: 'string' }],
+  rm: [{ name: 'force', short: 'f', kind: 'bool' }],
+  logs: [
+    { name: 'follow', short: 'f', kind: 'bool' },
+    { name: 'tail', short: 'n', kind: 'string' },
+    { name: 'timestamps', short: 't', kind: 'bool' },
+  ],
+  wait: [],
+  inspect: [{ name: 'format', short: 'f', kind: 'string' }],
+};
+
+async function logs(id: string, follow: boolean, tail: number | undefined, timestamps: boolean): Promise<void> {
+  const file = join(layout.containerDir(id), LOG_FILE);
+  const emit = (line: string) => {
+    if (!line) return;
+    const { log, stream, time } = JSON.parse(line) as { log: string; stream: string; time: string };
+    (stream === 'stderr' ? process.stderr : process.stdout).write(timestamps ? `${time} ${log}` : log);
+  };
+  let lines: string[] = [];
+  let offset = 0;
+  const size = await stat(file).then((s) => s.size, () => 0);
+  if (size > 0) {
+    for await (const l of createInterface({ input: createReadStream(file, { end: size - 1 }) })) {
+      lines.push(l);
+      if (tail !== undefined && lines.length > tail) lines.shift();
+    }
+  }
+  if (tail === 0) lines = [];
+  lines.forEach(emit);
+  offset = size;
+  if (!follow) return;
+  let partial = '';
+  for (;;) {
+    const state = await store.state(id).catch(() => undefined);
+    const now = await stat(file).then((s) => s.size, () => offset);
+    if (now > offset) {
+      for await (const chunk of createReadStream(file, { start: offset, end: now - 1, encoding: 'utf8' })) partial += chunk as string;
+      offset = now;
+      const parts = partial.split('\n');
+      partial = parts.pop()!;
+      parts.forEach(emit);
+    }
+    if (!state || state.Status !== 'running') return;
+    await sleep(100);
+  }
+}
+
+export async function runVerb(verb: string, argv: string[]): Promise<number> {
+  let p;
+  try {
+    p = parseFlags(argv, VERB_FLAGS[verb] ?? [], false);
+    if (verb !== 'ps' && p.operands.length === 0) throw new UsageError(`"berth ${verb}" requires at least 1 argument.`);
+  } catch (err) {
+    process.stderr.write(`berth: ${(err as Error).message}\n`);
+    return 125;
+  }
+  if (verb === 'ps') {
+    const rows: string[][] = [];
+    const ids = await store.ids();
+    const entries = [];
+    for (const id of ids) {
+      const c = await store.config(id).catch(() => undefined);
+      const s = await store.state(id).catch(() => undefined);
+      if (c && s && (bool(p, 'all') || s.Status === 'running')) entries.push({ c, s });
+    }
+    entries.sort((a, b) => b.c.Created.localeCompare(a.c.Created));
+    if (bool(p, 'quiet')) {
+      for (const { c } of entries) process.stdout.write(`${c.Id.slice(0, 12)}\n`);
+      return 0;
+    }
+    rows.push(['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES']);
+    for (const { c, s } of entries) {
+      const cmd = JSON.stringify([c.Path, ...c.Args].join(' ').slice(0, bool(p, 'no-trunc') ? undefined : 20));
+      rows.push([bool(p, 'no-trunc') ? c.Id : c.Id.slice(0, 12), c.Image, cmd, `${ago(c.Created)} ago`, statusText(s), '', c.Name]);
+    }
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    for (const r of rows) process.stdout.write(r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]! + 3))).join('').trimEnd() + '\n');
+    return 0;
+  }
+  if (verb === 'inspect') {
+    const out: object[] = [];
+    let code = 0;
+    for (const ref of p.operands) {
+      try {
+        const id = await store.lookup(ref);
+        out.push(inspectJson(await store.config(id), await store.state(id)));
+      } catch (err) {
+        process.stderr.write(`Error: ${(err as Error).message}\n`);
+        code = 1;
+      }
+    }
+    process.stdout.write(JSON.stringify(out, null, 4) + '\n');
+    return code;
+  }
+  let code = 0;
+  for (const ref of p.operands) {
+    try {
+      const id = await store.lookup(ref);
+      switch (verb) {
+        case 'start':
+        case 'restart': {
+          if (verb === 'restart') await stopOne(id, Number(str(p, 'time') ?? 10));
+          const s = await store.state(id);
+          if (s.Status !== 'running') await startDetached(layout.root, id);
+          process.stdout.write(`${ref}\n`);
+          break;
+        }
+        case 'stop':
+          await stopOne(id, Number(str(p, 'time') ?? 10));
+          process.stdout.write(`${ref}\n`);
+          break;
+        case 'kill': {
+          const s = await store.state(id);
+          if (s.Status !== 'running') throw new Error(`Cannot kill container: ${ref}: container ${id} is not running`);
+          signal(s, signalNumber(str(p, 'signal') ?? 'SIGKILL'));
+          process.stdout.write(`${ref}\n`);
+          break;
+        }
+        case 'rm': {
+          const s = await store.state(id);
+          if (s.Status === 'running') {
+            if (!bool(p, 'force')) throw new Error(`cannot remove container "${ref}": container is running: stop the container before removing or force remove`);
+            signal(s, constants.signals.SIGKILL);
+            await waitExited(id);
+          }
+          const config = await store.config(id).catch(() => undefined);
+          if (config) await removeCgroups(config.cgroups).catch(() => undefined);
+          await store.remove(id);
+          process.stdout.write(`${ref}\n`);
+          break;
+        }
+        case 'logs': {
+          const tail = str(p, 'tail');
+          await logs(id, bool(p, 'follow'), tail === undefined || tail === 'all' ? undefined : Number(tail), bool(p, 'timestamps'));
+          break;
+        }
+        case 'wait': {
+          const s = await waitExited(id);
+          process.stdout.write(`${s?.ExitCode ?? 0}\n`);
+          break;
+        }
+        default:
+          throw new UsageError(`unknown verb ${verb}`);
+      }
+    } catch (err) {
+      process.stderr.write(`Error response from daemon: ${(err as Error).message}\n`);
+      code = err instanceof NoSuchContainerError ? 1 : err instanceof StartError ? err.code : 1;
+    }
+  }
+  return code;
+}

@@ -1,0 +1,173 @@
+// `berth run`: create a container from an image and run it, in the foreground (exit code = the
+// container's) or detached under a monitor (-d prints the id). Imports only what running needs.
+import { readFileSync } from 'node:fs';
+import { bool, list, parseBytes, parseFlags, str, type FlagSpec } from './cli-flags.js';
+import { ContainerStore } from './container-store.js';
+import { createContainer, type RunOptions } from './create-container.js';
+import { ImageNotFoundError } from './image-source.js';
+import { StartError } from './launch.js';
+import { awaitExit, startContainer, startDetached } from './lifecycle.js';
+import { UsageError } from './process-spec.js';
+import { RuntimeLayout } from './runtime-layout.js';
+
+const RUN_FLAGS: FlagSpec[] = [
+  { name: 'interactive', short: 'i', kind: 'bool' },
+  { name: 'tty', short: 't', kind: 'bool' },
+  { name: 'detach', short: 'd', kind: 'bool' },
+  { name: 'rm', kind: 'bool' },
+  { name: 'name', kind: 'string' },
+  { name: 'env', short: 'e', kind: 'list' },
+  { name: 'env-file', kind: 'list' },
+  { name: 'volume', short: 'v', kind: 'list' },
+  { name: 'mount', kind: 'list' },
+  { name: 'workdir', short: 'w', kind: 'string' },
+  { name: 'user', short: 'u', kind: 'string' },
+  { name: 'hostname', short: 'h', kind: 'string' },
+  { name: 'entrypoint', kind: 'string' },
+  { name: 'memory', short: 'm', kind: 'string' },
+  { name: 'cpus', kind: 'string' },
+  { name: 'pids-limit', kind: 'string' },
+  { name: 'read-only', kind: 'bool' },
+  { name: 'init', kind: 'bool' },
+  { name: 'network', kind: 'string' },
+  { name: 'net', kind: 'string' },
+  { name: 'publish', short: 'p', kind: 'list' },
+  { name: 'platform', kind: 'string' },
+  { name: 'help', kind: 'bool' },
+];
+
+const USAGE = `Usage: berth run [OPTIONS] IMAGE [COMMAND] [ARG...]
+
+Create and run a new container from an image (IMAGE: oci:DIR[:TAG] for an OCI layout)
+
+Options:
+  -d, --detach             Run in the background and print the container ID
+      --rm                 Remove the container when it exits
+      --name string        Container name
+  -e, --env list           Set environment variables (K=V, or K from this environment)
+      --env-file list      Read environment variables from a file
+  -v, --volume list        Bind mount HOST:CONTAINER[:ro]
+      --mount list         type=bind,source=HOST,target=CONTAINER[,readonly]
+  -w, --workdir string     Working directory inside the container
+  -u, --user string        Username or UID (format: <name|uid>[:<group|gid>])
+  -h, --hostname string    Container host name
+      --entrypoint string  Overwrite the image's ENTRYPOINT
+  -m, --memory bytes       Memory limit (e.g. 512m); over it the process is OOM-killed
+      --cpus decimal       Number of CPUs
+      --pids-limit int     Process limit
+      --read-only          Mount the root filesystem read-only
+      --init               Run an init as PID 1 that forwards signals and reaps zombies
+      --network string     none (default) or host
+  -i, --interactive        Keep STDIN open
+  -t, --tty                Use the caller's terminal
+`;
+
+function readEnvFile(path: string): string[] {
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
+}
+
+/** `--mount type=bind,source=/a,target=/b[,readonly]` → the -v form. */
+function mountToVolume(spec: string): string {
+  const kv = new Map<string, string>();
+  for (const part of spec.split(',')) {
+    const eq = part.indexOf('=');
+    kv.set(eq < 0 ? part : part.slice(0, eq), eq < 0 ? 'true' : part.slice(eq + 1));
+  }
+  const type = kv.get('type') ?? 'volume';
+  if (type !== 'bind') throw new UsageError(`mount type ${JSON.stringify(type)} is not supported (use type=bind)`);
+  const source = kv.get('source') ?? kv.get('src');
+  const target = kv.get('target') ?? kv.get('destination') ?? kv.get('dst');
+  if (!source || !target) throw new UsageError(`invalid mount ${JSON.stringify(spec)}: source and target are required`);
+  const ro = kv.get('readonly') ?? kv.get('ro');
+  return `${source}:${target}${ro === 'true' || ro === '1' ? ':ro' : ''}`;
+}
+
+export function parseRunArgs(argv: string[]): RunOptions | 'help' {
+  const p = parseFlags(argv, RUN_FLAGS);
+  if (bool(p, 'help')) return 'help';
+  const [image, ...cmd] = p.operands;
+  if (!image) throw new UsageError('"berth run" requires at least 1 argument.');
+  const num = (name: string, s: string | undefined): number | undefined => {
+    if (s === undefined) return undefined;
+    const n = Number(s);
+    if (!Number.isFinite(n) || n <= 0) throw new UsageError(`invalid argument "${s}" for "--${name}" flag`);
+    return n;
+  };
+  const memory = str(p, 'memory');
+  const memoryBytes = memory === undefined ? undefined : parseBytes(memory);
+  if (memoryBytes !== undefined && memoryBytes < 6 * 1024 * 1024) throw new UsageError('Minimum memory limit allowed is 6MB');
+  const pids = num('pids-limit', str(p, 'pids-limit'));
+  if (pids !== undefined && !Number.isInteger(pids)) throw new UsageError(`invalid argument "${pids}" for "--pids-limit" flag`);
+  return {
+    image,
+    cmd,
+    entrypoint: str(p, 'entrypoint'),
+    env: [...list(p, 'env-file').flatMap(readEnvFile), ...list(p, 'env')],
+    workdir: str(p, 'workdir'),
+    user: str(p, 'user'),
+    name: str(p, 'name'),
+    hostname: str(p, 'hostname'),
+    autoRemove: bool(p, 'rm'),
+    detach: bool(p, 'detach'),
+    interactive: bool(p, 'interactive'),
+    tty: bool(p, 'tty'),
+    volumes: [...list(p, 'volume'), ...list(p, 'mount').map(mountToVolume)],
+    publish: list(p, 'publish'),
+    readOnly: bool(p, 'read-only'),
+    init: bool(p, 'init'),
+    network: str(p, 'network') ?? str(p, 'net') ?? 'none',
+    limits: { memoryBytes, cpus: num('cpus', str(p, 'cpus')), pidsLimit: pids },
+  };
+}
+
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
+
+export async function main(argv: string[]): Promise<number> {
+  let opts: RunOptions | 'help';
+  try {
+    opts = parseRunArgs(argv);
+    if (opts === 'help') {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    if (opts.publish.length) throw new UsageError('-p needs bridge networking, which is not supported yet');
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`berth: ${err.message}\nSee 'berth run --help'.\n`);
+      return 125;
+    }
+    throw err;
+  }
+  const layout = new RuntimeLayout();
+  const store = new ContainerStore(layout);
+  try {
+    const config = await createContainer(layout, store, opts);
+    if (opts.detach) {
+      await startDetached(layout.root, config.Id);
+      process.stdout.write(`${config.Id}\n`);
+      return 0;
+    }
+    const started = await startContainer(store, config, [opts.interactive || opts.tty ? 'inherit' : 'ignore', 'inherit', 'inherit']);
+    const forward = (sig: NodeJS.Signals) => started.launched.child.kill(sig);
+    for (const s of FORWARDED) process.on(s, forward);
+    try {
+      return await awaitExit(store, config, started);
+    } finally {
+      for (const s of FORWARDED) process.off(s, forward);
+    }
+  } catch (err) {
+    if (err instanceof StartError) {
+      process.stderr.write(`berth: ${err.message}\n`);
+      return err.code;
+    }
+    if (err instanceof UsageError || err instanceof ImageNotFoundError) {
+      process.stderr.write(`berth: ${err.message}\n`);
+      return 125;
+    }
+    process.stderr.write(`berth: ${(err as Error).message}\n`);
+    return 125;
+  }
+}

@@ -1,0 +1,181 @@
+// Containers on disk: <root>/containers/<id>/config.json (written once at create) and state.json
+// (rewritten on each transition), both by temp file + fsync + rename so a crash leaves the old or
+// the new version, never half of one. Only the process that owns a container's lifecycle (the
+// foreground `run`, or the -d monitor) writes its state; other verbs read and send signals.
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, readdir, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fsyncDir } from '../storage/durable-file.js';
+import type { CgroupSet } from './cgroups.js';
+import { isContainerId, type RuntimeLayout } from './runtime-layout.js';
+
+/** The JSON the helper reads on fd 3 (see native/src/helper.cc). */
+export interface HelperConfig {
+  rootfs: string;
+  lower: string[];
+  upper: string;
+  work: string;
+  readonly: boolean;
+  args: string[];
+  env: string[];
+  cwd: string;
+  user: string;
+  hostname: string;
+  network: 'none' | 'host';
+  mounts: { source: string; target: string; readonly: boolean }[];
+  files: { source: string; target: string }[];
+  cgroups: string[];
+  init: boolean;
+  noNewPrivileges: boolean;
+  rlimits: { name: string; soft: number; hard: number }[];
+}
+
+export interface ContainerConfig {
+  Id: string;
+  Name: string;
+  Created: string;
+  Image: string;
+  ImageId: string;
+  Path: string;
+  Args: string[];
+  Config: {
+    Hostname: string;
+    Env: string[];
+    Cmd: string[];
+    Entrypoint: string[] | null;
+    WorkingDir: string;
+    User: string;
+    Image: string;
+    StopSignal: string;
+    Tty: boolean;
+    OpenStdin: boolean;
+  };
+  HostConfig: {
+    AutoRemove: boolean;
+    Memory: number;
+    NanoCpus: number;
+    PidsLimit: number;
+    ReadonlyRootfs: boolean;
+    Init: boolean;
+    NetworkMode: string;
+    Binds: string[];
+  };
+  helper: HelperConfig;
+  cgroups: CgroupSet;
+}
+
+export type Status = 'created' | 'running' | 'exited';
+
+export interface ContainerState {
+  Status: Status;
+  Pid: number;
+  /** The process that owns the lifecycle: foreground CLI or -d monitor. */
+  OwnerPid: number;
+  ExitCode: number;
+  OOMKilled: boolean;
+  Error: string;
+  StartedAt: string;
+  FinishedAt: string;
+}
+
+export const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+export function newContainerId(): string {
+  return randomBytes(32).toString('hex');
+}
+
+async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    await fh.writeFile(JSON.stringify(value, null, 2));
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+}
+
+function alive(pid: number): boolean {
+  if (pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export class ContainerStore {
+  constructor(readonly layout: RuntimeLayout) {}
+
+  /** Claims `name` atomically (symlink creation fails if it exists) and creates the state dir. */
+  async create(config: ContainerConfig, state: ContainerState): Promise<void> {
+    const dir = this.layout.containerDir(config.Id);
+    await mkdir(this.layout.namesDir, { recursive: true });
+    try {
+      await symlink(config.Id, this.layout.namePath(config.Name));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+        const other = await readlink(this.layout.namePath(config.Name)).catch(() => '?');
+        throw new Error(`Conflict. The container name "/${config.Name}" is already in use by container "${other}". You have to remove (or rename) that container to be able to reuse that name.`);
+      }
+      throw err;
+    }
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    for (const sub of ['upper', 'work', 'rootfs']) await mkdir(join(dir, sub), { mode: 0o755 });
+    await writeJsonAtomic(join(dir, 'config.json'), config);
+    await writeJsonAtomic(join(dir, 'state.json'), state);
+    await fsyncDir(dir);
+  }
+
+  async writeState(id: string, state: ContainerState): Promise<void> {
+    await writeJsonAtomic(join(this.layout.containerDir(id), 'state.json'), state);
+  }
+
+  async config(id: string): Promise<ContainerConfig> {
+    return JSON.parse(await readFile(join(this.layout.containerDir(id), 'config.json'), 'utf8')) as ContainerConfig;
+  }
+
+  /** The recorded state, corrected for an owner that died without recording the end. */
+  async state(id: string): Promise<ContainerState> {
+    const s = JSON.parse(await readFile(join(this.layout.containerDir(id), 'state.json'), 'utf8')) as ContainerState;
+    if (s.Status === 'running' && !alive(s.OwnerPid) && !alive(s.Pid)) {
+      return { ...s, Status: 'exited', ExitCode: 255, Error: s.Error || 'container owner exited without recording the exit' };
+    }
+    return s;
+  }
+
+  async ids(): Promise<string[]> {
+    const entries = await readdir(this.layout.containersDir).catch(() => [] as string[]);
+    return entries.filter(isContainerId);
+  }
+
+  /** Resolves a full id, a unique id prefix, or a name, as docker does. */
+  async lookup(ref: string): Promise<string> {
+    if (isContainerId(ref) && (await this.ids()).includes(ref)) return ref;
+    if (/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(ref) && ref.length > 1) {
+      const target = await readlink(join(this.layout.namesDir, ref)).catch(() => undefined);
+      if (target && isContainerId(target)) return target;
+    }
+    if (/^[0-9a-f]+$/.test(ref)) {
+      const matches = (await this.ids()).filter((id) => id.startsWith(ref));
+      if (matches.length === 1) return matches[0]!;
+      if (matches.length > 1) throw new Error(`multiple IDs found with provided prefix: ${ref}`);
+    }
+    throw new NoSuchContainerError(ref);
+  }
+
+  /** Deletes everything of a stopped container: name claim, state dir (with its writable layer). */
+  async remove(id: string): Promise<void> {
+    const config = await this.config(id).catch(() => undefined);
+    await rm(this.layout.containerDir(id), { recursive: true, force: true });
+    if (config) await unlink(this.layout.namePath(config.Name)).catch(() => undefined);
+  }
+}
+
+export class NoSuchContainerError extends Error {
+  constructor(ref: string) {
+    super(`No such container: ${ref}`);
+  }
+}

@@ -1,0 +1,118 @@
+// Turns `run` options and an image into a created container: layers unpacked, cgroups made,
+// state dir written, helper configuration ready. Starting it is the caller's job (foreground or
+// monitor).
+import { copyFile, writeFile } from 'node:fs/promises';
+import { join, resolve as resolvePath, isAbsolute, posix } from 'node:path';
+import { createCgroups, type Limits } from './cgroups.js';
+import { ContainerStore, newContainerId, ZERO_TIME, type ContainerConfig, type HelperConfig } from './container-store.js';
+import { resolveImage } from './image-sources.js';
+import { ensureLayers } from './layer-cache.js';
+import { processSpec, UsageError, type ProcessOverrides } from './process-spec.js';
+import type { RuntimeLayout } from './runtime-layout.js';
+import { randomName } from './names.js';
+
+export interface RunOptions extends ProcessOverrides {
+  image: string;
+  name?: string;
+  hostname?: string;
+  autoRemove: boolean;
+  detach: boolean;
+  interactive: boolean;
+  tty: boolean;
+  volumes: string[];
+  publish: string[];
+  readOnly: boolean;
+  init: boolean;
+  network: string;
+  limits: Limits;
+}
+
+/** `-v HOST:CTR[:ro|rw]` → a bind mount; named volumes are not supported yet. */
+export function parseVolume(spec: string): { source: string; target: string; readonly: boolean } {
+  const parts = spec.split(':');
+  if (parts.length < 2 || parts.length > 3) throw new UsageError(`invalid volume specification: '${spec}'`);
+  const [source, target, mode] = parts as [string, string, string | undefined];
+  if (!isAbsolute(source)) throw new UsageError(`invalid volume specification: '${spec}': named volumes are not supported, use an absolute host path`);
+  if (!posix.isAbsolute(target)) throw new UsageError(`invalid volume specification: '${spec}': mount path must be absolute`);
+  if (mode !== undefined && mode !== 'ro' && mode !== 'rw') throw new UsageError(`invalid mode: ${mode}`);
+  const normalized = posix.normalize(target);
+  if (normalized === '/') throw new UsageError(`invalid volume specification: '${spec}': cannot mount over /`);
+  return { source: resolvePath(source), target: normalized, readonly: mode === 'ro' };
+}
+
+export async function createContainer(layout: RuntimeLayout, store: ContainerStore, o: RunOptions): Promise<ContainerConfig> {
+  if (o.network !== 'none' && o.network !== 'host') throw new UsageError(`network mode ${JSON.stringify(o.network)} is not supported (use none or host)`);
+  const mounts = o.volumes.map(parseVolume);
+  const image = await resolveImage(o.image);
+  const lower = await ensureLayers(layout, image.layers);
+  const id = newContainerId();
+  const name = o.name ?? randomName();
+  const hostname = o.hostname ?? id.slice(0, 12);
+  const imageCfg = image.config.config ?? {};
+  const proc = processSpec(imageCfg, o, hostname);
+  const dir = layout.containerDir(id);
+  const cgroups = await createCgroups(id, o.limits);
+  if (lower.length === 0) lower.push(join(dir, 'rootfs')); // overlay needs a lower dir; the empty mount point serves
+  const helper: HelperConfig = {
+    rootfs: join(dir, 'rootfs'),
+    lower,
+    upper: join(dir, 'upper'),
+    work: join(dir, 'work'),
+    readonly: o.readOnly,
+    args: proc.args,
+    env: proc.env,
+    cwd: proc.cwd,
+    user: proc.user,
+    hostname,
+    network: o.network,
+    mounts,
+    files: [
+      { source: join(dir, 'hostname'), target: '/etc/hostname' },
+      { source: join(dir, 'hosts'), target: '/etc/hosts' },
+      { source: join(dir, 'resolv.conf'), target: '/etc/resolv.conf' },
+    ],
+    cgroups: cgroups.dirs,
+    init: o.init,
+    noNewPrivileges: true,
+    rlimits: [],
+  };
+  const config: ContainerConfig = {
+    Id: id,
+    Name: name,
+    Created: new Date().toISOString(),
+    Image: o.image,
+    ImageId: image.id,
+    Path: proc.args[0]!,
+    Args: proc.args.slice(1),
+    Config: {
+      Hostname: hostname,
+      Env: proc.env,
+      Cmd: o.cmd.length > 0 ? o.cmd : (imageCfg.Cmd ?? []),
+      Entrypoint: o.entrypoint !== undefined ? (o.entrypoint === '' ? null : [o.entrypoint]) : (imageCfg.Entrypoint ?? null),
+      WorkingDir: proc.cwd,
+      User: proc.user,
+      Image: o.image,
+      StopSignal: imageCfg.StopSignal ?? 'SIGTERM',
+      Tty: o.tty,
+      OpenStdin: o.interactive,
+    },
+    HostConfig: {
+      AutoRemove: o.autoRemove,
+      Memory: o.limits.memoryBytes ?? 0,
+      NanoCpus: Math.round((o.limits.cpus ?? 0) * 1e9),
+      PidsLimit: o.limits.pidsLimit ?? 0,
+      ReadonlyRootfs: o.readOnly,
+      Init: o.init,
+      NetworkMode: o.network,
+      Binds: o.volumes,
+    },
+    helper,
+    cgroups,
+  };
+  await store.create(config, { Status: 'created', Pid: 0, OwnerPid: 0, ExitCode: 0, OOMKilled: false, Error: '', StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME });
+  await writeFile(join(dir, 'hostname'), `${hostname}\n`);
+  await writeFile(join(dir, 'hosts'), `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`);
+  if (o.network === 'host') await copyFile('/etc/resolv.conf', join(dir, 'resolv.conf')).catch(() => writeFile(join(dir, 'resolv.conf'), ''));
+  else await writeFile(join(dir, 'resolv.conf'), '');
+  return config;
+}

@@ -1,0 +1,48 @@
+// The layer cache: each layer is unpacked once per blob digest into <root>/layers/<alg>/<hex> and
+// shared by every image and container using it. Unpacking goes to a temp dir renamed into place,
+// so a reader never sees a half-unpacked layer and concurrent unpackers of one digest do not clash.
+import { randomBytes } from 'node:crypto';
+import { access, mkdir, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fsyncDir } from '../storage/durable-file.js';
+import type { LayerSource } from './image-source.js';
+import type { RuntimeLayout } from './runtime-layout.js';
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Returns the unpacked directory of `layer`, unpacking it first if it is not cached. */
+export async function ensureLayer(layout: RuntimeLayout, layer: LayerSource): Promise<string> {
+  const dir = layout.layerDir(layer.digest);
+  if (await exists(dir)) return dir;
+  // Only a cache miss pays for the tar code and the native addon.
+  const { unpackLayer } = await import('./layer-unpack.js');
+  await mkdir(layout.layersTmpDir, { recursive: true });
+  const tmp = join(layout.layersTmpDir, randomBytes(8).toString('hex'));
+  await mkdir(tmp, { mode: 0o755 });
+  try {
+    await unpackLayer(layer.open(), layer.mediaType, layer.digest, tmp);
+    await mkdir(dirname(dir), { recursive: true });
+    await rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {
+      // Another process unpacked the same digest first: theirs is as good as ours.
+      if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
+      await rm(tmp, { recursive: true, force: true });
+    });
+    await fsyncDir(dirname(dir));
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  return dir;
+}
+
+/** Unpacks (if needed) every layer; returns overlay lower dirs, topmost first as overlayfs wants. */
+export async function ensureLayers(layout: RuntimeLayout, layers: LayerSource[]): Promise<string[]> {
+  const dirs: string[] = [];
+  for (const l of layers) dirs.push(await ensureLayer(layout, l));
+  return dirs.reverse();
+}

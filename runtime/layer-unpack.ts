@@ -1,0 +1,155 @@
+// Unpacks one layer tar into its own directory, in the form overlayfs reads as a lower layer:
+// tar whiteouts (image-spec/layer.md "Whiteouts") become overlay whiteouts (char device 0:0) and
+// opaque directories (trusted.overlay.opaque=y). Hardened: an entry naming `..`, a path through a
+// symlink, a hard link to outside the layer, or a device node is refused or skipped, never written.
+import { constants } from 'node:fs';
+import { chmod, lchown, open, link, lstat, lutimes, mkdir, rm, symlink, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PassThrough, Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import * as zlib from 'node:zlib';
+import tar from 'tar-stream';
+import { Digester, parseDigest } from '../oci/digest.js';
+import { makeWhiteout, setXattr } from '../native/index.js';
+
+export class LayerRefusedError extends Error {}
+
+const WHITEOUT_PREFIX = '.wh.';
+const OPAQUE = '.wh..wh..opq';
+
+/** Splits a tar entry name into safe components; refuses `..` (layer.md "Filesystem Changeset"). */
+export function safeComponents(name: string): string[] {
+  const parts = name.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.some((p) => p === '..')) throw new LayerRefusedError(`refusing layer entry ${JSON.stringify(name)}: path escapes the layer root`);
+  return parts;
+}
+
+/** Creates missing parent directories, refusing to pass through a symlink or a non-directory. */
+async function ensureParents(root: string, parts: string[]): Promise<string> {
+  let dir = root;
+  for (const p of parts) {
+    dir = join(dir, p);
+    const st = await lstat(dir).catch(() => undefined);
+    if (!st) await mkdir(dir, { mode: 0o755 });
+    else if (st.isSymbolicLink()) throw new LayerRefusedError(`refusing layer entry below symlink ${JSON.stringify(dir.slice(root.length))}`);
+    else if (!st.isDirectory()) throw new LayerRefusedError(`refusing layer entry below non-directory ${JSON.stringify(dir.slice(root.length))}`);
+  }
+  return dir;
+}
+
+/** The decompressing stage for a layer media type (image-spec/media-types.md). */
+function decompressor(mediaType: string): Transform {
+  if (mediaType.endsWith('gzip')) return zlib.createGunzip();
+  if (mediaType.endsWith('zstd')) {
+    const z = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress;
+    if (!z) throw new Error(`zstd layers need Node >= 22.15 (this is ${process.version})`);
+    return z();
+  }
+  return new PassThrough();
+}
+
+interface DirTimes {
+  path: string;
+  mtime: Date;
+}
+
+/**
+ * Streams `source` (the layer blob) into `dest` (an empty directory), verifying `digest`.
+ * Entries are applied in order; a later entry replaces an earlier one of the same name.
+ */
+export async function unpackLayer(source: Readable, mediaType: string, digest: string, dest: string): Promise<void> {
+  const digester = new Digester(parseDigest(digest).algorithm);
+  const tap = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      digester.update(chunk);
+      cb(null, chunk);
+    },
+  });
+  const extract = tar.extract();
+  const dirTimes: DirTimes[] = [];
+  const consume = (async () => {
+    for await (const entry of extract) {
+      try {
+        await applyEntry(dest, entry.header, entry as unknown as Readable, dirTimes);
+      } finally {
+        entry.resume(); // drain whatever the entry did not read (skipped types)
+      }
+    }
+  })();
+  await Promise.all([pipeline(source, tap, decompressor(mediaType), extract), consume]);
+  if (digester.digest() !== digest) throw new LayerRefusedError(`layer ${digest} does not match its digest (got ${digester.digest()})`);
+  // Directory times last: creating entries inside a directory changes its mtime.
+  for (const d of dirTimes.reverse()) await utimes(d.path, d.mtime, d.mtime);
+}
+
+type Header = tar.Header;
+
+async function applyEntry(root: string, h: Header, body: Readable, dirTimes: DirTimes[]): Promise<void> {
+  const parts = safeComponents(h.name);
+  if (parts.length === 0) return; // the root itself ("./")
+  const base = parts[parts.length - 1]!;
+  const parent = await ensureParents(root, parts.slice(0, -1));
+  if (base === OPAQUE) {
+    setXattr(parent, 'trusted.overlay.opaque', 'y');
+    return;
+  }
+  if (base.startsWith(WHITEOUT_PREFIX)) {
+    const hidden = base.slice(WHITEOUT_PREFIX.length);
+    safeComponents(hidden);
+    if (hidden === '') throw new LayerRefusedError(`refusing layer entry ${JSON.stringify(h.name)}: empty whiteout`);
+    const target = join(parent, hidden);
+    await rm(target, { recursive: true, force: true });
+    makeWhiteout(target);
+    return;
+  }
+  const path = join(parent, base);
+  const existing = await lstat(path).catch(() => undefined);
+  if (existing && !(existing.isDirectory() && h.type === 'directory')) await rm(path, { recursive: true, force: true });
+  const mode = (h.mode ?? 0o644) & 0o7777;
+  const mtime = h.mtime ?? new Date(0);
+  switch (h.type) {
+    case 'file':
+    case 'contiguous-file':
+    case undefined: {
+      const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+      const fh = await open(path, flags, 0o600);
+      await pipeline(body, fh.createWriteStream());
+      break;
+    }
+    case 'directory':
+      if (!existing) await mkdir(path, { mode: 0o700 });
+      break;
+    case 'symlink':
+      // The target is never followed here; inside the container it resolves under its own root.
+      await symlink(h.linkname ?? '', path);
+      break;
+    case 'link': {
+      const targetParts = safeComponents(h.linkname ?? '');
+      if (targetParts.length === 0) throw new LayerRefusedError(`refusing hard link ${JSON.stringify(h.name)} to the layer root`);
+      const targetParent = await ensureParents(root, targetParts.slice(0, -1));
+      const target = join(targetParent, targetParts[targetParts.length - 1]!);
+      const st = await lstat(target).catch(() => undefined);
+      if (!st || st.isDirectory()) throw new LayerRefusedError(`refusing hard link ${JSON.stringify(h.name)}: target ${JSON.stringify(h.linkname)} is not a file of this layer`);
+      await link(target, path);
+      return; // a hard link shares the target's owner, mode and times
+    }
+    default:
+      // Device nodes and FIFOs from an image are not created: the container gets its own /dev.
+      return;
+  }
+  await lchown(path, h.uid ?? 0, h.gid ?? 0);
+  const xattrs = (h.pax ?? {}) as Record<string, string>;
+  for (const [key, value] of Object.entries(xattrs)) {
+    // Only attributes an image may legitimately carry; trusted.* would forge overlay metadata.
+    const name = key.startsWith('SCHILY.xattr.') ? key.slice('SCHILY.xattr.'.length) : undefined;
+    if (name && (name.startsWith('user.') || name === 'security.capability')) setXattr(path, name, Buffer.from(value, 'binary'));
+  }
+  if (h.type === 'symlink') {
+    await lutimes(path, mtime, mtime);
+    return;
+  }
+  await chmod(path, mode); // after chown, which clears setuid bits
+  if (h.type === 'directory') dirTimes.push({ path, mtime });
+  else await utimes(path, mtime, mtime);
+}
+

@@ -1,0 +1,93 @@
+// Starting a created container and recording its end, shared by the foreground `run` and the -d
+// monitor (monitor.ts): whoever starts the helper owns the container's state until it exits.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { oomKilled, removeCgroups } from './cgroups.js';
+import type { ContainerConfig, ContainerState, ContainerStore } from './container-store.js';
+import { ZERO_TIME } from './container-store.js';
+import { launchHelper, StartError, type Launched } from './launch.js';
+
+type Stdio = Parameters<typeof launchHelper>[2];
+
+export interface Started {
+  launched: Launched;
+  state: ContainerState;
+}
+
+/** Launches the helper; resolves once the process runs (state "running" recorded). */
+export async function startContainer(store: ContainerStore, config: ContainerConfig, stdio: Stdio): Promise<Started> {
+  const launched = launchHelper('run', config.helper, stdio);
+  let pid: number;
+  try {
+    pid = await launched.pid;
+  } catch (err) {
+    await launched.exit.catch(() => undefined);
+    const e = err instanceof StartError ? err : new StartError(125, (err as Error).message);
+    await store.writeState(config.Id, {
+      Status: 'exited',
+      Pid: 0,
+      OwnerPid: 0,
+      ExitCode: e.code,
+      OOMKilled: false,
+      Error: e.message,
+      StartedAt: ZERO_TIME,
+      FinishedAt: new Date().toISOString(),
+    });
+    await cleanup(store, config);
+    throw e;
+  }
+  const state: ContainerState = {
+    Status: 'running',
+    Pid: pid,
+    OwnerPid: process.pid,
+    ExitCode: 0,
+    OOMKilled: false,
+    Error: '',
+    StartedAt: new Date().toISOString(),
+    FinishedAt: ZERO_TIME,
+  };
+  await store.writeState(config.Id, state);
+  return { launched, state };
+}
+
+/** Waits for the container's end, records it, releases cgroups (and the container with --rm). */
+export async function awaitExit(store: ContainerStore, config: ContainerConfig, started: Started): Promise<number> {
+  const code = await started.launched.exit;
+  const oom = await oomKilled(config.cgroups);
+  await store.writeState(config.Id, {
+    ...started.state,
+    Status: 'exited',
+    Pid: 0,
+    OwnerPid: 0,
+    ExitCode: code,
+    OOMKilled: oom,
+    FinishedAt: new Date().toISOString(),
+  });
+  await cleanup(store, config);
+  return code;
+}
+
+async function cleanup(store: ContainerStore, config: ContainerConfig): Promise<void> {
+  await removeCgroups(config.cgroups).catch(() => undefined);
+  if (config.HostConfig.AutoRemove) await store.remove(config.Id);
+}
+
+const MONITOR = fileURLToPath(new URL('./monitor.js', import.meta.url));
+
+/**
+ * Starts a container under a detached monitor process that outlives the CLI (as conmon does):
+ * resolves once the container runs, rejects with StartError if it could not start.
+ */
+export async function startDetached(root: string, id: string): Promise<void> {
+  const monitor = spawn(process.execPath, [MONITOR, root, id], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
+  monitor.unref();
+  const line = await new Promise<string>((resolve) => {
+    let text = '';
+    monitor.stdout!.setEncoding('utf8');
+    monitor.stdout!.on('data', (d: string) => (text += d));
+    monitor.stdout!.on('close', () => resolve(text.split('\n')[0] ?? ''));
+  });
+  (monitor.stdout as unknown as { unref?: () => void }).unref?.();
+  const msg = line ? (JSON.parse(line) as { pid?: number; error?: string; code?: number }) : { error: 'monitor exited before starting the container', code: 125 };
+  if (!msg.pid) throw new StartError(msg.code ?? 125, msg.error ?? 'unknown error');
+}

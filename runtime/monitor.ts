@@ -1,0 +1,57 @@
+// The per-container monitor of a detached container (`run -d`, `start`): a detached process that
+// owns the helper, writes the container's output to its log (docker's json-file format: one JSON
+// object per line with log, stream, time) and records the exit. Its stdout carries one JSON line
+// to the CLI that started it: {"pid":N} or {"error":...,"code":N}; then it is closed.
+import { createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { ContainerStore } from './container-store.js';
+import { awaitExit, startContainer } from './lifecycle.js';
+import { StartError } from './launch.js';
+import { RuntimeLayout } from './runtime-layout.js';
+import { LOG_FILE } from './log-file.js';
+
+
+async function main(root: string, id: string): Promise<void> {
+  const layout = new RuntimeLayout(root);
+  const store = new ContainerStore(layout);
+  const config = await store.config(id);
+  const log = createWriteStream(join(layout.containerDir(id), LOG_FILE), { flags: 'a' });
+  const tell = (msg: object) => {
+    process.stdout.write(JSON.stringify(msg) + '\n');
+    process.stdout.destroy();
+  };
+  let started;
+  try {
+    started = await startContainer(store, config, ['ignore', 'pipe', 'pipe']);
+  } catch (err) {
+    const e = err instanceof StartError ? err : new StartError(125, (err as Error).message);
+    tell({ error: e.message, code: e.code });
+    return;
+  }
+  const copy = (stream: Readable, name: 'stdout' | 'stderr') =>
+    new Promise<void>((resolve) => {
+      let partial = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (d: string) => {
+        const lines = (partial + d).split('\n');
+        partial = lines.pop()!;
+        for (const l of lines) log.write(JSON.stringify({ log: l + '\n', stream: name, time: new Date().toISOString() }) + '\n');
+      });
+      stream.on('close', () => {
+        if (partial) log.write(JSON.stringify({ log: partial, stream: name, time: new Date().toISOString() }) + '\n');
+        resolve();
+      });
+    });
+  const copied = Promise.all([copy(started.launched.child.stdout!, 'stdout'), copy(started.launched.child.stderr!, 'stderr')]);
+  tell({ pid: started.state.Pid });
+  await copied;
+  await new Promise<void>((resolve) => log.end(resolve));
+  await awaitExit(store, config, started);
+}
+
+const [root, id] = process.argv.slice(2);
+process.on('SIGPIPE', () => undefined);
+main(root!, id!).catch(() => {
+  process.exitCode = 1;
+});

@@ -1,0 +1,67 @@
+// ImageSource over an OCI image layout directory (image-spec/image-layout.md): index.json names
+// manifests by the `org.opencontainers.image.ref.name` annotation; blobs live in blobs/<alg>/<hex>.
+import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { digestOf, isValidDigest, parseDigest } from '../oci/digest.js';
+import type { Descriptor, ImageIndex, ImageManifest } from '../oci/manifest.js';
+import { INDEX_TYPES } from '../oci/media-types.js';
+import { ImageNotFoundError, type ImageConfig, type ImageSource, type ResolvedImage } from './image-source.js';
+
+const REF_NAME = 'org.opencontainers.image.ref.name';
+
+/** The platform this process runs on, in image-spec/image-index.md "platform" vocabulary. */
+export function hostPlatform(): { os: string; architecture: string } {
+  const arch: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+  return { os: 'linux', architecture: arch[process.arch] ?? process.arch };
+}
+
+export class OciLayoutSource implements ImageSource {
+  constructor(readonly dir: string, private readonly platform = hostPlatform()) {}
+
+  blobPath(digest: string): string {
+    if (!isValidDigest(digest)) throw new Error(`invalid digest ${JSON.stringify(digest)}`);
+    const { algorithm, encoded } = parseDigest(digest);
+    return join(this.dir, 'blobs', algorithm, encoded);
+  }
+
+  /** Reads a small JSON blob (manifest, index, config) and checks its digest. */
+  private async readJsonBlob<T>(desc: Descriptor): Promise<T> {
+    const bytes = await readFile(this.blobPath(desc.digest));
+    if (digestOf(bytes, parseDigest(desc.digest).algorithm) !== desc.digest) throw new Error(`blob ${desc.digest} does not match its digest`);
+    return JSON.parse(bytes.toString('utf8')) as T;
+  }
+
+  /** `ref` is a tag (the ref.name annotation), a manifest digest, or empty for the only image. */
+  async resolve(ref: string): Promise<ResolvedImage> {
+    let index: ImageIndex;
+    try {
+      index = JSON.parse(await readFile(join(this.dir, 'index.json'), 'utf8')) as ImageIndex;
+    } catch (err) {
+      throw new ImageNotFoundError(ref, `no OCI layout at ${this.dir} (${(err as Error).message})`);
+    }
+    const candidates = index.manifests ?? [];
+    let desc: Descriptor | undefined;
+    if (ref === '') desc = candidates.length === 1 ? candidates[0] : candidates.find((d) => d.annotations?.[REF_NAME] === 'latest');
+    else desc = candidates.find((d) => d.annotations?.[REF_NAME] === ref || d.digest === ref);
+    if (!desc) throw new ImageNotFoundError(ref || 'latest', `not in ${this.dir}`);
+    // An index: pick the manifest for this host's platform (image-spec/image-index.md).
+    for (let depth = 0; INDEX_TYPES.has(desc.mediaType) && depth < 4; depth++) {
+      const child: ImageIndex = await this.readJsonBlob<ImageIndex>(desc);
+      const match = child.manifests.find((m) => m.platform?.os === this.platform.os && m.platform?.architecture === this.platform.architecture);
+      if (!match) throw new ImageNotFoundError(ref, `no manifest for ${this.platform.os}/${this.platform.architecture}`);
+      desc = match;
+    }
+    const manifest = await this.readJsonBlob<ImageManifest>(desc);
+    const config = await this.readJsonBlob<ImageConfig>(manifest.config);
+    return {
+      id: desc.digest,
+      config,
+      layers: manifest.layers.map((l) => ({
+        digest: l.digest,
+        mediaType: l.mediaType,
+        open: () => createReadStream(this.blobPath(l.digest)),
+      })),
+    };
+  }
+}
