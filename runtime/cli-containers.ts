@@ -29,12 +29,22 @@ export function signalNumber(s: string): number {
 
 async function waitExited(id: string, timeoutMs = Infinity): Promise<ContainerState | undefined> {
   const deadline = Date.now() + timeoutMs;
+  let last: ContainerState | undefined;
+  let exitedAt = 0;
   for (;;) {
     const s = await store.state(id).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') return undefined; // removed (--rm): it has exited
       throw err;
     });
-    if (!s || s.Status !== 'running') return s;
+    if (!s) return last;
+    last = s;
+    if (s.Status !== 'running') {
+      // A --rm container is waited for until it is gone (its owner removes it right after the
+      // exit), so its name is free on return; an owner that died cannot, hence the bound.
+      exitedAt ||= Date.now();
+      const autoRemove = await store.config(id).then((c) => c.HostConfig.AutoRemove, () => false);
+      if (!autoRemove || Date.now() - exitedAt > 5000) return s;
+    }
     if (Date.now() >= deadline) return s;
     await sleep(50);
   }

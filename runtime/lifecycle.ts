@@ -15,8 +15,9 @@ export interface Started {
 }
 
 /** Launches the helper; resolves once the process runs (state "running" recorded). */
-export async function startContainer(store: ContainerStore, config: ContainerConfig, stdio: Stdio): Promise<Started> {
+export async function startContainer(store: ContainerStore, config: ContainerConfig, stdio: Stdio, onLaunch?: (l: Launched) => void): Promise<Started> {
   const launched = launchHelper('run', config.helper, stdio);
+  onLaunch?.(launched); // before any await: the output pipes must have readers from the start
   let pid: number;
   try {
     pid = await launched.pid;
@@ -79,15 +80,22 @@ const MONITOR = fileURLToPath(new URL('./monitor.js', import.meta.url));
  * resolves once the container runs, rejects with StartError if it could not start.
  */
 export async function startDetached(root: string, id: string): Promise<void> {
-  const monitor = spawn(process.execPath, [MONITOR, root, id], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
+  const monitor = spawn(process.execPath, [MONITOR, root, id], { detached: true, stdio: ['ignore', 'pipe', process.env.BERTH_DEBUG ? 'inherit' : 'ignore'] });
   monitor.unref();
+  // One line, then we stop reading: the monitor cannot close its stdout (fd 1 stays open in Node).
   const line = await new Promise<string>((resolve) => {
     let text = '';
-    monitor.stdout!.setEncoding('utf8');
-    monitor.stdout!.on('data', (d: string) => (text += d));
-    monitor.stdout!.on('close', () => resolve(text.split('\n')[0] ?? ''));
+    const stdout = monitor.stdout!;
+    stdout.setEncoding('utf8');
+    stdout.on('data', (d: string) => {
+      text += d;
+      if (text.includes('\n')) {
+        stdout.destroy();
+        resolve(text.slice(0, text.indexOf('\n')));
+      }
+    });
+    stdout.on('close', () => resolve(text.split('\n')[0] ?? ''));
   });
-  (monitor.stdout as unknown as { unref?: () => void }).unref?.();
   const msg = line ? (JSON.parse(line) as { pid?: number; error?: string; code?: number }) : { error: 'monitor exited before starting the container', code: 125 };
   if (!msg.pid) throw new StartError(msg.code ?? 125, msg.error ?? 'unknown error');
 }

@@ -18,17 +18,10 @@ async function main(root: string, id: string): Promise<void> {
   const config = await store.config(id);
   const log = createWriteStream(join(layout.containerDir(id), LOG_FILE), { flags: 'a' });
   const tell = (msg: object) => {
+    // The CLI reads one line and goes away; later writes to fd 1 must not raise EPIPE.
+    process.stdout.on('error', () => undefined);
     process.stdout.write(JSON.stringify(msg) + '\n');
-    process.stdout.destroy();
   };
-  let started;
-  try {
-    started = await startContainer(store, config, ['ignore', 'pipe', 'pipe']);
-  } catch (err) {
-    const e = err instanceof StartError ? err : new StartError(125, (err as Error).message);
-    tell({ error: e.message, code: e.code });
-    return;
-  }
   const copy = (stream: Readable, name: 'stdout' | 'stderr') =>
     new Promise<void>((resolve) => {
       let partial = '';
@@ -43,7 +36,17 @@ async function main(root: string, id: string): Promise<void> {
         resolve();
       });
     });
-  const copied = Promise.all([copy(started.launched.child.stdout!, 'stdout'), copy(started.launched.child.stderr!, 'stderr')]);
+  let copied: Promise<unknown> = Promise.resolve();
+  let started;
+  try {
+    started = await startContainer(store, config, ['ignore', 'pipe', 'pipe'], (l) => {
+      copied = Promise.all([copy(l.child.stdout!, 'stdout'), copy(l.child.stderr!, 'stderr')]);
+    });
+  } catch (err) {
+    const e = err instanceof StartError ? err : new StartError(125, (err as Error).message);
+    tell({ error: e.message, code: e.code });
+    return;
+  }
   tell({ pid: started.state.Pid });
   await copied;
   await new Promise<void>((resolve) => log.end(resolve));
@@ -52,6 +55,7 @@ async function main(root: string, id: string): Promise<void> {
 
 const [root, id] = process.argv.slice(2);
 process.on('SIGPIPE', () => undefined);
-main(root!, id!).catch(() => {
+main(root!, id!).catch((err) => {
+  process.stderr.write(String(err?.stack ?? err));
   process.exitCode = 1;
 });

@@ -325,7 +325,8 @@ Identity resolveUser(const std::string& user) {
       id.gid = static_cast<gid_t>(strtoul(g.c_str(), nullptr, 10));
     }
   } else if (!userName.empty()) {
-    // Supplementary groups: those listing the user as a member.
+    // Supplementary groups as initgroups(3) makes them: the primary group and those listing the user.
+    id.groups.push_back(id.gid);
     for (const auto& gr : groups) {
       if (gr.size() < 4) continue;
       std::string members = gr[3];

@@ -1,0 +1,248 @@
+// End-to-end container tests, as root for real: namespaces, overlayfs, cgroups, the CLI's exit
+// codes. Images are OCI layouts built from busybox-static (test-images.ts).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildImage, busyboxLayer } from './test-images.js';
+
+const BERTH = fileURLToPath(new URL('../bin/berth.js', import.meta.url));
+const isRoot = process.getuid?.() === 0;
+
+let dir: string;
+let root: string;
+let image: string;
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function berth(args: string[], env: Record<string, string> = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BERTH, ...args], { env: { ...process.env, BERTH_ROOT: root, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+const run = (...args: string[]) => berth(['run', '--rm', ...args]);
+
+describe('berth run', { skip: !isRoot && 'needs root (namespaces, overlayfs, cgroups)' }, () => {
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'berth-run-'));
+    root = join(dir, 'root');
+    const layout = join(dir, 'images');
+    await buildImage(layout, 'busybox', [busyboxLayer()], { Cmd: ['sh', '-c', 'echo default cmd'] });
+    await buildImage(layout, 'whiteout', [
+      [...busyboxLayer(), { name: 'etc/secret', content: 'hidden' }, { name: 'opq/', type: 'directory' }, { name: 'opq/old', content: 'old' }, { name: 'keep', content: 'kept' }],
+      [{ name: 'etc/.wh.secret' }, { name: 'opq/', type: 'directory' }, { name: 'opq/.wh..wh..opq' }, { name: 'opq/new', content: 'new' }],
+    ]);
+    await buildImage(layout, 'config', [busyboxLayer()], {
+      Entrypoint: ['echo', 'entry'],
+      Cmd: ['default'],
+      Env: ['PATH=/bin', 'FROM_IMAGE=1', 'OVERRIDE=image'],
+      WorkingDir: '/srv/app',
+      User: 'app',
+    });
+    await buildImage(layout, 'stopsignal', [busyboxLayer()], { StopSignal: 'SIGUSR1' });
+    await buildImage(layout, 'escape', [[...busyboxLayer(), { name: '../escaped', content: 'x' }]]);
+    image = `oci:${layout}:busybox`;
+    process.env.BERTH_TEST_LAYOUT = layout;
+  });
+  after(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+  const img = (tag: string) => `oci:${process.env.BERTH_TEST_LAYOUT}:${tag}`;
+
+  test('the command is PID 1, sees only its own processes and its own hostname; its exit code is run\'s', async () => {
+    const r = await run('--hostname', 'box1', image, 'sh', '-c', 'echo pid=$$; hostname; ps -o pid,comm | wc -l; exit 7');
+    assert.equal(r.code, 7, r.stderr);
+    const [pid, host, psLines] = r.stdout.trim().split('\n');
+    assert.equal(pid, 'pid=1');
+    assert.equal(host, 'box1');
+    assert.equal(psLines?.trim(), '4'); // header, sh, ps, wc: nothing of the host
+  });
+
+  test('the image Cmd runs by default; CMD args replace it', async () => {
+    assert.equal((await run(image)).stdout, 'default cmd\n');
+    assert.equal((await run(image, 'echo', 'override')).stdout, 'override\n');
+  });
+
+  test('Entrypoint, Env, WorkingDir and User come from the image; flags override them', async () => {
+    const r = await run(img('config'), 'a', 'b');
+    assert.equal(r.stdout, 'entry a b\n', r.stderr);
+    const env = await run('-e', 'OVERRIDE=flag', '-e', 'NEW=x', '--entrypoint', 'sh', img('config'), '-c', 'echo $FROM_IMAGE $OVERRIDE $NEW; pwd; id');
+    assert.equal(env.code, 0, env.stderr);
+    assert.deepEqual(env.stdout.trim().split('\n'), ['1 flag x', '/srv/app', 'uid=1000(app) gid=1000(app) groups=1000(app),2000(extra)']);
+    const flags = await run('-w', '/tmp', '-u', '65534:65534', image, 'sh', '-c', 'pwd; id -u; id -g');
+    assert.deepEqual(flags.stdout.trim().split('\n'), ['/tmp', '65534', '65534']);
+  });
+
+  test('a root process gets docker\'s default capabilities and no_new_privs', async () => {
+    const r = await run(image, 'grep', '-E', '^(CapEff|NoNewPrivs)', '/proc/self/status');
+    assert.match(r.stdout, /CapEff:\s+00000000a80425fb/);
+    assert.match(r.stdout, /NoNewPrivs:\s+1/);
+  });
+
+  test('a file written inside lands in the container layer only, not in the image layer or the host', async () => {
+    const name = 'writer';
+    const w = await berth(['run', '--name', name, image, 'sh', '-c', 'echo data > /created-inside']);
+    assert.equal(w.code, 0, w.stderr);
+    const [id] = readdirSync(join(root, 'containers'));
+    assert.ok(id);
+    assert.equal(readFileSync(join(root, 'containers', id, 'upper', 'created-inside'), 'utf8'), 'data\n');
+    const layersRoot = join(root, 'layers', 'sha256');
+    for (const layer of readdirSync(layersRoot)) assert.equal(existsSync(join(layersRoot, layer, 'created-inside')), false);
+    assert.equal(existsSync('/created-inside'), false);
+    assert.equal((await run(image, 'cat', '/created-inside')).code, 1); // a new container starts from the image
+    assert.equal((await berth(['rm', name])).code, 0);
+    assert.equal(existsSync(join(root, 'containers', id)), false);
+  });
+
+  test('whiteouts hide deleted files and opaque directories hide lower contents', async () => {
+    const r = await run(img('whiteout'), 'sh', '-c', 'test -e /etc/secret && echo secret-visible; ls /opq; cat /keep');
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['new', 'kept']);
+  });
+
+  test('-v makes a host directory visible; :ro makes it read-only', async () => {
+    const host = join(dir, 'shared');
+    await mkdir(host);
+    await writeFile(join(host, 'from-host'), 'hello');
+    const r = await run('-v', `${host}:/data`, image, 'sh', '-c', 'cat /data/from-host; echo back > /data/from-container');
+    assert.equal(r.stdout, 'hello');
+    assert.equal(readFileSync(join(host, 'from-container'), 'utf8'), 'back\n');
+    const ro = await run('-v', `${host}:/data:ro`, image, 'touch', '/data/x');
+    assert.notEqual(ro.code, 0);
+    assert.equal(existsSync(join(host, 'x')), false);
+  });
+
+  test('--read-only makes the root filesystem read-only', async () => {
+    const r = await run('--read-only', image, 'touch', '/x');
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /Read-only file system/);
+  });
+
+  test('-m 32m: a process over the limit is OOM-killed and run exits 137', async () => {
+    const r = await berth(['run', '--name', 'hog', '-m', '32m', image, 'dd', 'if=/dev/zero', 'of=/dev/null', 'bs=64M', 'count=1']);
+    assert.equal(r.code, 137, r.stderr);
+    const inspect = JSON.parse((await berth(['inspect', 'hog'])).stdout) as { State: { OOMKilled: boolean; ExitCode: number; Status: string } }[];
+    assert.equal(inspect[0]?.State.OOMKilled, true);
+    assert.equal(inspect[0]?.State.ExitCode, 137);
+    assert.equal(inspect[0]?.State.Status, 'exited');
+    await berth(['rm', 'hog']);
+  });
+
+  test('--pids-limit stops a fork bomb', async () => {
+    const r = await run('--pids-limit', '8', image, 'sh', '-c', 'n=0; for i in $(seq 1 30); do sleep 5 & n=$((n+1)); done; echo started $n');
+    assert.match(r.stderr, /can't fork|Resource temporarily unavailable/);
+    assert.doesNotMatch(r.stdout, /started 30/);
+  });
+
+  test('--rm leaves no trace: no state dir, no mount, no cgroup', async () => {
+    const cgroupDirs = () =>
+      ['memory', 'pids'].flatMap((ctl) => {
+        const base = `/sys/fs/cgroup/${ctl}/berth`;
+        return existsSync(base) ? readdirSync(base, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => `${ctl}/${d.name}`) : [];
+      });
+    const before = cgroupDirs();
+    const r = await run('--name', 'ephemeral', '-m', '64m', image, 'true');
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(readdirSync(join(root, 'containers')), []);
+    assert.equal(existsSync(join(root, 'names', 'ephemeral')), false);
+    assert.equal(readFileSync('/proc/self/mountinfo', 'utf8').includes(root), false);
+    assert.deepEqual(cgroupDirs(), before);
+  });
+
+  test('docker exit codes for errors: 127 unknown command, 126 not executable, 125 bad flag or unknown image', async () => {
+    const missing = await run(image, 'no-such-command');
+    assert.equal(missing.code, 127);
+    assert.match(missing.stderr, /executable file not found/);
+    assert.equal((await run(image, '/etc/passwd')).code, 126);
+    assert.equal((await run('--no-such-flag', image)).code, 125);
+    assert.equal((await run('-m', 'lots', image)).code, 125);
+    const unknown = await run(img('nope'));
+    assert.equal(unknown.code, 125);
+    assert.match(unknown.stderr, /Unable to find image/);
+  });
+
+  test('a layer with a ../ path is refused and nothing is written outside', async () => {
+    const r = await run(img('escape'), 'true');
+    assert.equal(r.code, 125);
+    assert.match(r.stderr, /escapes the layer root/);
+    assert.equal(existsSync(join(root, 'layers', 'escaped')), false);
+    assert.equal(existsSync(join(root, 'layers', 'tmp', 'escaped')), false);
+    assert.deepEqual(readdirSync(join(root, 'layers', 'tmp')), []);
+  });
+
+  test('--init runs an init as PID 1 that passes on the exit code', async () => {
+    const r = await run('--init', image, 'sh', '-c', 'echo $$; exit 3');
+    assert.equal(r.code, 3);
+    assert.notEqual(r.stdout.trim(), '1');
+  });
+
+  test('--network none has only loopback; host shares the host network', async () => {
+    const none = await run(image, 'cat', '/proc/net/dev');
+    assert.deepEqual(none.stdout.trim().split('\n').slice(2).map((l) => l.trim().split(':')[0]), ['lo']);
+    const host = await run('--network', 'host', image, 'cat', '/proc/net/dev');
+    const names = (text: string) => text.trim().split('\n').slice(2).map((l) => l.trim().split(':')[0]).sort();
+    assert.deepEqual(names(host.stdout), names(readFileSync('/proc/net/dev', 'utf8')));
+  });
+
+  test('-d: the container outlives the CLI; ps, logs, exec, inspect, stop, wait, rm', async () => {
+    const d = await berth(['run', '-d', '--name', 'bg', '--hostname', 'bghost', image, 'sh', '-c', "trap 'echo got TERM; exit 3' TERM; echo ready; while true; do sleep 0.1; done"]);
+    assert.equal(d.code, 0, d.stderr);
+    const id = d.stdout.trim();
+    assert.match(id, /^[0-9a-f]{64}$/);
+    const ps = await berth(['ps']);
+    assert.match(ps.stdout, new RegExp(`${id.slice(0, 12)}.*Up.*bg`));
+    assert.equal((await berth(['ps', '-q'])).stdout.trim(), id.slice(0, 12));
+    const exec = await berth(['exec', 'bg', 'sh', '-c', 'hostname; cat /proc/1/cmdline | tr "\\0" " "; echo; echo $$']);
+    assert.equal(exec.code, 0, exec.stderr);
+    const [host, init, execPid] = exec.stdout.split('\n');
+    assert.equal(host, 'bghost');
+    assert.match(init!, /^sh -c trap/);
+    assert.notEqual(execPid, '1');
+    assert.equal((await berth(['exec', 'bg', 'sh', '-c', 'exit 5'])).code, 5);
+    const inspect = JSON.parse((await berth(['inspect', 'bg'])).stdout) as { Config: { Hostname: string }; State: { Status: string } }[];
+    assert.equal(inspect[0]?.Config.Hostname, 'bghost');
+    assert.equal(inspect[0]?.State.Status, 'running');
+    assert.equal((await berth(['rm', 'bg'])).code, 1); // running: needs -f
+    assert.equal((await berth(['stop', '-t', '5', 'bg'])).code, 0);
+    assert.equal((await berth(['wait', 'bg'])).stdout, '3\n');
+    const logs = await berth(['logs', 'bg']);
+    assert.equal(logs.stdout, 'ready\ngot TERM\n');
+    assert.equal((await berth(['logs', '--tail', '1', 'bg'])).stdout, 'got TERM\n');
+    const after = JSON.parse((await berth(['inspect', id.slice(0, 8)])).stdout) as { State: { Status: string; ExitCode: number } }[];
+    assert.equal(after[0]?.State.Status, 'exited');
+    assert.equal(after[0]?.State.ExitCode, 3);
+    assert.equal((await berth(['rm', 'bg'])).code, 0);
+    assert.equal((await berth(['inspect', 'bg'])).code, 1);
+  });
+
+  test('stop sends the image StopSignal, then SIGKILL after -t', async () => {
+    const d = await berth(['run', '-d', '--name', 'stubborn', img('stopsignal'), 'sh', '-c', "trap 'echo got USR1' USR1; echo ready; while true; do sleep 0.1; done"]);
+    assert.equal(d.code, 0, d.stderr);
+    assert.equal((await berth(['stop', '-t', '1', 'stubborn'])).code, 0);
+    assert.equal((await berth(['wait', 'stubborn'])).stdout, '137\n');
+    assert.match((await berth(['logs', 'stubborn'])).stdout, /got USR1/);
+    assert.equal((await berth(['rm', 'stubborn'])).code, 0);
+  });
+
+  test('run -d --rm removes the container when it exits', async () => {
+    const d = await berth(['run', '-d', '--rm', image, 'true']);
+    const id = d.stdout.trim();
+    await berth(['wait', id]);
+    assert.equal(existsSync(join(root, 'containers', id)), false);
+  });
+});
