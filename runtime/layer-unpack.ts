@@ -77,7 +77,8 @@ export async function unpackLayer(source: Readable, mediaType: string, digest: s
     }
   })();
   await Promise.all([pipeline(source, tap, decompressor(mediaType), extract), consume]);
-  if (digester.digest() !== digest) throw new LayerRefusedError(`layer ${digest} does not match its digest (got ${digester.digest()})`);
+  const actual = digester.digest();
+  if (actual !== digest) throw new LayerRefusedError(`layer ${digest} does not match its digest (got ${actual})`);
   // Directory times last: creating entries inside a directory changes its mtime.
   for (const d of dirTimes.reverse()) await utimes(d.path, d.mtime, d.mtime);
 }

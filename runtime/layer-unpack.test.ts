@@ -1,0 +1,86 @@
+// Layer unpacking against real tars: overlay whiteouts, and hostile entries refused.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, lstatSync, readFileSync, readlinkSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { digestOf } from '../oci/digest.js';
+import { MediaType } from '../oci/media-types.js';
+import { LayerRefusedError, unpackLayer } from './layer-unpack.js';
+import { layerTar, type Entry } from './test-images.js';
+
+const isRoot = process.getuid?.() === 0;
+let dir: string;
+let n = 0;
+
+async function unpack(entries: Entry[]): Promise<string> {
+  const gz = await layerTar(entries);
+  const dest = join(dir, `layer-${n++}`);
+  await mkdir(dest);
+  await unpackLayer(Readable.from([gz]), MediaType.OciLayerGzip, digestOf(gz), dest);
+  return dest;
+}
+
+describe('unpackLayer', { skip: !isRoot && 'needs root (mknod, trusted.* xattrs, chown)' }, () => {
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'berth-unpack-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('files, directories, symlinks and hard links keep their content, mode and links', async () => {
+    const d = await unpack([
+      { name: 'etc/', type: 'directory', mode: 0o750 },
+      { name: 'etc/conf', content: 'x=1\n', mode: 0o640 },
+      { name: 'etc/link', type: 'symlink', linkname: '/etc/conf' },
+      { name: 'etc/hard', type: 'link', linkname: 'etc/conf' },
+      { name: './bin/tool', content: '#!/bin/sh\n', mode: 0o755 },
+    ]);
+    assert.equal(readFileSync(join(d, 'etc/conf'), 'utf8'), 'x=1\n');
+    assert.equal(lstatSync(join(d, 'etc/conf')).mode & 0o7777, 0o640);
+    assert.equal(lstatSync(join(d, 'etc')).mode & 0o7777, 0o750);
+    assert.equal(readlinkSync(join(d, 'etc/link')), '/etc/conf'); // kept, never followed on the host
+    assert.equal(lstatSync(join(d, 'etc/hard')).ino, lstatSync(join(d, 'etc/conf')).ino);
+    assert.equal(lstatSync(join(d, 'bin/tool')).mode & 0o7777, 0o755);
+  });
+
+  test('a .wh. file becomes an overlay whiteout and .wh..wh..opq an opaque directory', async () => {
+    const d = await unpack([{ name: 'etc/.wh.passwd' }, { name: 'var/', type: 'directory' }, { name: 'var/.wh..wh..opq' }, { name: 'var/new', content: 'n' }]);
+    const wh = lstatSync(join(d, 'etc/passwd'));
+    assert.ok(wh.isCharacterDevice());
+    assert.equal(wh.rdev, 0);
+    assert.equal(existsSync(join(d, 'etc/.wh.passwd')), false);
+    assert.equal(execFileSync('getfattr', ['--only-values', '-n', 'trusted.overlay.opaque', join(d, 'var')], { encoding: 'utf8' }), 'y');
+  });
+
+  test('a ../ path is refused', async () => {
+    await assert.rejects(unpack([{ name: '../outside', content: 'x' }]), LayerRefusedError);
+    await assert.rejects(unpack([{ name: 'a/../../outside', content: 'x' }]), LayerRefusedError);
+    assert.equal(existsSync(join(dir, 'outside')), false);
+  });
+
+  test('an entry below a symlink is refused, whatever the symlink points to', async () => {
+    const target = join(dir, 'host-dir');
+    await mkdir(target);
+    await assert.rejects(unpack([{ name: 'escape', type: 'symlink', linkname: target }, { name: 'escape/file', content: 'pwned' }]), LayerRefusedError);
+    await assert.rejects(unpack([{ name: 'up', type: 'symlink', linkname: '../..' }, { name: 'up/file', content: 'pwned' }]), LayerRefusedError);
+    assert.equal(existsSync(join(target, 'file')), false);
+  });
+
+  test('a hard link must point at a file of the same layer', async () => {
+    await assert.rejects(unpack([{ name: 'passwd', type: 'link', linkname: '../../../../etc/passwd' }]), LayerRefusedError);
+    await assert.rejects(unpack([{ name: 'passwd', type: 'link', linkname: 'etc/passwd' }]), LayerRefusedError);
+    await assert.rejects(unpack([{ name: 'l', type: 'symlink', linkname: '/etc' }, { name: 'passwd', type: 'link', linkname: 'l/passwd' }]), LayerRefusedError);
+  });
+
+  test('a layer whose bytes do not match its digest is refused', async () => {
+    const gz = await layerTar([{ name: 'f', content: 'x' }]);
+    const dest = join(dir, 'bad-digest');
+    await mkdir(dest);
+    await assert.rejects(unpackLayer(Readable.from([gz]), MediaType.OciLayerGzip, digestOf('something else'), dest), /does not match its digest/);
+  });
+});
