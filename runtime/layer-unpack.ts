@@ -2,8 +2,8 @@
 // tar whiteouts (image-spec/layer.md "Whiteouts") become overlay whiteouts (char device 0:0) and
 // opaque directories (trusted.overlay.opaque=y). Hardened: an entry naming `..`, a path through a
 // symlink, a hard link to outside the layer, or a device node is refused or skipped, never written.
-import { constants } from 'node:fs';
-import { chmod, lchown, open, link, lstat, lutimes, mkdir, rm, symlink, utimes } from 'node:fs/promises';
+import { chmodSync, closeSync, constants, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, symlinkSync, utimesSync, writeSync } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -24,15 +24,21 @@ export function safeComponents(name: string): string[] {
   return parts;
 }
 
-/** Creates missing parent directories, refusing to pass through a symlink or a non-directory. */
-async function ensureParents(root: string, parts: string[]): Promise<string> {
+/**
+ * Creates missing parent directories, refusing to pass through a symlink or a non-directory.
+ * `known` holds directories already checked in this layer; an entry that replaces one of them
+ * (with a file or symlink) removes it from the set, so the check is never skipped unsafely.
+ */
+async function ensureParents(root: string, parts: string[], known: Set<string>): Promise<string> {
   let dir = root;
   for (const p of parts) {
     dir = join(dir, p);
-    const st = await lstat(dir).catch(() => undefined);
-    if (!st) await mkdir(dir, { mode: 0o755 });
+    if (known.has(dir)) continue;
+    const st = lstatOrUndefined(dir);
+    if (!st) mkdirSync(dir, { mode: 0o755 });
     else if (st.isSymbolicLink()) throw new LayerRefusedError(`refusing layer entry below symlink ${JSON.stringify(dir.slice(root.length))}`);
     else if (!st.isDirectory()) throw new LayerRefusedError(`refusing layer entry below non-directory ${JSON.stringify(dir.slice(root.length))}`);
+    known.add(dir);
   }
   return dir;
 }
@@ -67,10 +73,11 @@ export async function unpackLayer(source: Readable, mediaType: string, digest: s
   });
   const extract = tar.extract();
   const dirTimes: DirTimes[] = [];
+  const known = new Set<string>();
   const consume = (async () => {
     for await (const entry of extract) {
       try {
-        await applyEntry(dest, entry.header, entry as unknown as Readable, dirTimes);
+        await applyEntry(dest, entry.header, entry as unknown as Readable, dirTimes, known);
       } finally {
         entry.resume(); // drain whatever the entry did not read (skipped types)
       }
@@ -80,16 +87,30 @@ export async function unpackLayer(source: Readable, mediaType: string, digest: s
   const actual = digester.digest();
   if (actual !== digest) throw new LayerRefusedError(`layer ${digest} does not match its digest (got ${actual})`);
   // Directory times last: creating entries inside a directory changes its mtime.
-  for (const d of dirTimes.reverse()) await utimes(d.path, d.mtime, d.mtime);
+  for (const d of dirTimes.reverse()) utimesSync(d.path, d.mtime, d.mtime);
 }
 
 type Header = tar.Header;
 
-async function applyEntry(root: string, h: Header, body: Readable, dirTimes: DirTimes[]): Promise<void> {
+// Metadata calls are synchronous: each is one quick syscall, and a round trip through libuv's
+// thread pool per call would cost more than the call (this runs in the CLI, not in a server).
+function lstatOrUndefined(path: string) {
+  return lstatSync(path, { throwIfNoEntry: false });
+}
+
+/** Files up to this size are gathered and written with one write; larger ones stream. */
+const SMALL_FILE = 1 << 20;
+
+/** Drops `path` and everything below it from the checked-directory set. */
+function forget(known: Set<string>, path: string): void {
+  for (const d of known) if (d === path || d.startsWith(path + '/')) known.delete(d);
+}
+
+async function applyEntry(root: string, h: Header, body: Readable, dirTimes: DirTimes[], known: Set<string>): Promise<void> {
   const parts = safeComponents(h.name);
   if (parts.length === 0) return; // the root itself ("./")
   const base = parts[parts.length - 1]!;
-  const parent = await ensureParents(root, parts.slice(0, -1));
+  const parent = await ensureParents(root, parts.slice(0, -1), known);
   if (base === OPAQUE) {
     setXattr(parent, 'trusted.overlay.opaque', 'y');
     return;
@@ -99,13 +120,17 @@ async function applyEntry(root: string, h: Header, body: Readable, dirTimes: Dir
     safeComponents(hidden);
     if (hidden === '') throw new LayerRefusedError(`refusing layer entry ${JSON.stringify(h.name)}: empty whiteout`);
     const target = join(parent, hidden);
+    forget(known, target);
     await rm(target, { recursive: true, force: true });
     makeWhiteout(target);
     return;
   }
   const path = join(parent, base);
-  const existing = await lstat(path).catch(() => undefined);
-  if (existing && !(existing.isDirectory() && h.type === 'directory')) await rm(path, { recursive: true, force: true });
+  const existing = lstatOrUndefined(path);
+  if (existing && !(existing.isDirectory() && h.type === 'directory')) {
+    forget(known, path);
+    await rm(path, { recursive: true, force: true });
+  }
   const mode = (h.mode ?? 0o644) & 0o7777;
   const mtime = h.mtime ?? new Date(0);
   switch (h.type) {
@@ -113,32 +138,43 @@ async function applyEntry(root: string, h: Header, body: Readable, dirTimes: Dir
     case 'contiguous-file':
     case undefined: {
       const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-      const fh = await open(path, flags, 0o600);
-      await pipeline(body, fh.createWriteStream());
+      if ((h.size ?? 0) <= SMALL_FILE) {
+        const chunks: Buffer[] = [];
+        for await (const c of body) chunks.push(c as Buffer);
+        const fd = openSync(path, flags, 0o600);
+        try {
+          for (const c of chunks) for (let off = 0; off < c.length; ) off += writeSync(fd, c, off);
+        } finally {
+          closeSync(fd);
+        }
+      } else {
+        const fh = await open(path, flags, 0o600);
+        await pipeline(body, fh.createWriteStream());
+      }
       break;
     }
     case 'directory':
-      if (!existing) await mkdir(path, { mode: 0o700 });
+      if (!existing) mkdirSync(path, { mode: 0o700 });
       break;
     case 'symlink':
       // The target is never followed here; inside the container it resolves under its own root.
-      await symlink(h.linkname ?? '', path);
+      symlinkSync(h.linkname ?? '', path);
       break;
     case 'link': {
       const targetParts = safeComponents(h.linkname ?? '');
       if (targetParts.length === 0) throw new LayerRefusedError(`refusing hard link ${JSON.stringify(h.name)} to the layer root`);
-      const targetParent = await ensureParents(root, targetParts.slice(0, -1));
+      const targetParent = await ensureParents(root, targetParts.slice(0, -1), known);
       const target = join(targetParent, targetParts[targetParts.length - 1]!);
-      const st = await lstat(target).catch(() => undefined);
+      const st = lstatOrUndefined(target);
       if (!st || st.isDirectory()) throw new LayerRefusedError(`refusing hard link ${JSON.stringify(h.name)}: target ${JSON.stringify(h.linkname)} is not a file of this layer`);
-      await link(target, path);
+      linkSync(target, path);
       return; // a hard link shares the target's owner, mode and times
     }
     default:
       // Device nodes and FIFOs from an image are not created: the container gets its own /dev.
       return;
   }
-  await lchown(path, h.uid ?? 0, h.gid ?? 0);
+  lchownSync(path, h.uid ?? 0, h.gid ?? 0);
   const xattrs = (h.pax ?? {}) as Record<string, string>;
   for (const [key, value] of Object.entries(xattrs)) {
     // Only attributes an image may legitimately carry; trusted.* would forge overlay metadata.
@@ -146,11 +182,11 @@ async function applyEntry(root: string, h: Header, body: Readable, dirTimes: Dir
     if (name && (name.startsWith('user.') || name === 'security.capability')) setXattr(path, name, Buffer.from(value, 'binary'));
   }
   if (h.type === 'symlink') {
-    await lutimes(path, mtime, mtime);
+    lutimesSync(path, mtime, mtime);
     return;
   }
-  await chmod(path, mode); // after chown, which clears setuid bits
+  chmodSync(path, mode); // after chown, which clears setuid bits
   if (h.type === 'directory') dirTimes.push({ path, mtime });
-  else await utimes(path, mtime, mtime);
+  else utimesSync(path, mtime, mtime);
 }
 
