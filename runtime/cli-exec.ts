@@ -34,6 +34,7 @@ export async function main(argv: string[]): Promise<number> {
         cwd: str(p, 'workdir') ?? config.Config.WorkingDir,
         user: str(p, 'user') ?? config.Config.User,
         cgroups: config.cgroups.dirs,
+        tty: bool(p, 'tty'),
         noNewPrivileges: true,
         rlimits: [],
       },

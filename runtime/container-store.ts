@@ -26,6 +26,8 @@ export interface HelperConfig {
   files: { source: string; target: string }[];
   cgroups: string[];
   init: boolean;
+  /** A pseudo-terminal for the process (foreground -t): the helper copies it to its stdio. */
+  tty: boolean;
   noNewPrivileges: boolean;
   rlimits: { name: string; soft: number; hard: number }[];
 }

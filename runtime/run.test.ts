@@ -94,6 +94,23 @@ describe('berth run', { skip: !isRoot && 'needs root (namespaces, overlayfs, cgr
     assert.match(r.stdout, /NoNewPrivs:\s+1/);
   });
 
+  test('the process gets stdin, stdout and stderr only: no fd of berth leaks in', async () => {
+    const r = await run(image, 'ls', '/proc/self/fd');
+    assert.deepEqual(r.stdout.trim().split('\n'), ['0', '1', '2', '3']); // 3: ls reading the directory
+  });
+
+  test('-t gives the process a terminal, and -it a shell on it', async () => {
+    const cmd = `${process.execPath} ${BERTH} run --rm -t ${image} sh -c 'test -t 0 && test -t 1 && echo on-a-tty; exit 4'`;
+    const r = await new Promise<Result>((resolve) => {
+      const c = spawn('script', ['-qec', cmd, '/dev/null'], { env: { ...process.env, BERTH_ROOT: root }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      c.stdout.on('data', (d) => (stdout += d));
+      c.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr: '' }));
+    });
+    assert.match(r.stdout, /on-a-tty/);
+    assert.equal(r.code, 4);
+  });
+
   test('a file written inside lands in the container layer only, not in the image layer or the host', async () => {
     const name = 'writer';
     const w = await berth(['run', '--name', name, image, 'sh', '-c', 'echo data > /created-inside']);

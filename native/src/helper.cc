@@ -14,6 +14,8 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <net/if.h>
+#include <poll.h>
+#include <termios.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
@@ -425,6 +427,15 @@ std::string findExecutable(const std::string& name, const std::vector<std::strin
   throw Failure{127, "exec: \"" + name + "\": executable file not found in $PATH"};
 }
 
+// The container gets fds 0-2 only: whatever else the caller of berth leaked to us (fds without
+// FD_CLOEXEC) is closed at exec, as runc does. The error pipe is CLOEXEC already.
+void closeInheritedFds() {
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */) == 0) return;
+#endif
+  for (int fd = 3; fd < 1024; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
 [[noreturn]] void execProcess(const std::vector<std::string>& args, const std::vector<std::string>& env) {
   if (args.empty()) throw Failure{125, "no command specified"};
   std::string file = findExecutable(args[0], env);
@@ -433,6 +444,7 @@ std::string findExecutable(const std::string& name, const std::vector<std::strin
   argv.push_back(nullptr);
   for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
+  closeInheritedFds();
   execve(file.c_str(), argv.data(), envp.data());
   int err = errno;
   int code = (err == ENOENT || err == ENOTDIR) ? 127 : 126;
@@ -440,6 +452,7 @@ std::string findExecutable(const std::string& name, const std::vector<std::strin
 }
 
 volatile pid_t g_forwardTo = 0;
+int g_ptyMaster = -1;  // the pty master fd with -t (see startPtyProxy)
 
 void forwardSignal(int sig) {
   if (g_forwardTo > 0) kill(g_forwardTo, sig);
@@ -452,7 +465,10 @@ void installForwarding(pid_t child) {
   sa.sa_handler = forwardSignal;
   sa.sa_flags = SA_RESTART;
   int sigs[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGALRM};
-  for (int s : sigs) sigaction(s, &sa, nullptr);
+  for (int s : sigs) {
+    if (s == SIGWINCH && g_ptyMaster >= 0) continue;  // with a pty the kernel signals the resize
+    sigaction(s, &sa, nullptr);
+  }
 }
 
 int statusToCode(int status) {
@@ -550,6 +566,109 @@ void joinCgroups(const Json& cgroups, pid_t pid) {
   for (const auto& dir : cgroups.a) writeFile(dir.s + "/cgroup.procs", std::to_string(pid));
 }
 
+
+// -t: the container gets a pseudo-terminal; the helper copies between its own stdio and the
+// master side, with the caller's terminal in raw mode (as docker's CLI does), resized on SIGWINCH.
+bool g_rawSet = false;
+struct termios g_savedTermios;
+volatile sig_atomic_t g_winch = 0;
+volatile sig_atomic_t g_chld = 0;
+
+struct Pty {
+  int master = -1;
+  int slave = -1;
+};
+
+Pty openPty() {
+  Pty p;
+  p.master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (p.master < 0 || grantpt(p.master) < 0 || unlockpt(p.master) < 0) reportFailureAndExit(125, std::string("open pty: ") + strerror(errno));
+  const char* name = ptsname(p.master);
+  p.slave = name ? open(name, O_RDWR | O_NOCTTY | O_CLOEXEC) : -1;
+  if (p.slave < 0) reportFailureAndExit(125, std::string("open pty slave: ") + strerror(errno));
+  return p;
+}
+
+// In the container's process: the slave becomes its controlling terminal and stdio.
+void attachSlave(const Pty& p) {
+  if (p.slave < 0) return;
+  close(p.master);
+  if (setsid() < 0) fail(125, "setsid", errno);
+  if (ioctl(p.slave, TIOCSCTTY, 0) < 0) fail(125, "ioctl TIOCSCTTY", errno);
+  for (int fd = 0; fd <= 2; fd++)
+    if (dup2(p.slave, fd) < 0) fail(125, "dup2 pty", errno);
+  if (p.slave > 2) close(p.slave);
+}
+
+void copyWinsize() {
+  struct winsize ws;
+  if (g_ptyMaster >= 0 && ioctl(0, TIOCGWINSZ, &ws) == 0) ioctl(g_ptyMaster, TIOCSWINSZ, &ws);
+}
+
+void restoreTerminal() {
+  if (g_rawSet) tcsetattr(0, TCSADRAIN, &g_savedTermios);
+  g_rawSet = false;
+}
+
+void onWinch(int) { g_winch = 1; }
+void onChld(int) { g_chld = 1; }
+
+void startPtyProxy(int master) {
+  g_ptyMaster = master;
+  if (isatty(0) && tcgetattr(0, &g_savedTermios) == 0) {
+    struct termios raw = g_savedTermios;
+    cfmakeraw(&raw);
+    if (tcsetattr(0, TCSADRAIN, &raw) == 0) g_rawSet = true;
+  }
+  copyWinsize();
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = onWinch;
+  sigaction(SIGWINCH, &sa, nullptr);
+  sa.sa_handler = onChld;
+  sa.sa_flags = SA_NOCLDSTOP;
+  sigaction(SIGCHLD, &sa, nullptr);
+}
+
+// Copies until the container's side of the terminal is closed (read EIO) or the process exits.
+void runPtyProxy(pid_t child) {
+  int master = g_ptyMaster;
+  bool stdinOpen = true;
+  char buf[16384];
+  for (;;) {
+    if (g_winch) {
+      g_winch = 0;
+      copyWinsize();
+    }
+    struct pollfd fds[2] = {{master, POLLIN, 0}, {0, POLLIN, 0}};
+    int n = poll(fds, stdinOpen ? 2 : 1, g_chld ? 50 : -1);
+    if (n < 0 && errno != EINTR) break;
+    if (n == 0 && g_chld) {
+      siginfo_t info;
+      memset(&info, 0, sizeof info);
+      if (waitid(P_PID, static_cast<id_t>(child), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid != 0) break;  // exited, output drained
+    }
+    if (n <= 0) continue;
+    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+      ssize_t r = read(master, buf, sizeof buf);
+      if (r <= 0) break;  // EIO: every slave fd is closed
+      writeAll(1, std::string(buf, static_cast<size_t>(r)));
+    }
+    if (stdinOpen && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+      ssize_t r = read(0, buf, sizeof buf);
+      if (r <= 0) {
+        stdinOpen = false;
+        const char eot = 4;  // end of input for the program on the terminal
+        if (write(master, &eot, 1) < 0) {
+        }
+      } else {
+        writeAll(master, std::string(buf, static_cast<size_t>(r)));
+      }
+    }
+  }
+  restoreTerminal();
+}
+
 // Parent side after the child exists: wait for "exec happened" (the CLOEXEC error pipe closes with
 // nothing in it) or a failure report, then wait for the child's end and exit with its status.
 [[noreturn]] void superviseChild(pid_t child, int errRead) {
@@ -562,10 +681,12 @@ void joinCgroups(const Json& cgroups, pid_t pid) {
     }
     size_t nl = err.find('\n');
     int code = atoi(err.substr(0, nl).c_str());
+    restoreTerminal();
     reportFailureAndExit(code ? code : 125, nl == std::string::npos ? err : err.substr(nl + 1));
   }
   report("{\"pid\":" + std::to_string(child) + "}");
   closeStatus();
+  if (g_ptyMaster >= 0) runPtyProxy(child);
   int status;
   for (;;) {
     pid_t p = waitpid(child, &status, 0);
@@ -584,6 +705,8 @@ void joinCgroups(const Json& cgroups, pid_t pid) {
 [[noreturn]] void cmdRun(const Json& cfg) {
   int errPipe[2], syncPipe[2];
   if (pipe2(errPipe, O_CLOEXEC) < 0 || pipe2(syncPipe, O_CLOEXEC) < 0) reportFailureAndExit(125, std::string("pipe: ") + strerror(errno));
+  Pty pty;
+  if (cfg["tty"].truthy()) pty = openPty();
   unsigned long flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
   if (cfg["network"].str() != "host") flags |= CLONE_NEWNET;
   // Raw clone without a stack behaves like fork, with the child continuing here as PID 1.
@@ -598,6 +721,7 @@ void joinCgroups(const Json& cgroups, pid_t pid) {
     if (read(syncPipe[0], &go, 1) != 1) _exit(125);  // parent died or failed before releasing us
     close(syncPipe[0]);
     try {
+      attachSlave(pty);
       containerSetup(cfg);
       becomeProcess(cfg, errPipe[1], true);
     } catch (const Failure& f) {
@@ -606,6 +730,10 @@ void joinCgroups(const Json& cgroups, pid_t pid) {
   }
   close(errPipe[1]);
   close(syncPipe[0]);
+  if (pty.slave >= 0) {
+    close(pty.slave);
+    startPtyProxy(pty.master);
+  }
   try {
     joinCgroups(cfg["cgroups"], child);
   } catch (const Failure& f) {
@@ -641,6 +769,8 @@ void joinCgroups(const Json& cgroups, pid_t pid) {
   }
   int errPipe[2];
   if (pipe2(errPipe, O_CLOEXEC) < 0) reportFailureAndExit(125, std::string("pipe: ") + strerror(errno));
+  Pty pty;
+  if (cfg["tty"].truthy()) pty = openPty();
   pid_t child = fork();
   if (child < 0) reportFailureAndExit(125, std::string("fork: ") + strerror(errno));
   if (child == 0) {
@@ -648,12 +778,17 @@ void joinCgroups(const Json& cgroups, pid_t pid) {
     closeStatus();
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     try {
+      attachSlave(pty);
       becomeProcess(cfg, errPipe[1], false);
     } catch (const Failure& f) {
       childFailed(errPipe[1], f);
     }
   }
   close(errPipe[1]);
+  if (pty.slave >= 0) {
+    close(pty.slave);
+    startPtyProxy(pty.master);
+  }
   superviseChild(child, errPipe[0]);
 }
 
