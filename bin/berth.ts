@@ -17,11 +17,26 @@ const VERBS: Record<string, { summary: string; load: () => Promise<VerbModule> }
   logs: { summary: "Show a detached container's output", load: () => verb('logs') },
   wait: { summary: 'Wait for containers to stop, print their exit codes', load: () => verb('wait') },
   inspect: { summary: 'Show containers as JSON', load: () => verb('inspect') },
+  top: { summary: 'Show the processes of a container', load: () => verb('top') },
+  diff: { summary: "Show the changes in a container's filesystem", load: () => verb('diff') },
+  container: { summary: 'Manage containers (prune, ls, and the verbs above)', load: () => containerVerb() },
+  volume: { summary: 'Manage named volumes', load: () => import('../runtime/cli-volume.js') },
 };
 
 /** The container verbs other than run and exec share one small module. */
 function verb(name: string): Promise<VerbModule> {
   return import('../runtime/cli-containers.js').then((m) => ({ main: (argv: string[]) => m.runVerb(name, argv) }));
+}
+
+/** `berth container SUB …`: docker's long forms (container ls, container rm, container prune, …). */
+function containerVerb(): Promise<VerbModule> {
+  return Promise.resolve({
+    main: async ([sub, ...rest]: string[]) => {
+      const name = sub === 'ls' || sub === 'list' ? 'ps' : (sub ?? '');
+      if (name === 'run' || name === 'exec') return (await VERBS[name]!.load()).main(rest);
+      return (await import('../runtime/cli-containers.js')).runVerb(name, rest);
+    },
+  });
 }
 
 function usage(): string {

@@ -1,7 +1,7 @@
 // The container verbs that act on existing containers: ps, start, stop, restart, kill, rm, logs,
 // wait, inspect. They read state and send signals; the container's owner records transitions.
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { lstat, readFile, readdir, readlink, stat } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -130,7 +130,60 @@ const VERB_FLAGS: Record<string, FlagSpec[]> = {
   ],
   wait: [],
   inspect: [{ name: 'format', short: 'f', kind: 'string' }],
+  top: [],
+  diff: [],
+  prune: [{ name: 'force', short: 'f', kind: 'bool' }],
 };
+
+/** Host pids of every process in the container's PID namespace. */
+async function containerPids(initPid: number): Promise<number[]> {
+  const ns = await readlink(`/proc/${initPid}/ns/pid`);
+  const pids: number[] = [];
+  for (const e of await readdir('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const other = await readlink(`/proc/${e}/ns/pid`).catch(() => undefined);
+    if (other === ns) pids.push(Number(e));
+  }
+  return pids.sort((a, b) => a - b);
+}
+
+async function top(state: ContainerState): Promise<void> {
+  const rows = [['UID', 'PID', 'PPID', 'CMD']];
+  for (const pid of await containerPids(state.Pid)) {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+    const cmd = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').filter(Boolean).join(' ');
+    const uid = /^Uid:\s+(\d+)/m.exec(status)?.[1] ?? '?';
+    const ppid = /^PPid:\s+(\d+)/m.exec(status)?.[1] ?? '?';
+    if (status) rows.push([uid, String(pid), ppid, cmd]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) process.stdout.write(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 4))).join('') + '\n');
+}
+
+/** docker diff: A(dded), C(hanged), D(eleted) paths of the container layer against its image. */
+async function diff(config: ContainerConfig): Promise<void> {
+  const upper = config.helper.upper;
+  // Mount points berth itself creates are not changes of the container (docker's init layer).
+  const mountPoints = new Set(['/dev', '/proc', '/sys', ...config.helper.files.map((f) => f.target), ...config.helper.mounts.map((m) => m.target)]);
+  const inLower = async (rel: string): Promise<boolean> => {
+    for (const lower of config.helper.lower) {
+      const st = await lstat(join(lower, rel)).catch(() => undefined);
+      if (st) return !(st.isCharacterDevice() && st.rdev === 0);
+    }
+    return false;
+  };
+  const walk = async (rel: string): Promise<void> => {
+    for (const e of (await readdir(join(upper, rel), { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+      const path = `${rel}/${e.name}`;
+      const st = await lstat(join(upper, path));
+      if (st.isCharacterDevice() && st.rdev === 0) process.stdout.write(`D ${path}\n`);
+      else if (mountPoints.has(path) && !(await inLower(path))) continue;
+      else process.stdout.write(`${(await inLower(path)) ? 'C' : 'A'} ${path}\n`);
+      if (e.isDirectory()) await walk(path);
+    }
+  };
+  await walk('');
+}
 
 async function logs(id: string, follow: boolean, tail: number | undefined, timestamps: boolean): Promise<void> {
   const file = join(layout.containerDir(id), LOG_FILE);
@@ -172,7 +225,7 @@ export async function runVerb(verb: string, argv: string[]): Promise<number> {
   let p;
   try {
     p = parseFlags(argv, VERB_FLAGS[verb] ?? [], false);
-    if (verb !== 'ps' && p.operands.length === 0) throw new UsageError(`"berth ${verb}" requires at least 1 argument.`);
+    if (verb !== 'ps' && verb !== 'prune' && p.operands.length === 0) throw new UsageError(`"berth ${verb}" requires at least 1 argument.`);
   } catch (err) {
     process.stderr.write(`berth: ${(err as Error).message}\n`);
     return 125;
@@ -198,6 +251,23 @@ export async function runVerb(verb: string, argv: string[]): Promise<number> {
     }
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     for (const r of rows) process.stdout.write(r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]! + 3))).join('').trimEnd() + '\n');
+    return 0;
+  }
+  if (!VERB_FLAGS[verb]) {
+    process.stderr.write(`berth: unknown command ${JSON.stringify(verb)}\n`);
+    return 125;
+  }
+  if (verb === 'prune') {
+    const removed: string[] = [];
+    for (const id of await store.ids()) {
+      const s = await store.state(id).catch(() => undefined);
+      if (!s || s.Status === 'running') continue;
+      const config = await store.config(id).catch(() => undefined);
+      if (config) await removeCgroups(config.cgroups).catch(() => undefined);
+      await store.remove(id);
+      removed.push(id);
+    }
+    process.stdout.write(['Deleted Containers:', ...removed, ''].join('\n'));
     return 0;
   }
   if (verb === 'inspect') {
@@ -257,6 +327,15 @@ export async function runVerb(verb: string, argv: string[]): Promise<number> {
           await logs(id, bool(p, 'follow'), tail === undefined || tail === 'all' ? undefined : Number(tail), bool(p, 'timestamps'));
           break;
         }
+        case 'top': {
+          const s = await store.state(id);
+          if (s.Status !== 'running') throw new Error(`container ${id} is not running`);
+          await top(s);
+          break;
+        }
+        case 'diff':
+          await diff(await store.config(id));
+          break;
         case 'wait': {
           const s = await waitExited(id);
           process.stdout.write(`${s?.ExitCode ?? 0}\n`);

@@ -46,8 +46,8 @@ Options:
       --name string        Container name
   -e, --env list           Set environment variables (K=V, or K from this environment)
       --env-file list      Read environment variables from a file
-  -v, --volume list        Bind mount HOST:CONTAINER[:ro]
-      --mount list         type=bind,source=HOST,target=CONTAINER[,readonly]
+  -v, --volume list        Bind mount HOST:CONTAINER[:ro], or volume NAME:CONTAINER[:ro]
+      --mount list         type=bind|volume,source=HOST|NAME,target=CONTAINER[,readonly]
   -w, --workdir string     Working directory inside the container
   -u, --user string        Username or UID (format: <name|uid>[:<group|gid>])
   -h, --hostname string    Container host name
@@ -77,12 +77,14 @@ function mountToVolume(spec: string): string {
     kv.set(eq < 0 ? part : part.slice(0, eq), eq < 0 ? 'true' : part.slice(eq + 1));
   }
   const type = kv.get('type') ?? 'volume';
-  if (type !== 'bind') throw new UsageError(`mount type ${JSON.stringify(type)} is not supported (use type=bind)`);
-  const source = kv.get('source') ?? kv.get('src');
+  if (type !== 'bind' && type !== 'volume') throw new UsageError(`mount type ${JSON.stringify(type)} is not supported (use bind or volume)`);
+  const source = kv.get('source') ?? kv.get('src') ?? '';
   const target = kv.get('target') ?? kv.get('destination') ?? kv.get('dst');
-  if (!source || !target) throw new UsageError(`invalid mount ${JSON.stringify(spec)}: source and target are required`);
+  if ((type === 'bind' && !source) || !target) throw new UsageError(`invalid mount ${JSON.stringify(spec)}: ${type === 'bind' ? 'source and ' : ''}target are required`);
+  if (type === 'bind' && !source.startsWith('/')) throw new UsageError(`invalid mount ${JSON.stringify(spec)}: a bind source must be an absolute path`);
+  if (type === 'volume' && source.startsWith('/')) throw new UsageError(`invalid mount ${JSON.stringify(spec)}: a volume source must be a name`);
   const ro = kv.get('readonly') ?? kv.get('ro');
-  return `${source}:${target}${ro === 'true' || ro === '1' ? ':ro' : ''}`;
+  return `${source ? `${source}:` : ''}${target}${ro === 'true' || ro === '1' ? ':ro' : ''}`;
 }
 
 export function parseRunArgs(argv: string[]): RunOptions | 'help' {

@@ -10,6 +10,7 @@ import { ensureLayers } from './layer-cache.js';
 import { processSpec, UsageError, type ProcessOverrides } from './process-spec.js';
 import type { RuntimeLayout } from './runtime-layout.js';
 import { randomName } from './names.js';
+import { isVolumeName, VolumeStore } from './volumes.js';
 
 export interface RunOptions extends ProcessOverrides {
   image: string;
@@ -27,22 +28,37 @@ export interface RunOptions extends ProcessOverrides {
   limits: Limits;
 }
 
-/** `-v HOST:CTR[:ro|rw]` → a bind mount; named volumes are not supported yet. */
-export function parseVolume(spec: string): { source: string; target: string; readonly: boolean } {
+export interface VolumeSpec {
+  /** A host path, or a volume name (created on first use); '' for an anonymous volume. */
+  source: string;
+  kind: 'bind' | 'volume';
+  target: string;
+  readonly: boolean;
+}
+
+/** `-v HOST:CTR[:ro|rw]` (bind), `-v NAME:CTR[:ro]` (named volume), `-v CTR` (anonymous volume). */
+export function parseVolume(spec: string): VolumeSpec {
   const parts = spec.split(':');
-  if (parts.length < 2 || parts.length > 3) throw new UsageError(`invalid volume specification: '${spec}'`);
+  if (parts.length > 3 || parts.some((p) => p === '')) throw new UsageError(`invalid volume specification: '${spec}'`);
+  if (parts.length === 1) parts.unshift('');
   const [source, target, mode] = parts as [string, string, string | undefined];
-  if (!isAbsolute(source)) throw new UsageError(`invalid volume specification: '${spec}': named volumes are not supported, use an absolute host path`);
+  const kind = source === '' || !isAbsolute(source) ? 'volume' : 'bind';
+  if (kind === 'volume' && source !== '' && !isVolumeName(source)) throw new UsageError(`invalid volume specification: '${spec}': "${source}" is neither an absolute host path nor a volume name`);
   if (!posix.isAbsolute(target)) throw new UsageError(`invalid volume specification: '${spec}': mount path must be absolute`);
   if (mode !== undefined && mode !== 'ro' && mode !== 'rw') throw new UsageError(`invalid mode: ${mode}`);
   const normalized = posix.normalize(target);
   if (normalized === '/') throw new UsageError(`invalid volume specification: '${spec}': cannot mount over /`);
-  return { source: resolvePath(source), target: normalized, readonly: mode === 'ro' };
+  return { source: kind === 'bind' ? resolvePath(source) : source, kind, target: normalized, readonly: mode === 'ro' };
 }
 
 export async function createContainer(layout: RuntimeLayout, store: ContainerStore, o: RunOptions): Promise<ContainerConfig> {
   if (o.network !== 'none' && o.network !== 'host') throw new UsageError(`network mode ${JSON.stringify(o.network)} is not supported (use none or host)`);
-  const mounts = o.volumes.map(parseVolume);
+  const volumes = new VolumeStore(layout);
+  const mounts = [];
+  for (const v of o.volumes.map(parseVolume)) {
+    const source = v.kind === 'bind' ? v.source : (await volumes.ensure(v.source || undefined)).Mountpoint;
+    mounts.push({ source, target: v.target, readonly: v.readonly });
+  }
   const image = await resolveImage(o.image);
   const lower = await ensureLayers(layout, image.layers);
   const id = newContainerId();

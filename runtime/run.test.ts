@@ -256,6 +256,32 @@ describe('berth run', { skip: !isRoot && 'needs root (namespaces, overlayfs, cgr
     assert.equal((await berth(['rm', 'stubborn'])).code, 0);
   });
 
+  test('a named volume keeps its data across containers and cannot be removed while used', async () => {
+    assert.equal((await run('-v', 'keep:/data', image, 'sh', '-c', 'echo persisted > /data/f')).code, 0);
+    assert.equal((await run('--mount', 'type=volume,source=keep,target=/v', image, 'cat', '/v/f')).stdout, 'persisted\n');
+    assert.match((await berth(['volume', 'ls', '-q'])).stdout, /^keep$/m);
+    assert.equal((await berth(['run', '--name', 'user', '-v', 'keep:/data', image, 'true'])).code, 0);
+    assert.equal((await berth(['volume', 'rm', 'keep'])).code, 1);
+    assert.equal((await berth(['rm', 'user'])).code, 0);
+    assert.equal((await berth(['volume', 'rm', 'keep'])).code, 0);
+    assert.equal((await berth(['volume', 'inspect', 'keep'])).code, 1);
+  });
+
+  test('diff lists added, changed and deleted paths; top lists the processes; prune removes stopped containers', async () => {
+    const d = await berth(['run', '-d', '--name', 'changer', image, 'sh', '-c', 'rm /etc/group; echo x >> /etc/passwd; mkdir /new; touch /new/a; exec sleep 30']);
+    assert.equal(d.code, 0, d.stderr);
+    let diff = ''; // the shell makes its changes right after run -d returns: poll until they are all there
+    for (let i = 0; i < 50 && !diff.includes('/new/a'); i++) diff = (await berth(['diff', 'changer'])).stdout;
+    assert.deepEqual(diff.trim().split('\n'), ['C /etc', 'D /etc/group', 'C /etc/passwd', 'A /new', 'A /new/a']);
+    const top = await berth(['top', 'changer']);
+    assert.match(top.stdout, /^UID\s+PID\s+PPID\s+CMD\n0\s+\d+\s+\d+\s+sleep 30\n$/);
+    await berth(['kill', 'changer']);
+    await berth(['wait', 'changer']);
+    const prune = await berth(['container', 'prune', '-f']);
+    assert.match(prune.stdout, new RegExp(d.stdout.trim()));
+    assert.equal((await berth(['inspect', 'changer'])).code, 1);
+  });
+
   test('run -d --rm removes the container when it exits', async () => {
     const d = await berth(['run', '-d', '--rm', image, 'true']);
     const id = d.stdout.trim();

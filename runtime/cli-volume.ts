@@ -1,0 +1,116 @@
+// `berth volume create|ls|inspect|rm|prune`: named volumes (runtime/volumes.ts).
+import { bool, parseFlags, type FlagSpec } from './cli-flags.js';
+import { ContainerStore } from './container-store.js';
+import { RuntimeLayout } from './runtime-layout.js';
+import { VolumeStore } from './volumes.js';
+
+const FLAGS: Record<string, FlagSpec[]> = {
+  create: [],
+  ls: [{ name: 'quiet', short: 'q', kind: 'bool' }],
+  inspect: [],
+  rm: [{ name: 'force', short: 'f', kind: 'bool' }],
+  prune: [
+    { name: 'force', short: 'f', kind: 'bool' },
+    { name: 'all', short: 'a', kind: 'bool' },
+  ],
+};
+
+/** Mountpoints used by any container (running or not), as docker keeps them until `rm`. */
+async function volumesInUse(store: ContainerStore): Promise<Map<string, string>> {
+  const used = new Map<string, string>();
+  for (const id of await store.ids()) {
+    const c = await store.config(id).catch(() => undefined);
+    for (const m of c?.helper.mounts ?? []) used.set(m.source, id);
+  }
+  return used;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  const spec = sub === 'list' ? FLAGS.ls : sub === 'remove' ? FLAGS.rm : FLAGS[sub ?? ''];
+  if (!spec) {
+    process.stderr.write('Usage: berth volume create|ls|inspect|rm|prune\n');
+    return sub === undefined || sub === '--help' ? 0 : 125;
+  }
+  let p;
+  try {
+    p = parseFlags(rest, spec, false);
+  } catch (err) {
+    process.stderr.write(`berth: ${(err as Error).message}\n`);
+    return 125;
+  }
+  const layout = new RuntimeLayout();
+  const volumes = new VolumeStore(layout);
+  const store = new ContainerStore(layout);
+  try {
+    switch (sub) {
+      case 'create': {
+        const v = await volumes.ensure(p.operands[0]);
+        process.stdout.write(`${v.Name}\n`);
+        return 0;
+      }
+      case 'ls':
+      case 'list': {
+        const list = await volumes.list();
+        if (bool(p, 'quiet')) list.forEach((v) => process.stdout.write(`${v.Name}\n`));
+        else process.stdout.write(['DRIVER    VOLUME NAME', ...list.map((v) => `${v.Driver.padEnd(10)}${v.Name}`)].join('\n') + '\n');
+        return 0;
+      }
+      case 'inspect': {
+        let code = 0;
+        const out = [];
+        for (const name of p.operands) {
+          const v = await volumes.get(name);
+          if (v) out.push(v);
+          else {
+            process.stderr.write(`Error: no such volume: ${name}\n`);
+            code = 1;
+          }
+        }
+        process.stdout.write(JSON.stringify(out, null, 4) + '\n');
+        return code;
+      }
+      case 'rm':
+      case 'remove': {
+        const used = await volumesInUse(store);
+        let code = 0;
+        for (const name of p.operands) {
+          const v = await volumes.get(name);
+          if (!v) {
+            if (!bool(p, 'force')) {
+              process.stderr.write(`Error: no such volume: ${name}\n`);
+              code = 1;
+            }
+            continue;
+          }
+          const by = used.get(v.Mountpoint);
+          if (by) {
+            process.stderr.write(`Error response from daemon: remove ${name}: volume is in use - [${by}]\n`);
+            code = 1;
+            continue;
+          }
+          await volumes.remove(name);
+          process.stdout.write(`${name}\n`);
+        }
+        return code;
+      }
+      case 'prune': {
+        // docker prunes only anonymous volumes unless --all.
+        const used = await volumesInUse(store);
+        const removed: string[] = [];
+        for (const v of await volumes.list()) {
+          if (used.has(v.Mountpoint)) continue;
+          if (!bool(p, 'all') && !/^[0-9a-f]{64}$/.test(v.Name)) continue;
+          await volumes.remove(v.Name);
+          removed.push(v.Name);
+        }
+        process.stdout.write(['Deleted Volumes:', ...removed, ''].join('\n'));
+        return 0;
+      }
+    }
+  } catch (err) {
+    process.stderr.write(`berth: ${(err as Error).message}\n`);
+    return 1;
+  }
+  return 125;
+}
