@@ -18,6 +18,7 @@ const VERBS: Record<string, { summary: string; load: () => Promise<VerbModule> }
   wait: { summary: 'Wait for containers to stop, print their exit codes', load: () => verb('wait') },
   inspect: { summary: 'Show containers as JSON', load: () => verb('inspect') },
   top: { summary: 'Show the processes of a container', load: () => verb('top') },
+  commit: { summary: "Make a container's changes a new image (OCI layout)", load: () => verb('commit') },
   diff: { summary: "Show the changes in a container's filesystem", load: () => verb('diff') },
   container: { summary: 'Manage containers (prune, ls, and the verbs above)', load: () => containerVerb() },
   volume: { summary: 'Manage named volumes', load: () => import('../runtime/cli-volume.js') },

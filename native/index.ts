@@ -12,6 +12,7 @@ export const helperPath: string = process.env.BERTH_HELPER ?? `${RELEASE_DIR}ber
 interface Addon {
   makeWhiteout(path: string): void;
   setXattr(path: string, name: string, value: Buffer): void;
+  getXattr(path: string, name: string): Buffer | undefined;
 }
 
 let addon: Addon | undefined;
@@ -28,4 +29,9 @@ export function makeWhiteout(path: string): void {
 /** lsetxattr(2); errors carry errno, syscall and path. */
 export function setXattr(path: string, name: string, value: Buffer | string): void {
   load().setXattr(path, name, typeof value === 'string' ? Buffer.from(value) : value);
+}
+
+/** lgetxattr(2); undefined when the attribute is absent. */
+export function getXattr(path: string, name: string): Buffer | undefined {
+  return load().getXattr(path, name);
 }

@@ -1,7 +1,7 @@
 // The container verbs that act on existing containers: ps, start, stop, restart, kill, rm, logs,
 // wait, inspect. They read state and send signals; the container's owner records transitions.
 import { createReadStream } from 'node:fs';
-import { lstat, readFile, readdir, readlink, stat } from 'node:fs/promises';
+import { readFile, readdir, readlink, stat } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -11,6 +11,8 @@ import { ContainerStore, NoSuchContainerError, type ContainerConfig, type Contai
 import { StartError } from './launch.js';
 import { startDetached } from './lifecycle.js';
 import { LOG_FILE } from './log-file.js';
+import { containerChanges } from './container-layer.js';
+import { parseOciLayoutRef } from './image-sources.js';
 import { UsageError } from './process-spec.js';
 import { RuntimeLayout } from './runtime-layout.js';
 
@@ -133,6 +135,10 @@ const VERB_FLAGS: Record<string, FlagSpec[]> = {
   top: [],
   diff: [],
   prune: [{ name: 'force', short: 'f', kind: 'bool' }],
+  commit: [
+    { name: 'message', short: 'm', kind: 'string' },
+    { name: 'author', short: 'a', kind: 'string' },
+  ],
 };
 
 /** Host pids of every process in the container's PID namespace. */
@@ -162,27 +168,7 @@ async function top(state: ContainerState): Promise<void> {
 
 /** docker diff: A(dded), C(hanged), D(eleted) paths of the container layer against its image. */
 async function diff(config: ContainerConfig): Promise<void> {
-  const upper = config.helper.upper;
-  // Mount points berth itself creates are not changes of the container (docker's init layer).
-  const mountPoints = new Set(['/dev', '/proc', '/sys', ...config.helper.files.map((f) => f.target), ...config.helper.mounts.map((m) => m.target)]);
-  const inLower = async (rel: string): Promise<boolean> => {
-    for (const lower of config.helper.lower) {
-      const st = await lstat(join(lower, rel)).catch(() => undefined);
-      if (st) return !(st.isCharacterDevice() && st.rdev === 0);
-    }
-    return false;
-  };
-  const walk = async (rel: string): Promise<void> => {
-    for (const e of (await readdir(join(upper, rel), { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
-      const path = `${rel}/${e.name}`;
-      const st = await lstat(join(upper, path));
-      if (st.isCharacterDevice() && st.rdev === 0) process.stdout.write(`D ${path}\n`);
-      else if (mountPoints.has(path) && !(await inLower(path))) continue;
-      else process.stdout.write(`${(await inLower(path)) ? 'C' : 'A'} ${path}\n`);
-      if (e.isDirectory()) await walk(path);
-    }
-  };
-  await walk('');
+  for await (const c of containerChanges(config)) process.stdout.write(`${c.kind} ${c.path}\n`);
 }
 
 async function logs(id: string, follow: boolean, tail: number | undefined, timestamps: boolean): Promise<void> {
@@ -269,6 +255,23 @@ export async function runVerb(verb: string, argv: string[]): Promise<number> {
     }
     process.stdout.write(['Deleted Containers:', ...removed, ''].join('\n'));
     return 0;
+  }
+  if (verb === 'commit') {
+    const [ref, target] = p.operands;
+    const parsed = target ? parseOciLayoutRef(target) : undefined;
+    if (!ref || !parsed) {
+      process.stderr.write('Usage: berth commit CONTAINER oci:DIR[:TAG]  (the new image goes to an OCI image layout)\n');
+      return 125;
+    }
+    try {
+      const { commitContainer } = await import('./commit.js');
+      const digest = await commitContainer(await store.config(await store.lookup(ref)), parsed.dir, parsed.tag || 'latest', str(p, 'message'));
+      process.stdout.write(`${digest}\n`);
+      return 0;
+    } catch (err) {
+      process.stderr.write(`Error response from daemon: ${(err as Error).message}\n`);
+      return 1;
+    }
   }
   if (verb === 'inspect') {
     const out: object[] = [];

@@ -282,6 +282,17 @@ describe('berth run', { skip: !isRoot && 'needs root (namespaces, overlayfs, cgr
     assert.equal((await berth(['inspect', 'changer'])).code, 1);
   });
 
+  test('commit makes the container layer, deletions included, the top layer of a new image', async () => {
+    assert.equal((await berth(['run', '--name', 'tocommit', image, 'sh', '-c', 'rm /etc/group; mkdir /new; echo hi > /new/file; ln -s file /new/link'])).code, 0);
+    const target = `oci:${join(dir, 'committed')}:v2`;
+    const c = await berth(['commit', 'tocommit', target]);
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stdout, /^sha256:[0-9a-f]{64}\n$/);
+    const r = await run(target, 'sh', '-c', 'test -e /etc/group && echo group-visible; cat /new/link; test -x /bin/busybox && echo base-intact');
+    assert.equal(r.stdout, 'hi\nbase-intact\n', r.stderr);
+    await berth(['rm', 'tocommit']);
+  });
+
   test('run -d --rm removes the container when it exits', async () => {
     const d = await berth(['run', '-d', '--rm', image, 'true']);
     const id = d.stdout.trim();

@@ -34,9 +34,23 @@ Napi::Value SetXattr(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// lgetxattr: reads an xattr (opaque directories of a container layer); undefined when absent.
+Napi::Value GetXattr(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>();
+  std::string name = info[1].As<Napi::String>();
+  char buf[4096];
+  ssize_t n = lgetxattr(path.c_str(), name.c_str(), buf, sizeof buf);
+  if (n < 0) {
+    if (errno == ENODATA || errno == ENOTSUP) return info.Env().Undefined();
+    throw errnoError(info.Env(), "lgetxattr", path, errno);
+  }
+  return Napi::Buffer<uint8_t>::Copy(info.Env(), reinterpret_cast<uint8_t*>(buf), static_cast<size_t>(n));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("makeWhiteout", Napi::Function::New(env, MakeWhiteout));
   exports.Set("setXattr", Napi::Function::New(env, SetXattr));
+  exports.Set("getXattr", Napi::Function::New(env, GetXattr));
   return exports;
 }
 
