@@ -25,6 +25,14 @@ export function cgroupVersion(): 1 | 2 {
 
 const CPU_PERIOD_US = 100_000;
 
+/** The cgroup directories a container with these limits uses (see createCgroups). */
+export function cgroupsFor(id: string, limits: Limits): CgroupSet {
+  if (!limits.memoryBytes && !limits.cpus && !limits.pidsLimit) return { version: cgroupVersion(), dirs: [] };
+  if (cgroupVersion() === 2) return { version: 2, dirs: [join(CGROUP_ROOT, 'berth', id)] };
+  const ctls = ['memory', 'pids', ...(limits.cpus ? ['cpu'] : [])].filter((c) => existsSync(join(CGROUP_ROOT, c)));
+  return { version: 1, dirs: ctls.map((c) => join(CGROUP_ROOT, c, 'berth', id)) };
+}
+
 /**
  * Creates the container's cgroups and writes its limits. Without limits the container stays in
  * the caller's cgroup: making and removing cgroups is a measurable part of `run --rm`'s latency.

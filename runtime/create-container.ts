@@ -3,7 +3,7 @@
 // monitor).
 import { copyFile, writeFile } from 'node:fs/promises';
 import { join, resolve as resolvePath, isAbsolute, posix } from 'node:path';
-import { createCgroups, type Limits } from './cgroups.js';
+import { cgroupsFor, type Limits } from './cgroups.js';
 import { ContainerStore, newContainerId, ZERO_TIME, type ContainerConfig, type HelperConfig } from './container-store.js';
 import { resolveImage } from './image-sources.js';
 import { ensureLayers } from './layer-cache.js';
@@ -67,7 +67,7 @@ export async function createContainer(layout: RuntimeLayout, store: ContainerSto
   const imageCfg = image.config.config ?? {};
   const proc = processSpec(imageCfg, o, hostname);
   const dir = layout.containerDir(id);
-  const cgroups = await createCgroups(id, o.limits);
+  const cgroups = cgroupsFor(id, o.limits); // created when the container starts
   if (lower.length === 0) lower.push(join(dir, 'rootfs')); // overlay needs a lower dir; the empty mount point serves
   const helper: HelperConfig = {
     rootfs: join(dir, 'rootfs'),

@@ -2,7 +2,7 @@
 // monitor (monitor.ts): whoever starts the helper owns the container's state until it exits.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { oomKilled, removeCgroups } from './cgroups.js';
+import { createCgroups, oomKilled, removeCgroups, type Limits } from './cgroups.js';
 import type { ContainerConfig, ContainerState, ContainerStore } from './container-store.js';
 import { ZERO_TIME } from './container-store.js';
 import { launchHelper, StartError, type Launched } from './launch.js';
@@ -14,8 +14,15 @@ export interface Started {
   state: ContainerState;
 }
 
+export function limitsOf(config: ContainerConfig): Limits {
+  const h = config.HostConfig;
+  return { memoryBytes: h.Memory || undefined, cpus: h.NanoCpus ? h.NanoCpus / 1e9 : undefined, pidsLimit: h.PidsLimit || undefined };
+}
+
 /** Launches the helper; resolves once the process runs (state "running" recorded). */
 export async function startContainer(store: ContainerStore, config: ContainerConfig, stdio: Stdio, onLaunch?: (l: Launched) => void): Promise<Started> {
+  // Cgroups live from start to exit: made (again, for `start`/`restart`) here, removed at the end.
+  await createCgroups(config.Id, limitsOf(config));
   const launched = launchHelper('run', config.helper, stdio);
   onLaunch?.(launched); // before any await: the output pipes must have readers from the start
   let pid: number;

@@ -293,6 +293,15 @@ describe('berth run', { skip: !isRoot && 'needs root (namespaces, overlayfs, cgr
     await berth(['rm', 'tocommit']);
   });
 
+  test('start runs a stopped container again, on its own writable layer and with its limits', async () => {
+    const first = await berth(['run', '--name', 'again', '-m', '64m', image, 'sh', '-c', 'echo run >> /count; wc -l < /count']);
+    assert.equal(first.stdout.trim(), '1');
+    assert.equal((await berth(['start', 'again'])).code, 0);
+    assert.equal((await berth(['wait', 'again'])).stdout, '0\n');
+    assert.equal((await berth(['logs', 'again'])).stdout.trim(), '2');
+    await berth(['rm', 'again']);
+  });
+
   test('run -d --rm removes the container when it exits', async () => {
     const d = await berth(['run', '-d', '--rm', image, 'true']);
     const id = d.stdout.trim();
