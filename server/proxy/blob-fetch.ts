@@ -154,7 +154,8 @@ export class BlobFetches {
   join(name: string, digest: string): BlobFetch {
     const key = `${name}@${digest}`;
     let f = this.inflight.get(key);
-    if (!f) {
+    // A finished download lingers only to catch requests racing its end; its blob may since have been evicted.
+    if (!f || f.done) {
       this.started++;
       f = new BlobFetch(this.store, this.upstream, name, digest, (done) => {
         // Kept a moment after the end, so a request that looked for the file just before it was

@@ -163,6 +163,11 @@ export async function createMirror(store: RegistryStore, config: ServerConfig, l
       return next();
     }
     let f = fetches.get(name, digest);
+    if (f?.done) {
+      // Finished between the check above and now: it is linked, unless evicted since.
+      if (await store.blobLink(name, digest)) return next();
+      f = undefined;
+    }
     if (!f && (await store.blobs.has(digest))) {
       // Cached for another repository: link it here once upstream confirms this repository has it.
       try {
