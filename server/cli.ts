@@ -21,7 +21,7 @@ export async function main(argv: string[]): Promise<number> {
   // `berth serve user add|rm|passwd|ls`: the users file of --auth htpasswd|token.
   if (argv[0] === 'user') return (await import('./auth/user-cli.js')).main(argv.slice(1));
   const program = new Command('berth serve')
-    .description('Run the registry: the OCI Distribution / Docker Registry v2 API, data on this machine.')
+    .description('Run the registry: the OCI Distribution / Docker Registry v2 API, data on this machine.\nUsers of --auth htpasswd|token: berth serve user add|passwd|rm|ls (see berth serve user --help).')
     .option('--listen <host:port>', `address to listen on (env BERTH_LISTEN; default ${DEFAULT_CONFIG.listen})`)
     .option('--data <dir>', `data folder: blobs and LevelDB metadata (env BERTH_DATA; default ${DEFAULT_CONFIG.data})`)
     .option('--config <file>', 'config file, YAML (.yaml/.yml) or JSON, same keys as docs/server.md (env BERTH_SERVE_CONFIG)')

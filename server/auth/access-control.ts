@@ -99,7 +99,10 @@ function dropMount(ctx: RegistryContext): void {
 export async function createAccessControl(config: ServerConfig, log: Logger): Promise<AccessControl> {
   const cfg = config.auth ?? DEFAULT_AUTH;
   const users = cfg.htpasswd
-    ? new Htpasswd(cfg.htpasswd, (skipped) => log.warn({ users: skipped }, 'users file: entries that are not bcrypt are ignored (use htpasswd -B)'))
+    ? new Htpasswd(cfg.htpasswd, {
+        onSkipped: (skipped) => log.warn({ users: skipped }, 'users file: entries that are not bcrypt are ignored (use htpasswd -B)'),
+        onReloadError: (err) => log.warn({ file: cfg.htpasswd, err: err.message }, 'users file unreadable: keeping the users read before'),
+      })
     : undefined;
   await users?.load();
   const acl = cfg.acl ? await Acl.load(cfg.acl) : undefined;

@@ -1,7 +1,7 @@
 // Users file in Apache htpasswd format, bcrypt entries only (`htpasswd -B`), as the reference
 // registry reads it: one `user:$2y$...` line per user. Verification is constant-time per attempt:
 // an unknown user costs the same bcrypt comparison as a known one.
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import bcrypt from 'bcryptjs';
@@ -82,10 +82,12 @@ export class Htpasswd {
   private dummyHash = '';
   private readonly path: string;
   private readonly onSkipped: ((users: string[]) => void) | undefined;
+  private readonly onReloadError: ((e: Error) => void) | undefined;
 
-  constructor(path: string, onSkipped?: (users: string[]) => void) {
+  constructor(path: string, hooks: { onSkipped?: (users: string[]) => void; onReloadError?: (e: Error) => void } = {}) {
     this.path = path;
-    this.onSkipped = onSkipped;
+    this.onSkipped = hooks.onSkipped;
+    this.onReloadError = hooks.onReloadError;
   }
 
   async load(): Promise<void> {
@@ -105,7 +107,13 @@ export class Htpasswd {
 
   private async refresh(): Promise<void> {
     if (Date.now() - this.lastCheck < RELOAD_CHECK_MS) return;
-    await this.load();
+    try {
+      await this.load();
+    } catch (e) {
+      // A file caught mid-edit or briefly missing: keep the users last read rather than fail every request.
+      this.lastCheck = Date.now();
+      this.onReloadError?.(e as Error);
+    }
   }
 
   async has(user: string): Promise<boolean> {
@@ -130,11 +138,4 @@ export class Htpasswd {
     }
     return false;
   }
-}
-
-/** Constant-time string equality (for secrets compared outside bcrypt). */
-export function safeEqual(a: string, b: string): boolean {
-  const ka = createHmac('sha256', 'berth-compare').update(a).digest();
-  const kb = createHmac('sha256', 'berth-compare').update(b).digest();
-  return timingSafeEqual(ka, kb);
 }
