@@ -12,6 +12,7 @@ import { unlinkQuietly } from '../../storage/durable-file.js';
 import type { Upstream } from './upstream.js';
 
 const READ_CHUNK = 1 << 20;
+const WRITE_BATCH = 1 << 20;
 
 export class BlobFetch {
   /** Settles once upstream answered with the blob (size known) or failed before any byte. */
@@ -66,16 +67,29 @@ export class BlobFetch {
       this.fh = await open(this.tmp, 'w+', 0o644);
       this.settleReady();
       const digester = new Digester(parseDigest(this.digest).algorithm);
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        digester.update(chunk);
+      // Chunks are gathered into ~1 MiB writes: one syscall per network chunk halves throughput.
+      let pending: Buffer[] = [];
+      let pendingBytes = 0;
+      const flush = async () => {
+        if (pendingBytes === 0) return;
+        const data = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+        pending = [];
+        pendingBytes = 0;
         let off = 0;
-        while (off < chunk.length) {
-          const { bytesWritten } = await this.fh.write(chunk, off, chunk.length - off, this.written);
+        while (off < data.length) {
+          const { bytesWritten } = await this.fh!.write(data, off, data.length - off, this.written);
           off += bytesWritten;
           this.written += bytesWritten;
         }
         this.wake();
+      };
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        digester.update(chunk);
+        pending.push(chunk);
+        pendingBytes += chunk.length;
+        if (pendingBytes >= WRITE_BATCH) await flush();
       }
+      await flush();
       if (this.size !== undefined && this.written !== this.size) throw new Error(`upstream sent ${this.written} of ${this.size} bytes`);
       const got = digester.digest();
       if (got !== this.digest) throw new Error(`upstream content hashes to ${got}, not ${this.digest}`);

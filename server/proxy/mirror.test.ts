@@ -3,7 +3,7 @@
 // between mirror and upstream counts upstream downloads and, closed, plays the upstream going down.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, request as httpRequest, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import { createHash } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, writeFile, readFile, rm } from 'node:fs/promises';
@@ -11,42 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { startTestRegistry, type TestRegistry } from '../testing.js';
+import { CountingProxy } from '../testing-upstream.js';
 import { buildTestImage, hostOf, sh, skopeoCopy } from '../test-images.js';
 import { DEFAULT_AUTH } from '../auth/config.js';
 import { DEFAULT_PROXY } from './config.js';
 import { CacheRecords } from './cache-records.js';
 import { evictUnused } from './mirror.js';
-
-/** A forwarding proxy that counts successful upstream blob downloads per path. */
-class CountingProxy {
-  server: Server;
-  counts = new Map<string, number>();
-  url = '';
-  constructor(private readonly target: string) {
-    this.server = createServer((req, res) => {
-      const t = new URL(this.target);
-      const up = httpRequest({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, host: t.host } }, (ur) => {
-        if (req.method === 'GET' && ur.statusCode === 200 && /\/blobs\//.test(req.url ?? '')) this.counts.set(req.url!, (this.counts.get(req.url!) ?? 0) + 1);
-        res.writeHead(ur.statusCode ?? 502, ur.headers);
-        ur.pipe(res);
-      });
-      up.on('error', () => res.destroy());
-      req.pipe(up);
-    });
-  }
-  async start(): Promise<this> {
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-    return this;
-  }
-  count(path: string): number {
-    return this.counts.get(path) ?? 0;
-  }
-  async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((r) => this.server.close(() => r()));
-  }
-}
 
 async function layers(layout: string, tag: string): Promise<Array<{ digest: string; size: number }>> {
   const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string; annotations?: Record<string, string> }> };
