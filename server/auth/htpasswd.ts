@@ -76,7 +76,7 @@ export class Htpasswd {
   private users = new Map<string, string>();
   private loadedStamp = '';
   private lastCheck = 0;
-  /** HMAC(secret, user \0 password) → expiry of a recent successful check; the secret never leaves memory. */
+  /** HMAC(secret, length-prefixed user + password) → expiry of a recent successful check; the secret never leaves memory. */
   private readonly verified = new Map<string, number>();
   private readonly secret = randomBytes(32);
   private dummyHash = '';
@@ -124,7 +124,7 @@ export class Htpasswd {
   /** True when `password` is the user's; takes one bcrypt comparison whether or not the user exists. */
   async verify(user: string, password: string): Promise<boolean> {
     await this.refresh();
-    const mac = createHmac('sha256', this.secret).update(user).update('\0').update(password).digest('base64');
+    const mac = createHmac('sha256', this.secret).update(`${Buffer.byteLength(user)}:${user}`).update(password).digest('base64');
     const until = this.verified.get(mac);
     if (until !== undefined && until > Date.now() && this.users.has(user)) return true;
     const hash = this.users.get(user);

@@ -25,6 +25,8 @@ export class TokenError extends Error {}
 
 /** Clock skew between the token service and a registry (or an external issuer) tolerated, in seconds. */
 const CLOCK_TOLERANCE_S = 30;
+const VERIFIED_CACHE_MS = 60_000;
+const VERIFIED_CACHE_ENTRIES = 10_000;
 const EXTERNAL_ALGORITHMS: jwt.Algorithm[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512'];
 
 export async function loadVerificationKey(path: string): Promise<KeyObject> {
@@ -36,6 +38,8 @@ export class Tokens {
   private readonly cfg: AuthConfig['token'];
   private readonly keys: KeyRing;
   private readonly external: { issuer: string; key: KeyObject } | undefined;
+  /** Verified access tokens (the exact string) until their expiry, at most a minute. */
+  private readonly verified = new Map<string, { token: VerifiedToken; kid: string | undefined; until: number }>();
 
   constructor(cfg: AuthConfig['token'], keys: KeyRing, external?: { issuer: string; key: KeyObject }) {
     this.cfg = cfg;
@@ -65,7 +69,7 @@ export class Tokens {
     return this.sign({ sub, berth_refresh: true }, this.cfg.refreshTtlSeconds).token;
   }
 
-  private verify(token: string): { payload: jwt.JwtPayload; local: boolean } {
+  private verify(token: string): { payload: jwt.JwtPayload; local: boolean; kid?: string } {
     const decoded = jwt.decode(token, { complete: true });
     if (!decoded || typeof decoded.payload !== 'object') throw new TokenError('malformed token');
     const kid = decoded.header.kid;
@@ -73,7 +77,7 @@ export class Tokens {
     try {
       if (own) {
         const payload = jwt.verify(token, own.publicKey, { algorithms: ['ES256'], audience: this.cfg.service, issuer: this.cfg.issuer, clockTolerance: CLOCK_TOLERANCE_S });
-        return { payload: payload as jwt.JwtPayload, local: true };
+        return { payload: payload as jwt.JwtPayload, local: true, kid: own.kid };
       }
       if (this.external) {
         const payload = jwt.verify(token, this.external.key, { algorithms: EXTERNAL_ALGORITHMS, audience: this.cfg.service, issuer: this.external.issuer, clockTolerance: CLOCK_TOLERANCE_S });
@@ -87,11 +91,18 @@ export class Tokens {
   }
 
   verifyAccess(token: string): VerifiedToken {
-    const { payload, local } = this.verify(token);
+    const hit = this.verified.get(token);
+    // A retired signing key takes its cached tokens with it.
+    if (hit && hit.until > Date.now() && (hit.kid === undefined || this.keys.byKid(hit.kid))) return hit.token;
+    const { payload, local, kid } = this.verify(token);
     if (payload.berth_refresh) throw new TokenError('a refresh token is not an access token');
     if (typeof payload.sub !== 'string') throw new TokenError('token has no subject');
     const access = Array.isArray(payload.access) ? (payload.access as unknown[]).filter(isAccessClaim) : [];
-    return { sub: payload.sub, access, local };
+    const result = { sub: payload.sub, access, local };
+    // A client sends the same token with every request of a pull: one signature check per token.
+    if (this.verified.size >= VERIFIED_CACHE_ENTRIES) this.verified.clear();
+    this.verified.set(token, { token: result, kid: local ? kid : undefined, until: Math.min((payload.exp ?? 0) * 1000, Date.now() + VERIFIED_CACHE_MS) });
+    return result;
   }
 
   /** The subject of one of our refresh tokens. */

@@ -21,6 +21,8 @@ export class BlobFetch {
   readonly finished: Promise<void>;
   size: number | undefined;
   written = 0;
+  /** Every byte arrived and hashes to the digest (the file may not be durable yet). */
+  verified = false;
   done = false;
   error: Error | undefined;
   private fh: FileHandle | undefined;
@@ -94,6 +96,8 @@ export class BlobFetch {
       const got = digester.digest();
       if (got !== this.digest) throw new Error(`upstream content hashes to ${got}, not ${this.digest}`);
       this.size = this.written;
+      this.verified = true;
+      this.wake();
       await this.fh.sync();
       // The file is renamed into the store while readers still hold it open: same inode, same bytes.
       await this.store.blobs.commitFile(this.tmp, this.digest);
@@ -120,7 +124,8 @@ export class BlobFetch {
 
   /**
    * The blob's bytes as they arrive. The last byte is held back until the digest is verified, so a
-   * client never receives a complete-looking body of corrupt content. Call after `ready`.
+   * client never receives a complete-looking body of corrupt content; it does not wait for the
+   * fsync (a crash then loses the cache entry, not the client's copy). Call after `ready`.
    */
   async *tail(): AsyncGenerator<Buffer> {
     this.readers++;
@@ -128,7 +133,7 @@ export class BlobFetch {
       let pos = 0;
       for (;;) {
         const fh = this.fh;
-        const limit = this.done ? this.written : this.size !== undefined ? Math.min(this.written, this.size - 1) : this.written;
+        const limit = this.verified ? this.written : this.size !== undefined ? Math.min(this.written, this.size - 1) : this.written;
         if (pos < limit && fh) {
           const n = Math.min(READ_CHUNK, limit - pos);
           const buf = Buffer.allocUnsafe(n);
@@ -138,8 +143,8 @@ export class BlobFetch {
           yield buf.subarray(0, bytesRead);
           continue;
         }
+        if (this.verified) return;
         if (this.error) throw this.error;
-        if (this.done) return;
         await new Promise<void>((resolve) => this.waiters.push(resolve));
       }
     } finally {

@@ -244,8 +244,8 @@ export async function createMirror(store: RegistryStore, config: ServerConfig, l
       if (evictMs > 0) await evictUnused(store, records, Date.now() - evictMs, log);
     },
     async close() {
-      await fetches.idle();
       await upstream.close();
+      await fetches.idle();
     },
     get upstreamBlobFetches() {
       return fetches.started;

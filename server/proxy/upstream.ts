@@ -117,7 +117,8 @@ export class Upstream {
     return header;
   }
 
+  /** Aborts downloads still running (a stopping server does not wait for a large blob). */
   async close(): Promise<void> {
-    await this.agent.close();
+    await this.agent.destroy();
   }
 }
