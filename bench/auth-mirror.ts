@@ -126,11 +126,18 @@ async function main(): Promise<void> {
     const token = ((await tr.body.json()) as { token: string }).token;
     await pushSmallImage(tok.url, 'bench/app', { authorization: `Bearer ${token}` });
     const path = '/v2/bench/app/manifests/v1';
-    const none = await rate(open.url, path, {});
-    const withBasic = await rate(ht.url, path, basic);
-    const withToken = await rate(tok.url, path, { authorization: `Bearer ${token}` });
-    const issues = await rate(tok.url, `/token?service=berth&scope=${scope}`, basic);
-    console.log(`manifest GET, ${CONCURRENCY} connections, ${REQUESTS} requests:`);
+    // The machine is shared: rounds interleave the variants and the best of each is kept.
+    let none = 0;
+    let withBasic = 0;
+    let withToken = 0;
+    let issues = 0;
+    for (let round = 0; round < 3; round++) {
+      none = Math.max(none, await rate(open.url, path, {}));
+      withBasic = Math.max(withBasic, await rate(ht.url, path, basic));
+      withToken = Math.max(withToken, await rate(tok.url, path, { authorization: `Bearer ${token}` }));
+      issues = Math.max(issues, await rate(tok.url, `/token?service=berth&scope=${scope}`, basic));
+    }
+    console.log(`manifest GET, ${CONCURRENCY} connections, ${REQUESTS} requests, best of 3 rounds:`);
     console.log(`  no auth          ${none.toFixed(0)} req/s`);
     console.log(`  htpasswd (Basic) ${withBasic.toFixed(0)} req/s  (${((withBasic / none) * 100).toFixed(0)}% of no auth)`);
     console.log(`  token (Bearer)   ${withToken.toFixed(0)} req/s  (${((withToken / none) * 100).toFixed(0)}% of no auth)`);

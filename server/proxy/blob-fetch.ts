@@ -69,14 +69,13 @@ export class BlobFetch {
       this.fh = await open(this.tmp, 'w+', 0o644);
       this.settleReady();
       const digester = new Digester(parseDigest(this.digest).algorithm);
-      // Chunks are gathered into ~1 MiB writes: one syscall per network chunk halves throughput.
+      // Chunks are gathered into ~1 MiB writes (one syscall per network chunk halves throughput),
+      // and the network is read on while the previous batch is written: at most one write in
+      // flight, so memory stays at two batches.
       let pending: Buffer[] = [];
       let pendingBytes = 0;
-      const flush = async () => {
-        if (pendingBytes === 0) return;
-        const data = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
-        pending = [];
-        pendingBytes = 0;
+      let writing: Promise<void> = Promise.resolve();
+      const writeBatch = async (data: Buffer) => {
         let off = 0;
         while (off < data.length) {
           const { bytesWritten } = await this.fh!.write(data, off, data.length - off, this.written);
@@ -85,6 +84,16 @@ export class BlobFetch {
         }
         this.wake();
       };
+      const flush = async () => {
+        await writing;
+        if (pendingBytes === 0) return;
+        const data = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+        pending = [];
+        pendingBytes = 0;
+        writing = writeBatch(data);
+        // A failed write surfaces at the next flush; keep it from being an unhandled rejection meanwhile.
+        writing.catch(() => undefined);
+      };
       for await (const chunk of res.body as AsyncIterable<Buffer>) {
         digester.update(chunk);
         pending.push(chunk);
@@ -92,6 +101,7 @@ export class BlobFetch {
         if (pendingBytes >= WRITE_BATCH) await flush();
       }
       await flush();
+      await writing;
       if (this.size !== undefined && this.written !== this.size) throw new Error(`upstream sent ${this.written} of ${this.size} bytes`);
       const got = digester.digest();
       if (got !== this.digest) throw new Error(`upstream content hashes to ${got}, not ${this.digest}`);
