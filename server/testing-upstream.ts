@@ -8,12 +8,24 @@ export class CountingProxy {
   server: Server;
   counts = new Map<string, number>();
   url = '';
+  /** When set, the first byte of every blob body is flipped: an upstream serving corrupt content. */
+  corrupt = false;
   constructor(private readonly target: string) {
     this.server = createServer((req, res) => {
       const t = new URL(this.target);
       const up = httpRequest({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: { ...req.headers, host: t.host } }, (ur) => {
         if (req.method === 'GET' && ur.statusCode === 200 && /\/blobs\//.test(req.url ?? '')) this.counts.set(req.url!, (this.counts.get(req.url!) ?? 0) + 1);
         res.writeHead(ur.statusCode ?? 502, ur.headers);
+        if (this.corrupt && /\/blobs\//.test(req.url ?? '')) {
+          let first = true;
+          ur.on('data', (c: Buffer) => {
+            if (first && c.length > 0) c[0] = c[0]! ^ 0xff;
+            first = false;
+            res.write(c);
+          });
+          ur.on('end', () => res.end());
+          return;
+        }
         ur.pipe(res);
       });
       up.on('error', () => res.destroy());

@@ -154,6 +154,19 @@ test('content unused for the eviction period is removed, and fetched again on de
   assert.equal(proxy.count(path), 2);
 });
 
+test('content that does not match its digest is neither stored nor delivered whole', async () => {
+  const { mirror, proxy } = await mirrorOf(upstream.url);
+  proxy.corrupt = true;
+  const path = `/v2/team/app/blobs/${bigLayer.digest}`;
+  const got = await fetch(mirror.url + path).then(
+    async (r) => Buffer.from(await r.arrayBuffer()),
+    () => undefined,
+  ).catch(() => undefined);
+  assert.ok(got === undefined || got.length < bigLayer.size, 'the body never arrives complete');
+  assert.equal(await mirror.store.blobs.has(bigLayer.digest), false);
+  assert.equal(await mirror.store.blobLink('team/app', bigLayer.digest), undefined);
+});
+
 test('the reference registry with htpasswd auth as upstream', async (t) => {
   const port = await new Promise<number>((resolve) => {
     const s = createServer().listen(0, '127.0.0.1', () => {
