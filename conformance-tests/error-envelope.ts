@@ -1,7 +1,7 @@
 // Assertions on failure responses: status, and the JSON error envelope of
 // distribution-spec/spec.md#error-codes when the body is JSON (a 4XX body MAY be in any format).
 import assert from 'node:assert/strict';
-import type { RegistryResponse } from './http-client.js';
+import type { RegistryResponse } from './fixtures/http-client.js';
 
 /** The codes of spec.md#error-codes. */
 export const SPEC_ERROR_CODES: ReadonlySet<string> = new Set([

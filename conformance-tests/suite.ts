@@ -5,7 +5,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { RegistryHttp, type RegistryResponse } from './http-client.js';
+import { RegistryHttp, type RegistryResponse } from './fixtures/http-client.js';
 import { expectError } from './error-envelope.js';
 import type { ConformanceTarget, RunningTarget } from './target.js';
 import {
@@ -25,7 +25,7 @@ import {
   OCI_LAYER,
   type Content,
   type Manifest,
-} from './content.js';
+} from './fixtures/content.js';
 
 const UUID_RE = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
 
