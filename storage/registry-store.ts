@@ -51,6 +51,9 @@ export class RegistryStore {
     await this.blobs.init();
     await this.uploads.init();
     await this.meta.open();
+    // Fix: temp files of ingests cut off by a crash were never removed. Only now, with LevelDB's
+    // lock held, is it certain no other process is writing into tmp/.
+    await this.blobs.removeStaleTempFiles();
   }
 
   async close(): Promise<void> {
