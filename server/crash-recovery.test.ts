@@ -62,7 +62,9 @@ describe('crash recovery', { timeout: 60_000 }, () => {
         assert.equal(got.status, 200);
         assert.ok(got.body.equals(c.bytes), 'the blob is the concatenation of both chunks');
       } finally {
-        await reg.close();
+        // A grace period longer than the suite's timeout: close() must not wait on the idle
+        // keep-alive socket of the blob GET just answered (it used to, for the whole grace period).
+        await reg.close(10 * 60_000);
       }
     });
   });
@@ -134,6 +136,8 @@ describe('crash recovery', { timeout: 60_000 }, () => {
       const location = post.headers.get('Location')!;
       const inflight = openRequest(p.url, 'PATCH', location, { 'Content-Range': `0-${c.size - 1}`, 'Content-Length': String(c.size), 'Content-Type': 'application/octet-stream' });
       inflight.req.write(c.bytes.subarray(0, MiB));
+      // The request is in flight once its first bytes reached the upload file; signal only then.
+      await untilUploadFileExceeds(dir, location.split('/').pop()!, 0);
       p.child.kill('SIGTERM');
       await p.waitForLog('stopping: finishing in-flight requests');
       inflight.req.end(c.bytes.subarray(MiB));

@@ -110,8 +110,14 @@ export async function startRegistry(config: ServerConfig, opts: { logger?: Logge
       stopWatchingTls();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      // Fix: a response still finishing at this instant (its client may already hold every byte,
+      // e.g. a blob streamed with a Content-Length) is skipped by closeIdleConnections() and then
+      // keeps its keep-alive socket open, stalling shutdown for the whole grace period. Sweep idle
+      // sockets again until the server has closed.
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
       const timer = setTimeout(() => server.closeAllConnections(), graceMs);
       await closed;
+      clearInterval(sweep);
       clearTimeout(timer);
       await gcRun;
       await mirror?.close();
