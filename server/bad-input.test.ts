@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { startTestRegistry, type TestRegistry } from './testing.js';
 import { RegistryHttp, type RegistryResponse } from '../conformance-tests/fixtures/http-client.js';
 import { content, descriptor, digestOf, imageIndex, imageManifest, randomContent, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, type Content, type Manifest } from '../conformance-tests/fixtures/content.js';
-import { rawRequest } from '../conformance-tests/fixtures/raw-http.js';
+import { openRequest, rawRequest } from '../conformance-tests/fixtures/raw-http.js';
 import { auditBlobFiles, filesIn } from '../conformance-tests/fixtures/data-dir.js';
 
 /** Asserts status and the JSON envelope's first code: Berth always answers with the envelope. */
@@ -148,6 +148,23 @@ describe('registry bad input', () => {
       const second = await http.patch(location, { headers: { 'Content-Range': '1000-1999' }, body: c.bytes.subarray(1000) });
       assert.equal(second.status, 202);
       const done = await http.put(second.headers.get('Location')!, { query: { digest: c.digest } });
+      assert.equal(done.status, 201, done.body.toString());
+      assert.deepEqual((await http.get(`/v2/${name}/blobs/${c.digest}`)).body, c.bytes);
+    });
+
+    it('a streamed chunk shorter than its Content-Range: 416, not half-appended; the upload still completes', async () => {
+      const c = randomContent(4000);
+      const location = await started();
+      // No Content-Length (chunked transfer encoding): the shortfall shows only once bytes were written.
+      const short = openRequest(reg.url, 'PATCH', location, { 'Content-Range': '0-3999', 'Content-Type': 'application/octet-stream' });
+      short.req.end(c.bytes.subarray(0, 2500));
+      const res = await short.response;
+      assertError({ status: res.status, body: res.body }, 416, 'RANGE_INVALID');
+      assert.equal((await http.get(location)).headers.get('Range'), '0-0');
+      const full = await http.patch(location, { headers: { 'Content-Range': '0-3999' }, body: c.bytes });
+      assert.equal(full.status, 202);
+      // The running hash had absorbed the refused bytes: the digest check proves it was rebuilt.
+      const done = await http.put(full.headers.get('Location')!, { query: { digest: c.digest } });
       assert.equal(done.status, 201, done.body.toString());
       assert.deepEqual((await http.get(`/v2/${name}/blobs/${c.digest}`)).body, c.bytes);
     });
