@@ -69,6 +69,34 @@ describe('crash recovery', { timeout: 60_000 }, () => {
     });
   });
 
+  it('an upload whose data file is gone after a restart is cleanly unknown (404), never a 500', async () => {
+    await withDataDir(async (dir) => {
+      let reg = await startTestRegistry({ data: dir });
+      let http = new RegistryHttp(reg.url);
+      const post = await http.post('/v2/lost/app/blobs/uploads/');
+      const patch = await http.patch(post.headers.get('Location')!, { headers: { 'Content-Range': '0-4' }, body: 'hello' });
+      assert.equal(patch.status, 202);
+      const location = patch.headers.get('Location')!;
+      await reg.close();
+      // The state a crash between "rename into blobs/" and "delete the session record" left behind.
+      await rm(join(dir, 'uploads', location.split('/').pop()!));
+      reg = await startTestRegistry({ data: dir });
+      http = new RegistryHttp(reg.url);
+      try {
+        for (const res of [
+          await http.patch(location, { headers: { 'Content-Range': '5-9' }, body: 'world' }),
+          await http.put(location, { query: { digest: `sha256:${'0'.repeat(64)}` } }),
+          await http.get(location),
+        ]) {
+          assert.equal(res.status, 404, res.body.toString());
+          assert.equal(res.json<{ errors: Array<{ code: string }> }>().errors[0]?.code, 'BLOB_UPLOAD_UNKNOWN');
+        }
+      } finally {
+        await reg.close();
+      }
+    });
+  });
+
   it('kill -9 of `berth serve` mid-upload: the upload resumes at the acknowledged byte, nothing half-written is served', async () => {
     await withDataDir(async (dir) => {
       const c = randomContent(6 * MiB);
