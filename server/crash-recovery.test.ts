@@ -99,7 +99,8 @@ describe('crash recovery', { timeout: 60_000 }, () => {
 
   it('kill -9 of `berth serve` mid-upload: the upload resumes at the acknowledged byte, nothing half-written is served', async () => {
     await withDataDir(async (dir) => {
-      const c = randomContent(6 * MiB);
+      // Chunks large against storage's write batching, so part of them surely reaches the disk.
+      const c = randomContent(13 * MiB);
       const single = randomContent(4 * MiB);
       const p = await startBerthProcess(dir);
       const http = new RegistryHttp(p.url);
@@ -116,9 +117,9 @@ describe('crash recovery', { timeout: 60_000 }, () => {
       mono.response.catch(() => undefined);
       chunk.req.on('error', () => undefined);
       mono.req.on('error', () => undefined);
-      chunk.req.write(c.bytes.subarray(MiB, 4 * MiB));
+      chunk.req.write(c.bytes.subarray(MiB, 9 * MiB));
       mono.req.write(single.bytes.subarray(0, 3 * MiB));
-      await untilUploadFileExceeds(dir, id, 2 * MiB);
+      await untilUploadFileExceeds(dir, id, MiB);
       p.child.kill('SIGKILL');
       assert.equal(await p.exited, 'SIGKILL');
       chunk.req.destroy();
@@ -158,17 +159,17 @@ describe('crash recovery', { timeout: 60_000 }, () => {
 
   it('SIGTERM lets an in-flight upload finish, then exits 0; SIGINT exits 0', async () => {
     await withDataDir(async (dir) => {
-      const c = randomContent(2 * MiB);
+      const c = randomContent(10 * MiB);
       const p = await startBerthProcess(dir);
       const post = await new RegistryHttp(p.url).post('/v2/term/app/blobs/uploads/');
       const location = post.headers.get('Location')!;
       const inflight = openRequest(p.url, 'PATCH', location, { 'Content-Range': `0-${c.size - 1}`, 'Content-Length': String(c.size), 'Content-Type': 'application/octet-stream' });
-      inflight.req.write(c.bytes.subarray(0, MiB));
+      inflight.req.write(c.bytes.subarray(0, 8 * MiB));
       // The request is in flight once its first bytes reached the upload file; signal only then.
       await untilUploadFileExceeds(dir, location.split('/').pop()!, 0);
       p.child.kill('SIGTERM');
       await p.waitForLog('stopping: finishing in-flight requests');
-      inflight.req.end(c.bytes.subarray(MiB));
+      inflight.req.end(c.bytes.subarray(8 * MiB));
       const res = await inflight.response;
       assert.equal(res.status, 202, res.body);
       assert.equal(res.headers.range, `0-${c.size - 1}`);
