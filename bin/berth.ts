@@ -6,6 +6,20 @@ type VerbModule = { main(argv: string[]): Promise<number> };
 
 const VERBS: Record<string, { summary: string; load: () => Promise<VerbModule> }> = {
   serve: { summary: 'Run the registry (OCI Distribution API) on this machine', load: () => import('../server/cli.js') },
+  login: { summary: 'Log in to a registry', load: () => import('../client/cli/login.js') },
+  logout: { summary: 'Log out from a registry', load: async () => ({ main: (await import('../client/cli/login.js')).logout }) },
+  pull: { summary: 'Download an image from a registry', load: () => import('../client/cli/pull.js') },
+  push: { summary: 'Upload an image to a registry', load: () => import('../client/cli/push.js') },
+  images: { summary: 'List images', load: async () => ({ main: (await import('../client/cli/local-images.js')).images }) },
+  tag: { summary: 'Create a tag that refers to an image', load: async () => ({ main: (await import('../client/cli/local-images.js')).tag }) },
+  rmi: { summary: 'Remove images', load: async () => ({ main: (await import('../client/cli/local-images.js')).rmi }) },
+  inspect: { summary: 'Show an image as JSON', load: async () => ({ main: (await import('../client/cli/local-images.js')).inspect }) },
+  history: { summary: 'Show the history of an image', load: async () => ({ main: (await import('../client/cli/local-images.js')).history }) },
+  image: { summary: 'Manage images (ls, rm, inspect, history, tag, prune)', load: async () => ({ main: (await import('../client/cli/local-images.js')).image }) },
+  system: { summary: 'Local store information (df)', load: async () => ({ main: (await import('../client/cli/local-images.js')).system }) },
+  save: { summary: 'Save images to a tar archive (docker-archive or OCI layout)', load: () => import('../client/cli/save.js') },
+  load: { summary: 'Load images from a tar archive', load: () => import('../client/cli/load.js') },
+  import: { summary: 'Create an image from a rootfs tarball', load: () => import('../client/cli/import.js') },
 };
 
 function usage(): string {
