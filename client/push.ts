@@ -18,6 +18,13 @@ export const MONOLITHIC_MAX = 32 << 20;
 export const CHUNK = 32 << 20;
 const RETRIES = 3;
 
+export interface PushOptions {
+  /** Largest blob sent in one PUT (default MONOLITHIC_MAX). */
+  monolithicMax?: number;
+  /** PATCH size of a chunked upload (default CHUNK). */
+  chunkSize?: number;
+}
+
 export interface PushResult {
   digest: string;
   size: number;
@@ -38,7 +45,9 @@ function location(client: RegistryClient, res: { headers: Record<string, string 
 /** The next byte the registry expects, from an upload's `Range: 0-<last>` header. */
 function uploadOffset(range: string | string[] | undefined): number {
   const m = typeof range === 'string' ? /^(?:bytes=)?0-(\d+)$/.exec(range) : null;
-  return m ? Number(m[1]) + 1 : 0;
+  // Registries answer `0-0` for an empty session as well as for one byte; chunks are far larger
+  // than one byte, so `0-0` means "start over".
+  return m && m[1] !== '0' ? Number(m[1]) + 1 : 0;
 }
 
 class BlobPusher {
@@ -47,6 +56,7 @@ class BlobPusher {
     private readonly store: LocalImageStore,
     private readonly repository: string,
     private readonly progress: Progress,
+    private readonly opts: Required<PushOptions>,
   ) {}
 
   private get scopes(): string[] {
@@ -79,7 +89,7 @@ class BlobPusher {
       start = location(this.client, res);
     }
     if (blob.layer) this.progress.bytes(id, 'Pushing', 0, blob.size);
-    if (blob.size <= MONOLITHIC_MAX) await this.putWhole(start, blob);
+    if (blob.size <= this.opts.monolithicMax) await this.putWhole(start, blob);
     else await this.putChunked(start, blob);
     return 'pushed';
   }
@@ -105,7 +115,7 @@ class BlobPusher {
     let offset = 0;
     let failures = 0;
     while (offset < blob.size) {
-      const end = Math.min(offset + CHUNK, blob.size) - 1;
+      const end = Math.min(offset + this.opts.chunkSize, blob.size) - 1;
       try {
         const res = await this.client.request({
           method: 'PATCH',
@@ -135,7 +145,7 @@ class BlobPusher {
   }
 }
 
-export async function push(transport: Transport, store: LocalImageStore, ref: ImageReference, progress: Progress): Promise<PushResult> {
+export async function push(transport: Transport, store: LocalImageStore, ref: ImageReference, progress: Progress, opts: PushOptions = {}): Promise<PushResult> {
   const doc = await store.index.read();
   const { record } = await store.resolve(familiarOrFull(ref), doc);
   const client = pushEndpoint(transport, ref);
@@ -159,7 +169,7 @@ export async function push(transport: Transport, store: LocalImageStore, ref: Im
   for (const b of blobs.values()) if (!(await store.blobs.has(b.digest))) throw new Error(`blob ${b.digest} of ${ref.tag ?? record.digest} is missing from the local store`);
 
   const here = repositoryName(ref);
-  const pusher = new BlobPusher(client, store, repository, progress);
+  const pusher = new BlobPusher(client, store, repository, progress, { monolithicMax: opts.monolithicMax ?? MONOLITHIC_MAX, chunkSize: opts.chunkSize ?? CHUNK });
   const list = [...blobs.values()];
   for (const b of list) if (b.layer) progress.status(shortDigest(b.digest), 'Preparing');
   await mapLimit(list, transport.config.maxConcurrentUploads, async (b) => {

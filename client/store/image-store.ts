@@ -201,7 +201,7 @@ export class LocalImageStore {
         }
         if (tagsOf(record.digest).length > 0) continue;
         for (const removed of deleteUnreachable(doc, record.digest)) {
-          lines.push(`Deleted: ${removed}`);
+          lines.push(`Deleted: ${imageId(doc.images[removed]!)}`);
           for (const b of blobsOf(removed, doc, true)) candidates.add(b);
           delete doc.images[removed];
         }
