@@ -7,7 +7,7 @@ import { digestOf } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
 import { MANIFEST_ACCEPT, bareMediaType } from '../oci/media-types.js';
 import { parseManifest, type Descriptor, type ImageManifest, type Platform } from '../oci/manifest.js';
-import { familiarReference, familiarRepository, formatReference, repositoryName, type ImageReference } from '../oci/reference.js';
+import { familiarReference, formatReference, repositoryName, type ImageReference } from '../oci/reference.js';
 import { mapLimit } from './concurrency.js';
 import { pullEndpoints, type Endpoint } from './endpoints.js';
 import { formatPlatform, hostPlatform, platformMatches } from './platform.js';
@@ -149,7 +149,7 @@ export async function pull(transport: Transport, store: LocalImageStore, ref: Im
   const eps = pullEndpoints(transport, ref);
   const repository = ref.repository;
   const reference = ref.digest ?? ref.tag ?? 'latest';
-  progress.print(`${ref.digest ? ref.digest : reference}: Pulling from ${familiarRepository(ref).replace(/^[^/]*[.:][^/]*\//, '')}`);
+  progress.print(`${ref.digest ? ref.digest : reference}: Pulling from ${ref.repository}`);
   const { m: top, from } = await firstManifest(eps, repository, reference);
 
   // Which image manifests to fetch: the manifest itself, or the index's children for the platform(s).
