@@ -150,7 +150,16 @@ export async function pull(transport: Transport, store: LocalImageStore, ref: Im
   const repository = ref.repository;
   const reference = ref.digest ?? ref.tag ?? 'latest';
   progress.print(`${ref.digest ? ref.digest : reference}: Pulling from ${ref.repository}`);
-  const { m: top, from } = await firstManifest(eps, repository, reference);
+  let found: Awaited<ReturnType<typeof firstManifest>>;
+  try {
+    found = await firstManifest(eps, repository, reference);
+  } catch (e) {
+    if (e instanceof RegistryError && e.status === 404) {
+      throw new RegistryError(e.code, `manifest for ${familiarReference(ref)} not found: manifest unknown (${e.message})`, { status: 404 });
+    }
+    throw e;
+  }
+  const { m: top, from } = found;
 
   // Which image manifests to fetch: the manifest itself, or the index's children for the platform(s).
   const manifests: FetchedManifest[] = [];
