@@ -71,7 +71,7 @@ export class Progress {
       return;
     }
     const up = this.rows.length - row;
-    const cols = this.out.columns ?? 120;
+    const cols = this.out.columns || 120;
     this.out.write(`\x1b[${up}A\r\x1b[2K${line.slice(0, cols - 1)}\x1b[${up}B\r`);
   }
 }
