@@ -70,16 +70,18 @@ test('unknown image, invalid reference and unreachable registry: one line, exit 
   }
 });
 
+/** Resolves registry.test to 127.0.0.1 (a name that is not loopback by Docker's rules). */
+const lookup = ((hostname: string, options: unknown, cb: (e: Error | null, a: string | LookupAddress[], f?: number) => void) => {
+  if (hostname === 'registry.test') {
+    const all = typeof options === 'object' && options !== null && (options as { all?: boolean }).all;
+    return all ? cb(null, [{ address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.1', 4);
+  }
+  return dnsLookup(hostname, options as never, cb as never);
+}) as unknown as LookupFunction;
+
 test('a plain-HTTP registry not marked insecure is refused with how to allow it', async () => {
   // "registry.test" resolves to the loopback registry but is not a loopback name, so it gets
   // the default policy: HTTPS only.
-  const lookup = ((hostname: string, options: unknown, cb: (e: Error | null, a: string | LookupAddress[], f?: number) => void) => {
-    if (hostname === 'registry.test') {
-      const all = typeof options === 'object' && options !== null && (options as { all?: boolean }).all;
-      return all ? cb(null, [{ address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.1', 4);
-    }
-    return dnsLookup(hostname, options as never, cb as never);
-  }) as unknown as LookupFunction;
   const name = `registry.test:${new URL(reg.url).port}`;
   const root = await tempDir();
   const strict = new Transport(parseConfig({}, '/etc/berth/daemon.json'), { lookup });
@@ -98,6 +100,34 @@ test('a plain-HTTP registry not marked insecure is refused with how to allow it'
     assert.match(r.digest, /^sha256:/);
   } finally {
     await allowed.close();
+  }
+});
+
+test('an HTTPS registry with an untrusted certificate is refused unless marked insecure', async () => {
+  const dir = await tempDir();
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  await exec('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=registry.test', '-addext', 'subjectAltName=DNS:registry.test', '-keyout', key, '-out', cert]);
+  const tlsReg = await startTestRegistry({ tls: { cert, key } });
+  const root = await tempDir();
+  try {
+    const name = `registry.test:${new URL(tlsReg.url).port}`;
+    await skopeo('copy', '--dest-tls-verify=false', `oci:${layout}:x`, `docker://${new URL(tlsReg.url).host}/team/app:1`);
+    const strict = new Transport(parseConfig({}, 'daemon.json'), { lookup });
+    try {
+      await assert.rejects(pull(strict, await LocalImageStore.open(root), parseReference(`${name}/team/app:1`), { progress: quiet }), /^UnreachableError: TLS certificate of registry registry\.test:\d+ is not trusted \(\w+\); install its CA, or add "registry\.test:\d+" to "insecure-registries"/);
+    } finally {
+      await strict.close();
+    }
+    await assertNothingStored(root);
+    const allowed = new Transport(parseConfig({ 'insecure-registries': ['registry.test'] }, 'daemon.json'), { lookup });
+    try {
+      await pull(allowed, await LocalImageStore.open(root), parseReference(`${name}/team/app:1`), { progress: quiet });
+    } finally {
+      await allowed.close();
+    }
+  } finally {
+    await tlsReg.destroy();
   }
 });
 
