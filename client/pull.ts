@@ -15,6 +15,7 @@ import type { Progress } from './progress.js';
 import type { LocalImageStore } from './store/image-store.js';
 import type { ImageRecord } from './store/image-index.js';
 import { UnreachableError, type Transport } from './transport/registry-client.js';
+import { bodyChunks } from './transport/body-chunks.js';
 
 export interface PullOptions {
   platform?: Platform;
@@ -118,8 +119,8 @@ async function* blobBytes(eps: Endpoint[], first: number, repository: string, de
     }
     let skip = received > 0 && res.statusCode === 200 ? received : 0;
     try {
-      for await (const raw of res.body) {
-        let c = raw as Buffer;
+      for await (const raw of bodyChunks(res.body)) {
+        let c = raw;
         if (skip > 0) {
           if (c.length <= skip) {
             skip -= c.length;

@@ -23,8 +23,18 @@ export function errorLine(e: unknown): string {
   return String(e);
 }
 
-/** Parses argv and runs the action; every failure is one stderr line and exit code 1. */
+/**
+ * Parses argv and runs the action; every failure is one stderr line and exit code 1. The process
+ * exits as soon as the verb is done: undici keeps the event loop alive for ~200 ms after its
+ * agents are closed, a quarter of a warm push. (stdout/stderr writes to files, pipes and
+ * terminals are synchronous on Linux, so nothing written is lost.)
+ */
 export async function run(name: string, program: Command, argv: string[]): Promise<number> {
+  const code = await runVerb(name, program, argv);
+  process.exit(code);
+}
+
+async function runVerb(name: string, program: Command, argv: string[]): Promise<number> {
   let code = 0;
   try {
     await program.parseAsync(argv, { from: 'user' });

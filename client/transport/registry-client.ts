@@ -276,6 +276,8 @@ export class RegistryClient {
           method: opts.method ?? 'GET',
           headers: sameOrigin ? headers : Object.fromEntries(Object.entries(headers).filter(([k]) => k !== 'authorization')),
           body: opts.body?.() ?? null,
+          // Large body reads: a blob streams through in few chunks (fewer await turns per MB).
+          highWaterMark: 1 << 20,
           dispatcher: sameOrigin ? this.agent : this.transport.agentFor(url.host),
         });
       } catch (e) {
