@@ -15,7 +15,7 @@ import { UnreachableError, type RegistryClient, type Transport } from './transpo
 
 /** Blobs up to this size go in one PUT; larger ones in PATCH chunks of CHUNK bytes. */
 export const MONOLITHIC_MAX = 32 << 20;
-export const CHUNK = 32 << 20;
+export const CHUNK = 128 << 20;
 const RETRIES = 3;
 
 export interface PushOptions {
