@@ -83,9 +83,14 @@ for (const which of ['berth serve', 'docker-registry'] as const) {
       const root = await tempDir();
       let patches = 0;
       let cutDone = false;
+      let wholePutFailed = false;
       const proxy = await startFixtureProxy(which === 'berth serve' ? berthReg.url : refReg.url, {
         fault: (req) => {
           if (req.method === 'PATCH' && ++patches === 2) return 'fail-503';
+          if (req.method === 'PUT' && /\/blobs\/uploads\//.test(req.url ?? '') && Number(req.headers['content-length']) > 0 && !wholePutFailed) {
+            wholePutFailed = true;
+            return 'fail-503';
+          }
           if (req.method === 'GET' && /\/blobs\/sha256:/.test(req.url ?? '') && !req.headers.range && !cutDone) {
             cutDone = true;
             return 'cut-response';
@@ -110,6 +115,7 @@ for (const which of ['berth serve', 'docker-registry'] as const) {
           assert.equal(pushed.digest, digest);
           assert.ok(patches > 2, 'blobs went up in several PATCH chunks');
           assert.ok(proxy.log.some((l) => /^GET \/v2\/team\/chunked\/blobs\/uploads\//.test(l)), 'the upload status was asked after the failure');
+          assert.ok(wholePutFailed, 'a monolithic PUT failed once and was sent again');
         } finally {
           await transport.close();
         }

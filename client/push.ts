@@ -50,6 +50,10 @@ function uploadOffset(range: string | string[] | undefined): number {
   return m && m[1] !== '0' ? Number(m[1]) + 1 : 0;
 }
 
+function retriable(e: unknown): boolean {
+  return e instanceof UnreachableError || (e instanceof RegistryError && (e.status >= 500 || e.status === 429));
+}
+
 class BlobPusher {
   constructor(
     private readonly client: RegistryClient,
@@ -89,9 +93,23 @@ class BlobPusher {
       start = location(this.client, res);
     }
     if (blob.layer) this.progress.bytes(id, 'Pushing', 0, blob.size);
-    if (blob.size <= this.opts.monolithicMax) await this.putWhole(start, blob);
-    else await this.putChunked(start, blob);
-    return 'pushed';
+    if (blob.size > this.opts.monolithicMax) {
+      await this.putChunked(start, blob);
+      return 'pushed';
+    }
+    // A failed monolithic PUT is sent again in a fresh session: nothing to resume in one request.
+    for (let failures = 0; ; ) {
+      try {
+        await this.putWhole(start, blob);
+        return 'pushed';
+      } catch (e) {
+        if (!retriable(e) || ++failures > RETRIES) throw e;
+        await sleep(200 * failures);
+        const res = await this.client.request({ method: 'POST', path: `/v2/${this.repository}/blobs/uploads/`, scopes: this.scopes, ok: [202] });
+        await res.body.dump();
+        start = location(this.client, res);
+      }
+    }
   }
 
   private async putWhole(at: URL, blob: BlobToPush): Promise<void> {
@@ -130,7 +148,7 @@ class BlobPusher {
         offset = end + 1;
         if (blob.layer) this.progress.bytes(shortDigest(blob.digest), 'Pushing', offset, blob.size);
       } catch (e) {
-        if (!(e instanceof UnreachableError || (e instanceof RegistryError && (e.status >= 500 || e.status === 416))) || ++failures > RETRIES) throw e;
+        if (!(retriable(e) || (e instanceof RegistryError && e.status === 416)) || ++failures > RETRIES) throw e;
         await sleep(200 * failures);
         const status = await this.client.request({ path: at.href, scopes: this.scopes, ok: [204] });
         await status.body.dump();
