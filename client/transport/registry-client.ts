@@ -5,6 +5,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import type { LookupFunction } from 'node:net';
 import type { Readable } from 'node:stream';
 import { RegistryError } from '../../oci/errors.js';
+import { DOCKER_HUB, DOCKER_HUB_API_HOST } from '../../oci/reference.js';
 import { AccessPolicy } from './access-policy.js';
 import { parseChallenge, type Challenge } from './challenge.js';
 import { findCredentials, type Credentials } from '../credentials.js';
@@ -136,7 +137,9 @@ export class RegistryClient {
 
   private async creds(): Promise<Credentials | undefined> {
     if (this.credentials === null) {
-      this.credentials = this.transport.options.credentials ? this.transport.options.credentials(this.host) : await findCredentials(this.host);
+      // Credentials are filed under the registry's name: Docker Hub's API host is docker.io's.
+      const registry = this.host === DOCKER_HUB_API_HOST ? DOCKER_HUB : this.host;
+      this.credentials = this.transport.options.credentials ? this.transport.options.credentials(registry) : await findCredentials(registry);
     }
     return this.credentials ?? undefined;
   }
