@@ -42,8 +42,11 @@ export function shortDigest(d: string): string {
   return d.slice(d.indexOf(':') + 1, d.indexOf(':') + 13);
 }
 
+/** Worth another attempt: the network or the registry failed, not the request or our disk. */
 function retriable(e: unknown): boolean {
-  return e instanceof UnreachableError || (e instanceof RegistryError ? e.status >= 500 || e.status === 429 : !(e instanceof Error && 'code' in e && (e as NodeJS.ErrnoException).code === 'ENOSPC'));
+  if (e instanceof UnreachableError) return true;
+  if (e instanceof RegistryError) return e.status >= 500 || e.status === 429;
+  return (e as NodeJS.ErrnoException).code !== 'ENOSPC';
 }
 
 async function fetchManifest(ep: Endpoint, repository: string, reference: string): Promise<FetchedManifest> {

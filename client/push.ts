@@ -70,9 +70,10 @@ class BlobPusher {
   /** 'exists' | 'mounted from REPO' | 'pushed' */
   async push(blob: BlobToPush, mountFrom: string[]): Promise<string> {
     const id = shortDigest(blob.digest);
-    const head = await this.client.request({ method: 'HEAD', path: `/v2/${this.repository}/blobs/${blob.digest}`, scopes: this.scopes, ok: [200, 404] });
+    // A redirect to storage (Docker Hub, S3-backed registries) also says the blob is there.
+    const head = await this.client.request({ method: 'HEAD', path: `/v2/${this.repository}/blobs/${blob.digest}`, scopes: this.scopes, ok: [200, 404, 301, 302, 303, 307, 308] });
     await head.body.dump();
-    if (head.statusCode === 200) return 'exists';
+    if (head.statusCode !== 404) return 'exists';
 
     let start: URL | undefined;
     for (const from of mountFrom) {

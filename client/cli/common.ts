@@ -8,7 +8,7 @@ export function command(name: string, summary: string): Command {
     .description(summary)
     .helpOption('-h, --help', 'Show this help')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s.split('\n').filter(Boolean)[0] + '\n') })
+    .configureOutput({ writeErr: (s) => process.stderr.write(`berth ${name}: ${(s.split('\n').filter(Boolean)[0] ?? '').replace(/^error: /, '')}\n`) })
     .allowExcessArguments(false);
   return program;
 }

@@ -1,5 +1,5 @@
 // berth import FILE|- [REPOSITORY[:TAG]]
-import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { command, run } from './common.js';
 import { LocalImageStore } from '../store/image-store.js';
 import { importRootfs } from '../archive/import.js';
@@ -16,7 +16,8 @@ export async function main(argv: string[]): Promise<number> {
       const ref = name ? parseReference(name) : undefined;
       if (ref?.digest) throw new Error('an imported image cannot be tagged with a digest reference');
       const store = await LocalImageStore.open();
-      const source = file === '-' ? process.stdin : createReadStream(file, { highWaterMark: 1 << 20 });
+      // Opened first, so a missing file is a rejected promise rather than a stream 'error' event.
+      const source = file === '-' ? process.stdin : (await open(file, 'r')).createReadStream({ highWaterMark: 1 << 20 });
       const id = await importRootfs(store, source, { ...(ref ? { ref } : {}), ...(o.message ? { message: o.message } : {}), ...(o.platform ? { platform: parsePlatform(o.platform) } : {}) });
       process.stdout.write(id + '\n');
     });
