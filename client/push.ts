@@ -3,6 +3,7 @@
 // monolithic when small, chunked and resumable when large), then the manifest(s).
 // distribution-spec/spec.md#pushing-blobs, #pushing-a-blob-in-chunks, #mounting-a-blob-from-another-repository.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Readable } from 'node:stream';
 import { RegistryError } from '../oci/errors.js';
 import { familiarRepository, repositoryName, type ImageReference } from '../oci/reference.js';
 import { mapLimit } from './concurrency.js';
@@ -113,6 +114,24 @@ class BlobPusher {
     }
   }
 
+  /** The blob's bytes, reporting progress to a layer's row as they go out. */
+  private counted(source: Readable, blob: BlobToPush, from: number): Readable {
+    if (!blob.layer) return source;
+    const id = shortDigest(blob.digest);
+    const progress = this.progress;
+    let sent = from;
+    return Readable.from(
+      (async function* () {
+        for await (const c of source) {
+          sent += (c as Buffer).length;
+          progress.bytes(id, 'Pushing', sent, blob.size);
+          yield c as Buffer;
+        }
+      })(),
+      { objectMode: false },
+    );
+  }
+
   private async putWhole(at: URL, blob: BlobToPush): Promise<void> {
     const url = new URL(at);
     url.searchParams.set('digest', blob.digest);
@@ -120,7 +139,7 @@ class BlobPusher {
       method: 'PUT',
       path: url.href,
       headers: { 'content-type': 'application/octet-stream', 'content-length': String(blob.size) },
-      body: () => this.store.blobs.read(blob.digest),
+      body: () => this.counted(this.store.blobs.read(blob.digest), blob, 0),
       scopes: this.scopes,
       ok: [201, 204],
     });
@@ -140,7 +159,7 @@ class BlobPusher {
           method: 'PATCH',
           path: at.href,
           headers: { 'content-type': 'application/octet-stream', 'content-length': String(end - offset + 1), 'content-range': `${offset}-${end}` },
-          body: () => this.store.blobs.read(blob.digest, { start: offset, end }),
+          body: () => this.counted(this.store.blobs.read(blob.digest, { start: offset, end }), blob, offset),
           scopes: this.scopes,
           ok: [202],
         });
