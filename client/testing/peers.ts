@@ -1,7 +1,7 @@
 // Real peers for the client's tests: the reference registry (Debian's docker-registry), test
 // images built with umoci + busybox-static, skopeo, and the berth CLI run as a child process.
 import { spawn, execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, mkdir, open } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -86,7 +86,13 @@ export async function buildImage(dir: string, tag: string, opts: { extraLayers?:
   await exec('umoci', ['insert', '--rootless', '--image', `${layout}:${tag}`, '/bin/busybox', '/bin/busybox']);
   for (let i = 0; i < (opts.extraLayers ?? 1); i++) {
     const f = join(dir, `data-${tag}-${i}`);
-    await writeFile(f, randomBytes(opts.layerBytes ?? 64 * 1024));
+    // Written a MiB at a time: the benchmark's layers are hundreds of MB.
+    const fh = await open(f, 'w');
+    try {
+      for (let left = opts.layerBytes ?? 64 * 1024; left > 0; left -= 1 << 20) await fh.write(randomBytes(Math.min(left, 1 << 20)));
+    } finally {
+      await fh.close();
+    }
     await exec('umoci', ['insert', '--rootless', '--image', `${layout}:${tag}`, f, `/data/${i}`]);
   }
   await exec('umoci', ['config', '--image', `${layout}:${tag}`, '--config.cmd', '/bin/sh']);
