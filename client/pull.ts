@@ -193,13 +193,11 @@ export async function pull(transport: Transport, store: LocalImageStore, ref: Im
   let upToDate = true;
   try {
     const all = [...blobs.values()];
-    for (const d of all) if (d.layer) progress.status(shortDigest(d.digest), 'Pulling fs layer');
-    await mapLimit(all, transport.config.maxConcurrentDownloads, async (d) => {
+    const stored = new Set<string>();
+    for (const d of all) if (await store.blobs.has(d.digest)) stored.add(d.digest);
+    for (const d of all) if (d.layer) progress.status(shortDigest(d.digest), stored.has(d.digest) ? 'Already exists' : 'Pulling fs layer');
+    await mapLimit(all.filter((d) => !stored.has(d.digest)), transport.config.maxConcurrentDownloads, async (d) => {
       const id = shortDigest(d.digest);
-      if (await store.blobs.has(d.digest)) {
-        if (d.layer) progress.status(id, 'Already exists');
-        return;
-      }
       upToDate = false;
       const source = blobBytes(epsFromServer, 0, repository, d, (n) => d.layer && progress.bytes(id, 'Downloading', n, d.size));
       try {

@@ -209,3 +209,23 @@ test('berth images lists one row per tag; rmi untags, and deletes only blobs no 
     await sb.cleanup();
   }
 });
+
+test('Docker schema2 manifests (skopeo --format v2s2) pull and push back with identical digests', async () => {
+  const sb = await sandbox();
+  try {
+    await skopeo('copy', '--dest-tls-verify=false', '--format', 'v2s2', `oci:${layout}:small`, `docker://${refReg.host}/v2s2/app:1`);
+    const raw = JSON.parse(await skopeo('inspect', '--tls-verify=false', '--raw', `docker://${refReg.host}/v2s2/app:1`)) as { mediaType: string };
+    assert.equal(raw.mediaType, MediaType.DockerManifest);
+    const digest = await skopeoDigest(`docker://${refReg.host}/v2s2/app:1`);
+    const r = await berth(['pull', `${refReg.host}/v2s2/app:1`], sb.env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`Digest: ${digest}`));
+    const berthHost = new URL(berthReg.url).host;
+    await berth(['tag', `${refReg.host}/v2s2/app:1`, `${berthHost}/v2s2/app:1`], sb.env);
+    const p = await berth(['push', `${berthHost}/v2s2/app:1`], sb.env);
+    assert.equal(p.code, 0, p.stderr);
+    assert.equal(await skopeoDigest(`docker://${berthHost}/v2s2/app:1`), digest);
+  } finally {
+    await sb.cleanup();
+  }
+});
