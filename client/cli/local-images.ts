@@ -205,6 +205,8 @@ export async function history(argv: string[]): Promise<number> {
   return run('history', program, argv);
 }
 
+const ORPHAN_GRACE_MS = 60 * 60 * 1000;
+
 async function prune(argv: string[]): Promise<number> {
   const program = command('image prune', 'Remove dangling images (with -a: every image) and unused blobs')
     .option('-a, --all', 'Remove all images not used by a container, not just dangling ones')
@@ -215,15 +217,18 @@ async function prune(argv: string[]): Promise<number> {
       const freed = await store.index.update(async (doc) => {
         const victims = o.all ? Object.values(doc.images) : danglingImages(doc);
         if (o.all) doc.tags = {};
+        const candidates: string[] = [];
         const removeTree = (r: ImageRecord) => {
           if (!doc.images[r.digest]) return;
           delete doc.images[r.digest];
-          deleted.push(r.digest);
+          deleted.push(imageId(r));
+          candidates.push(r.digest, ...(r.config ? [r.config.digest] : []), ...(r.layers ?? []).map((l) => l.digest));
           for (const c of r.children ?? []) if (doc.images[c]) removeTree(doc.images[c]!);
         };
         for (const v of victims) removeTree(v);
-        // Every blob no record uses: those of removed images and any left by an interrupted pull.
-        return store.dropUnreferencedBlobs(doc, await store.allBlobs());
+        // The removed images' blobs, and blobs left unnamed by a crashed command (an hour old:
+        // a younger one may be a pull in progress that names it when done).
+        return store.dropUnreferencedBlobs(doc, [...candidates, ...(await store.orphanBlobs(doc, ORPHAN_GRACE_MS))]);
       });
       if (deleted.length > 0) process.stdout.write(`Deleted Images:\n${deleted.map((d) => `deleted: ${d}\n`).join('')}\n`);
       process.stdout.write(`Total reclaimed space: ${humanSize(freed)}\n`);

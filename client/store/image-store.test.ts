@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
+import { utimes } from 'node:fs/promises';
 import tar from 'tar-stream';
 import { LocalImageStore, danglingImages } from './image-store.js';
 import { importRootfs } from '../archive/import.js';
@@ -48,4 +49,23 @@ test('concurrent index updates from several writers are all kept', async () => {
   await Promise.all(stores.map((s, i) => s.noteSources({ [`sha256:${String(i).repeat(64)}`]: `r/${i}` })));
   const doc = await stores[0]!.index.read();
   assert.equal(Object.keys(doc.sources).length, 4);
+});
+
+test('prune leaves young unnamed blobs (a pull in progress) and removes old ones; a vanished blob is never named', async () => {
+  const root = await tempDir();
+  const store = await LocalImageStore.open(root);
+  const env = { BERTH_ROOT: root, HOME: root };
+  const { digest } = await store.blobs.putBytes(Buffer.from('left by a pull still running'));
+  await berth(['image', 'prune', '-f'], env);
+  assert.ok(await store.blobs.has(digest));
+  const old = new Date(Date.now() - 2 * 3600 * 1000);
+  await utimes(store.blobs.layout.blobPath(digest), old, old);
+  await berth(['image', 'prune', '-f'], env);
+  assert.ok(!(await store.blobs.has(digest)));
+
+  await importRootfs(store, await rootfs('x'), { ref: parseReference('local/x:1') });
+  const record = (await store.resolve('local/x:1')).record;
+  await store.blobs.delete(record.layers![0]!.digest);
+  await assert.rejects(store.register([record], [parseReference('local/y:1')], record.digest), /was removed while this command ran/);
+  assert.equal((await store.index.read()).tags['docker.io/local/y:1'], undefined);
 });

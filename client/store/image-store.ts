@@ -2,7 +2,7 @@
 // implementation for registry and client; manifests, configs and layers stored once per digest),
 // metadata in the JSON index of image-index.ts. Blobs are committed before the index names them,
 // so a crash mid-pull leaves at worst unreferenced blobs, which `berth image prune` removes.
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BlobStore } from '../../storage/blob-store.js';
 import { DataLayout } from '../../storage/layout.js';
@@ -102,7 +102,14 @@ export class LocalImageStore {
    * Returns the digest a tag pointed at before, if it moved.
    */
   async register(records: ImageRecord[], tags: ImageReference[], target: string, sources: Record<string, string> = {}): Promise<void> {
-    await this.index.update((doc) => {
+    await this.index.update(async (doc) => {
+      // An rmi or prune running alongside may have deleted a blob this command found already
+      // stored; naming a missing blob would leave a broken image, so refuse instead.
+      for (const r of records) {
+        for (const b of [r.digest, r.config?.digest, ...(r.layers ?? []).map((l) => l.digest)]) {
+          if (b && !(await this.blobs.has(b))) throw new Error(`blob ${b} was removed while this command ran (berth rmi or image prune?); run it again`);
+        }
+      }
       for (const r of records) {
         const old = doc.images[r.digest];
         doc.images[r.digest] = old ? { ...r, repoDigests: [...new Set([...old.repoDigests, ...r.repoDigests])], added: old.added } : r;
@@ -222,6 +229,23 @@ export class LocalImageStore {
           if (isValidDigest(d)) out.push(d);
         }
       }
+    }
+    return out;
+  }
+
+  /**
+   * Blobs no image names that are older than `graceMs`: leftovers of a crashed command. Younger
+   * ones may belong to a pull or load still running, which names them when it finishes.
+   */
+  async orphanBlobs(doc: IndexDocument, graceMs: number): Promise<string[]> {
+    const used = new Set<string>();
+    for (const r of Object.values(doc.images)) for (const b of blobsOf(r.digest, doc)) used.add(b);
+    const out: string[] = [];
+    const cutoff = Date.now() - graceMs;
+    for (const b of await this.allBlobs()) {
+      if (used.has(b)) continue;
+      const st = await stat(this.blobs.layout.blobPath(b)).catch(() => undefined);
+      if (st && st.mtimeMs < cutoff) out.push(b);
     }
     return out;
   }
