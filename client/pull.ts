@@ -170,8 +170,9 @@ export async function pull(transport: Transport, store: LocalImageStore, ref: Im
   const wanted = opts.platform ?? hostPlatform();
   if (top.mediaType.includes('index') || top.mediaType.includes('manifest.list')) {
     const index = parseManifest(top.bytes, top.mediaType);
-    const children = index.manifests.filter((d) => d.platform && d.platform.os !== 'unknown' && d.platform.architecture !== 'unknown');
-    const chosen = opts.allPlatforms ? children : children.filter((d) => platformMatches(d.platform!, wanted)).slice(0, 1);
+    // --all-platforms keeps every child (attestations included) so the index pushes back unchanged.
+    const runnable = index.manifests.filter((d) => d.platform && d.platform.os !== 'unknown' && d.platform.architecture !== 'unknown');
+    const chosen = opts.allPlatforms ? index.manifests : runnable.filter((d) => platformMatches(d.platform!, wanted)).slice(0, 1);
     if (chosen.length === 0) throw new Error(`no matching manifest for ${formatPlatform(wanted)} in the manifest list entries`);
     for (const d of chosen) manifests.push((await firstManifest([eps[from]!, ...eps.filter((_, i) => i !== from)], repository, d.digest)).m);
   } else {
