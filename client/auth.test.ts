@@ -88,3 +88,47 @@ test('Bearer tokens: fetched from the realm with service and scope, cached per s
     await sb.cleanup();
   }
 });
+
+test("berth serve's own token service and ACL: push with rights, a pull-only user is denied push", async () => {
+  const dir = await tempDir();
+  const users = join(dir, 'users');
+  const acl = join(dir, 'acl.json');
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  await promisify(execFile)('htpasswd', ['-B', '-c', '-b', users, 'alice', 'alice-pw']);
+  await promisify(execFile)('htpasswd', ['-B', '-b', users, 'bob', 'bob-pw']);
+  await writeFile(acl, JSON.stringify({ access: [{ account: 'alice', name: 'team/*', actions: ['*'] }, { account: 'bob', name: 'team/*', actions: ['pull'] }] }));
+  const reg = await startTestRegistry({
+    auth: {
+      mode: 'token',
+      htpasswd: users,
+      acl,
+      anonymousPull: false,
+      token: { service: 'berth', issuer: 'berth-token-service', ttlSeconds: 300, refreshTtlSeconds: 3600, keyRotationDays: 30 },
+    },
+  });
+  const host = new URL(reg.url).host;
+  const alice = await sandbox();
+  const bob = await sandbox();
+  try {
+    await skopeo('copy', '--dest-tls-verify=false', '--dest-creds', 'alice:alice-pw', `oci:${layout}:a`, `docker://${host}/team/app:1`);
+    const bad = await berth(['login', '-u', 'alice', '--password-stdin', host], alice.env, 'wrong');
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /incorrect username or password/);
+    assert.equal((await berth(['login', '-u', 'alice', '--password-stdin', host], alice.env, 'alice-pw')).code, 0);
+    assert.equal((await berth(['pull', `${host}/team/app:1`], alice.env)).code, 0);
+    await berth(['tag', `${host}/team/app:1`, `${host}/team/pushed:1`], alice.env);
+    const p = await berth(['push', `${host}/team/pushed:1`], alice.env);
+    assert.equal(p.code, 0, p.stderr);
+
+    assert.equal((await berth(['login', '-u', 'bob', '--password-stdin', host], bob.env, 'bob-pw')).code, 0);
+    assert.equal((await berth(['pull', `${host}/team/pushed:1`], bob.env)).code, 0);
+    await berth(['tag', `${host}/team/pushed:1`, `${host}/team/by-bob:1`], bob.env);
+    const denied = await berth(['push', `${host}/team/by-bob:1`], bob.env);
+    assert.equal(denied.code, 1);
+    assert.equal(denied.stderr.split('\n').filter(Boolean).length, 1, denied.stderr);
+    assert.match(denied.stderr, /^berth push: 127\.0\.0\.1:\d+: requested access to the resource is denied \(repository:team\/by-bob:pull,push for bob\)\n$/);
+  } finally {
+    await Promise.all([alice.cleanup(), bob.cleanup(), reg.destroy()]);
+  }
+});

@@ -309,7 +309,10 @@ export class RegistryClient {
       const text = await res.body.text().catch(() => '');
       if (res.statusCode === 401) {
         const creds = await this.creds();
-        throw new RegistryError('UNAUTHORIZED', creds ? `${this.host}: unauthorized: incorrect username or password, or no access to ${url.pathname}` : `${this.host}: authentication required: run berth login ${this.host}`);
+        if (!creds) throw new RegistryError('UNAUTHORIZED', `${this.host}: authentication required: run berth login ${this.host}`);
+        // With Bearer the token service accepted the credentials: what is missing is the right.
+        if (this.challenge?.scheme === 'bearer') throw new RegistryError('DENIED', `${this.host}: requested access to the resource is denied (${[...new Set(scopes)].join(' ') || url.pathname} for ${creds.username})`, { status: 401 });
+        throw new RegistryError('UNAUTHORIZED', `${this.host}: unauthorized: incorrect username or password`);
       }
       throw RegistryError.fromResponse(res.statusCode, text);
     }
