@@ -4,14 +4,18 @@ import { spawn, execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile, mkdir, open } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 
 const exec = promisify(execFile);
 
+/** A fresh folder under the system temp dir, removed when the test process exits. */
 export async function tempDir(prefix = 'berth-client-'): Promise<string> {
-  return mkdtemp(join(tmpdir(), prefix));
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 export async function freePort(): Promise<number> {
