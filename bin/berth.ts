@@ -6,6 +6,19 @@ type VerbModule = { main(argv: string[]): Promise<number> };
 
 const VERBS: Record<string, { summary: string; load: () => Promise<VerbModule> }> = {
   serve: { summary: 'Run the registry (OCI Distribution API) on this machine', load: () => import('../server/cli.js') },
+  login: { summary: 'Log in to a registry', load: () => import('../client/cli/login.js') },
+  logout: { summary: 'Log out from a registry', load: async () => ({ main: (await import('../client/cli/login.js')).logout }) },
+  pull: { summary: 'Download an image from a registry', load: () => import('../client/cli/pull.js') },
+  push: { summary: 'Upload an image to a registry', load: () => import('../client/cli/push.js') },
+  images: { summary: 'List images', load: async () => ({ main: (await import('../client/cli/local-images.js')).images }) },
+  tag: { summary: 'Create a tag that refers to an image', load: async () => ({ main: (await import('../client/cli/local-images.js')).tag }) },
+  rmi: { summary: 'Remove images', load: async () => ({ main: (await import('../client/cli/local-images.js')).rmi }) },
+  history: { summary: 'Show the history of an image', load: async () => ({ main: (await import('../client/cli/local-images.js')).history }) },
+  image: { summary: 'Manage images (ls, rm, inspect, history, tag, prune)', load: async () => ({ main: (await import('../client/cli/local-images.js')).image }) },
+  system: { summary: 'Local store information (df)', load: async () => ({ main: (await import('../client/cli/local-images.js')).system }) },
+  save: { summary: 'Save images to a tar archive (docker-archive or OCI layout)', load: () => import('../client/cli/save.js') },
+  load: { summary: 'Load images from a tar archive', load: () => import('../client/cli/load.js') },
+  import: { summary: 'Create an image from a rootfs tarball', load: () => import('../client/cli/import.js') },
   run: { summary: 'Create and run a new container from an image', load: () => import('../runtime/cli-run.js') },
   exec: { summary: 'Run a command in a running container', load: () => import('../runtime/cli-exec.js') },
   ps: { summary: 'List containers', load: () => verb('ps') },
@@ -16,7 +29,7 @@ const VERBS: Record<string, { summary: string; load: () => Promise<VerbModule> }
   rm: { summary: 'Remove containers', load: () => verb('rm') },
   logs: { summary: "Show a detached container's output", load: () => verb('logs') },
   wait: { summary: 'Wait for containers to stop, print their exit codes', load: () => verb('wait') },
-  inspect: { summary: 'Show containers as JSON', load: () => verb('inspect') },
+  inspect: { summary: 'Show containers or images as JSON', load: () => inspectVerb() },
   top: { summary: 'Show the processes of a container', load: () => verb('top') },
   commit: { summary: "Make a container's changes a new image (OCI layout)", load: () => verb('commit') },
   diff: { summary: "Show the changes in a container's filesystem", load: () => verb('diff') },
@@ -27,6 +40,17 @@ const VERBS: Record<string, { summary: string; load: () => Promise<VerbModule> }
 /** The container verbs other than run and exec share one small module. */
 function verb(name: string): Promise<VerbModule> {
   return import('../runtime/cli-containers.js').then((m) => ({ main: (argv: string[]) => m.runVerb(name, argv) }));
+}
+
+/** `berth inspect`: containers when every argument names one, images otherwise (docker's order). */
+function inspectVerb(): Promise<VerbModule> {
+  return Promise.resolve({
+    main: async (argv: string[]) => {
+      const containers = await import('../runtime/cli-containers.js');
+      if (await containers.allContainers(argv)) return containers.runVerb('inspect', argv);
+      return (await import('../client/cli/local-images.js')).inspect(argv);
+    },
+  });
 }
 
 /** `berth container SUB …`: docker's long forms (container ls, container rm, container prune, …). */

@@ -207,6 +207,22 @@ async function logs(id: string, follow: boolean, tail: number | undefined, times
   }
 }
 
+/** Whether every operand of `inspect ARGS` names a container (else `inspect` is about images). */
+export async function allContainers(argv: string[]): Promise<boolean> {
+  let operands: string[];
+  try {
+    operands = parseFlags(argv, VERB_FLAGS.inspect!, false).operands;
+  } catch {
+    return true; // the container verb reports the usage error
+  }
+  if (operands.length === 0) return true;
+  for (const ref of operands) {
+    const found = await store.lookup(ref).then(() => true, () => false);
+    if (!found) return false;
+  }
+  return true;
+}
+
 export async function runVerb(verb: string, argv: string[]): Promise<number> {
   let p;
   try {

@@ -1,9 +1,8 @@
-// Which ImageSource serves an image reference given to `berth run`. `oci:DIR[:TAG]` reads an OCI
-// image layout (as skopeo names it). Plain references will be served by the client's local image
-// store (pulling when missing) once it is wired in here.
+// Which ImageSource serves an image reference given to `berth run`: `oci:DIR[:TAG]` reads an OCI
+// image layout (as skopeo names it); anything else is the client's local image store, pulled
+// into first when missing (docker run's behaviour). Client code is imported only when used.
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { ImageNotFoundError, type ResolvedImage } from './image-source.js';
-import { OciLayoutSource } from './oci-layout-source.js';
 
 /** Splits `oci:DIR[:TAG]`; the tag is after the last ':' that follows the last '/'. */
 export function parseOciLayoutRef(ref: string): { dir: string; tag: string } | undefined {
@@ -15,8 +14,29 @@ export function parseOciLayoutRef(ref: string): { dir: string; tag: string } | u
   return { dir: isAbsolute(dir) ? dir : resolvePath(dir), tag };
 }
 
-export async function resolveImage(ref: string): Promise<ResolvedImage> {
+export interface ResolveOptions {
+  /** Pull from the registry when the local store lacks the image (default true). */
+  pull?: boolean;
+}
+
+export async function resolveImage(ref: string, opts: ResolveOptions = {}): Promise<ResolvedImage> {
   const layoutRef = parseOciLayoutRef(ref);
-  if (layoutRef) return new OciLayoutSource(layoutRef.dir).resolve(layoutRef.tag);
-  throw new ImageNotFoundError(ref, 'only oci:DIR[:TAG] images can be run until the local image store is connected');
+  if (layoutRef) {
+    const { OciLayoutSource } = await import('./oci-layout-source.js');
+    return new OciLayoutSource(layoutRef.dir).resolve(layoutRef.tag);
+  }
+  const { LocalStoreSource, pullIntoStore } = await import('./store-image-source.js');
+  const source = await LocalStoreSource.open();
+  try {
+    return await source.resolve(ref);
+  } catch (err) {
+    if (!(err instanceof ImageNotFoundError) || opts.pull === false) throw err;
+  }
+  process.stderr.write(`Unable to find image '${ref}' locally\n`);
+  try {
+    await pullIntoStore(ref);
+  } catch (err) {
+    throw new ImageNotFoundError(ref, (err as Error).message);
+  }
+  return source.resolve(ref);
 }

@@ -1,6 +1,5 @@
 // End to end through the registry: an image built offline is pushed to an in-process `berth serve`
-// with skopeo, copied back from it into a fresh OCI layout and a fresh BERTH_ROOT, and run.
-// (When the client's `berth pull` lands, this becomes serve → push → pull → run.)
+// (skopeo), then `berth run` on a fresh BERTH_ROOT pulls it (the client's store) and runs it.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
@@ -27,7 +26,7 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-test('an image pushed to berth serve and copied back runs with its config', { skip: !usable && 'needs root and skopeo' }, async () => {
+test('berth run pulls a missing image from berth serve and runs it with its config', { skip: !usable && 'needs root and skopeo' }, async () => {
   await buildImage(join(dir, 'src'), '1.0', [busyboxLayer(), [{ name: 'app/', type: 'directory' }, { name: 'app/greeting', content: 'hello from the registry\n' }]], {
     Cmd: ['cat', '/app/greeting'],
   });
@@ -35,11 +34,18 @@ test('an image pushed to berth serve and copied back runs with its config', { sk
   // Asynchronously: the registry answers from this very process.
   const skopeo = (...args: string[]) => promisify(execFile)('skopeo', ['--insecure-policy', ...args]);
   await skopeo('copy', '--dest-tls-verify=false', `oci:${join(dir, 'src')}:1.0`, `docker://${ref}`);
-  await skopeo('copy', '--src-tls-verify=false', `docker://${ref}`, `oci:${join(dir, 'pulled')}:1.0`);
-  const r = spawnSync(process.execPath, [BERTH, 'run', '--rm', `oci:${join(dir, 'pulled')}:1.0`], {
-    env: { ...process.env, BERTH_ROOT: join(dir, 'fresh-root') },
-    encoding: 'utf8',
-  });
+  const berth = (...args: string[]) =>
+    promisify(execFile)(process.execPath, [BERTH, ...args], { env: { ...process.env, BERTH_ROOT: join(dir, 'fresh-root') } }).then(
+      (o) => ({ status: 0, stdout: o.stdout, stderr: o.stderr }),
+      (e: { code: number; stdout: string; stderr: string }) => ({ status: e.code, stdout: e.stdout, stderr: e.stderr }),
+    );
+  const r = await berth('run', '--rm', ref);
+  assert.match(r.stderr, /Unable to find image/);
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, 'hello from the registry\n');
+  const again = await berth('run', '--rm', ref); // now local: no pull
+  assert.equal(again.stdout, 'hello from the registry\n');
+  assert.doesNotMatch(again.stderr, /Unable to find image/);
+  const missing = await berth('run', '--rm', `${registry.host}:${registry.port}/team/absent:1.0`);
+  assert.equal(missing.status, 125);
 });

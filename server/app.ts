@@ -20,7 +20,16 @@ function isClientAbort(e: unknown): boolean {
   return code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || (e as Error)?.message === 'aborted';
 }
 
-export function createApp(store: RegistryStore, config: ServerConfig, log: Logger): Koa<RegistryState> {
+/** Middleware that serve.ts builds (they load files and keys first) and the app mounts before the routes. */
+export interface AppExtensions {
+  /** Authentication and authorization (server/auth/access-control.ts). */
+  access?: Koa.Middleware<RegistryState>;
+  /** Mirror mode (server/proxy/mirror.ts). */
+  mirror?: Koa.Middleware<RegistryState>;
+}
+
+export function createApp(store: RegistryStore, config: ServerConfig, log: Logger, ext: AppExtensions = {}): Koa<RegistryState> {
+  if (config.auth && config.auth.mode !== 'none' && !ext.access) throw new Error(`auth mode ${config.auth.mode} needs the access-control middleware (start the registry with startRegistry)`);
   const app = new Koa<RegistryState>();
   app.proxy = false;
   app.silent = true;
@@ -63,6 +72,9 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
       }
     }
   });
+
+  if (ext.access) app.use(ext.access);
+  if (ext.mirror) app.use(ext.mirror);
 
   const router = new Router<RegistryState>();
   // Validate every repository name against the spec's grammar before it reaches the store.

@@ -1,6 +1,7 @@
 // `berth serve`: flags over environment over config file over defaults (server/config.ts).
 import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_CONFIG, loadConfig, type ConfigOverrides } from './config.js';
+import { parseAuthMode } from './auth/config.js';
 
 function byteSize(v: string): number {
   const m = /^(\d+)([kmgt]i?b?)?$/i.exec(v.trim());
@@ -17,8 +18,10 @@ function hours(v: string): number {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // `berth serve user add|rm|passwd|ls`: the users file of --auth htpasswd|token.
+  if (argv[0] === 'user') return (await import('./auth/user-cli.js')).main(argv.slice(1));
   const program = new Command('berth serve')
-    .description('Run the registry: the OCI Distribution / Docker Registry v2 API, data on this machine.')
+    .description('Run the registry: the OCI Distribution / Docker Registry v2 API, data on this machine.\nUsers of --auth htpasswd|token: berth serve user add|passwd|rm|ls (see berth serve user --help).')
     .option('--listen <host:port>', `address to listen on (env BERTH_LISTEN; default ${DEFAULT_CONFIG.listen})`)
     .option('--data <dir>', `data folder: blobs and LevelDB metadata (env BERTH_DATA; default ${DEFAULT_CONFIG.data})`)
     .option('--config <file>', 'config file, YAML (.yaml/.yml) or JSON, same keys as docs/server.md (env BERTH_SERVE_CONFIG)')
@@ -31,6 +34,18 @@ export async function main(argv: string[]): Promise<number> {
     .option('--max-blob-size <bytes>', 'largest blob accepted, 413 above; 0 = no limit (env BERTH_MAX_BLOB_BYTES; default 0)', byteSize)
     .option('--upload-purge-hours <hours>', 'remove upload sessions idle this long (env BERTH_UPLOAD_PURGE_HOURS; default 168)', hours)
     .option('--gc-interval-hours <hours>', 'collect unreferenced blobs this often; 0 = never (env BERTH_GC_INTERVAL_HOURS; default 24)', (v) => (v === '0' ? 0 : hours(v)))
+    .option('--tls-self-signed', 'serve HTTPS with a self-signed certificate for localhost, made in <data>/tls on first start (env BERTH_TLS_SELF_SIGNED)')
+    .option('--auth <mode>', 'none|htpasswd|token (env BERTH_AUTH; default none); see docs/server.md#authentication')
+    .option('--htpasswd <file>', 'users file, bcrypt (htpasswd -B or berth serve user add) (env BERTH_HTPASSWD)')
+    .option('--acl <file>', 'access rules, JSON {"access":[{"account","name","actions"}]} (env BERTH_ACL; default: users may do everything)')
+    .option('--anonymous-pull', 'let unauthenticated clients pull (env BERTH_ANONYMOUS_PULL)')
+    .option('--token-realm <url>', "realm announced in Bearer challenges (default: this server's /token)")
+    .option('--token-service <name>', 'service name of Bearer challenges and token audience (default berth)')
+    .option('--proxy-remote-url <url>', 'mirror mode: pull-through cache of this registry (env BERTH_PROXY_REMOTE_URL)')
+    .option('--proxy-username <user>', 'user name at the upstream registry (env BERTH_PROXY_USERNAME)')
+    .option('--proxy-password <password>', 'password at the upstream registry; prefer env BERTH_PROXY_PASSWORD or the config file')
+    .option('--proxy-tag-ttl <seconds>', 'serve a cached tag this long before asking upstream again (default 300)', Number)
+    .option('--proxy-evict-hours <hours>', 'remove cached content unused this long; 0 keeps it (default 168)', Number)
     .helpOption('-h, --help', 'show this help')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
@@ -53,6 +68,18 @@ export async function main(argv: string[]): Promise<number> {
     maxBlobSize?: number;
     uploadPurgeHours?: number;
     gcIntervalHours?: number;
+    tlsSelfSigned?: boolean;
+    auth?: string;
+    htpasswd?: string;
+    acl?: string;
+    anonymousPull?: boolean;
+    tokenRealm?: string;
+    tokenService?: string;
+    proxyRemoteUrl?: string;
+    proxyUsername?: string;
+    proxyPassword?: string;
+    proxyTagTtl?: number;
+    proxyEvictHours?: number;
   }>();
   // commander defaults --delete to true because of --no-delete; only an explicit flag overrides.
   const deleteFlag = argv.includes('--no-delete') ? false : argv.includes('--delete') ? true : undefined;
@@ -67,11 +94,20 @@ export async function main(argv: string[]): Promise<number> {
     maxBlobBytes: o.maxBlobSize,
     purgeAfterHours: o.uploadPurgeHours,
     gcIntervalHours: o.gcIntervalHours,
+    tlsSelfSigned: o.tlsSelfSigned,
+    auth: {
+      mode: o.auth === undefined ? undefined : parseAuthMode(o.auth, '--auth'),
+      htpasswd: o.htpasswd,
+      acl: o.acl,
+      anonymousPull: o.anonymousPull,
+      token: { realm: o.tokenRealm, service: o.tokenService },
+    },
+    proxy: { remoteUrl: o.proxyRemoteUrl, username: o.proxyUsername, password: o.proxyPassword, tagTtlSeconds: o.proxyTagTtl, evictAfterHours: o.proxyEvictHours },
   };
   const config = await loadConfig({ file: o.config, flags });
   const { startRegistry } = await import('./serve.js');
   const registry = await startRegistry(config);
-  registry.log.info({ url: registry.url, listen: config.listen, data: config.data, delete: config.delete, tls: Boolean(config.tls) }, 'berth registry listening');
+  registry.log.info({ url: registry.url, listen: config.listen, data: config.data, delete: config.delete, tls: Boolean(config.tls), auth: config.auth?.mode ?? 'none', mirrorOf: config.proxy?.remoteUrl }, 'berth registry listening');
 
   return new Promise<number>((resolve) => {
     let stopping = false;

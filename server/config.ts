@@ -1,6 +1,8 @@
 // berth serve configuration: defaults < config file (YAML or JSON) < environment < flags.
 import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { mergeAuth, parseAuthMode, parseAuthSection, validateAuth, DEFAULT_AUTH, type AuthConfig, type AuthOverrides } from './auth/config.js';
+import { mergeProxy, parseProxySection, validateProxy, type ProxyConfig, type ProxyOverrides } from './proxy/config.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -12,7 +14,12 @@ export interface ServerConfig {
   /** Whether DELETE of manifests, tags and blobs is allowed (405 UNSUPPORTED when not). */
   delete: boolean;
   logLevel: LogLevel;
-  tls?: { cert: string; key: string };
+  /** `selfSigned`: a certificate for localhost is made in <data>/tls on first start (server/tls.ts). */
+  tls?: { cert: string; key: string; selfSigned?: boolean };
+  /** Access control (server/auth/); absent means none. */
+  auth?: AuthConfig;
+  /** Mirror mode (server/proxy/): a pull-through cache of this upstream registry. */
+  proxy?: ProxyConfig;
   limits: {
     /** Largest manifest accepted (413 above); the spec asks for at least 4 MiB. */
     maxManifestBytes: number;
@@ -52,6 +59,9 @@ export type ConfigOverrides = {
   maxBlobBytes?: number | undefined;
   purgeAfterHours?: number | undefined;
   gcIntervalHours?: number | undefined;
+  tlsSelfSigned?: boolean | undefined;
+  auth?: AuthOverrides | undefined;
+  proxy?: ProxyOverrides | undefined;
 };
 
 /** Keys of the config file, the environment and flags, in one shape so they layer. */
@@ -71,6 +81,10 @@ function applyOverrides(base: ServerConfig, o: ConfigOverrides, source: string):
   if (o.maxBlobBytes !== undefined) c.limits.maxBlobBytes = o.maxBlobBytes;
   if (o.purgeAfterHours !== undefined) c.uploads.purgeAfterHours = o.purgeAfterHours;
   if (o.gcIntervalHours !== undefined) c.gc.intervalHours = o.gcIntervalHours;
+  if (o.tlsSelfSigned) c.tls = { cert: c.tls?.cert ?? '', key: c.tls?.key ?? '', selfSigned: true };
+  if (o.auth) c.auth = mergeAuth(c.auth ?? DEFAULT_AUTH, o.auth);
+  const proxy = mergeProxy(c.proxy, o.proxy);
+  if (proxy) c.proxy = proxy;
   return c;
 }
 
@@ -108,7 +122,7 @@ export async function readConfigFile(path: string): Promise<ConfigOverrides> {
   if (raw === null || raw === undefined) return {};
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${path}: the config must be a mapping`);
   const o = raw as Record<string, unknown>;
-  const known = new Set(['listen', 'data', 'delete', 'logLevel', 'tls', 'limits', 'uploads', 'gc']);
+  const known = new Set(['listen', 'data', 'delete', 'logLevel', 'tls', 'limits', 'uploads', 'gc', 'auth', 'proxy']);
   for (const k of Object.keys(o)) if (!known.has(k)) throw new Error(`${path}: unknown key ${JSON.stringify(k)} (known: ${[...known].join(', ')})`);
   const tls = (o.tls ?? {}) as Record<string, unknown>;
   const limits = (o.limits ?? {}) as Record<string, unknown>;
@@ -125,6 +139,9 @@ export async function readConfigFile(path: string): Promise<ConfigOverrides> {
     maxBlobBytes: num(limits.maxBlobBytes, `${path}: limits.maxBlobBytes`),
     purgeAfterHours: num(uploads.purgeAfterHours, `${path}: uploads.purgeAfterHours`),
     gcIntervalHours: num(gc.intervalHours, `${path}: gc.intervalHours`),
+    tlsSelfSigned: bool(tls.selfSigned, `${path}: tls.selfSigned`),
+    auth: parseAuthSection(o.auth, path),
+    proxy: parseProxySection(o.proxy, path),
   };
 }
 
@@ -140,6 +157,18 @@ export function envOverrides(env: NodeJS.ProcessEnv): ConfigOverrides {
     maxBlobBytes: num(env.BERTH_MAX_BLOB_BYTES, 'BERTH_MAX_BLOB_BYTES'),
     purgeAfterHours: num(env.BERTH_UPLOAD_PURGE_HOURS, 'BERTH_UPLOAD_PURGE_HOURS'),
     gcIntervalHours: num(env.BERTH_GC_INTERVAL_HOURS, 'BERTH_GC_INTERVAL_HOURS'),
+    tlsSelfSigned: bool(env.BERTH_TLS_SELF_SIGNED, 'BERTH_TLS_SELF_SIGNED'),
+    auth: {
+      mode: env.BERTH_AUTH ? parseAuthMode(env.BERTH_AUTH, 'BERTH_AUTH') : undefined,
+      htpasswd: env.BERTH_HTPASSWD || undefined,
+      acl: env.BERTH_ACL || undefined,
+      anonymousPull: bool(env.BERTH_ANONYMOUS_PULL, 'BERTH_ANONYMOUS_PULL'),
+    },
+    proxy: {
+      remoteUrl: env.BERTH_PROXY_REMOTE_URL || undefined,
+      username: env.BERTH_PROXY_USERNAME || undefined,
+      password: env.BERTH_PROXY_PASSWORD || undefined,
+    },
   };
 }
 
@@ -162,6 +191,9 @@ export function parseListen(listen: string): { host: string; port: number } {
 
 export function validateConfig(c: ServerConfig): ServerConfig {
   parseListen(c.listen);
+  if (c.tls?.selfSigned) c = { ...c, tls: { selfSigned: true, cert: c.tls.cert || join(c.data, 'tls', 'self-signed.crt'), key: c.tls.key || join(c.data, 'tls', 'self-signed.key') } };
+  if (c.auth) validateAuth(c.auth);
+  if (c.proxy) validateProxy(c.proxy);
   if (c.tls && (!c.tls.cert || !c.tls.key)) throw new Error('TLS needs both a certificate and a key (--tls-cert and --tls-key)');
   if (c.limits.maxManifestBytes < 1024) throw new Error('limits.maxManifestBytes must be at least 1024');
   return c;

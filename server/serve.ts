@@ -1,13 +1,12 @@
 // Starting and stopping a registry: used by `berth serve`, the tests and the benchmarks.
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
-import { readFile } from 'node:fs/promises';
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { RegistryStore } from '../storage/registry-store.js';
 import { collectGarbage } from '../storage/gc.js';
 import { createApp } from './app.js';
+import { createTlsServer, ensureSelfSigned } from './tls.js';
 import { parseListen, type ServerConfig } from './config.js';
 
 export interface RunningRegistry {
@@ -30,12 +29,23 @@ export async function startRegistry(config: ServerConfig, opts: { logger?: Logge
   await mkdir(config.data, { recursive: true });
   const store = new RegistryStore(config.data);
   await store.open();
-  const app = createApp(store, config, log);
+  let access, mirror;
+  try {
+    access = config.auth && config.auth.mode !== 'none' ? await (await import('./auth/access-control.js')).createAccessControl(config, log) : undefined;
+    mirror = config.proxy ? await (await import('./proxy/mirror.js')).createMirror(store, config, log) : undefined;
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  const app = createApp(store, config, log, { access: access?.middleware, mirror: mirror?.middleware });
 
   let server: Server;
+  let stopWatchingTls = () => {};
   if (config.tls) {
-    const [cert, key] = await Promise.all([readFile(config.tls.cert), readFile(config.tls.key)]);
-    server = createHttpsServer({ cert, key }, app.callback()) as unknown as Server;
+    if (config.tls.selfSigned) await ensureSelfSigned(config.tls.cert, config.tls.key, log);
+    const tls = await createTlsServer(config.tls, app.callback(), log);
+    server = tls.server as unknown as Server;
+    stopWatchingTls = tls.stopWatching;
   } else {
     server = createHttpServer(app.callback());
   }
@@ -83,17 +93,34 @@ export async function startRegistry(config: ServerConfig, opts: { logger?: Logge
       : undefined;
   gcTimer?.unref();
 
+  // Signing-key rotation and mirror eviction, when those are on.
+  const maintain = () => {
+    access?.maintain().catch((err: unknown) => log.warn({ err }, 'signing key rotation failed'));
+    mirror?.maintain().catch((err: unknown) => log.warn({ err }, 'mirror eviction failed'));
+  };
+  const maintainTimer = access || mirror ? setInterval(maintain, mirror?.maintainIntervalMs ?? PURGE_INTERVAL_MS) : undefined;
+  maintainTimer?.unref();
+
   let closing: Promise<void> | undefined;
   const close = (graceMs = 30_000): Promise<void> => {
     closing ??= (async () => {
       clearInterval(purgeTimer);
       if (gcTimer) clearInterval(gcTimer);
+      if (maintainTimer) clearInterval(maintainTimer);
+      stopWatchingTls();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      // Fix: a response still finishing at this instant (its client may already hold every byte,
+      // e.g. a blob streamed with a Content-Length) is skipped by closeIdleConnections() and then
+      // keeps its keep-alive socket open, stalling shutdown for the whole grace period. Sweep idle
+      // sockets again until the server has closed.
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
       const timer = setTimeout(() => server.closeAllConnections(), graceMs);
       await closed;
+      clearInterval(sweep);
       clearTimeout(timer);
       await gcRun;
+      await mirror?.close();
       await store.close();
     })();
     return closing;

@@ -1,7 +1,7 @@
 // Content-addressed blob store on the filesystem. A file under blobs/ exists only once its bytes
 // were fsync'd and verified against its digest, so anything found there is valid content.
 import { createReadStream, type ReadStream } from 'node:fs';
-import { mkdir, open, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, stat } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -29,6 +29,16 @@ export class BlobStore {
   async init(): Promise<void> {
     await mkdir(this.layout.blobsDir, { recursive: true });
     await mkdir(this.layout.tmpDir, { recursive: true });
+  }
+
+  /**
+   * Removes temp files a crashed process left in tmp/ (an ingest cut off by kill -9). Only call
+   * while holding the data folder's LevelDB lock: another live process's temp files look the same.
+   */
+  async removeStaleTempFiles(): Promise<number> {
+    const names = await readdir(this.layout.tmpDir);
+    await Promise.all(names.map((n) => unlinkQuietly(join(this.layout.tmpDir, n))));
+    return names.length;
   }
 
   /** Size of the stored blob, or undefined when absent. */

@@ -51,6 +51,9 @@ export class RegistryStore {
     await this.blobs.init();
     await this.uploads.init();
     await this.meta.open();
+    // Fix: temp files of ingests cut off by a crash were never removed. Only now, with LevelDB's
+    // lock held, is it certain no other process is writing into tmp/.
+    await this.blobs.removeStaleTempFiles();
   }
 
   async close(): Promise<void> {
@@ -133,8 +136,16 @@ export class RegistryStore {
   /**
    * Stores a manifest under a tag or digest, after checking it parses and that everything it
    * references is in the repository. Returns its digest and, for the OCI-Subject header, its subject.
+   * `requireReferences: false` is for a pull-through cache, which stores a manifest before the blobs it names.
    */
-  async putManifest(name: string, reference: string, bytes: Buffer, contentType: string | undefined, extraTags: string[] = []): Promise<{ digest: string; subject?: string; mediaType: string }> {
+  async putManifest(
+    name: string,
+    reference: string,
+    bytes: Buffer,
+    contentType: string | undefined,
+    extraTags: string[] = [],
+    opts: { requireReferences?: boolean } = {},
+  ): Promise<{ digest: string; subject?: string; mediaType: string }> {
     assertRepositoryName(name);
     let digest: string;
     const tags: string[] = [];
@@ -155,7 +166,7 @@ export class RegistryStore {
 
     // distribution-spec/spec.md#push: references must exist, the subject need not.
     const missing: Array<{ digest: string; mediaType: string }> = [];
-    await Promise.all([
+    if (opts.requireReferences !== false) await Promise.all([
       ...parsed.blobs.map(async (d) => {
         if (!(await this.blobLink(name, d.digest))) missing.push({ digest: d.digest, mediaType: d.mediaType });
       }),

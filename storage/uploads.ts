@@ -56,6 +56,14 @@ export class UploadSessions {
     if (!record || record.name !== name) {
       throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${JSON.stringify(id.slice(0, 80))} is unknown to repository ${name}`);
     }
+    // Fix: a record whose file is gone (a crash between the commit rename and the record delete
+    // of an older berth, or a hand-cleaned uploads/) made every later PATCH/PUT a 500 while GET
+    // claimed the upload alive. Such a session is over: forget it and say so.
+    if ((await stat(this.layout.uploadPath(id)).catch(() => undefined)) === undefined) {
+      await this.meta.uploads.del(id);
+      this.hashes.delete(id);
+      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${id} was lost (its data is gone): start a new upload`);
+    }
     return { id, ...record };
   }
 
@@ -105,9 +113,11 @@ export class UploadSessions {
       } finally {
         await fh.close();
       }
-      await this.blobs.commitFile(path, digest);
+      // Fix: the record goes first. A crash between the two steps now leaves an orphan upload file
+      // (removed by purge) and a cleanly unknown upload, never a record without its file.
       await this.meta.uploads.del(id);
       this.hashes.delete(id);
+      await this.blobs.commitFile(path, digest);
       return { digest, size: session.offset };
     });
   }

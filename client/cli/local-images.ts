@@ -1,0 +1,287 @@
+// Verbs over the local image store only (no network): images, tag, rmi, inspect, history,
+// image prune / image ls / image rm / image inspect / image history, system df.
+import { command, run, ExitCode } from './common.js';
+import { LocalImageStore, danglingImages, imageId, imageSize, shortId } from '../store/image-store.js';
+import type { ImageRecord, IndexDocument } from '../store/image-index.js';
+import { familiarRepository, parseReference } from '../../oci/reference.js';
+import { humanSize } from '../progress.js';
+
+function ago(iso: string | undefined): string {
+  if (!iso) return 'N/A';
+  const t = Date.parse(iso);
+  if (!Number.isFinite(t)) return 'N/A';
+  const s = Math.max(0, (Date.now() - t) / 1000);
+  const units: Array<[number, string]> = [
+    [365 * 86400, 'year'],
+    [30 * 86400, 'month'],
+    [7 * 86400, 'week'],
+    [86400, 'day'],
+    [3600, 'hour'],
+    [60, 'minute'],
+  ];
+  for (const [n, u] of units) {
+    const v = Math.floor(s / n);
+    if (v >= 1) return `${v === 1 && u === 'hour' ? 'About an' : v} ${u}${v > 1 ? 's' : ''} ago`;
+  }
+  return 'Less than a second ago'.replace('Less than a second', s >= 1 ? `${Math.floor(s)} seconds` : 'Less than a second');
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd()).join('\n') + '\n';
+}
+
+interface Row {
+  repo: string;
+  tag: string;
+  digest: string;
+  record: ImageRecord;
+  shown: ImageRecord;
+}
+
+function rowsOf(store: LocalImageStore, doc: IndexDocument, all: boolean): Row[] {
+  const rows: Row[] = [];
+  for (const [name, target] of Object.entries(doc.tags)) {
+    const record = doc.images[target];
+    if (!record) continue;
+    const ref = parseReference(name);
+    const shown = store.platformImage(record, doc) ?? record;
+    const digest = record.repoDigests.find((d) => d.startsWith(`${ref.registry}/${ref.repository}@`))?.split('@')[1] ?? '<none>';
+    rows.push({ repo: familiarRepository(ref), tag: ref.tag ?? '<none>', digest, record, shown });
+  }
+  const extra = all ? Object.values(doc.images).filter((r) => !Object.values(doc.tags).includes(r.digest)) : danglingImages(doc);
+  for (const r of extra) {
+    const rd = r.repoDigests[0];
+    rows.push({ repo: rd ? familiarRepository(parseReference(rd.split('@')[0]!, { defaultTag: false })) : '<none>', tag: '<none>', digest: rd?.split('@')[1] ?? '<none>', record: r, shown: r });
+  }
+  return rows.sort((a, b) => (b.shown.created ?? '').localeCompare(a.shown.created ?? '') || a.repo.localeCompare(b.repo) || a.tag.localeCompare(b.tag));
+}
+
+export async function images(argv: string[]): Promise<number> {
+  const program = command('images', 'List images')
+    .argument('[repository]', 'REPOSITORY[:TAG] to list')
+    .option('-a, --all', 'Show all images, including platform manifests of multi-platform images')
+    .option('-q, --quiet', 'Only show image IDs')
+    .option('--digests', 'Show digests')
+    .option('--no-trunc', "Don't truncate output")
+    .action(async (filter: string | undefined, o: { all?: boolean; quiet?: boolean; digests?: boolean; trunc: boolean }) => {
+      const store = await LocalImageStore.open();
+      const doc = await store.index.read();
+      let rows = rowsOf(store, doc, Boolean(o.all));
+      if (filter) {
+        const f = parseReference(filter, { defaultTag: false });
+        rows = rows.filter((r) => r.repo === familiarRepository(f) && (f.tag === undefined || r.tag === f.tag));
+      }
+      const id = (r: Row) => (o.trunc ? shortId(imageId(r.shown)) : imageId(r.shown));
+      if (o.quiet) {
+        process.stdout.write([...new Set(rows.map(id))].map((s) => s + '\n').join(''));
+        return;
+      }
+      const head = ['REPOSITORY', 'TAG', ...(o.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE'];
+      process.stdout.write(table([head, ...rows.map((r) => [r.repo, r.tag, ...(o.digests ? [r.digest] : []), id(r), ago(r.shown.created), humanSize(imageSize(r.shown, doc))])]));
+    });
+  return run('images', program, argv);
+}
+
+export async function tag(argv: string[]): Promise<number> {
+  const program = command('tag', 'Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE')
+    .argument('<source>', 'SOURCE_IMAGE[:TAG]')
+    .argument('<target>', 'TARGET_IMAGE[:TAG]')
+    .action(async (src: string, dst: string) => {
+      const target = parseReference(dst);
+      if (target.digest) throw new Error(`refusing to create a tag with a digest reference: ${dst}`);
+      const store = await LocalImageStore.open();
+      await store.tag(src, target);
+    });
+  return run('tag', program, argv);
+}
+
+export async function rmi(argv: string[]): Promise<number> {
+  const program = command('rmi', 'Remove one or more images')
+    .argument('<images...>', 'IMAGE')
+    .option('-f, --force', 'Force removal of an image referenced by several repositories')
+    .action(async (inputs: string[], o: { force?: boolean }) => {
+      const store = await LocalImageStore.open();
+      const { lines, errors } = await store.remove(inputs, Boolean(o.force));
+      process.stdout.write(lines.map((l) => l + '\n').join(''));
+      for (const e of errors) process.stderr.write(`berth rmi: ${e}\n`);
+      if (errors.length > 0) throw new ExitCode(1);
+    });
+  return run('rmi', program, argv);
+}
+
+/** docker inspect's shape for an image. */
+async function inspectObject(store: LocalImageStore, doc: IndexDocument, record: ImageRecord): Promise<Record<string, unknown>> {
+  const shown = store.platformImage(record, doc) ?? record;
+  const tags = Object.entries(doc.tags)
+    .filter(([, d]) => d === record.digest)
+    .map(([t]) => {
+      const r = parseReference(t);
+      return `${familiarRepository(r)}:${r.tag}`;
+    });
+  const cfg = shown.config ? await store.config(shown) : undefined;
+  return {
+    Id: imageId(shown),
+    RepoTags: tags,
+    RepoDigests: record.repoDigests,
+    Created: cfg?.created ?? '',
+    Author: cfg?.author ?? '',
+    Config: cfg?.config ?? null,
+    Architecture: cfg?.architecture ?? '',
+    ...(cfg?.variant ? { Variant: cfg.variant } : {}),
+    Os: cfg?.os ?? '',
+    Size: imageSize(shown, doc),
+    RootFS: { Type: cfg?.rootfs?.type ?? 'layers', Layers: cfg?.rootfs?.diff_ids ?? [] },
+    Descriptor: { mediaType: record.mediaType, digest: record.digest },
+    ...(shown !== record ? { Platform: shown.platform, PlatformManifest: shown.digest } : {}),
+    Manifest: await store.manifest(shown),
+    Metadata: { LastTagTime: record.added },
+  };
+}
+
+/** The Go-template subset scripts use: `{{.Id}}`, `{{.Config.Env}}`, `{{json .RootFS}}`. */
+function format(tpl: string, obj: unknown): string {
+  return tpl.replace(/\{\{\s*(json\s+)?\.([A-Za-z0-9_.]*)\s*\}\}/g, (_, json: string | undefined, path: string) => {
+    let v: unknown = obj;
+    for (const k of path.split('.').filter(Boolean)) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined;
+    if (json) return JSON.stringify(v ?? null);
+    if (Array.isArray(v)) return `[${v.join(' ')}]`;
+    if (v && typeof v === 'object') return JSON.stringify(v);
+    return v === undefined || v === null ? '<no value>' : String(v);
+  });
+}
+
+export async function inspect(argv: string[]): Promise<number> {
+  const program = command('inspect', 'Display detailed information on one or more images (JSON)')
+    .argument('<images...>', 'IMAGE')
+    .option('-f, --format <template>', 'Format the output with a Go-template subset ({{.Id}}, {{json .Config}})')
+    .action(async (inputs: string[], o: { format?: string }) => {
+      const store = await LocalImageStore.open();
+      const doc = await store.index.read();
+      const out: Array<Record<string, unknown>> = [];
+      const errors: string[] = [];
+      for (const input of inputs) {
+        try {
+          out.push(await inspectObject(store, doc, (await store.resolve(input, doc)).record));
+        } catch (e) {
+          errors.push(`No such object: ${input}`);
+          void e;
+        }
+      }
+      if (o.format) process.stdout.write(out.map((x) => format(o.format!, x) + '\n').join(''));
+      else process.stdout.write(JSON.stringify(out, null, 4) + '\n');
+      for (const e of errors) process.stderr.write(`berth inspect: ${e}\n`);
+      if (errors.length > 0) throw new ExitCode(1);
+    });
+  return run('inspect', program, argv);
+}
+
+export async function history(argv: string[]): Promise<number> {
+  const program = command('history', 'Show the history of an image')
+    .argument('<image>', 'IMAGE')
+    .option('--no-trunc', "Don't truncate output")
+    .option('-q, --quiet', 'Only show image IDs')
+    .action(async (input: string, o: { trunc: boolean; quiet?: boolean }) => {
+      const store = await LocalImageStore.open();
+      const doc = await store.index.read();
+      const { record } = await store.resolve(input, doc);
+      const img = store.platformImage(record, doc);
+      if (!img) throw new Error(`${input}: no image for this platform is stored`);
+      const cfg = await store.config(img);
+      const layers = [...(img.layers ?? [])];
+      const entries = (cfg.history ?? []).map((h) => ({ ...h, size: h.empty_layer ? 0 : (layers.shift()?.size ?? 0) }));
+      entries.reverse();
+      const id = o.trunc ? shortId(imageId(img)) : imageId(img);
+      if (o.quiet) {
+        process.stdout.write(entries.map((_, i) => (i === 0 ? id : '<missing>') + '\n').join(''));
+        return;
+      }
+      const rows = entries.map((h, i) => {
+        const by = (h.created_by ?? '').replace(/\s+/g, ' ');
+        return [i === 0 ? id : '<missing>', ago(h.created), o.trunc && by.length > 45 ? by.slice(0, 44) + '…' : by, humanSize(h.size), h.comment ?? ''];
+      });
+      process.stdout.write(table([['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'], ...rows]));
+    });
+  return run('history', program, argv);
+}
+
+const ORPHAN_GRACE_MS = 60 * 60 * 1000;
+
+async function prune(argv: string[]): Promise<number> {
+  const program = command('image prune', 'Remove dangling images (with -a: every image) and unused blobs')
+    .option('-a, --all', 'Remove all images not used by a container, not just dangling ones')
+    .option('-f, --force', 'Do not prompt for confirmation (berth never prompts)')
+    .action(async (o: { all?: boolean }) => {
+      const store = await LocalImageStore.open();
+      const deleted: string[] = [];
+      const freed = await store.index.update(async (doc) => {
+        const victims = o.all ? Object.values(doc.images) : danglingImages(doc);
+        if (o.all) doc.tags = {};
+        const candidates: string[] = [];
+        const removeTree = (r: ImageRecord) => {
+          if (!doc.images[r.digest]) return;
+          delete doc.images[r.digest];
+          deleted.push(imageId(r));
+          candidates.push(r.digest, ...(r.config ? [r.config.digest] : []), ...(r.layers ?? []).map((l) => l.digest));
+          for (const c of r.children ?? []) if (doc.images[c]) removeTree(doc.images[c]!);
+        };
+        for (const v of victims) removeTree(v);
+        // The removed images' blobs, and blobs left unnamed by a crashed command (an hour old:
+        // a younger one may be a pull in progress that names it when done).
+        return store.dropUnreferencedBlobs(doc, [...candidates, ...(await store.orphanBlobs(doc, ORPHAN_GRACE_MS))]);
+      });
+      if (deleted.length > 0) process.stdout.write(`Deleted Images:\n${deleted.map((d) => `deleted: ${d}\n`).join('')}\n`);
+      process.stdout.write(`Total reclaimed space: ${humanSize(freed)}\n`);
+    });
+  return run('image prune', program, argv);
+}
+
+export async function image(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  switch (sub) {
+    case 'ls':
+    case 'list':
+      return images(rest);
+    case 'rm':
+      return rmi(rest);
+    case 'inspect':
+      return inspect(rest);
+    case 'history':
+      return history(rest);
+    case 'tag':
+      return tag(rest);
+    case 'prune':
+      return prune(rest);
+    default:
+      process.stderr.write(`berth image: unknown subcommand ${JSON.stringify(sub ?? '')}: use ls, rm, inspect, history, tag or prune\n`);
+      return 1;
+  }
+}
+
+export async function system(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub !== 'df') {
+    process.stderr.write(`berth system: unknown subcommand ${JSON.stringify(sub ?? '')}: use df\n`);
+    return 1;
+  }
+  const program = command('system df', 'Show disk usage of the local image store').action(async () => {
+    const store = await LocalImageStore.open();
+    const doc = await store.index.read();
+    const all = await store.allBlobs();
+    let total = 0;
+    for (const b of all) total += (await store.blobs.size(b)) ?? 0;
+    const dangling = new Set(danglingImages(doc).map((r) => r.digest));
+    const used = new Set<string>();
+    for (const r of Object.values(doc.images)) if (!dangling.has(r.digest)) for (const b of [r.digest, r.config?.digest, ...(r.layers ?? []).map((l) => l.digest)]) if (b) used.add(b);
+    let reclaimable = 0;
+    for (const b of all) if (!used.has(b)) reclaimable += (await store.blobs.size(b)) ?? 0;
+    const count = Object.values(doc.images).filter((r) => !Object.values(doc.images).some((p) => p.children?.includes(r.digest))).length;
+    const pct = total > 0 ? ` (${Math.round((reclaimable / total) * 100)}%)` : '';
+    process.stdout.write(table([
+      ['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'],
+      ['Images', String(count), '0', humanSize(total), `${humanSize(reclaimable)}${pct}`],
+    ]));
+  });
+  return run('system df', program, rest);
+}
+

@@ -1,0 +1,320 @@
+// HTTP to one registry endpoint over undici (keep-alive connection reuse), with the challenge
+// flow of docker-registry-api/token.md: ping /v2/, then Basic, or Bearer tokens fetched from the
+// realm with service + scope and cached per scope until they expire.
+import { Agent, request, type Dispatcher } from 'undici';
+import type { LookupFunction } from 'node:net';
+import type { Readable } from 'node:stream';
+import { RegistryError } from '../../oci/errors.js';
+import { DOCKER_HUB, DOCKER_HUB_API_HOST } from '../../oci/reference.js';
+import { AccessPolicy } from './access-policy.js';
+import { parseChallenge, type Challenge } from './challenge.js';
+import { findCredentials, type Credentials } from '../credentials.js';
+import type { ClientConfig } from '../config.js';
+
+export type Response = Dispatcher.ResponseData;
+type Body = string | Buffer | Readable | null;
+
+export interface RequestOptions {
+  method?: Dispatcher.HttpMethod;
+  /** Path starting with /v2/, or an absolute URL (upload Locations). */
+  path: string;
+  headers?: Record<string, string>;
+  /** A factory, so a request answered 401 can be sent again with a fresh body. */
+  body?: () => Body;
+  /** Token scopes this request needs: `repository:team/app:pull`. */
+  scopes?: string[];
+  /** Statuses returned to the caller; any other status throws the registry's error. */
+  ok?: number[];
+  /** Follow 3xx (blob GETs redirected to storage); Authorization is kept on the same origin only. */
+  followRedirects?: boolean;
+}
+
+/** A failure to reach a registry at all (as opposed to an HTTP error it answered with). */
+export class UnreachableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnreachableError';
+  }
+}
+
+export interface TransportOptions {
+  /** DNS override (tests use it to give a name to a loopback registry). */
+  lookup?: LookupFunction;
+  /** Credentials to use instead of the stored ones (`berth login` verifies these). */
+  credentials?: (host: string) => Credentials | undefined;
+}
+
+/** Connection pools, the access policy and a RegistryClient per endpoint, shared by one command. */
+export class Transport {
+  readonly policy: AccessPolicy;
+  readonly config: ClientConfig;
+  private readonly verified: Agent;
+  private readonly unverified: Agent;
+  private readonly clients = new Map<string, RegistryClient>();
+  readonly options: TransportOptions;
+
+  constructor(config: ClientConfig, options: TransportOptions = {}) {
+    this.config = config;
+    this.options = options;
+    this.policy = new AccessPolicy(config.insecureRegistries);
+    const connect = options.lookup ? { lookup: options.lookup } : {};
+    const common = { keepAliveTimeout: 30_000, connections: 16, headersTimeout: 60_000, bodyTimeout: 120_000 };
+    this.verified = new Agent({ ...common, connect });
+    this.unverified = new Agent({ ...common, connect: { ...connect, rejectUnauthorized: false } });
+  }
+
+  agentFor(host: string): Agent {
+    return this.policy.isInsecure(host) ? this.unverified : this.verified;
+  }
+
+  /** The client of `host`; `scheme` pins http/https (mirrors written with a scheme). */
+  client(host: string, scheme?: 'http' | 'https'): RegistryClient {
+    const key = `${scheme ?? ''}://${host}`;
+    let c = this.clients.get(key);
+    if (!c) {
+      c = new RegistryClient(this, host, scheme);
+      this.clients.set(key, c);
+    }
+    return c;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.verified.close(), this.unverified.close()]);
+  }
+}
+
+interface CachedToken {
+  token: string;
+  expiresAt: number;
+}
+
+/** Minimum lifetime assumed for a token without expires_in (token.md: 60 seconds). */
+const DEFAULT_TOKEN_SECONDS = 60;
+
+function tlsProtocolError(e: unknown): boolean {
+  const err = e as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const text = `${err.code ?? ''} ${err.message ?? ''} ${err.cause?.code ?? ''} ${err.cause?.message ?? ''}`;
+  return /ERR_SSL|wrong version number|packet length too long|EPROTO|SSL routines/i.test(text);
+}
+
+function certificateError(e: unknown): string | undefined {
+  const err = e as { code?: string; cause?: { code?: string } };
+  const code = err.code ?? err.cause?.code ?? '';
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT/.test(code) ? code : undefined;
+}
+
+function describe(e: unknown): string {
+  const err = e as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const msg = err.cause?.message || err.message || String(e);
+  return msg;
+}
+
+export class RegistryClient {
+  readonly host: string;
+  private readonly transport: Transport;
+  private readonly pinnedScheme: 'http' | 'https' | undefined;
+  private base: string | undefined;
+  private pinging: Promise<void> | undefined;
+  private challenge: Challenge | undefined;
+  private credentials: Credentials | undefined | null = null;
+  private readonly tokens = new Map<string, CachedToken>();
+
+  constructor(transport: Transport, host: string, scheme?: 'http' | 'https') {
+    this.transport = transport;
+    this.host = host;
+    this.pinnedScheme = scheme;
+  }
+
+  private get agent(): Agent {
+    return this.pinnedScheme === 'http' ? this.transport.agentFor('127.0.0.1') : this.transport.agentFor(this.host);
+  }
+
+  /** `scheme://host`, once the ping chose the scheme. */
+  get baseUrl(): string {
+    if (!this.base) throw new Error('registry client used before ping');
+    return this.base;
+  }
+
+  private async creds(): Promise<Credentials | undefined> {
+    if (this.credentials === null) {
+      // Credentials are filed under the registry's name: Docker Hub's API host is docker.io's.
+      const registry = this.host === DOCKER_HUB_API_HOST ? DOCKER_HUB : this.host;
+      this.credentials = this.transport.options.credentials ? this.transport.options.credentials(registry) : await findCredentials(registry);
+    }
+    return this.credentials ?? undefined;
+  }
+
+  /**
+   * GET /v2/ to choose the scheme and learn the auth challenge. HTTPS is tried first; plain HTTP
+   * only for insecure registries (docker-registry-api/api.md#api-version-check).
+   */
+  ping(): Promise<void> {
+    this.pinging ??= this.doPing().catch((e) => {
+      this.pinging = undefined;
+      throw e;
+    });
+    return this.pinging;
+  }
+
+  private async doPing(): Promise<void> {
+    const insecure = this.transport.policy.isInsecure(this.host);
+    const schemes: Array<'https' | 'http'> = this.pinnedScheme ? [this.pinnedScheme] : insecure ? ['https', 'http'] : ['https'];
+    let lastError: unknown;
+    for (const scheme of schemes) {
+      const base = `${scheme}://${this.host}`;
+      try {
+        const res = await request(`${base}/v2/`, { method: 'GET', dispatcher: this.agent, headersTimeout: 30_000 });
+        await res.body.dump();
+        if (res.statusCode >= 500) throw new UnreachableError(`registry ${this.host} answered /v2/ with HTTP ${res.statusCode}`);
+        this.base = base;
+        if (res.statusCode === 401) this.challenge = parseChallenge(res.headers['www-authenticate']);
+        return;
+      } catch (e) {
+        if (e instanceof UnreachableError) throw e;
+        lastError = e;
+      }
+    }
+    if (!insecure && !this.pinnedScheme) {
+      if (tlsProtocolError(lastError)) {
+        throw new UnreachableError(
+          `registry ${this.host} does not speak HTTPS (server gave an HTTP response to an HTTPS client?); to allow plain HTTP, add "${this.host}" to "insecure-registries" in ${this.transport.config.source}`,
+        );
+      }
+      const cert = certificateError(lastError);
+      if (cert) {
+        throw new UnreachableError(`TLS certificate of registry ${this.host} is not trusted (${cert}); install its CA, or add "${this.host}" to "insecure-registries" in ${this.transport.config.source} to skip verification`);
+      }
+    }
+    throw new UnreachableError(`cannot reach registry ${this.host}: ${describe(lastError)}`);
+  }
+
+  /** Verifies credentials as `berth login` does: a Basic ping, or a token fetched with them. */
+  async verifyLogin(): Promise<void> {
+    await this.ping();
+    const creds = await this.creds();
+    if (!this.challenge) return;
+    if (this.challenge.scheme === 'basic') {
+      const res = await request(`${this.baseUrl}/v2/`, { method: 'GET', headers: this.basicHeader(creds), dispatcher: this.agent });
+      await res.body.dump();
+      if (res.statusCode === 401 || res.statusCode === 403) throw new RegistryError('UNAUTHORIZED', `login to ${this.host} failed: incorrect username or password`, { status: res.statusCode });
+      if (res.statusCode >= 300) throw new RegistryError('UNKNOWN', `login to ${this.host} failed: HTTP ${res.statusCode}`);
+      return;
+    }
+    await this.fetchToken(this.challenge, [], true);
+  }
+
+  private basicHeader(creds: Credentials | undefined): Record<string, string> {
+    return creds ? { authorization: `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}` } : {};
+  }
+
+  /** Fetches (or reuses) a bearer token for `scopes` from the challenge's realm. */
+  private async fetchToken(challenge: Challenge, scopes: string[], forLogin = false): Promise<string> {
+    const key = [...new Set(scopes)].sort().join(' ');
+    const cached = this.tokens.get(key);
+    if (cached && cached.expiresAt > Date.now() && !forLogin) return cached.token;
+    const realm = challenge.params.realm;
+    if (!realm) throw new RegistryError('UNAUTHORIZED', `registry ${this.host} sent a Bearer challenge without realm`);
+    let url: URL;
+    try {
+      url = new URL(realm);
+    } catch {
+      throw new RegistryError('UNAUTHORIZED', `registry ${this.host} sent an invalid token realm`);
+    }
+    // Credentials go to the realm: never over plain HTTP unless that host is marked insecure.
+    if (url.protocol === 'http:' && !this.transport.policy.isInsecure(url.host)) {
+      throw new RegistryError('UNAUTHORIZED', `token realm ${url.origin} of ${this.host} is plain HTTP; add "${url.host}" to "insecure-registries" to allow it`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new RegistryError('UNAUTHORIZED', `unsupported token realm scheme ${url.protocol}`);
+    if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
+    for (const s of new Set(scopes)) url.searchParams.append('scope', s);
+    const creds = await this.creds();
+    if (forLogin && creds) url.searchParams.set('account', creds.username);
+    let res: Response;
+    try {
+      res = await request(url, { method: 'GET', headers: this.basicHeader(creds), dispatcher: this.transport.agentFor(url.host) });
+    } catch (e) {
+      throw new UnreachableError(`cannot reach token service ${url.origin} of ${this.host}: ${describe(e)}`);
+    }
+    const text = await res.body.text();
+    if (res.statusCode === 401 || res.statusCode === 403) {
+      throw new RegistryError('UNAUTHORIZED', creds ? `authentication to ${this.host} failed: incorrect username or password` : `authentication required by ${this.host}: run berth login ${this.host}`, { status: 401 });
+    }
+    if (res.statusCode !== 200) throw new RegistryError('UNAUTHORIZED', `token service of ${this.host} answered HTTP ${res.statusCode}`);
+    let body: { token?: string; access_token?: string; expires_in?: number; issued_at?: string };
+    try {
+      body = JSON.parse(text) as typeof body;
+    } catch {
+      throw new RegistryError('UNAUTHORIZED', `token service of ${this.host} returned invalid JSON`);
+    }
+    const token = body.token || body.access_token;
+    if (!token) throw new RegistryError('UNAUTHORIZED', `token service of ${this.host} returned no token`);
+    const issued = body.issued_at ? Date.parse(body.issued_at) : NaN;
+    const start = Number.isFinite(issued) && issued <= Date.now() ? issued : Date.now();
+    const seconds = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_SECONDS;
+    // Renew a few seconds early so a token does not expire between check and use.
+    this.tokens.set(key, { token, expiresAt: start + seconds * 1000 - 5000 });
+    return token;
+  }
+
+  private async authHeaders(scopes: string[]): Promise<Record<string, string>> {
+    const ch = this.challenge;
+    if (!ch) return {};
+    if (ch.scheme === 'basic') return this.basicHeader(await this.creds());
+    return { authorization: `Bearer ${await this.fetchToken(ch, scopes)}` };
+  }
+
+  /** Sends a request, answering an auth challenge once; non-`ok` statuses throw RegistryError. */
+  async request(opts: RequestOptions): Promise<Response> {
+    await this.ping();
+    const scopes = opts.scopes ?? [];
+    let url = new URL(opts.path, this.baseUrl);
+    let headers = { ...(opts.headers ?? {}), ...(await this.authHeaders(scopes)) };
+    let retriedAuth = false;
+    let redirects = 0;
+    for (;;) {
+      let res: Response;
+      const sameOrigin = url.origin === this.baseUrl;
+      try {
+        res = await request(url, {
+          method: opts.method ?? 'GET',
+          headers: sameOrigin ? headers : Object.fromEntries(Object.entries(headers).filter(([k]) => k !== 'authorization')),
+          body: opts.body?.() ?? null,
+          // Large body reads: a blob streams through in few chunks (fewer await turns per MB).
+          highWaterMark: 1 << 20,
+          dispatcher: sameOrigin ? this.agent : this.transport.agentFor(url.host),
+        });
+      } catch (e) {
+        throw new UnreachableError(`${opts.method ?? 'GET'} ${url.pathname} on ${this.host} failed: ${describe(e)}`);
+      }
+      if (res.statusCode === 401 && !retriedAuth && sameOrigin) {
+        await res.body.dump();
+        retriedAuth = true;
+        const ch = parseChallenge(res.headers['www-authenticate']);
+        if (ch) {
+          this.challenge = ch;
+          // The challenge names the scope it wants (e.g. pull on a mount's source repository).
+          const wanted = ch.params.scope ? [...scopes, ...ch.params.scope.split(' ')] : scopes;
+          if (ch.scheme === 'bearer') this.tokens.delete([...new Set(wanted)].sort().join(' '));
+          headers = { ...(opts.headers ?? {}), ...(await this.authHeaders(wanted)) };
+          continue;
+        }
+      }
+      if (opts.followRedirects && [301, 302, 303, 307, 308].includes(res.statusCode) && res.headers.location && redirects < 5) {
+        await res.body.dump();
+        redirects++;
+        url = new URL(String(res.headers.location), url);
+        continue;
+      }
+      if ((opts.ok ?? [200]).includes(res.statusCode)) return res;
+      const text = await res.body.text().catch(() => '');
+      if (res.statusCode === 401) {
+        const creds = await this.creds();
+        if (!creds) throw new RegistryError('UNAUTHORIZED', `${this.host}: authentication required: run berth login ${this.host}`);
+        // With Bearer the token service accepted the credentials: what is missing is the right.
+        if (this.challenge?.scheme === 'bearer') throw new RegistryError('DENIED', `${this.host}: requested access to the resource is denied (${[...new Set(scopes)].join(' ') || url.pathname} for ${creds.username})`, { status: 401 });
+        throw new RegistryError('UNAUTHORIZED', `${this.host}: unauthorized: incorrect username or password`);
+      }
+      throw RegistryError.fromResponse(res.statusCode, text);
+    }
+  }
+}

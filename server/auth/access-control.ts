@@ -1,0 +1,202 @@
+// The access-control middleware: who is calling (Basic against the users file, or a Bearer token),
+// what the request needs (scope.ts), whether the caller has it (acl.ts or the token's claims), and
+// the challenge when not (docker-registry-api/token.md#how-to-authenticate).
+import type { Middleware } from 'koa';
+import type { Logger } from 'pino';
+import { RegistryError } from '../../oci/errors.js';
+import type { RegistryContext, RegistryState } from '../context.js';
+import type { ServerConfig } from '../config.js';
+import { Acl, ALL_ACTIONS, type Action } from './acl.js';
+import { DEFAULT_AUTH, type AuthConfig } from './config.js';
+import { Htpasswd } from './htpasswd.js';
+import { formatScope, requiredAccess, type ResourceScope } from './scope.js';
+import { KeyRing } from './token-keys.js';
+import { loadVerificationKey, TokenError, Tokens, type AccessClaim } from './tokens.js';
+import { handleTokenRequest } from './token-endpoint.js';
+
+export interface AccessControl {
+  middleware: Middleware<RegistryState>;
+  /** Rotates signing keys when due (called periodically by the server). */
+  maintain(): Promise<void>;
+}
+
+/** What an account may do: the policy behind both htpasswd mode and the token service. */
+export class Policy {
+  constructor(
+    readonly cfg: AuthConfig,
+    readonly users: Htpasswd | undefined,
+    readonly acl: Acl | undefined,
+  ) {}
+
+  actions(account: string | undefined, name: string): Set<Action> {
+    if (account === undefined) return new Set(this.cfg.anonymousPull ? ['pull'] : []);
+    if (!this.acl) return new Set(ALL_ACTIONS);
+    const a = this.acl.actionsFor(account, name);
+    if (this.cfg.anonymousPull) a.add('pull');
+    return a;
+  }
+
+  /** The part of `requested` granted to `account` (token.md: grant what is allowed, drop the rest). */
+  grant(account: string | undefined, requested: ResourceScope): ResourceScope | undefined {
+    if (requested.type === 'registry') {
+      return account !== undefined || this.cfg.anonymousPull ? { ...requested, actions: requested.actions.filter((a) => a === '*') } : undefined;
+    }
+    const allowed = this.actions(account, requested.name);
+    const actions = requested.actions.filter((a) => (a === '*' ? ALL_ACTIONS.every((x) => allowed.has(x)) : allowed.has(a as Action)));
+    return actions.length > 0 ? { ...requested, actions } : undefined;
+  }
+}
+
+/** Parses `Authorization`; anything not of the expected shape counts as bad credentials, never a crash. */
+export function parseBasic(header: string): { user: string; password: string } | undefined {
+  const m = /^Basic[ ]+([A-Za-z0-9+/=]+)$/i.exec(header.trim());
+  if (!m) return undefined;
+  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const i = decoded.indexOf(':');
+  if (i <= 0) return undefined;
+  return { user: decoded.slice(0, i), password: decoded.slice(i + 1) };
+}
+
+function bearer(header: string): string | undefined {
+  const m = /^Bearer[ ]+([A-Za-z0-9._~+/=-]+)$/i.exec(header.trim());
+  return m?.[1];
+}
+
+const SAFE_HOST_RE = /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/;
+
+export function realmOf(ctx: RegistryContext, cfg: AuthConfig): string {
+  if (cfg.token.realm) return cfg.token.realm;
+  // The Host header is the client's own; an odd one must not break the header's quoting.
+  const host = SAFE_HOST_RE.test(ctx.host) ? ctx.host : 'localhost';
+  return `${ctx.protocol}://${host}/token`;
+}
+
+function challenge(ctx: RegistryContext, cfg: AuthConfig, scopes: ResourceScope[], error?: 'invalid_token' | 'insufficient_scope'): void {
+  if (cfg.mode === 'htpasswd') {
+    ctx.set('WWW-Authenticate', 'Basic realm="berth"');
+    return;
+  }
+  const parts = [`realm="${realmOf(ctx, cfg)}"`, `service="${cfg.token.service}"`];
+  if (scopes.length > 0) parts.push(`scope="${scopes.map(formatScope).join(' ')}"`);
+  if (error) parts.push(`error="${error}"`);
+  ctx.set('WWW-Authenticate', `Bearer ${parts.join(',')}`);
+}
+
+function claimCovers(claims: AccessClaim[], need: ResourceScope): boolean {
+  return need.actions.every((action) =>
+    claims.some((c) => c.type === need.type && c.name === need.name && (c.actions.includes(action) || c.actions.includes('*'))),
+  );
+}
+
+/** Drops a mount the caller may not read from: the upload proceeds as a plain session, as the reference registry does. */
+function dropMount(ctx: RegistryContext): void {
+  const q = { ...ctx.query };
+  delete q.mount;
+  delete q.from;
+  ctx.query = q;
+}
+
+export async function createAccessControl(config: ServerConfig, log: Logger): Promise<AccessControl> {
+  const cfg = config.auth ?? DEFAULT_AUTH;
+  const users = cfg.htpasswd
+    ? new Htpasswd(cfg.htpasswd, {
+        onSkipped: (skipped) => log.warn({ users: skipped }, 'users file: entries that are not bcrypt are ignored (use htpasswd -B)'),
+        onReloadError: (err) => log.warn({ file: cfg.htpasswd, err: err.message }, 'users file unreadable: keeping the users read before'),
+      })
+    : undefined;
+  await users?.load();
+  const acl = cfg.acl ? await Acl.load(cfg.acl) : undefined;
+  const policy = new Policy(cfg, users, acl);
+
+  let tokens: Tokens | undefined;
+  let keys: KeyRing | undefined;
+  if (cfg.mode === 'token') {
+    keys = new KeyRing(config.data, { rotateMs: cfg.token.keyRotationDays * 86_400_000, keepMs: Math.max(cfg.token.ttlSeconds, cfg.token.refreshTtlSeconds) * 1000 });
+    await keys.load();
+    const external = cfg.token.external ? { issuer: cfg.token.external.issuer, key: await loadVerificationKey(cfg.token.external.publicKey) } : undefined;
+    tokens = new Tokens(cfg.token, keys, external);
+  }
+
+  const denied = (ctx: RegistryContext, need: ResourceScope[], account: string | undefined): never => {
+    if (account === undefined) {
+      challenge(ctx, cfg, need);
+      throw new RegistryError('UNAUTHORIZED', 'authentication required', { detail: need.map((s) => ({ Type: s.type, Name: s.name, Action: s.actions.join(',') })) });
+    }
+    throw new RegistryError('DENIED', `${account} may not ${need.map((s) => `${s.actions.join(',')} ${s.name}`).join('; ')}`);
+  };
+
+  const htpasswdMode = async (ctx: RegistryContext, next: () => Promise<unknown>): Promise<void> => {
+    const need = requiredAccess(ctx.method, ctx.path, ctx.query);
+    const header = ctx.get('Authorization');
+    let account: string | undefined;
+    if (header) {
+      const creds = parseBasic(header);
+      if (!creds || !users || !(await users.verify(creds.user, creds.password))) {
+        log.info({ user: creds?.user.slice(0, 64), path: ctx.path }, 'authentication failed');
+        challenge(ctx, cfg, need.scopes);
+        throw new RegistryError('UNAUTHORIZED', 'invalid username or password');
+      }
+      account = creds.user;
+    }
+    if (account === undefined && need.scopes.length === 0) denied(ctx, [], undefined);
+    for (const s of need.scopes) {
+      const granted = policy.grant(account, s);
+      if (!granted || granted.actions.length !== s.actions.length) denied(ctx, [s], account);
+    }
+    if (need.mountFrom && !policy.actions(account, need.mountFrom).has('pull')) dropMount(ctx);
+    await next();
+    if (need.catalog) filterCatalog(ctx, (name) => policy.actions(account, name).has('pull'));
+  };
+
+  const tokenMode = async (ctx: RegistryContext, next: () => Promise<unknown>): Promise<void> => {
+    const need = requiredAccess(ctx.method, ctx.path, ctx.query);
+    const raw = bearer(ctx.get('Authorization'));
+    if (!raw) {
+      challenge(ctx, cfg, need.scopes);
+      throw new RegistryError('UNAUTHORIZED', 'authentication required: get a token from the realm of the WWW-Authenticate header');
+    }
+    let token;
+    try {
+      token = tokens!.verifyAccess(raw);
+    } catch (e) {
+      if (!(e instanceof TokenError)) throw e;
+      log.info({ reason: e.message, path: ctx.path }, 'bearer token refused');
+      challenge(ctx, cfg, need.scopes, 'invalid_token');
+      throw new RegistryError('UNAUTHORIZED', `invalid token: ${e.message}`);
+    }
+    const missing = need.scopes.filter((s) => !claimCovers(token.access, s));
+    if (missing.length > 0) {
+      challenge(ctx, cfg, need.scopes, 'insufficient_scope');
+      throw new RegistryError('UNAUTHORIZED', 'the token does not grant the access this request needs (insufficient_scope)', {
+        detail: missing.map((s) => ({ Type: s.type, Name: s.name, Action: s.actions.join(',') })),
+      });
+    }
+    if (need.mountFrom && !claimCovers(token.access, { type: 'repository', name: need.mountFrom, actions: ['pull'] })) dropMount(ctx);
+    await next();
+    if (need.catalog) {
+      // Our tokens name a user of our policy; an external issuer's speak only through their claims.
+      const account = token.sub === '' ? undefined : token.sub;
+      filterCatalog(ctx, token.local ? (name) => policy.actions(account, name).has('pull') : (name) => claimCovers(token.access, { type: 'repository', name, actions: ['pull'] }));
+    }
+  };
+
+  const middleware: Middleware<RegistryState> = async (ctx, next) => {
+    if (cfg.mode === 'none') return next();
+    if (ctx.path === '/token') {
+      if (cfg.mode !== 'token' || !tokens) return next();
+      return handleTokenRequest(ctx as RegistryContext, { cfg, policy, tokens, log });
+    }
+    if (!ctx.path.startsWith('/v2')) return next();
+    return cfg.mode === 'htpasswd' ? htpasswdMode(ctx as RegistryContext, next) : tokenMode(ctx as RegistryContext, next);
+  };
+
+  return { middleware, maintain: async () => keys?.rotate() };
+}
+
+/** `_catalog` lists only what the caller may pull (a page may come out shorter than `n`; the Link still leads on). */
+function filterCatalog(ctx: RegistryContext, canPull: (name: string) => boolean): void {
+  const body = ctx.body as { repositories?: unknown } | undefined;
+  if (ctx.status === 200 && body && Array.isArray(body.repositories)) {
+    ctx.body = { ...body, repositories: (body.repositories as string[]).filter(canPull) };
+  }
+}

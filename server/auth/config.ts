@@ -1,0 +1,101 @@
+// Settings of access control (`auth:` in the config file) and how they layer over each other.
+
+export type AuthMode = 'none' | 'htpasswd' | 'token';
+
+export interface AuthConfig {
+  mode: AuthMode;
+  /** bcrypt users file, as written by `htpasswd -B` or `berth serve user add`. */
+  htpasswd?: string;
+  /** ACL JSON file; without it an authenticated user may do everything. */
+  acl?: string;
+  /** Unauthenticated clients may pull every repository (and list the catalog). */
+  anonymousPull: boolean;
+  token: {
+    /** The `realm` of Bearer challenges; default: this server's own `/token`, from the request's Host. */
+    realm?: string;
+    /** `service` of challenges and `aud` of tokens (docker-registry-api/scope.md#audience). */
+    service: string;
+    /** `iss` of the tokens this server issues. */
+    issuer: string;
+    /** Lifetime of access tokens. */
+    ttlSeconds: number;
+    /** Lifetime of refresh tokens (OAuth2 `access_type=offline`, docker-registry-api/oauth.md). */
+    refreshTtlSeconds: number;
+    /** A new signing key is made when the newest is older; older keys stay valid while tokens they signed can live. */
+    keyRotationDays: number;
+    /** Tokens of an external issuer are accepted too: its `iss` and a PEM public key or certificate file. */
+    external?: { issuer: string; publicKey: string };
+  };
+}
+
+export const DEFAULT_AUTH: AuthConfig = {
+  mode: 'none',
+  anonymousPull: false,
+  token: { service: 'berth', issuer: 'berth-token-service', ttlSeconds: 300, refreshTtlSeconds: 7 * 24 * 3600, keyRotationDays: 30 },
+};
+
+export type AuthOverrides = Partial<Omit<AuthConfig, 'token'>> & { token?: Partial<AuthConfig['token']> };
+
+function defined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+export function mergeAuth(base: AuthConfig, o: AuthOverrides | undefined): AuthConfig {
+  if (!o) return base;
+  const { token, ...rest } = o;
+  return { ...base, ...defined(rest), token: { ...base.token, ...defined(token ?? {}) } };
+}
+
+const MODES: ReadonlySet<string> = new Set(['none', 'htpasswd', 'token']);
+
+export function parseAuthMode(v: string, source: string): AuthMode {
+  if (!MODES.has(v)) throw new Error(`${source}: auth must be one of none, htpasswd, token; got ${JSON.stringify(v)}`);
+  return v as AuthMode;
+}
+
+function str(v: unknown, what: string): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw new Error(`${what} must be a string`);
+  return v;
+}
+
+function num(v: unknown, what: string): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !(v > 0)) throw new Error(`${what} must be a positive number`);
+  return v;
+}
+
+/** The `auth:` mapping of a config file. */
+export function parseAuthSection(raw: unknown, source: string): AuthOverrides | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${source}: auth must be a mapping`);
+  const o = raw as Record<string, unknown>;
+  const known = new Set(['mode', 'htpasswd', 'acl', 'anonymousPull', 'token']);
+  for (const k of Object.keys(o)) if (!known.has(k)) throw new Error(`${source}: unknown key auth.${k} (known: ${[...known].join(', ')})`);
+  const t = (o.token ?? {}) as Record<string, unknown>;
+  const ext = t.external as Record<string, unknown> | undefined;
+  const mode = str(o.mode, `${source}: auth.mode`);
+  if (o.anonymousPull !== undefined && typeof o.anonymousPull !== 'boolean') throw new Error(`${source}: auth.anonymousPull must be true or false`);
+  return {
+    mode: mode === undefined ? undefined : parseAuthMode(mode, source),
+    htpasswd: str(o.htpasswd, `${source}: auth.htpasswd`),
+    acl: str(o.acl, `${source}: auth.acl`),
+    anonymousPull: o.anonymousPull as boolean | undefined,
+    token: {
+      realm: str(t.realm, `${source}: auth.token.realm`),
+      service: str(t.service, `${source}: auth.token.service`),
+      issuer: str(t.issuer, `${source}: auth.token.issuer`),
+      ttlSeconds: num(t.ttlSeconds, `${source}: auth.token.ttlSeconds`),
+      refreshTtlSeconds: num(t.refreshTtlSeconds, `${source}: auth.token.refreshTtlSeconds`),
+      keyRotationDays: num(t.keyRotationDays, `${source}: auth.token.keyRotationDays`),
+      external: ext ? { issuer: str(ext.issuer, `${source}: auth.token.external.issuer`) ?? '', publicKey: str(ext.publicKey, `${source}: auth.token.external.publicKey`) ?? '' } : undefined,
+    },
+  };
+}
+
+export function validateAuth(a: AuthConfig): void {
+  if (a.mode !== 'none' && !a.htpasswd && !(a.mode === 'token' && a.token.external)) {
+    throw new Error(`--auth ${a.mode} needs a users file: --htpasswd FILE (create it with 'berth serve user add NAME --htpasswd FILE' or 'htpasswd -B -c FILE NAME')`);
+  }
+  if (a.token.external && (!a.token.external.issuer || !a.token.external.publicKey)) throw new Error('auth.token.external needs both issuer and publicKey');
+}
