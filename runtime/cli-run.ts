@@ -38,7 +38,7 @@ const RUN_FLAGS: FlagSpec[] = [
 
 const USAGE = `Usage: berth run [OPTIONS] IMAGE [COMMAND] [ARG...]
 
-Create and run a new container from an image (IMAGE: oci:DIR[:TAG] for an OCI layout)
+Create and run a new container from an image (pulled when missing; oci:DIR[:TAG] for an OCI layout)
 
 Options:
   -d, --detach             Run in the background and print the container ID
