@@ -107,6 +107,11 @@ function inspectJson(c: ContainerConfig, s: ContainerState): object {
     },
     Image: c.ImageId,
     Name: `/${c.Name}`,
+    NetworkSettings: {
+      IPAddress: c.NetworkSettings?.IPAddress ?? '',
+      Gateway: c.NetworkSettings?.Gateway ?? '',
+      Ports: Object.fromEntries((c.NetworkSettings?.Ports ?? []).map((p) => [`${p.containerPort}/tcp`, [{ HostIp: p.hostIp, HostPort: String(p.hostPort) }]])),
+    },
     HostConfig: c.HostConfig,
     GraphDriver: { Name: 'overlay2', Data: { LowerDir: c.helper.lower.join(':'), UpperDir: c.helper.upper, WorkDir: c.helper.work } },
     Mounts: c.helper.mounts.map((m) => ({ Type: 'bind', Source: m.source, Destination: m.target, RW: !m.readonly })),
@@ -249,7 +254,8 @@ export async function runVerb(verb: string, argv: string[]): Promise<number> {
     rows.push(['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES']);
     for (const { c, s } of entries) {
       const cmd = JSON.stringify([c.Path, ...c.Args].join(' ').slice(0, bool(p, 'no-trunc') ? undefined : 20));
-      rows.push([bool(p, 'no-trunc') ? c.Id : c.Id.slice(0, 12), c.Image, cmd, `${ago(c.Created)} ago`, statusText(s), '', c.Name]);
+      const ports = (c.NetworkSettings?.Ports ?? []).map((b) => `${b.hostIp}:${b.hostPort}->${b.containerPort}/tcp`).join(', ');
+      rows.push([bool(p, 'no-trunc') ? c.Id : c.Id.slice(0, 12), c.Image, cmd, `${ago(c.Created)} ago`, statusText(s), ports, c.Name]);
     }
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     for (const r of rows) process.stdout.write(r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]! + 3))).join('').trimEnd() + '\n');

@@ -57,7 +57,8 @@ Options:
       --pids-limit int     Process limit
       --read-only          Mount the root filesystem read-only
       --init               Run an init as PID 1 that forwards signals and reaps zombies
-      --network string     none (default) or host
+      --network string     none (default), host, or bridge (berth0, an address per container)
+  -p, --publish list       Publish a container's TCP port: [IP:]HOSTPORT:CONTAINERPORT (bridge)
   -i, --interactive        Keep STDIN open
   -t, --tty                Use the caller's terminal
 `;
@@ -135,7 +136,6 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(USAGE);
       return 0;
     }
-    if (opts.publish.length) throw new UsageError('-p needs bridge networking, which is not supported yet');
   } catch (err) {
     if (err instanceof UsageError) {
       process.stderr.write(`berth: ${err.message}\nSee 'berth run --help'.\n`);

@@ -7,6 +7,7 @@ import { mkdir, open, readFile, readdir, readlink, rename, rm, symlink, unlink }
 import { join } from 'node:path';
 import { fsyncDir } from '../storage/durable-file.js';
 import type { CgroupSet } from './cgroups.js';
+import { releaseIp, type PortBinding } from './network.js';
 import { isContainerId, type RuntimeLayout } from './runtime-layout.js';
 
 /** The JSON the helper reads on fd 3 (see native/src/helper.cc). */
@@ -21,7 +22,9 @@ export interface HelperConfig {
   cwd: string;
   user: string;
   hostname: string;
-  network: 'none' | 'host';
+  network: 'none' | 'host' | 'bridge';
+  /** Host commands run with the container's pid before it starts (bridge veth setup). */
+  hooks: string[][];
   mounts: { source: string; target: string; readonly: boolean }[];
   files: { source: string; target: string }[];
   cgroups: string[];
@@ -61,6 +64,11 @@ export interface ContainerConfig {
     Init: boolean;
     NetworkMode: string;
     Binds: string[];
+  };
+  NetworkSettings: {
+    IPAddress: string;
+    Gateway: string;
+    Ports: PortBinding[];
   };
   helper: HelperConfig;
   cgroups: CgroupSet;
@@ -173,6 +181,7 @@ export class ContainerStore {
     const config = await this.config(id).catch(() => undefined);
     await rm(this.layout.containerDir(id), { recursive: true, force: true });
     if (config) await unlink(this.layout.namePath(config.Name)).catch(() => undefined);
+    if (config?.NetworkSettings?.IPAddress) await releaseIp(this.layout, config.NetworkSettings.IPAddress);
   }
 }
 

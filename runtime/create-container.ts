@@ -10,6 +10,7 @@ import { ensureLayers } from './layer-cache.js';
 import { processSpec, UsageError, type ProcessOverrides } from './process-spec.js';
 import type { RuntimeLayout } from './runtime-layout.js';
 import { randomName } from './names.js';
+import { allocateIp, bridgeHooks, GATEWAY, parsePublish } from './network.js';
 import { isVolumeName, VolumeStore } from './volumes.js';
 
 export interface RunOptions extends ProcessOverrides {
@@ -52,7 +53,9 @@ export function parseVolume(spec: string): VolumeSpec {
 }
 
 export async function createContainer(layout: RuntimeLayout, store: ContainerStore, o: RunOptions): Promise<ContainerConfig> {
-  if (o.network !== 'none' && o.network !== 'host') throw new UsageError(`network mode ${JSON.stringify(o.network)} is not supported (use none or host)`);
+  if (o.network !== 'none' && o.network !== 'host' && o.network !== 'bridge') throw new UsageError(`network mode ${JSON.stringify(o.network)} is not supported (use none, host or bridge)`);
+  const ports = o.publish.map(parsePublish);
+  if (ports.length > 0 && o.network !== 'bridge') throw new UsageError('-p publishes ports of a container on --network bridge');
   const volumes = new VolumeStore(layout);
   const mounts = [];
   for (const v of o.volumes.map(parseVolume)) {
@@ -67,6 +70,7 @@ export async function createContainer(layout: RuntimeLayout, store: ContainerSto
   const imageCfg = image.config.config ?? {};
   const proc = processSpec(imageCfg, o, hostname);
   const dir = layout.containerDir(id);
+  const address = o.network === 'bridge' ? await allocateIp(layout, id) : '';
   const cgroups = cgroupsFor(id, o.limits); // created when the container starts
   if (lower.length === 0) lower.push(join(dir, 'rootfs')); // overlay needs a lower dir; the empty mount point serves
   const helper: HelperConfig = {
@@ -81,6 +85,7 @@ export async function createContainer(layout: RuntimeLayout, store: ContainerSto
     user: proc.user,
     hostname,
     network: o.network,
+    hooks: address ? bridgeHooks(id, address) : [],
     mounts,
     files: [
       { source: join(dir, 'hostname'), target: '/etc/hostname' },
@@ -123,13 +128,14 @@ export async function createContainer(layout: RuntimeLayout, store: ContainerSto
       NetworkMode: o.network,
       Binds: o.volumes,
     },
+    NetworkSettings: { IPAddress: address, Gateway: address ? GATEWAY : '', Ports: ports },
     helper,
     cgroups,
   };
   await store.create(config, { Status: 'created', Pid: 0, OwnerPid: 0, ExitCode: 0, OOMKilled: false, Error: '', StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME });
   await writeFile(join(dir, 'hostname'), `${hostname}\n`);
-  await writeFile(join(dir, 'hosts'), `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`);
-  if (o.network === 'host') await copyFile('/etc/resolv.conf', join(dir, 'resolv.conf')).catch(() => writeFile(join(dir, 'resolv.conf'), ''));
+  await writeFile(join(dir, 'hosts'), `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${address || '127.0.1.1'}\t${hostname}\n`);
+  if (o.network !== 'none') await copyFile('/etc/resolv.conf', join(dir, 'resolv.conf')).catch(() => writeFile(join(dir, 'resolv.conf'), ''));
   else await writeFile(join(dir, 'resolv.conf'), '');
   return config;
 }

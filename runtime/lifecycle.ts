@@ -12,6 +12,8 @@ type Stdio = Parameters<typeof launchHelper>[2];
 export interface Started {
   launched: Launched;
   state: ContainerState;
+  /** Stops the published-port proxies. */
+  closePorts: () => Promise<void>;
 }
 
 export function limitsOf(config: ContainerConfig): Limits {
@@ -23,6 +25,11 @@ export function limitsOf(config: ContainerConfig): Limits {
 export async function startContainer(store: ContainerStore, config: ContainerConfig, stdio: Stdio, onLaunch?: (l: Launched) => void): Promise<Started> {
   // Cgroups live from start to exit: made (again, for `start`/`restart`) here, removed at the end.
   await createCgroups(config.Id, limitsOf(config));
+  if (config.helper.network === 'bridge') {
+    const { ensureBridge, removeStaleVeth } = await import('./network.js');
+    await ensureBridge();
+    await removeStaleVeth(config.Id);
+  }
   const launched = launchHelper('run', config.helper, stdio);
   onLaunch?.(launched); // before any await: the output pipes must have readers from the start
   let pid: number;
@@ -54,13 +61,28 @@ export async function startContainer(store: ContainerStore, config: ContainerCon
     StartedAt: new Date().toISOString(),
     FinishedAt: ZERO_TIME,
   };
+  let closePorts = async () => undefined as void;
+  if (config.NetworkSettings?.Ports.length) {
+    const { startPortProxies } = await import('./port-proxy.js');
+    try {
+      closePorts = await startPortProxies(config.NetworkSettings.Ports, config.NetworkSettings.IPAddress);
+    } catch (err) {
+      launched.child.kill('SIGKILL'); // the helper's death takes the container with it (PDEATHSIG)
+      await launched.exit;
+      const message = (err as Error).message;
+      await store.writeState(config.Id, { ...state, Status: 'exited', Pid: 0, OwnerPid: 0, ExitCode: 125, Error: message, FinishedAt: new Date().toISOString() });
+      await cleanup(store, config);
+      throw new StartError(125, message);
+    }
+  }
   await store.writeState(config.Id, state);
-  return { launched, state };
+  return { launched, state, closePorts };
 }
 
 /** Waits for the container's end, records it, releases cgroups (and the container with --rm). */
 export async function awaitExit(store: ContainerStore, config: ContainerConfig, started: Started): Promise<number> {
   const code = await started.launched.exit;
+  await started.closePorts();
   const oom = await oomKilled(config.cgroups);
   await store.writeState(config.Id, {
     ...started.state,

@@ -7,6 +7,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { buildImage, busyboxLayer } from './test-images.js';
 
@@ -300,6 +301,40 @@ describe('berth run', { skip: !isRoot && 'needs root (namespaces, overlayfs, cgr
     assert.equal((await berth(['wait', 'again'])).stdout, '0\n');
     assert.equal((await berth(['logs', 'again'])).stdout.trim(), '2');
     await berth(['rm', 'again']);
+  });
+
+  test('--network bridge: an address per container, reachable from the host and from containers; -p publishes a port', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as AddressInfo).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const d = await berth(['run', '-d', '--name', 'web', '--network', 'bridge', '-p', `127.0.0.1:${port}:80`, image, 'httpd', '-f', '-p', '80', '-h', '/etc']);
+    assert.equal(d.code, 0, d.stderr);
+    const short = d.stdout.trim().slice(0, 12);
+    const info = JSON.parse((await berth(['inspect', 'web'])).stdout) as { NetworkSettings: { IPAddress: string } }[];
+    const address = info[0]!.NetworkSettings.IPAddress;
+    assert.match(address, /^10\.89\.\d+\.\d+$/);
+    // httpd starts listening right after run -d returns: retry until it answers.
+    const get = async (url: string) => {
+      for (let i = 0; ; i++) {
+        try {
+          return await (await fetch(url)).text();
+        } catch (err) {
+          if (i >= 100) throw err;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+    };
+    assert.equal(await get(`http://127.0.0.1:${port}/hostname`), `${short}\n`);
+    assert.equal(await get(`http://${address}/hostname`), `${short}\n`);
+    const peer = await run('--network', 'bridge', image, 'wget', '-qO-', `http://${address}/hostname`);
+    assert.equal(peer.stdout, `${short}\n`, peer.stderr);
+    assert.match((await berth(['ps'])).stdout, new RegExp(`127.0.0.1:${port}->80/tcp`));
+    assert.equal((await berth(['rm', '-f', 'web'])).code, 0);
+    assert.equal(existsSync(join(root, 'network', 'ips', address)), false);
+    assert.equal((await run('-p', '8080:80', image, 'true')).code, 125); // -p needs bridge
   });
 
   test('run -d --rm removes the container when it exits', async () => {

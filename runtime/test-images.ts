@@ -22,7 +22,7 @@ export interface Entry {
   mode?: number;
 }
 
-const APPLETS = ['sh', 'ls', 'cat', 'echo', 'ps', 'hostname', 'sleep', 'dd', 'id', 'seq', 'true', 'false', 'mkdir', 'touch', 'test', 'wc', 'grep', 'kill', 'head', 'env', 'pwd', 'rm', 'mount', 'stat', 'readlink', 'yes'];
+const APPLETS = ['sh', 'ls', 'cat', 'echo', 'ps', 'hostname', 'sleep', 'dd', 'id', 'seq', 'true', 'false', 'mkdir', 'touch', 'test', 'wc', 'grep', 'kill', 'head', 'env', 'pwd', 'rm', 'mount', 'stat', 'readlink', 'yes', 'httpd', 'nc', 'wget', 'ip', 'tr'];
 
 export function busyboxLayer(): Entry[] {
   return [

@@ -534,7 +534,7 @@ void containerSetup(const Json& cfg) {
   if (cfg["readonly"].truthy()) check(mount(nullptr, "/", nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr), "remount / read-only");
   std::string hostname = cfg["hostname"].str();
   if (!hostname.empty()) check(sethostname(hostname.c_str(), hostname.size()), "sethostname " + hostname);
-  if (cfg["network"].str() == "none") loopbackUp();
+  if (cfg["network"].str() != "host") loopbackUp();
 }
 
 // Everything after namespaces are in place, for both `run` and `exec`: user, cwd, caps, exec.
@@ -560,6 +560,40 @@ void containerSetup(const Json& cfg) {
   if (cfg["noNewPrivileges"].truthy()) check(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl PR_SET_NO_NEW_PRIVS");
   if (allowInit && cfg["init"].truthy()) runInit(args, env, errWrite);
   execProcess(args, env);
+}
+
+// Host-side commands that need the container's pid before it runs (bridge networking: move the
+// veth end into its network namespace). "{pid}" in an argument is replaced by the pid.
+void runHooks(const Json& hooks, pid_t pid) {
+  for (const auto& hook : hooks.a) {
+    std::vector<std::string> args;
+    for (const auto& a : hook.a) {
+      std::string v = a.s;
+      size_t at = v.find("{pid}");
+      if (at != std::string::npos) v.replace(at, 5, std::to_string(pid));
+      args.push_back(v);
+    }
+    if (args.empty()) continue;
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    pid_t p = fork();
+    if (p < 0) fail(125, "fork " + args[0], errno);
+    if (p == 0) {
+      int devnull = open("/dev/null", O_RDWR);
+      if (devnull >= 0) dup2(devnull, 1);
+      execvp(argv[0], argv.data());
+      _exit(127);
+    }
+    int status;
+    while (waitpid(p, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      std::string cmd;
+      for (const auto& a : args) cmd += (cmd.empty() ? "" : " ") + a;
+      throw Failure{125, "network setup failed (exit " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)) + "): " + cmd};
+    }
+  }
 }
 
 void joinCgroups(const Json& cgroups, pid_t pid) {
@@ -736,6 +770,7 @@ void runPtyProxy(pid_t child) {
   }
   try {
     joinCgroups(cfg["cgroups"], child);
+    runHooks(cfg["hooks"], child);
   } catch (const Failure& f) {
     kill(child, SIGKILL);
     waitpid(child, nullptr, 0);

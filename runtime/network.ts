@@ -1,0 +1,98 @@
+// Bridge networking: a `berth0` Linux bridge on the host (10.89.0.1/16) and, per container, a
+// veth pair whose inner end becomes the container's eth0 with its own address. Addresses are
+// claimed as files created exclusively under $BERTH_ROOT/network/ips, so two CLIs never share one.
+// Published ports (-p) are forwarded by a userland proxy (port-proxy.ts), as docker-proxy does.
+import { execFile } from 'node:child_process';
+import { mkdir, open, readdir, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { UsageError } from './process-spec.js';
+import type { RuntimeLayout } from './runtime-layout.js';
+
+export const BRIDGE = 'berth0';
+export const GATEWAY = '10.89.0.1';
+const PREFIX = 16;
+
+const run = promisify(execFile);
+
+export interface PortBinding {
+  hostIp: string;
+  hostPort: number;
+  containerPort: number;
+}
+
+/** `-p [IP:]HOSTPORT:CTRPORT[/tcp]` (TCP only). */
+export function parsePublish(spec: string): PortBinding {
+  const m = /^(?:(\d+\.\d+\.\d+\.\d+):)?(\d+):(\d+)(?:\/tcp)?$/.exec(spec);
+  const port = (s: string) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UsageError(`invalid port ${s} in -p ${spec}`);
+    return n;
+  };
+  if (!m) throw new UsageError(`invalid publish specification ${JSON.stringify(spec)}: use [IP:]HOSTPORT:CONTAINERPORT[/tcp]`);
+  return { hostIp: m[1] ?? '0.0.0.0', hostPort: port(m[2]!), containerPort: port(m[3]!) };
+}
+
+function ipsDir(layout: RuntimeLayout): string {
+  return join(layout.root, 'network', 'ips');
+}
+
+/** Claims a free address of the bridge's subnet for container `id`. */
+export async function allocateIp(layout: RuntimeLayout, id: string): Promise<string> {
+  const dir = ipsDir(layout);
+  await mkdir(dir, { recursive: true });
+  const taken = new Set(await readdir(dir));
+  for (let n = 2; n < 65534; n++) {
+    const ip = `10.89.${n >> 8}.${n & 255}`;
+    if (taken.has(ip) || (n & 255) === 0 || (n & 255) === 255) continue;
+    try {
+      const fh = await open(join(dir, ip), 'wx');
+      await fh.writeFile(id);
+      await fh.close();
+      return ip;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  throw new Error('no free address left in 10.89.0.0/16');
+}
+
+export async function releaseIp(layout: RuntimeLayout, ip: string): Promise<void> {
+  if (/^10\.89\.\d+\.\d+$/.test(ip)) await unlink(join(ipsDir(layout), ip)).catch(() => undefined);
+}
+
+async function ip(...args: string[]): Promise<void> {
+  await run('ip', args);
+}
+
+/** Creates and brings up berth0 if missing (idempotent, safe against a concurrent creator). */
+export async function ensureBridge(): Promise<void> {
+  const exists = await ip('link', 'show', BRIDGE).then(() => true, () => false);
+  if (!exists) await ip('link', 'add', BRIDGE, 'type', 'bridge').catch(() => undefined);
+  await ip('addr', 'replace', `${GATEWAY}/${PREFIX}`, 'dev', BRIDGE);
+  await ip('link', 'set', BRIDGE, 'up');
+}
+
+export function vethNames(id: string): { host: string; peer: string } {
+  return { host: `bv${id.slice(0, 12)}`, peer: `bc${id.slice(0, 12)}` };
+}
+
+/** Removes a host veth left from an earlier run whose namespace is still being torn down. */
+export async function removeStaleVeth(id: string): Promise<void> {
+  await ip('link', 'del', vethNames(id).host).catch(() => undefined);
+}
+
+/** The helper's hooks: run on the host with the container's pid, before the container starts. */
+export function bridgeHooks(id: string, address: string): string[][] {
+  const { host, peer } = vethNames(id);
+  const inNs = (...args: string[]) => ['nsenter', '-t', '{pid}', '-n', 'ip', ...args];
+  return [
+    ['ip', 'link', 'add', host, 'type', 'veth', 'peer', 'name', peer],
+    ['ip', 'link', 'set', host, 'master', BRIDGE, 'up'],
+    ['ip', 'link', 'set', peer, 'netns', '{pid}'],
+    inNs('link', 'set', peer, 'name', 'eth0'),
+    inNs('addr', 'add', `${address}/${PREFIX}`, 'dev', 'eth0'),
+    inNs('link', 'set', 'eth0', 'up'),
+    inNs('route', 'add', 'default', 'via', GATEWAY),
+  ];
+}
