@@ -181,7 +181,7 @@ export class ContainerStore {
     const config = await this.config(id).catch(() => undefined);
     await rm(this.layout.containerDir(id), { recursive: true, force: true });
     if (config) await unlink(this.layout.namePath(config.Name)).catch(() => undefined);
-    if (config?.NetworkSettings?.IPAddress) await releaseIp(this.layout, config.NetworkSettings.IPAddress);
+    if (config?.NetworkSettings?.IPAddress) await releaseIp(config.NetworkSettings.IPAddress);
   }
 }
 

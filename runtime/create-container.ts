@@ -70,7 +70,7 @@ export async function createContainer(layout: RuntimeLayout, store: ContainerSto
   const imageCfg = image.config.config ?? {};
   const proc = processSpec(imageCfg, o, hostname);
   const dir = layout.containerDir(id);
-  const address = o.network === 'bridge' ? await allocateIp(layout, id) : '';
+  const address = o.network === 'bridge' ? await allocateIp(id) : '';
   const cgroups = cgroupsFor(id, o.limits); // created when the container starts
   if (lower.length === 0) lower.push(join(dir, 'rootfs')); // overlay needs a lower dir; the empty mount point serves
   const helper: HelperConfig = {

@@ -1,13 +1,13 @@
 // Bridge networking: a `berth0` Linux bridge on the host (10.89.0.1/16) and, per container, a
 // veth pair whose inner end becomes the container's eth0 with its own address. Addresses are
-// claimed as files created exclusively under $BERTH_ROOT/network/ips, so two CLIs never share one.
+// claimed as files created exclusively under /run/berth/ips: host-wide (the bridge is, whatever
+// BERTH_ROOT each caller uses) and on tmpfs, so claims end with the boot that made them.
 // Published ports (-p) are forwarded by a userland proxy (port-proxy.ts), as docker-proxy does.
 import { execFile } from 'node:child_process';
 import { mkdir, open, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { UsageError } from './process-spec.js';
-import type { RuntimeLayout } from './runtime-layout.js';
 
 export const BRIDGE = 'berth0';
 export const GATEWAY = '10.89.0.1';
@@ -33,13 +33,13 @@ export function parsePublish(spec: string): PortBinding {
   return { hostIp: m[1] ?? '0.0.0.0', hostPort: port(m[2]!), containerPort: port(m[3]!) };
 }
 
-function ipsDir(layout: RuntimeLayout): string {
-  return join(layout.root, 'network', 'ips');
+function ipsDir(): string {
+  return join(process.env.BERTH_RUN_DIR ?? '/run/berth', 'ips');
 }
 
 /** Claims a free address of the bridge's subnet for container `id`. */
-export async function allocateIp(layout: RuntimeLayout, id: string): Promise<string> {
-  const dir = ipsDir(layout);
+export async function allocateIp(id: string): Promise<string> {
+  const dir = ipsDir();
   await mkdir(dir, { recursive: true });
   const taken = new Set(await readdir(dir));
   for (let n = 2; n < 65534; n++) {
@@ -57,8 +57,8 @@ export async function allocateIp(layout: RuntimeLayout, id: string): Promise<str
   throw new Error('no free address left in 10.89.0.0/16');
 }
 
-export async function releaseIp(layout: RuntimeLayout, ip: string): Promise<void> {
-  if (/^10\.89\.\d+\.\d+$/.test(ip)) await unlink(join(ipsDir(layout), ip)).catch(() => undefined);
+export async function releaseIp(ip: string): Promise<void> {
+  if (/^10\.89\.\d+\.\d+$/.test(ip)) await unlink(join(ipsDir(), ip)).catch(() => undefined);
 }
 
 async function ip(...args: string[]): Promise<void> {

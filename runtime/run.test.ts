@@ -333,7 +333,7 @@ describe('berth run', { skip: !isRoot && 'needs root (namespaces, overlayfs, cgr
     assert.equal(peer.stdout, `${short}\n`, peer.stderr);
     assert.match((await berth(['ps'])).stdout, new RegExp(`127.0.0.1:${port}->80/tcp`));
     assert.equal((await berth(['rm', '-f', 'web'])).code, 0);
-    assert.equal(existsSync(join(root, 'network', 'ips', address)), false);
+    assert.equal(existsSync(join('/run/berth/ips', address)), false);
     assert.equal((await run('-p', '8080:80', image, 'true')).code, 125); // -p needs bridge
   });
 
