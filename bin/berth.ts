@@ -32,6 +32,7 @@ const VERBS: Record<string, { summary: string; load: () => Promise<VerbModule> }
   inspect: { summary: 'Show containers or images as JSON', load: () => inspectVerb() },
   top: { summary: 'Show the processes of a container', load: () => verb('top') },
   commit: { summary: "Make a container's changes a new image (OCI layout)", load: () => verb('commit') },
+  stats: { summary: 'Show CPU, memory and process counts of running containers', load: () => verb('stats') },
   diff: { summary: "Show the changes in a container's filesystem", load: () => verb('diff') },
   container: { summary: 'Manage containers (prune, ls, and the verbs above)', load: () => containerVerb() },
   volume: { summary: 'Manage named volumes', load: () => import('../runtime/cli-volume.js') },

@@ -140,6 +140,10 @@ const VERB_FLAGS: Record<string, FlagSpec[]> = {
   top: [],
   diff: [],
   prune: [{ name: 'force', short: 'f', kind: 'bool' }],
+  stats: [
+    { name: 'no-stream', kind: 'bool' },
+    { name: 'all', short: 'a', kind: 'bool' },
+  ],
   commit: [
     { name: 'message', short: 'm', kind: 'string' },
     { name: 'author', short: 'a', kind: 'string' },
@@ -169,6 +173,69 @@ async function top(state: ContainerState): Promise<void> {
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) process.stdout.write(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 4))).join('') + '\n');
+}
+
+interface Sample {
+  ticks: number;
+  rssBytes: number;
+  pids: number;
+}
+
+const PAGE = 4096;
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
+/** CPU ticks, resident memory and process count of everything in the container's PID namespace. */
+async function sample(initPid: number): Promise<Sample> {
+  const out: Sample = { ticks: 0, rssBytes: 0, pids: 0 };
+  for (const pid of await containerPids(initPid).catch(() => [])) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields.length < 22) continue;
+    out.ticks += Number(fields[11]) + Number(fields[12]); // utime + stime
+    out.rssBytes += Number(fields[21]) * PAGE;
+    out.pids++;
+  }
+  return out;
+}
+
+function human(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(i === 0 ? 0 : 2)}${units[i]}`;
+}
+
+/** docker stats: CPU over a 1 s window, memory (the cgroup's when it has one), process count. */
+async function stats(ids: string[], stream: boolean): Promise<void> {
+  const { totalmem } = await import('node:os');
+  const { memoryUsage } = await import('./cgroups.js');
+  for (;;) {
+    const running = [];
+    for (const id of ids) {
+      const s = await store.state(id).catch(() => undefined);
+      if (s?.Status === 'running') running.push({ id, s, c: await store.config(id) });
+    }
+    const before = await Promise.all(running.map((r) => sample(r.s.Pid)));
+    const t0 = process.hrtime.bigint();
+    await sleep(1000);
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const rows = [['CONTAINER ID', 'NAME', 'CPU %', 'MEM USAGE / LIMIT', 'MEM %', 'PIDS']];
+    for (const [i, r] of running.entries()) {
+      const after = await sample(r.s.Pid);
+      const cpu = ((after.ticks - before[i]!.ticks) / CLOCK_TICKS / seconds) * 100;
+      const limit = r.c.HostConfig.Memory || totalmem();
+      const mem = (await memoryUsage(r.c.cgroups)) ?? after.rssBytes;
+      rows.push([r.id.slice(0, 12), r.c.Name, `${cpu.toFixed(2)}%`, `${human(mem)} / ${human(limit)}`, `${((mem / limit) * 100).toFixed(2)}%`, String(after.pids)]);
+    }
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    if (stream) process.stdout.write('\x1b[2J\x1b[H');
+    for (const r of rows) process.stdout.write(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('') + '\n');
+    if (!stream) return;
+  }
 }
 
 /** docker diff: A(dded), C(hanged), D(eleted) paths of the container layer against its image. */
@@ -232,7 +299,7 @@ export async function runVerb(verb: string, argv: string[]): Promise<number> {
   let p;
   try {
     p = parseFlags(argv, VERB_FLAGS[verb] ?? [], false);
-    if (verb !== 'ps' && verb !== 'prune' && p.operands.length === 0) throw new UsageError(`"berth ${verb}" requires at least 1 argument.`);
+    if (verb !== 'ps' && verb !== 'prune' && verb !== 'stats' && p.operands.length === 0) throw new UsageError(`"berth ${verb}" requires at least 1 argument.`);
   } catch (err) {
     process.stderr.write(`berth: ${(err as Error).message}\n`);
     return 125;
@@ -276,6 +343,15 @@ export async function runVerb(verb: string, argv: string[]): Promise<number> {
       removed.push(id);
     }
     process.stdout.write(['Deleted Containers:', ...removed, ''].join('\n'));
+    return 0;
+  }
+  if (verb === 'stats') {
+    const ids = p.operands.length > 0 ? await Promise.all(p.operands.map((r) => store.lookup(r))).catch((err: Error) => err) : await store.ids();
+    if (ids instanceof Error) {
+      process.stderr.write(`Error response from daemon: ${ids.message}\n`);
+      return 1;
+    }
+    await stats(ids, !bool(p, 'no-stream'));
     return 0;
   }
   if (verb === 'commit') {

@@ -276,6 +276,8 @@ describe('berth run', { skip: !isRoot && 'needs root (namespaces, overlayfs, cgr
     assert.deepEqual(diff.trim().split('\n'), ['C /etc', 'D /etc/group', 'C /etc/passwd', 'A /new', 'A /new/a']);
     const top = await berth(['top', 'changer']);
     assert.match(top.stdout, /^UID\s+PID\s+PPID\s+CMD\n0\s+\d+\s+\d+\s+sleep 30\n$/);
+    const stats = await berth(['stats', '--no-stream', 'changer']);
+    assert.match(stats.stdout, /^CONTAINER ID\s+NAME\s+CPU %\s+MEM USAGE \/ LIMIT\s+MEM %\s+PIDS\n[0-9a-f]{12}\s+changer\s+\d+\.\d\d%\s+\S+ \/ \S+\s+\d+\.\d\d%\s+1\n$/);
     await berth(['kill', 'changer']);
     await berth(['wait', 'changer']);
     const prune = await berth(['container', 'prune', '-f']);
