@@ -23,6 +23,9 @@ test('bad flags are usage errors (exit 125)', () => {
   assert.throws(() => parseRunArgs(['-m']), UsageError);
   assert.throws(() => parseRunArgs(['--pids-limit', 'x', 'img']), UsageError);
   assert.throws(() => parseRunArgs([]), UsageError);
+  assert.throws(() => parseRunArgs(['--hostname', 'evil\n1.2.3.4 bank', 'img']), UsageError);
+  assert.throws(() => parseRunArgs(['-w', 'relative', 'img']), UsageError);
+  assert.throws(() => parseRunArgs(['--name', '../x', 'img']), UsageError);
   assert.throws(() => parseBytes('12q'), UsageError);
   assert.equal(parseBytes('1g'), 1024 ** 3);
 });

@@ -8,7 +8,7 @@ import { ImageNotFoundError } from './image-source.js';
 import { StartError } from './launch.js';
 import { awaitExit, startContainer, startDetached } from './lifecycle.js';
 import { UsageError } from './process-spec.js';
-import { RuntimeLayout } from './runtime-layout.js';
+import { isContainerName, RuntimeLayout } from './runtime-layout.js';
 
 const RUN_FLAGS: FlagSpec[] = [
   { name: 'interactive', short: 'i', kind: 'bool' },
@@ -99,6 +99,14 @@ export function parseRunArgs(argv: string[]): RunOptions | 'help' {
     if (!Number.isFinite(n) || n <= 0) throw new UsageError(`invalid argument "${s}" for "--${name}" flag`);
     return n;
   };
+  const name = str(p, 'name');
+  if (name !== undefined && !isContainerName(name)) throw new UsageError(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+  const hostname = str(p, 'hostname');
+  // RFC 1123 names only: the hostname is also written into the container's /etc/hosts.
+  if (hostname !== undefined && !/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/.test(hostname))
+    throw new UsageError(`invalid hostname ${JSON.stringify(hostname)}`);
+  const workdir = str(p, 'workdir');
+  if (workdir !== undefined && !workdir.startsWith('/')) throw new UsageError(`the working directory '${workdir}' is invalid, it needs to be an absolute path`);
   const memory = str(p, 'memory');
   const memoryBytes = memory === undefined ? undefined : parseBytes(memory);
   if (memoryBytes !== undefined && memoryBytes < 6 * 1024 * 1024) throw new UsageError('Minimum memory limit allowed is 6MB');
@@ -109,10 +117,10 @@ export function parseRunArgs(argv: string[]): RunOptions | 'help' {
     cmd,
     entrypoint: str(p, 'entrypoint'),
     env: [...list(p, 'env-file').flatMap(readEnvFile), ...list(p, 'env')],
-    workdir: str(p, 'workdir'),
+    workdir,
     user: str(p, 'user'),
-    name: str(p, 'name'),
-    hostname: str(p, 'hostname'),
+    name,
+    hostname,
     autoRemove: bool(p, 'rm'),
     detach: bool(p, 'detach'),
     interactive: bool(p, 'interactive'),
