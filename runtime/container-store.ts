@@ -94,12 +94,13 @@ export function newContainerId(): string {
   return randomBytes(32).toString('hex');
 }
 
-async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+/** Temp file + rename; + fsync unless `durable` is false (a --rm container need not outlive a crash). */
+async function writeJsonAtomic(path: string, value: unknown, durable = true): Promise<void> {
   const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
   const fh = await open(tmp, 'wx', 0o600);
   try {
     await fh.writeFile(JSON.stringify(value, null, 2));
-    await fh.sync();
+    if (durable) await fh.sync();
   } finally {
     await fh.close();
   }
@@ -134,13 +135,14 @@ export class ContainerStore {
     }
     await mkdir(dir, { recursive: true, mode: 0o700 });
     for (const sub of ['upper', 'work', 'rootfs']) await mkdir(join(dir, sub), { mode: 0o755 });
-    await writeJsonAtomic(join(dir, 'config.json'), config);
-    await writeJsonAtomic(join(dir, 'state.json'), state);
-    await fsyncDir(dir);
+    const durable = !config.HostConfig.AutoRemove;
+    await writeJsonAtomic(join(dir, 'config.json'), config, durable);
+    await writeJsonAtomic(join(dir, 'state.json'), state, durable);
+    if (durable) await fsyncDir(dir);
   }
 
-  async writeState(id: string, state: ContainerState): Promise<void> {
-    await writeJsonAtomic(join(this.layout.containerDir(id), 'state.json'), state);
+  async writeState(id: string, state: ContainerState, durable = true): Promise<void> {
+    await writeJsonAtomic(join(this.layout.containerDir(id), 'state.json'), state, durable);
   }
 
   async config(id: string): Promise<ContainerConfig> {

@@ -47,7 +47,7 @@ export async function startContainer(store: ContainerStore, config: ContainerCon
       Error: e.message,
       StartedAt: ZERO_TIME,
       FinishedAt: new Date().toISOString(),
-    });
+    }, !config.HostConfig.AutoRemove);
     await cleanup(store, config);
     throw e;
   }
@@ -70,12 +70,12 @@ export async function startContainer(store: ContainerStore, config: ContainerCon
       launched.child.kill('SIGKILL'); // the helper's death takes the container with it (PDEATHSIG)
       await launched.exit;
       const message = (err as Error).message;
-      await store.writeState(config.Id, { ...state, Status: 'exited', Pid: 0, OwnerPid: 0, ExitCode: 125, Error: message, FinishedAt: new Date().toISOString() });
+      await store.writeState(config.Id, { ...state, Status: 'exited', Pid: 0, OwnerPid: 0, ExitCode: 125, Error: message, FinishedAt: new Date().toISOString() }, !config.HostConfig.AutoRemove);
       await cleanup(store, config);
       throw new StartError(125, message);
     }
   }
-  await store.writeState(config.Id, state);
+  await store.writeState(config.Id, state, !config.HostConfig.AutoRemove);
   return { launched, state, closePorts };
 }
 
@@ -92,7 +92,7 @@ export async function awaitExit(store: ContainerStore, config: ContainerConfig, 
     ExitCode: code,
     OOMKilled: oom,
     FinishedAt: new Date().toISOString(),
-  });
+  }, !config.HostConfig.AutoRemove);
   await cleanup(store, config);
   return code;
 }
