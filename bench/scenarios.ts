@@ -1,7 +1,7 @@
 // The measured operations, written against the Distribution API only, so the same code drives
 // Berth and the reference registry. Every request checks its status: a fast wrong answer is no figure.
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { Pool } from 'undici';
 import { blobChunks, blobDigest } from './blob-source.js';
 
@@ -16,8 +16,8 @@ export interface Throughput {
 
 type Headers = Record<string, string | string[] | undefined>;
 
-async function call(pool: Pool, method: string, path: string, expect: number, opts: { headers?: Record<string, string>; body?: Buffer | string | Readable } = {}): Promise<{ headers: Headers; body: Buffer }> {
-  const res = await pool.request({ method: method as 'GET', path, headers: opts.headers ?? {}, body: opts.body ?? null });
+async function call(pool: Pool, method: string, path: string, expect: number, opts: { headers?: Record<string, string>; body?: Buffer | string | Iterable<Buffer> } = {}): Promise<{ headers: Headers; body: Buffer }> {
+  const res = await pool.request({ method: method as 'GET', path, headers: opts.headers ?? {}, body: (opts.body ?? null) as Readable | Buffer | string | null }); // undici accepts iterables; its types lag
   const body = Buffer.from(await res.body.arrayBuffer());
   if (res.statusCode !== expect) throw new Error(`${method} ${path}: expected ${expect}, got ${res.statusCode}: ${body.toString().slice(0, 300)}`);
   return { headers: res.headers, body };
@@ -52,7 +52,7 @@ export class RegistryClient {
     const put = withQuery(locationPath(started.headers, this.origin), `digest=${encodeURIComponent(digest)}`);
     await call(this.pool, 'PUT', put, 201, {
       headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
-      body: Readable.from(blobChunks(seed, 0, size), { objectMode: false }),
+      body: blobChunks(seed, 0, size),
     });
     return rate(size, t0);
   }
@@ -66,7 +66,7 @@ export class RegistryClient {
       const end = Math.min(size, at + chunkBytes);
       const res = await call(this.pool, 'PATCH', location, 202, {
         headers: { 'content-type': 'application/octet-stream', 'content-length': String(end - at), 'content-range': `${at}-${end - 1}` },
-        body: Readable.from(blobChunks(seed, at, end), { objectMode: false }),
+        body: blobChunks(seed, at, end),
       });
       location = locationPath(res.headers, this.origin);
     }
@@ -74,13 +74,21 @@ export class RegistryClient {
     return rate(size, t0);
   }
 
-  /** Pulls a blob, counting (not keeping) its bytes. */
+  /** Pulls a blob, counting (not keeping) its bytes; undici's stream() skips the async iterator's per-chunk cost. */
   async pull(repo: string, digest: string, size: number): Promise<Throughput> {
     const t0 = performance.now();
-    const res = await this.pool.request({ method: 'GET', path: `/v2/${repo}/blobs/${digest}` });
-    if (res.statusCode !== 200) throw new Error(`pull: status ${res.statusCode}`);
     let got = 0;
-    for await (const c of res.body) got += (c as Buffer).length;
+    let status = 0;
+    await this.pool.stream({ method: 'GET', path: `/v2/${repo}/blobs/${digest}` }, ({ statusCode }) => {
+      status = statusCode;
+      return new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          got += chunk.length;
+          cb();
+        },
+      });
+    });
+    if (status !== 200) throw new Error(`pull: status ${status}`);
     if (got !== size) throw new Error(`pull: received ${got} bytes, expected ${size}`);
     return rate(size, t0);
   }

@@ -111,6 +111,9 @@ export async function startReference(): Promise<ServerUnderTest> {
   return launch('reference', dataDir, REFERENCE_BIN, ['serve', configPath], `http://127.0.0.1:${port}`);
 }
 
+/** USER_HZ: /proc reports CPU time in these ticks; 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS = 100;
+
 /** Resident memory of a process in bytes, from /proc/PID/status. */
 async function readRss(pid: number): Promise<{ rss: number; hwm: number }> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
@@ -151,6 +154,14 @@ export class RssMonitor {
     clearInterval(this.timer);
     const { rss, hwm } = await readRss(this.pid);
     return Math.max(this.peak, rss, this.hwmReset ? hwm : 0);
+  }
+
+  /** CPU seconds (user + system, all threads) the process has used so far. */
+  async cpuSeconds(): Promise<number> {
+    const stat = await readFile(`/proc/${this.pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
   }
 
   async current(): Promise<number> {
