@@ -51,7 +51,7 @@ interface Row {
 }
 
 const rows: Row[] = [];
-const rssRows: Array<{ phase: string; berth: number; reference: number; berthCpu: number; referenceCpu: number }> = [];
+const rssRows: Array<{ phase: string; berth: number; reference: number; berthCpu: number; referenceCpu: number; clientCpu: number }> = [];
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -74,14 +74,16 @@ async function phase<T>(name: string, sides: Side[], reps: number, body: (s: Sid
   const results = new Map<string, T[]>(sides.map((s) => [s.server.label, []]));
   await Promise.all(sides.map((s) => s.rss.start()));
   const cpu0 = await Promise.all(sides.map((s) => s.rss.cpuSeconds()));
+  const client0 = process.cpuUsage();
   for (let rep = 0; rep < reps; rep++) {
     for (const s of sides) {
       results.get(s.server.label)!.push(await body(s, rep));
     }
   }
+  const client1 = process.cpuUsage(client0);
   const cpu1 = await Promise.all(sides.map((s) => s.rss.cpuSeconds()));
   const [b, r] = await Promise.all(sides.map((s) => s.rss.stop()));
-  rssRows.push({ phase: name, berth: b!, reference: r!, berthCpu: cpu1[0]! - cpu0[0]!, referenceCpu: cpu1[1]! - cpu0[1]! });
+  rssRows.push({ phase: name, berth: b!, reference: r!, berthCpu: cpu1[0]! - cpu0[0]!, referenceCpu: cpu1[1]! - cpu0[1]!, clientCpu: (client1.user + client1.system) / 1e6 });
   process.stderr.write(`  ${name} done\n`);
   return results;
 }
@@ -196,12 +198,12 @@ async function main(): Promise<void> {
     out.push('');
     out.push('(latency rows: ratio = reference ms / Berth ms, so > 1 means Berth is faster)');
     out.push('');
-    out.push('| phase | Berth peak RSS MB | reference peak RSS MB | Berth/ref | Berth < 200 MB | Berth CPU s | reference CPU s |');
-    out.push('|---|---:|---:|---:|---|---:|---:|');
+    out.push('| phase | Berth peak RSS MB | reference peak RSS MB | Berth/ref | Berth < 200 MB | Berth CPU s | reference CPU s | client CPU s |');
+    out.push('|---|---:|---:|---:|---|---:|---:|---:|');
     for (const r of rssRows) {
-      out.push(`| ${r.phase} | ${(r.berth / 1e6).toFixed(0)} | ${(r.reference / 1e6).toFixed(0)} | ${(r.berth / r.reference).toFixed(2)}× | ${r.berth < 200e6 ? 'yes' : 'NO'} | ${r.berthCpu.toFixed(2)} | ${r.referenceCpu.toFixed(2)} |`);
+      out.push(`| ${r.phase} | ${(r.berth / 1e6).toFixed(0)} | ${(r.reference / 1e6).toFixed(0)} | ${(r.berth / r.reference).toFixed(2)}× | ${r.berth < 200e6 ? 'yes' : 'NO'} | ${r.berthCpu.toFixed(2)} | ${r.referenceCpu.toFixed(2)} | ${r.clientCpu.toFixed(2)} |`);
     }
-    out.push('(CPU s: user + system seconds the server process used in the phase, all repetitions: independent of other load on the machine)');
+    out.push('(CPU s: user + system seconds the process used in the phase, all repetitions, less sensitive to other load on the machine than wall time; client = this benchmark process, driving both servers)');
     if (big) {
       out.push('');
       out.push(`2 GiB blob on Berth: push ${fmt(big.pushMbps)} MB/s, pull ${fmt(big.pullMbps)} MB/s; RSS before ${(big.before / 1e6).toFixed(0)} MB, peak during push ${(big.peakPush / 1e6).toFixed(0)} MB (+${((big.peakPush - big.before) / 1e6).toFixed(0)}), during pull ${(big.peakPull / 1e6).toFixed(0)} MB (+${((big.peakPull - big.before) / 1e6).toFixed(0)})`);
