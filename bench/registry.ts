@@ -10,8 +10,8 @@
 import { writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { blobDigest } from './blob-source.js';
-import { RssMonitor, startBerth, startReference, type ServerUnderTest } from './servers.js';
-import { RegistryClient, forEachConcurrent, tinyImage } from './scenarios.js';
+import { RssMonitor, startBerth, startReference, type ServerUnderTest } from './registry-servers.js';
+import { RegistryClient, forEachConcurrent, tinyImage } from './registry-operations.js';
 
 const MiB = 1 << 20;
 const argv = process.argv.slice(2);
