@@ -3,6 +3,7 @@
 import type Router from '@koa/router';
 import { respondEmpty, type RegistryContext, type RegistryState } from '../context.js';
 import { parseRangeHeader } from '../http-range.js';
+import { sendFileRange } from '../blob-response.js';
 import { requireDeleteEnabled } from './delete-policy.js';
 
 async function blobHeaders(ctx: RegistryContext): Promise<{ name: string; digest: string; size: number }> {
@@ -35,12 +36,19 @@ export function registerBlobs(router: Router<RegistryState>): void {
     if (range && !(range.start === 0 && range.end === size - 1)) {
       ctx.status = 206;
       ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
-      ctx.body = ctx.state.store.blobs.read(digest, range);
       ctx.length = range.end - range.start + 1;
+      ctx.respond = false;
+      await sendFileRange(ctx.res, ctx.state.store.layout.blobPath(digest), range.start, range.end);
       return;
     }
-    ctx.body = size === 0 ? Buffer.alloc(0) : ctx.state.store.blobs.read(digest);
+    if (size === 0) {
+      ctx.body = Buffer.alloc(0);
+      return;
+    }
     ctx.length = size;
+    // Koa's stream body costs a buffer allocation per read: see blob-response.ts.
+    ctx.respond = false;
+    await sendFileRange(ctx.res, ctx.state.store.layout.blobPath(digest), 0, size - 1);
   });
 
   router.delete('/v2/*name/blobs/:digest', async (ctx) => {
