@@ -1,6 +1,7 @@
 // berth serve configuration: defaults < config file (YAML or JSON) < environment < flags.
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { configBool, configMapping, configNumber, configString } from './config-values.js';
 import { mergeAuth, parseAuthMode, parseAuthSection, validateAuth, DEFAULT_AUTH, type AuthConfig, type AuthOverrides } from './auth/config.js';
 import { mergeProxy, parseProxySection, validateProxy, type ProxyConfig, type ProxyOverrides } from './proxy/config.js';
 
@@ -88,26 +89,9 @@ function applyOverrides(base: ServerConfig, o: ConfigOverrides, source: string):
   return c;
 }
 
-function num(v: unknown, what: string): number | undefined {
-  if (v === undefined || v === null || v === '') return undefined;
-  const n = typeof v === 'number' ? v : Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${what} must be a non-negative number, got ${JSON.stringify(v)}`);
-  return n;
-}
-
-function bool(v: unknown, what: string): boolean | undefined {
-  if (v === undefined || v === '') return undefined;
-  if (typeof v === 'boolean') return v;
-  if (v === 'true' || v === '1') return true;
-  if (v === 'false' || v === '0') return false;
-  throw new Error(`${what} must be true or false, got ${JSON.stringify(v)}`);
-}
-
-function str(v: unknown, what: string): string | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw new Error(`${what} must be a string`);
-  return v;
-}
+const num = configNumber;
+const bool = configBool;
+const str = configString;
 
 /** Reads a config file: `.yaml`/`.yml` as YAML, anything else as JSON. Same keys as the flags. */
 export async function readConfigFile(path: string): Promise<ConfigOverrides> {
@@ -120,10 +104,7 @@ export async function readConfigFile(path: string): Promise<ConfigOverrides> {
     raw = JSON.parse(text);
   }
   if (raw === null || raw === undefined) return {};
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${path}: the config must be a mapping`);
-  const o = raw as Record<string, unknown>;
-  const known = new Set(['listen', 'data', 'delete', 'logLevel', 'tls', 'limits', 'uploads', 'gc', 'auth', 'proxy']);
-  for (const k of Object.keys(o)) if (!known.has(k)) throw new Error(`${path}: unknown key ${JSON.stringify(k)} (known: ${[...known].join(', ')})`);
+  const o = configMapping(raw, path, '', ['listen', 'data', 'delete', 'logLevel', 'tls', 'limits', 'uploads', 'gc', 'auth', 'proxy']);
   const tls = (o.tls ?? {}) as Record<string, unknown>;
   const limits = (o.limits ?? {}) as Record<string, unknown>;
   const uploads = (o.uploads ?? {}) as Record<string, unknown>;

@@ -1,3 +1,4 @@
+import { configMapping, configNumber, configString, definedOnly } from '../config-values.js';
 // Settings of access control (`auth:` in the config file) and how they layer over each other.
 
 export type AuthMode = 'none' | 'htpasswd' | 'token';
@@ -36,14 +37,11 @@ export const DEFAULT_AUTH: AuthConfig = {
 
 export type AuthOverrides = Partial<Omit<AuthConfig, 'token'>> & { token?: Partial<AuthConfig['token']> };
 
-function defined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
 
 export function mergeAuth(base: AuthConfig, o: AuthOverrides | undefined): AuthConfig {
   if (!o) return base;
   const { token, ...rest } = o;
-  return { ...base, ...defined(rest), token: { ...base.token, ...defined(token ?? {}) } };
+  return { ...base, ...definedOnly(rest), token: { ...base.token, ...definedOnly(token ?? {}) } };
 }
 
 const MODES: ReadonlySet<string> = new Set(['none', 'htpasswd', 'token']);
@@ -53,25 +51,14 @@ export function parseAuthMode(v: string, source: string): AuthMode {
   return v as AuthMode;
 }
 
-function str(v: unknown, what: string): string | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw new Error(`${what} must be a string`);
-  return v;
-}
 
-function num(v: unknown, what: string): number | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !(v > 0)) throw new Error(`${what} must be a positive number`);
-  return v;
-}
+const str = configString;
+const num = (v: unknown, what: string): number | undefined => configNumber(v, what, { positive: true });
 
 /** The `auth:` mapping of a config file. */
 export function parseAuthSection(raw: unknown, source: string): AuthOverrides | undefined {
   if (raw === undefined || raw === null) return undefined;
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${source}: auth must be a mapping`);
-  const o = raw as Record<string, unknown>;
-  const known = new Set(['mode', 'htpasswd', 'acl', 'anonymousPull', 'token']);
-  for (const k of Object.keys(o)) if (!known.has(k)) throw new Error(`${source}: unknown key auth.${k} (known: ${[...known].join(', ')})`);
+  const o = configMapping(raw, source, 'auth', ['mode', 'htpasswd', 'acl', 'anonymousPull', 'token']);
   const t = (o.token ?? {}) as Record<string, unknown>;
   const ext = t.external as Record<string, unknown> | undefined;
   const mode = str(o.mode, `${source}: auth.mode`);

@@ -1,6 +1,8 @@
 // Settings of mirror mode (`proxy:` in the config file), after the reference registry's `proxy:`
 // section (docker-registry-api/mirror.md#configuring-the-cache).
 
+import { configMapping, configNumber, configString, definedOnly } from '../config-values.js';
+
 export interface ProxyConfig {
   /** The upstream registry, e.g. https://registry-1.docker.io. */
   remoteUrl: string;
@@ -16,33 +18,19 @@ export const DEFAULT_PROXY: Omit<ProxyConfig, 'remoteUrl'> = { tagTtlSeconds: 30
 
 export type ProxyOverrides = Partial<ProxyConfig>;
 
-function defined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
 
 export function mergeProxy(base: ProxyConfig | undefined, o: ProxyOverrides | undefined): ProxyConfig | undefined {
   if (!o || Object.values(o).every((v) => v === undefined)) return base;
-  return { ...DEFAULT_PROXY, remoteUrl: '', ...base, ...defined(o) };
+  return { ...DEFAULT_PROXY, remoteUrl: '', ...base, ...definedOnly(o) };
 }
 
-function str(v: unknown, what: string): string | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw new Error(`${what} must be a string`);
-  return v;
-}
 
-function num(v: unknown, what: string): number | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !(v >= 0)) throw new Error(`${what} must be a non-negative number`);
-  return v;
-}
+const str = configString;
+const num = configNumber;
 
 export function parseProxySection(raw: unknown, source: string): ProxyOverrides | undefined {
   if (raw === undefined || raw === null) return undefined;
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${source}: proxy must be a mapping`);
-  const o = raw as Record<string, unknown>;
-  const known = new Set(['remoteUrl', 'username', 'password', 'tagTtlSeconds', 'evictAfterHours']);
-  for (const k of Object.keys(o)) if (!known.has(k)) throw new Error(`${source}: unknown key proxy.${k} (known: ${[...known].join(', ')})`);
+  const o = configMapping(raw, source, 'proxy', ['remoteUrl', 'username', 'password', 'tagTtlSeconds', 'evictAfterHours']);
   return {
     remoteUrl: str(o.remoteUrl, `${source}: proxy.remoteUrl`),
     username: str(o.username, `${source}: proxy.username`),
