@@ -13,6 +13,7 @@ import { startDetached } from './lifecycle.js';
 import { LOG_FILE } from './log-file.js';
 import { containerChanges } from './container-layer.js';
 import { parseOciLayoutRef } from './image-sources.js';
+import { parseReference, type ImageReference } from '../oci/reference.js';
 import { UsageError } from './process-spec.js';
 import { RuntimeLayout } from './runtime-layout.js';
 
@@ -356,15 +357,27 @@ export async function runVerb(verb: string, argv: string[]): Promise<number> {
   }
   if (verb === 'commit') {
     const [ref, target] = p.operands;
-    const parsed = target ? parseOciLayoutRef(target) : undefined;
-    if (!ref || !parsed) {
-      process.stderr.write('Usage: berth commit CONTAINER oci:DIR[:TAG]  (the new image goes to an OCI image layout)\n');
+    const layoutRef = target?.startsWith('oci:') ? parseOciLayoutRef(target) : undefined;
+    let imageRef: ImageReference | undefined;
+    try {
+      // docker commit: REPO[:TAG] names a local store image; no tag means :latest
+      if (target && !layoutRef) imageRef = parseReference(target);
+      if (imageRef?.digest) throw new UsageError('refusing to create a tag with a digest reference');
+    } catch (err) {
+      process.stderr.write(`berth: invalid reference format: ${(err as Error).message}\n`);
+      return 125;
+    }
+    if (!ref || p.operands.length > 2 || (target?.startsWith('oci:') && !layoutRef)) {
+      process.stderr.write('Usage: berth commit [-m MSG] [-a AUTHOR] CONTAINER [REPOSITORY[:TAG] | oci:DIR[:TAG]]\n');
       return 125;
     }
     try {
-      const { commitContainer } = await import('./commit.js');
-      const digest = await commitContainer(await store.config(await store.lookup(ref)), parsed.dir, parsed.tag || 'latest', str(p, 'message'));
-      process.stdout.write(`${digest}\n`);
+      const { commitContainer, commitToStore } = await import('./commit.js');
+      const config = await store.config(await store.lookup(ref));
+      const out = layoutRef
+        ? await commitContainer(config, layoutRef.dir, layoutRef.tag || 'latest', str(p, 'message'), str(p, 'author'))
+        : await commitToStore(config, imageRef, str(p, 'message'), str(p, 'author'));
+      process.stdout.write(`${out}\n`);
       return 0;
     } catch (err) {
       process.stderr.write(`Error response from daemon: ${(err as Error).message}\n`);

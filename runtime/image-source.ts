@@ -25,6 +25,8 @@ export interface ImageConfig {
 export interface LayerSource {
   digest: string;
   mediaType: string;
+  /** The blob's size as its descriptor states it. */
+  size: number;
   /** The layer blob as stored (compressed or not); the caller verifies `digest` while reading. */
   open(): Readable;
 }

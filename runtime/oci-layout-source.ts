@@ -60,6 +60,7 @@ export class OciLayoutSource implements ImageSource {
       layers: manifest.layers.map((l) => ({
         digest: l.digest,
         mediaType: l.mediaType,
+        size: l.size,
         open: () => createReadStream(this.blobPath(l.digest)),
       })),
     };

@@ -27,7 +27,7 @@ export class LocalStoreSource implements ImageSource {
     return {
       id: record.digest,
       config,
-      layers: record.layers.map((l) => ({ digest: l.digest, mediaType: l.mediaType, open: () => createReadStream(layout.blobPath(l.digest)) })),
+      layers: record.layers.map((l) => ({ digest: l.digest, mediaType: l.mediaType, size: l.size, open: () => createReadStream(layout.blobPath(l.digest)) })),
     };
   }
 }

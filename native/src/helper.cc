@@ -827,11 +827,64 @@ void runPtyProxy(pid_t child) {
   superviseChild(child, errPipe[0]);
 }
 
+// rootfs: run a static tool (busybox tar/stat) chrooted in a container's root filesystem, for cp
+// and export. The kernel resolves every path inside that root, so absolute or `..` symlinks made
+// by the container cannot lead to the host (docker's chrootarchive does the same). A running
+// container is entered through its mount namespace; a stopped one gets its overlay mounted in a
+// private mount namespace that disappears with this process.
+[[noreturn]] void cmdRootfs(const Json& cfg) {
+  try {
+    std::string toolPath = cfg["tool"].str();
+    // Opened before entering the container: the host's binary, exec'd by fd (execveat).
+    int tool = open(toolPath.c_str(), O_RDONLY | O_CLOEXEC);
+    if (tool < 0) fail(125, "open " + toolPath, errno);
+    bool oneFs = cfg["oneFilesystem"].truthy();
+    long pid = static_cast<long>(cfg["pid"].num());
+    if (pid > 0) {
+      std::string p = "/proc/" + std::to_string(pid) + "/ns/mnt";
+      int fd = open(p.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) fail(125, "open " + p, errno);
+      check(setns(fd, CLONE_NEWNS), "setns " + p);  // also moves root and cwd to its root
+      close(fd);
+      if (oneFs) {
+        // export: the root without /proc, /sys, /dev and volumes. A private copy of the mount
+        // tree, the root bind-mounted (not recursively) over /dev, then chroot there.
+        check(unshare(CLONE_NEWNS), "unshare mount namespace");
+        check(mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), "mount / private");
+        mountOrFail("/", "/dev", nullptr, MS_BIND, nullptr);
+        check(chroot("/dev"), "chroot /dev");
+      }
+    } else {
+      std::string root = cfg["rootfs"].str();
+      check(unshare(CLONE_NEWNS), "unshare mount namespace");
+      check(mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), "mount / private");
+      std::string lower;
+      for (const auto& l : cfg["lower"].a) lower += (lower.empty() ? "" : ":") + l.s;
+      std::string opts = "lowerdir=" + lower + ",upperdir=" + cfg["upper"].str() + ",workdir=" + cfg["work"].str();
+      mountOrFail("overlay", root, "overlay", 0, opts.c_str());
+      if (!oneFs) bindMounts(root, cfg["mounts"]);  // cp sees volumes, as in the running container
+      check(chroot(root.c_str()), "chroot " + root);
+    }
+    check(chdir("/"), "chdir /");
+    check(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl PR_SET_NO_NEW_PRIVS");
+    std::vector<std::string> args = cfg["args"].strings();
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    char pathEnv[] = "PATH=/bin";
+    char* envp[] = {pathEnv, nullptr};
+    syscall(SYS_execveat, tool, "", argv.data(), envp, AT_EMPTY_PATH);
+    fail(125, "execveat " + toolPath, errno);
+  } catch (const Failure& f) {
+    reportFailureAndExit(f.code, f.message);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2 || (strcmp(argv[1], "run") != 0 && strcmp(argv[1], "exec") != 0)) {
-    fprintf(stderr, "usage: berth-helper run|exec  (configuration as JSON on fd 3)\n");
+  if (argc != 2 || (strcmp(argv[1], "run") != 0 && strcmp(argv[1], "exec") != 0 && strcmp(argv[1], "rootfs") != 0)) {
+    fprintf(stderr, "usage: berth-helper run|exec|rootfs  (configuration as JSON on fd 3)\n");
     return 125;
   }
   if (fcntl(STATUS_FD, F_GETFD) >= 0) {
@@ -844,5 +897,6 @@ int main(int argc, char** argv) {
   std::string error;
   if (!berth::JsonParser(text).parse(cfg, error)) reportFailureAndExit(125, error);
   if (strcmp(argv[1], "run") == 0) cmdRun(cfg);
+  if (strcmp(argv[1], "rootfs") == 0) cmdRootfs(cfg);
   cmdExec(cfg);
 }
