@@ -1,7 +1,8 @@
 // HTTP to one registry endpoint over undici (keep-alive connection reuse), with the challenge
 // flow of docker-registry-api/token.md: ping /v2/, then Basic, or Bearer tokens fetched from the
 // realm with service + scope and cached per scope until they expire.
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Agent, request } from './undici-core.js';
 import type { LookupFunction } from 'node:net';
 import type { Readable } from 'node:stream';
 import { RegistryError } from '../../oci/errors.js';
