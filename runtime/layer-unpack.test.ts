@@ -6,6 +6,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { digestOf } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
 import { getXattr } from '../native/index.js';
@@ -75,6 +76,30 @@ describe('unpackLayer', { skip: !isRoot && 'needs root (mknod, trusted.* xattrs,
     await assert.rejects(unpack([{ name: 'passwd', type: 'link', linkname: '../../../../etc/passwd' }]), LayerRefusedError);
     await assert.rejects(unpack([{ name: 'passwd', type: 'link', linkname: 'etc/passwd' }]), LayerRefusedError);
     await assert.rejects(unpack([{ name: 'l', type: 'symlink', linkname: '/etc' }, { name: 'passwd', type: 'link', linkname: 'l/passwd' }]), LayerRefusedError);
+  });
+
+  /** The layer's tar, cut to `keep(length)` bytes and gzip'd again. */
+  async function cutLayer(entries: Entry[], keep: (tarLength: number) => number): Promise<string> {
+    const tar = gunzipSync(await layerTar(entries));
+    const gz = gzipSync(tar.subarray(0, keep(tar.length)));
+    const dest = join(dir, `layer-${n++}`);
+    await mkdir(dest);
+    await unpackLayer(Readable.from([gz]), MediaType.OciLayerGzip, digestOf(gz), dest);
+    return dest;
+  }
+
+  test('a tar ending right after its last content, without padding or end blocks (umoci 0.4), unpacks whole', async () => {
+    const content = 'y'.repeat(1000); // 1000 bytes: the last block of content is 488 bytes
+    // header 512 + content 1000 (padded to 1024) for `a`, then header 512 + 1000 for `b`, then the cut.
+    const d = await cutLayer([{ name: 'a', content }, { name: 'b', content }], () => 512 + 1024 + 512 + 1000);
+    assert.equal(readFileSync(join(d, 'a'), 'utf8'), content);
+    assert.equal(readFileSync(join(d, 'b'), 'utf8'), content);
+  });
+
+  test('a tar cut inside content or inside a header is refused', async () => {
+    const content = 'y'.repeat(1000);
+    await assert.rejects(cutLayer([{ name: 'a', content }, { name: 'b', content }], () => 512 + 1024 + 512 + 999), /end of data|premature|aborted/i);
+    await assert.rejects(cutLayer([{ name: 'a', content }, { name: 'b', content }], () => 512 + 1024 + 300), /end of data/i);
   });
 
   test('a layer whose bytes do not match its digest is refused', async () => {
