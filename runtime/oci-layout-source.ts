@@ -4,9 +4,8 @@ import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestOf, isValidDigest, parseDigest } from '../oci/digest.js';
-import type { Descriptor, ImageIndex, ImageManifest } from '../oci/manifest.js';
+import type { Descriptor, ImageIndex, ImageManifest, Platform } from '../oci/manifest.js';
 import { INDEX_TYPES } from '../oci/media-types.js';
-import type { Platform } from '../oci/manifest.js';
 import { formatPlatform, hostPlatform, platformMatches } from '../client/platform.js';
 import { ImageNotFoundError, PlatformMismatchError, type ImageConfig, type ImageSource, type ResolvedImage } from './image-source.js';
 
