@@ -47,3 +47,21 @@ test('oci: references split at the tag colon only after the last slash', () => {
   assert.deepEqual(parseOciLayoutRef('oci:/a:b/c'), { dir: '/a:b/c', tag: '' });
   assert.equal(parseOciLayoutRef('localhost:5000/app'), undefined);
 });
+
+test('--platform: os/arch[/variant] through the client\'s parser; anything else is a usage error without the help hint', () => {
+  const o = parseRunArgs(['--platform', 'linux/arm64/v8', 'img']);
+  assert.notEqual(o, 'help');
+  if (o === 'help') return;
+  assert.deepEqual(o.platform, { os: 'linux', architecture: 'arm64', variant: 'v8' });
+  const eq = parseRunArgs(['--platform=Linux/x86_64', 'img']);
+  assert.deepEqual(eq !== 'help' && eq.platform, { os: 'linux', architecture: 'amd64' });
+  const none = parseRunArgs(['img']);
+  assert.equal(none !== 'help' && none.platform, undefined);
+  for (const bad of ['linux', 'foo/bar/baz/qux', '', 'linux/', '/arm64', 'linux/arm 64']) {
+    assert.throws(
+      () => parseRunArgs(['--platform', bad, 'img']),
+      (e: unknown) => e instanceof UsageError && !e.helpHint && e.message === `invalid platform ${JSON.stringify(bad)}: expected os/arch[/variant]`,
+      bad,
+    );
+  }
+});

@@ -1,6 +1,7 @@
 // `berth run`: create a container from an image and run it, in the foreground (exit code = the
 // container's) or detached under a monitor (-d prints the id). Imports only what running needs.
 import { readFileSync } from 'node:fs';
+import { parsePlatform } from '../client/platform.js';
 import { bool, list, parseBytes, parseFlags, str, type FlagSpec } from './cli-flags.js';
 import { ContainerStore } from './container-store.js';
 import { createContainer, type RunOptions } from './create-container.js';
@@ -59,6 +60,8 @@ Options:
       --init               Run an init as PID 1 that forwards signals and reaps zombies
       --network string     none (default), host, or bridge (berth0, an address per container)
   -p, --publish list       Publish a container's TCP port: [IP:]HOSTPORT:CONTAINERPORT (bridge)
+      --platform string    Run the image for os/arch[/variant] (e.g. linux/arm64): its entry of a
+                           multi-platform image, pulled when not stored for it (default: this host)
   -i, --interactive        Keep STDIN open
   -t, --tty                Use the caller's terminal
 `;
@@ -112,8 +115,16 @@ export function parseRunArgs(argv: string[]): RunOptions | 'help' {
   if (memoryBytes !== undefined && memoryBytes < 6 * 1024 * 1024) throw new UsageError('Minimum memory limit allowed is 6MB');
   const pids = num('pids-limit', str(p, 'pids-limit'));
   if (pids !== undefined && !Number.isInteger(pids)) throw new UsageError(`invalid argument "${pids}" for "--pids-limit" flag`);
+  const platformFlag = str(p, 'platform');
+  let platform;
+  try {
+    platform = platformFlag === undefined ? undefined : parsePlatform(platformFlag);
+  } catch (err) {
+    throw new UsageError((err as Error).message, false);
+  }
   return {
     image,
+    ...(platform ? { platform } : {}),
     cmd,
     entrypoint: str(p, 'entrypoint'),
     env: [...list(p, 'env-file').flatMap(readEnvFile), ...list(p, 'env')],
@@ -146,7 +157,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`berth: ${err.message}\nSee 'berth run --help'.\n`);
+      process.stderr.write(`berth: ${err.message}\n${err.helpHint ? "See 'berth run --help'.\n" : ''}`);
       return 125;
     }
     throw err;

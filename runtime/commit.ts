@@ -18,6 +18,7 @@ import { getXattr } from '../native/index.js';
 import { containerChanges } from './container-layer.js';
 import type { ContainerConfig } from './container-store.js';
 import { resolveImage } from './image-sources.js';
+import { parsePlatform } from '../client/platform.js';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
 
@@ -103,7 +104,14 @@ interface CommittedImage {
 
 /** Stores base layers, the container layer, config and manifest in `sink`. */
 async function writeImage(config: ContainerConfig, sink: BlobSink, comment: string, author: string): Promise<CommittedImage> {
-  const base = await resolveImage(config.Image);
+  // The platform the container ran, so that a multi-platform base gives the same entry again.
+  let platform;
+  try {
+    platform = config.ImagePlatform ? parsePlatform(config.ImagePlatform) : undefined;
+  } catch {
+    platform = undefined;
+  }
+  const base = await resolveImage(config.Image, platform ? { platform } : {});
   const layers: Descriptor[] = [];
   for (const l of base.layers) {
     // Layers of a store image are in the store already; from an OCI layout they are copied.

@@ -41,6 +41,8 @@ export interface ContainerConfig {
   Created: string;
   Image: string;
   ImageId: string;
+  /** os/arch[/variant] of the image's config (absent when it declares none): `commit` and exec errors. */
+  ImagePlatform?: string;
   Path: string;
   Args: string[];
   Config: {

@@ -5,7 +5,10 @@ import { copyFile, writeFile } from 'node:fs/promises';
 import { join, resolve as resolvePath, isAbsolute, posix } from 'node:path';
 import { cgroupsFor, type Limits } from './cgroups.js';
 import { ContainerStore, newContainerId, ZERO_TIME, type ContainerConfig, type HelperConfig } from './container-store.js';
+import { configPlatform } from './image-source.js';
 import { resolveImage } from './image-sources.js';
+import { formatPlatform, hostPlatform, platformMatches } from '../client/platform.js';
+import type { Platform } from '../oci/manifest.js';
 import { ensureLayers } from './layer-cache.js';
 import { processSpec, UsageError, type ProcessOverrides } from './process-spec.js';
 import type { RuntimeLayout } from './runtime-layout.js';
@@ -15,6 +18,8 @@ import { isVolumeName, VolumeStore } from './volumes.js';
 
 export interface RunOptions extends ProcessOverrides {
   image: string;
+  /** `--platform`: which platform's image to run (default: this host's). */
+  platform?: Platform;
   name?: string;
   hostname?: string;
   autoRemove: boolean;
@@ -62,7 +67,12 @@ export async function createContainer(layout: RuntimeLayout, store: ContainerSto
     const source = v.kind === 'bind' ? v.source : (await volumes.ensure(v.source || undefined)).Mountpoint;
     mounts.push({ source, target: v.target, readonly: v.readonly });
   }
-  const image = await resolveImage(o.image);
+  const image = await resolveImage(o.image, o.platform ? { platform: o.platform } : {});
+  const imagePlatform = configPlatform(image.config);
+  // docker's warning (the image still runs; an emulator registered with binfmt_misc may run it).
+  if (!o.platform && imagePlatform && !platformMatches({ os: image.config.os!, architecture: image.config.architecture!, variant: image.config.variant }, hostPlatform())) {
+    process.stderr.write(`WARNING: The requested image's platform (${imagePlatform}) does not match the detected host platform (${formatPlatform(hostPlatform())}) and no specific platform was requested\n`);
+  }
   const lower = await ensureLayers(layout, image.layers);
   const id = newContainerId();
   const name = o.name ?? randomName();
@@ -104,6 +114,7 @@ export async function createContainer(layout: RuntimeLayout, store: ContainerSto
     Created: new Date().toISOString(),
     Image: o.image,
     ImageId: image.id,
+    ...(imagePlatform ? { ImagePlatform: imagePlatform } : {}),
     Path: proc.args[0]!,
     Args: proc.args.slice(1),
     Config: {

@@ -1,6 +1,8 @@
-// The runtime's narrow view of an image: its config and its layers as streams. The OCI layout
-// source (oci-layout-source.ts) implements it now; the client's local store will implement it too.
+// The runtime's narrow view of an image: its config and its layers as streams, implemented over
+// an OCI image layout (oci-layout-source.ts) and over the client's local store (store-image-source.ts).
 import type { Readable } from 'node:stream';
+import type { Platform } from '../oci/manifest.js';
+import { formatPlatform } from '../client/platform.js';
 
 /** The `config` object of an image config (image-spec/config.md "Properties"). */
 export interface ImageRunConfig {
@@ -18,6 +20,7 @@ export interface ImageRunConfig {
 export interface ImageConfig {
   architecture?: string;
   os?: string;
+  variant?: string;
   config?: ImageRunConfig;
   rootfs?: { type: string; diff_ids: string[] };
 }
@@ -48,4 +51,22 @@ export class ImageNotFoundError extends Error {
   constructor(readonly ref: string, detail?: string) {
     super(`Unable to find image '${ref}'${detail ? `: ${detail}` : ''}`);
   }
+}
+
+/**
+ * The image is there, but for another platform than `--platform` asked for. A "not found", as in
+ * docker (daemon/images/image.go GetImage), so that `run` pulls the requested platform.
+ */
+export class PlatformMismatchError extends ImageNotFoundError {
+  constructor(ref: string, wanted: Platform, actual: { os: string; architecture: string; variant?: string | undefined }) {
+    super(ref);
+    const a = actual.os && actual.architecture ? formatPlatform(actual) : 'unknown';
+    this.message = `image with reference ${ref} was found but does not match the specified platform: wanted ${formatPlatform(wanted)}, actual: ${a}`;
+  }
+}
+
+/** The os/arch[/variant] an image config declares, '' when it declares none. */
+export function configPlatform(config: ImageConfig): string {
+  if (!config.os || !config.architecture) return '';
+  return formatPlatform({ os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) });
 }

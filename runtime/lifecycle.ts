@@ -6,6 +6,7 @@ import { createCgroups, oomKilled, removeCgroups, type Limits } from './cgroups.
 import type { ContainerConfig, ContainerState, ContainerStore } from './container-store.js';
 import { ZERO_TIME } from './container-store.js';
 import { launchHelper, StartError, type Launched } from './launch.js';
+import { formatPlatform, hostPlatform, parsePlatform, platformMatches } from '../client/platform.js';
 
 type Stdio = Parameters<typeof launchHelper>[2];
 
@@ -37,7 +38,7 @@ export async function startContainer(store: ContainerStore, config: ContainerCon
     pid = await launched.pid;
   } catch (err) {
     await launched.exit.catch(() => undefined);
-    const e = err instanceof StartError ? err : new StartError(125, (err as Error).message);
+    const e = explainExecFormat(err instanceof StartError ? err : new StartError(125, (err as Error).message), config);
     await store.writeState(config.Id, {
       Status: 'exited',
       Pid: 0,
@@ -77,6 +78,25 @@ export async function startContainer(store: ContainerStore, config: ContainerCon
   }
   await store.writeState(config.Id, state, !config.HostConfig.AutoRemove);
   return { launched, state, closePorts };
+}
+
+/**
+ * ENOEXEC from the helper's execve (exit code 126, as any exec failure): docker's wording ("exec
+ * /bin/sh: exec format error"), and when the image is for another platform, which and why.
+ */
+export function explainExecFormat(e: StartError, config: ContainerConfig): StartError {
+  const m = /^(exec .*): Exec format error$/.exec(e.message);
+  if (!m) return e;
+  let foreign = false;
+  try {
+    foreign = config.ImagePlatform !== undefined && !platformMatches(parsePlatform(config.ImagePlatform), hostPlatform());
+  } catch {
+    foreign = false;
+  }
+  const why = foreign
+    ? ` (the image is for ${config.ImagePlatform}, this host is ${formatPlatform(hostPlatform())}: running it needs an emulator such as qemu-user-static registered with binfmt_misc)`
+    : '';
+  return new StartError(e.code, `${m[1]}: exec format error${why}`);
 }
 
 /** Waits for the container's end, records it, releases cgroups (and the container with --rm). */

@@ -4,20 +4,16 @@ import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestOf, isValidDigest, parseDigest } from '../oci/digest.js';
-import type { Descriptor, ImageIndex, ImageManifest } from '../oci/manifest.js';
+import type { Descriptor, ImageIndex, ImageManifest, Platform } from '../oci/manifest.js';
 import { INDEX_TYPES } from '../oci/media-types.js';
-import { ImageNotFoundError, type ImageConfig, type ImageSource, type ResolvedImage } from './image-source.js';
+import { formatPlatform, hostPlatform, platformMatches } from '../client/platform.js';
+import { ImageNotFoundError, PlatformMismatchError, type ImageConfig, type ImageSource, type ResolvedImage } from './image-source.js';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
 
-/** The platform this process runs on, in image-spec/image-index.md "platform" vocabulary. */
-export function hostPlatform(): { os: string; architecture: string } {
-  const arch: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
-  return { os: 'linux', architecture: arch[process.arch] ?? process.arch };
-}
-
 export class OciLayoutSource implements ImageSource {
-  constructor(readonly dir: string, private readonly platform = hostPlatform()) {}
+  /** `platform`: what `--platform` asked for; without it an index resolves to this host's entry. */
+  constructor(readonly dir: string, private readonly platform?: Platform) {}
 
   blobPath(digest: string): string {
     if (!isValidDigest(digest)) throw new Error(`invalid digest ${JSON.stringify(digest)}`);
@@ -45,15 +41,23 @@ export class OciLayoutSource implements ImageSource {
     if (ref === '') desc = candidates.length === 1 ? candidates[0] : candidates.find((d) => d.annotations?.[REF_NAME] === 'latest');
     else desc = candidates.find((d) => d.annotations?.[REF_NAME] === ref || d.digest === ref);
     if (!desc) throw new ImageNotFoundError(ref || 'latest', `not in ${this.dir}`);
-    // An index: pick the manifest for this host's platform (image-spec/image-index.md).
+    // An index: pick the manifest for the requested platform, else this host's (image-spec/image-index.md).
+    const wanted = this.platform ?? hostPlatform();
+    let fromIndex = false;
     for (let depth = 0; INDEX_TYPES.has(desc.mediaType) && depth < 4; depth++) {
       const child: ImageIndex = await this.readJsonBlob<ImageIndex>(desc);
-      const match = child.manifests.find((m) => m.platform?.os === this.platform.os && m.platform?.architecture === this.platform.architecture);
-      if (!match) throw new ImageNotFoundError(ref, `no manifest for ${this.platform.os}/${this.platform.architecture}`);
+      const match = (child.manifests ?? []).find((m) => m.platform && platformMatches(m.platform, wanted));
+      if (!match) throw new ImageNotFoundError(ref || 'latest', `no matching manifest for ${formatPlatform(wanted)} in the image index of ${this.dir}`);
       desc = match;
+      fromIndex = true;
     }
     const manifest = await this.readJsonBlob<ImageManifest>(desc);
     const config = await this.readJsonBlob<ImageConfig>(manifest.config);
+    // A lone manifest asked for by --platform must be that platform (docker's GetImage check).
+    if (this.platform && !fromIndex) {
+      const actual = { os: config.os ?? '', architecture: config.architecture ?? '', ...(config.variant ? { variant: config.variant } : {}) };
+      if (!platformMatches(actual, this.platform)) throw new PlatformMismatchError(`oci:${this.dir}${ref ? `:${ref}` : ''}`, this.platform, actual);
+    }
     return {
       id: desc.digest,
       config,

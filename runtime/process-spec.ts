@@ -19,7 +19,12 @@ export interface ProcessSpec {
   user: string;
 }
 
-export class UsageError extends Error {}
+export class UsageError extends Error {
+  /** `helpHint`: whether the verb follows the message with "See 'berth VERB --help'.". */
+  constructor(message: string, readonly helpHint = true) {
+    super(message);
+  }
+}
 
 /** Merges K=V lists: later keys win, order of first appearance kept. */
 export function mergeEnv(...lists: string[][]): string[] {

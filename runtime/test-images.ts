@@ -72,8 +72,17 @@ export async function layerTar(entries: Entry[]): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** Writes (or adds to) an OCI layout at `layoutDir` with an image tagged `tag`. */
-export async function buildImage(layoutDir: string, tag: string, layers: Entry[][], config: ImageRunConfig = {}): Promise<string> {
+export interface TestPlatform {
+  os: string;
+  architecture: string;
+  variant?: string;
+}
+
+/** The host's architecture in image-spec words (what buildImage records by default). */
+export const HOST_ARCH = process.arch === 'x64' ? 'amd64' : process.arch;
+
+/** Writes (or adds to) an OCI layout at `layoutDir` with an image tagged `tag`; `platform` goes in its config. */
+export async function buildImage(layoutDir: string, tag: string, layers: Entry[][], config: ImageRunConfig = {}, platform: TestPlatform = { os: 'linux', architecture: HOST_ARCH }): Promise<string> {
   await mkdir(layoutDir, { recursive: true });
   await writeFile(join(layoutDir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   const layerDescs = [];
@@ -84,14 +93,34 @@ export async function buildImage(layoutDir: string, tag: string, layers: Entry[]
     diffIds.push(digestOf(gunzipSync(gz)));
     layerDescs.push({ mediaType: MediaType.OciLayerGzip, ...(await writeBlob(layoutDir, gz)) });
   }
-  const cfg = { architecture: process.arch === 'x64' ? 'amd64' : process.arch, os: 'linux', config: { Env: ['PATH=/bin'], ...config }, rootfs: { type: 'layers', diff_ids: diffIds } };
+  const cfg = { ...platform, config: { Env: ['PATH=/bin'], ...config }, rootfs: { type: 'layers', diff_ids: diffIds } };
   const cfgDesc = { mediaType: MediaType.OciConfig, ...(await writeBlob(layoutDir, Buffer.from(JSON.stringify(cfg)))) };
   const manifest = { schemaVersion: 2, mediaType: MediaType.OciManifest, config: cfgDesc, layers: layerDescs };
   const mDesc = { mediaType: MediaType.OciManifest, ...(await writeBlob(layoutDir, Buffer.from(JSON.stringify(manifest)))) };
+  await tagInLayout(layoutDir, tag, mDesc);
+  return mDesc.digest;
+}
+
+/**
+ * Adds an image index tagged `tag` to the layout at `layoutDir`, listing manifests already in it
+ * (by digest, as buildImage returns them) for the given platforms: a multi-platform image.
+ */
+export async function buildIndex(layoutDir: string, tag: string, entries: { digest: string; platform: TestPlatform }[]): Promise<string> {
+  const manifests = [];
+  for (const e of entries) {
+    const { size } = await stat(join(layoutDir, 'blobs', 'sha256', parseDigest(e.digest).encoded));
+    manifests.push({ mediaType: MediaType.OciManifest, digest: e.digest, size, platform: e.platform });
+  }
+  const index = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests };
+  const iDesc = { mediaType: MediaType.OciIndex, ...(await writeBlob(layoutDir, Buffer.from(JSON.stringify(index)))) };
+  await tagInLayout(layoutDir, tag, iDesc);
+  return iDesc.digest;
+}
+
+async function tagInLayout(layoutDir: string, tag: string, desc: { mediaType: string; digest: string; size: number }): Promise<void> {
   const indexPath = join(layoutDir, 'index.json');
   const index = await readFile(indexPath, 'utf8').then((t) => JSON.parse(t) as { manifests: { annotations?: Record<string, string> }[] }, () => ({ schemaVersion: 2, manifests: [] }));
   index.manifests = index.manifests.filter((m) => m.annotations?.['org.opencontainers.image.ref.name'] !== tag);
-  index.manifests.push({ ...mDesc, annotations: { 'org.opencontainers.image.ref.name': tag } });
+  index.manifests.push({ ...desc, annotations: { 'org.opencontainers.image.ref.name': tag } });
   await writeFile(indexPath, JSON.stringify({ schemaVersion: 2, ...index }));
-  return mDesc.digest;
 }
