@@ -10,6 +10,9 @@ const RELEASE_DIR = fileURLToPath(new URL('../../native/build/Release/', import.
 export const helperPath: string = process.env.BERTH_HELPER ?? `${RELEASE_DIR}berth-helper`;
 
 interface Addon {
+  pipe(): [number, number];
+  spawn(path: string, args: string[], fds: number[]): number;
+  waitExit(pid: number, cb: (err: Error | null, code: number, signal: number) => void): void;
   makeWhiteout(path: string): void;
   setXattr(path: string, name: string, value: Buffer): void;
   getXattr(path: string, name: string): Buffer | undefined;
@@ -34,4 +37,24 @@ export function setXattr(path: string, name: string, value: Buffer | string): vo
 /** lgetxattr(2); undefined when the attribute is absent. */
 export function getXattr(path: string, name: string): Buffer | undefined {
   return load().getXattr(path, name);
+}
+
+/** pipe2(O_CLOEXEC): [read end, write end]. */
+export function pipe(): [number, number] {
+  return load().pipe();
+}
+
+/**
+ * Spawns `path` with `fds[i]` as its fd i (-1: /dev/null), default signal dispositions, an empty
+ * signal mask, without forking Node (posix_spawn). Returns the pid; reap it with waitExit.
+ */
+export function spawnProcess(path: string, args: string[], fds: number[]): number {
+  return load().spawn(path, args, fds);
+}
+
+/** Resolves when `pid` (a child spawned by spawnProcess) ends: its exit code, or the signal. */
+export function waitExit(pid: number): Promise<{ code: number | null; signal: number | null }> {
+  return new Promise((resolve, reject) => {
+    load().waitExit(pid, (err, code, signal) => (err ? reject(err) : resolve({ code: code >= 0 ? code : null, signal: signal > 0 ? signal : null })));
+  });
 }

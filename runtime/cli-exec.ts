@@ -25,7 +25,7 @@ export async function main(argv: string[]): Promise<number> {
     const config = await store.config(id);
     const state = await store.state(id);
     if (state.Status !== 'running') throw new StartError(125, `container ${id} is not running`);
-    const launched = launchHelper(
+    const launched = await launchHelper(
       'exec',
       {
         pid: state.Pid,

@@ -172,7 +172,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     const started = await startContainer(store, config, [opts.interactive || opts.tty ? 'inherit' : 'ignore', 'inherit', 'inherit']);
-    const forward = (sig: NodeJS.Signals) => started.launched.child.kill(sig);
+    const forward = (sig: NodeJS.Signals) => started.launched.kill(sig);
     for (const s of FORWARDED) process.on(s, forward);
     try {
       return await awaitExit(store, config, started);

@@ -1,6 +1,5 @@
 // Starting a created container and recording its end, shared by the foreground `run` and the -d
 // monitor (monitor.ts): whoever starts the helper owns the container's state until it exits.
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createCgroups, oomKilled, removeCgroups, type Limits } from './cgroups.js';
 import type { ContainerConfig, ContainerState, ContainerStore } from './container-store.js';
@@ -31,13 +30,14 @@ export async function startContainer(store: ContainerStore, config: ContainerCon
     await ensureBridge();
     await removeStaleVeth(config.Id);
   }
-  const launched = launchHelper('run', config.helper, stdio);
-  onLaunch?.(launched); // before any await: the output pipes must have readers from the start
+  let launched: Launched | undefined;
   let pid: number;
   try {
+    launched = await launchHelper('run', config.helper, stdio);
+    onLaunch?.(launched); // before the next await: the output pipes must have readers from the start
     pid = await launched.pid;
   } catch (err) {
-    await launched.exit.catch(() => undefined);
+    await launched?.exit.catch(() => undefined);
     const e = explainExecFormat(err instanceof StartError ? err : new StartError(125, (err as Error).message), config);
     await store.writeState(config.Id, {
       Status: 'exited',
@@ -68,7 +68,7 @@ export async function startContainer(store: ContainerStore, config: ContainerCon
     try {
       closePorts = await startPortProxies(config.NetworkSettings.Ports, config.NetworkSettings.IPAddress);
     } catch (err) {
-      launched.child.kill('SIGKILL'); // the helper's death takes the container with it (PDEATHSIG)
+      launched.kill('SIGKILL'); // the helper's death takes the container with it (PDEATHSIG)
       await launched.exit;
       const message = (err as Error).message;
       await store.writeState(config.Id, { ...state, Status: 'exited', Pid: 0, OwnerPid: 0, ExitCode: 125, Error: message, FinishedAt: new Date().toISOString() }, !config.HostConfig.AutoRemove);
@@ -129,6 +129,7 @@ const MONITOR = fileURLToPath(new URL('./monitor.js', import.meta.url));
  * resolves once the container runs, rejects with StartError if it could not start.
  */
 export async function startDetached(root: string, id: string): Promise<void> {
+  const { spawn } = await import('node:child_process'); // not on the foreground start path
   const monitor = spawn(process.execPath, [MONITOR, root, id], { detached: true, stdio: ['ignore', 'pipe', process.env.BERTH_DEBUG ? 'inherit' : 'ignore'] });
   monitor.unref();
   // One line, then we stop reading: the monitor cannot close its stdout (fd 1 stays open in Node).

@@ -40,7 +40,7 @@ async function main(root: string, id: string): Promise<void> {
   let started;
   try {
     started = await startContainer(store, config, ['ignore', 'pipe', 'pipe'], (l) => {
-      copied = Promise.all([copy(l.child.stdout!, 'stdout'), copy(l.child.stderr!, 'stderr')]);
+      copied = Promise.all([copy(l.child!.stdout!, 'stdout'), copy(l.child!.stderr!, 'stderr')]);
     });
   } catch (err) {
     const e = err instanceof StartError ? err : new StartError(125, (err as Error).message);

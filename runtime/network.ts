@@ -3,17 +3,20 @@
 // claimed as files created exclusively under /run/berth/ips: host-wide (the bridge is, whatever
 // BERTH_ROOT each caller uses) and on tmpfs, so claims end with the boot that made them.
 // Published ports (-p) are forwarded by a userland proxy (port-proxy.ts), as docker-proxy does.
-import { execFile } from 'node:child_process';
 import { mkdir, open, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { UsageError } from './process-spec.js';
 
 export const BRIDGE = 'berth0';
 export const GATEWAY = '10.89.0.1';
 const PREFIX = 16;
 
-const run = promisify(execFile);
+/** execFile, promisified; child_process is loaded on first use (not on `berth run`'s start path). */
+async function run(cmd: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  return promisify(execFile)(cmd, args);
+}
 
 export interface PortBinding {
   hostIp: string;
