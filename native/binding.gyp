@@ -15,7 +15,8 @@
       "sources": ["src/helper.cc"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-O2"]
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-O2"],
+      "ldflags": ["-static"]
     }
   ]
 }

@@ -3,7 +3,8 @@
 // the new version, never half of one. Only the process that owns a container's lifecycle (the
 // foreground `run`, or the -d monitor) writes its state; other verbs read and send signals.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
+import { readFile, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir } from '../storage/durable-file.js';
 import type { CgroupSet } from './cgroups.js';
@@ -96,17 +97,22 @@ export function newContainerId(): string {
   return randomBytes(32).toString('hex');
 }
 
-/** Temp file + rename; + fsync unless `durable` is false (a --rm container need not outlive a crash). */
-async function writeJsonAtomic(path: string, value: unknown, durable = true): Promise<void> {
+/**
+ * Temp file + rename; + fsync unless `durable` is false (a --rm container need not outlive a crash).
+ * Writes here and in create/remove are synchronous: each is one quick syscall, and on `berth run`'s
+ * start path the thread-pool round trip per call cost more than the calls (create + remove
+ * 13 ms → 4 ms, measured with performance.now() marks).
+ */
+function writeJsonAtomic(path: string, value: unknown, durable = true): void {
   const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
-  const fh = await open(tmp, 'wx', 0o600);
+  const fd = openSync(tmp, 'wx', 0o600);
   try {
-    await fh.writeFile(JSON.stringify(value, null, 2));
-    if (durable) await fh.sync();
+    writeSync(fd, JSON.stringify(value, null, 2));
+    if (durable) fsyncSync(fd);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
-  await rename(tmp, path);
+  renameSync(tmp, path);
 }
 
 function alive(pid: number): boolean {
@@ -125,9 +131,9 @@ export class ContainerStore {
   /** Claims `name` atomically (symlink creation fails if it exists) and creates the state dir. */
   async create(config: ContainerConfig, state: ContainerState): Promise<void> {
     const dir = this.layout.containerDir(config.Id);
-    await mkdir(this.layout.namesDir, { recursive: true });
+    mkdirSync(this.layout.namesDir, { recursive: true });
     try {
-      await symlink(config.Id, this.layout.namePath(config.Name));
+      symlinkSync(config.Id, this.layout.namePath(config.Name));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
         const other = await readlink(this.layout.namePath(config.Name)).catch(() => '?');
@@ -135,16 +141,16 @@ export class ContainerStore {
       }
       throw err;
     }
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    for (const sub of ['upper', 'work', 'rootfs']) await mkdir(join(dir, sub), { mode: 0o755 });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    for (const sub of ['upper', 'work', 'rootfs']) mkdirSync(join(dir, sub), { mode: 0o755 });
     const durable = !config.HostConfig.AutoRemove;
-    await writeJsonAtomic(join(dir, 'config.json'), config, durable);
-    await writeJsonAtomic(join(dir, 'state.json'), state, durable);
+    writeJsonAtomic(join(dir, 'config.json'), config, durable);
+    writeJsonAtomic(join(dir, 'state.json'), state, durable);
     if (durable) await fsyncDir(dir);
   }
 
   async writeState(id: string, state: ContainerState, durable = true): Promise<void> {
-    await writeJsonAtomic(join(this.layout.containerDir(id), 'state.json'), state, durable);
+    writeJsonAtomic(join(this.layout.containerDir(id), 'state.json'), state, durable);
   }
 
   async config(id: string): Promise<ContainerConfig> {
@@ -183,8 +189,14 @@ export class ContainerStore {
   /** Deletes everything of a stopped container: name claim, state dir (with its writable layer). */
   async remove(id: string): Promise<void> {
     const config = await this.config(id).catch(() => undefined);
-    await rm(this.layout.containerDir(id), { recursive: true, force: true });
-    if (config) await unlink(this.layout.namePath(config.Name)).catch(() => undefined);
+    rmSync(this.layout.containerDir(id), { recursive: true, force: true });
+    if (config) {
+      try {
+        unlinkSync(this.layout.namePath(config.Name));
+      } catch {
+        // already released
+      }
+    }
     if (config?.NetworkSettings?.IPAddress) await releaseIp(config.NetworkSettings.IPAddress);
   }
 }
