@@ -16,6 +16,7 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-O2"],
+      # Static: no dynamic loader work at each container start (libstdc++, libm, libc).
       "ldflags": ["-static"]
     }
   ]
