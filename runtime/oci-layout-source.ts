@@ -1,7 +1,6 @@
 // ImageSource over an OCI image layout directory (image-spec/image-layout.md): index.json names
 // manifests by the `org.opencontainers.image.ref.name` annotation; blobs live in blobs/<alg>/<hex>.
-import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { createReadStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { digestOf, isValidDigest, parseDigest } from '../oci/digest.js';
 import type { Descriptor, ImageIndex, ImageManifest, Platform } from '../oci/manifest.js';
@@ -21,9 +20,13 @@ export class OciLayoutSource implements ImageSource {
     return join(this.dir, 'blobs', algorithm, encoded);
   }
 
-  /** Reads a small JSON blob (manifest, index, config) and checks its digest. */
+  /**
+   * Reads a small JSON blob (manifest, index, config) and checks its digest. Synchronously, as the
+   * index below: a few KiB each, on `berth run`'s start path, where a thread-pool round trip per
+   * open/stat/read/close costs more than the reads.
+   */
   private async readJsonBlob<T>(desc: Descriptor): Promise<T> {
-    const bytes = await readFile(this.blobPath(desc.digest));
+    const bytes = readFileSync(this.blobPath(desc.digest));
     if (digestOf(bytes, parseDigest(desc.digest).algorithm) !== desc.digest) throw new Error(`blob ${desc.digest} does not match its digest`);
     return JSON.parse(bytes.toString('utf8')) as T;
   }
@@ -32,7 +35,7 @@ export class OciLayoutSource implements ImageSource {
   async resolve(ref: string): Promise<ResolvedImage> {
     let index: ImageIndex;
     try {
-      index = JSON.parse(await readFile(join(this.dir, 'index.json'), 'utf8')) as ImageIndex;
+      index = JSON.parse(readFileSync(join(this.dir, 'index.json'), 'utf8')) as ImageIndex;
     } catch (err) {
       throw new ImageNotFoundError(ref, `no OCI layout at ${this.dir} (${(err as Error).message})`);
     }
