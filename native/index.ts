@@ -1,6 +1,5 @@
 // Typed wrapper over native/: where the berth-helper executable lives, and the addon's few calls.
 // The addon is loaded lazily: `berth run` of an already-unpacked image never needs it.
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 // dist/native/index.js → native/build/Release (node-gyp output, beside the sources).
@@ -20,7 +19,13 @@ interface Addon {
 
 let addon: Addon | undefined;
 function load(): Addon {
-  addon ??= createRequire(import.meta.url)(`${RELEASE_DIR}berth_native.node`) as Addon;
+  if (!addon) {
+    // process.dlopen directly: `berth run` loads the addon at every start, and going through
+    // createRequire first sets up the CommonJS loader for this one file.
+    const m = { exports: {} as Addon };
+    process.dlopen(m, `${RELEASE_DIR}berth_native.node`);
+    addon = m.exports;
+  }
   return addon;
 }
 
