@@ -9,21 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startTestRegistry, type TestRegistry } from '../server/testing.js';
-import { CONTAINERD, CTR, missing, startContainerd, type Daemon } from './fixtures/daemons.js';
+import { CONTAINERD, CTR, missing, servedDigest, startContainerd, type Daemon } from './fixtures/daemons.js';
 import { buildBusyboxImage, imageToolsMissing, SKOPEO, skopeoCopy, writePermissiveSkopeoPolicy, type BuiltImage } from './fixtures/oci-image.js';
 
 const exec = promisify(execFile);
 const PODMAN = process.env.BERTH_PODMAN ?? '/usr/bin/podman';
 const isRoot = process.getuid?.() === 0;
-
-async function servedDigest(registry: string, repo: string, ref: string): Promise<string> {
-  const res = await fetch(`${registry}/v2/${repo}/manifests/${ref}`, {
-    method: 'HEAD',
-    headers: { accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json' },
-  });
-  assert.equal(res.status, 200, `HEAD ${repo}:${ref}`);
-  return res.headers.get('docker-content-digest')!;
-}
 
 describe('containerd and podman interop', { skip: imageToolsMissing() ?? missing(SKOPEO) ?? false, timeout: 180_000 }, () => {
   let work: string;

@@ -11,21 +11,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startTestRegistry, type TestRegistry } from '../server/testing.js';
 import { BERTH_BIN } from './fixtures/berth-process.js';
-import { DOCKER, DOCKERD, missing, startDockerd, type Daemon } from './fixtures/daemons.js';
+import { DOCKER, DOCKERD, missing, servedDigest, startDockerd, type Daemon } from './fixtures/daemons.js';
 import { buildBusyboxImage, imageToolsMissing, SKOPEO, skopeoCopy, writePermissiveSkopeoPolicy, type BuiltImage } from './fixtures/oci-image.js';
 
 const exec = promisify(execFile);
 const skip = (process.getuid?.() !== 0 ? 'dockerd needs root' : undefined) ?? imageToolsMissing() ?? missing(DOCKERD, DOCKER, SKOPEO);
-
-/** The manifest digest berth serves for repo:ref (Docker-Content-Digest of a HEAD). */
-async function servedDigest(registry: string, repo: string, ref: string): Promise<string> {
-  const res = await fetch(`${registry}/v2/${repo}/manifests/${ref}`, {
-    method: 'HEAD',
-    headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json' },
-  });
-  assert.equal(res.status, 200, `HEAD ${repo}:${ref}`);
-  return res.headers.get('docker-content-digest')!;
-}
 
 describe('docker engine interop', { skip: skip ?? false, timeout: 240_000 }, () => {
   let work: string;
