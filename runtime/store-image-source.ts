@@ -19,15 +19,16 @@ export class LocalStoreSource implements ImageSource {
    * a single image must be of it, else PlatformMismatchError, a miss that `run` answers by pulling.
    */
   async resolve(input: string, platform?: Platform): Promise<ResolvedImage> {
+    const doc = await this.store.index.read(); // read once: resolve and platformImage share it
     let resolved;
     try {
-      resolved = await this.store.resolve(input);
+      resolved = await this.store.resolve(input, doc);
     } catch (err) {
       if (err instanceof StoreMiss) throw new ImageNotFoundError(input, 'not in the local store');
       throw err;
     }
     const wanted = platform ?? hostPlatform();
-    const record = this.store.platformImage(resolved.record, await this.store.index.read(), wanted);
+    const record = this.store.platformImage(resolved.record, doc, wanted);
     if (!record?.config || !record.layers) throw new ImageNotFoundError(input, `no image for ${formatPlatform(wanted)} in the local store`);
     if (platform && record === resolved.record && !(record.platform && platformMatches(record.platform, platform))) {
       throw new PlatformMismatchError(input, platform, record.platform ?? { os: '', architecture: '' });
