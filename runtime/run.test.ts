@@ -77,6 +77,21 @@ describe('berth run', { skip: !isRoot && 'needs root (namespaces, overlayfs, cgr
     assert.equal(procs[0]?.trim().split(/\s+/)[0], '1');
   });
 
+  test('signals sent to a foreground berth run reach the container; run exits with its code, leaving no trace', async () => {
+    const child = spawn(process.execPath, [BERTH, 'run', '--rm', '--name', 'fg-signals', image, 'sh', '-c', "trap 'echo got TERM; exit 3' TERM; echo ready; while true; do sleep 0.1; done"], {
+      env: { ...process.env, BERTH_ROOT: root },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    const ready = new Promise<void>((resolve) => child.stdout.on('data', (d) => ((stdout += d), stdout.includes('ready') && resolve())));
+    const code = new Promise<number | null>((resolve) => child.on('close', resolve));
+    await ready;
+    child.kill('SIGTERM');
+    assert.equal(await code, 3);
+    assert.match(stdout, /got TERM/);
+    assert.notEqual((await berth(['inspect', 'fg-signals'])).code, 0, 'the --rm container is gone');
+  });
+
   test('the image Cmd runs by default; CMD args replace it', async () => {
     assert.equal((await run(image)).stdout, 'default cmd\n');
     assert.equal((await run(image, 'echo', 'override')).stdout, 'override\n');
