@@ -1,8 +1,19 @@
 // Content digests: image-spec/descriptor.md#digests. sha256 and sha512 are the registered
 // algorithms Berth computes; their hashing uses node:crypto (OpenSSL, SHA-NI), measured against
 // @noble/hashes in bench/hashing.ts (docs/performance.md).
-import { createHash, type Hash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import type { Hash } from 'node:crypto';
 import { RegistryError } from './errors.js';
+
+/**
+ * node:crypto, loaded on the first hash: loading it costs ~7 ms, and much that imports this module
+ * (digest syntax checks on `berth run`'s start path) never hashes.
+ */
+let crypto: typeof import('node:crypto') | undefined;
+function createHash(algorithm: DigestAlgorithm): Hash {
+  crypto ??= createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto');
+  return crypto.createHash(algorithm);
+}
 
 export type DigestAlgorithm = 'sha256' | 'sha512';
 

@@ -2,7 +2,7 @@
 // (rewritten on each transition), both by temp file + fsync + rename so a crash leaves the old or
 // the new version, never half of one. Only the process that owns a container's lifecycle (the
 // foreground `run`, or the -d monitor) writes its state; other verbs read and send signals.
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../storage/random-hex.js';
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { readFile, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -94,7 +94,7 @@ export interface ContainerState {
 export const ZERO_TIME = '0001-01-01T00:00:00Z';
 
 export function newContainerId(): string {
-  return randomBytes(32).toString('hex');
+  return randomHex(32);
 }
 
 /**
@@ -104,7 +104,7 @@ export function newContainerId(): string {
  * 13 ms → 4 ms, measured with performance.now() marks).
  */
 function writeJsonAtomic(path: string, value: unknown, durable = true): void {
-  const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+  const tmp = `${path}.${randomHex(4)}.tmp`;
   const fd = openSync(tmp, 'wx', 0o600);
   try {
     writeSync(fd, JSON.stringify(value, null, 2));

@@ -1,7 +1,7 @@
 // The layer cache: each layer is unpacked once per blob digest into <root>/layers/<alg>/<hex> and
 // shared by every image and container using it. Unpacking goes to a temp dir renamed into place,
 // so a reader never sees a half-unpacked layer and concurrent unpackers of one digest do not clash.
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../storage/random-hex.js';
 import { access, mkdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fsyncDir } from '../storage/durable-file.js';
@@ -22,7 +22,7 @@ export async function ensureLayer(layout: RuntimeLayout, layer: LayerSource): Pr
   // Only a cache miss pays for the tar code and the native addon.
   const { unpackLayer } = await import('./layer-unpack.js');
   await mkdir(layout.layersTmpDir, { recursive: true });
-  const tmp = join(layout.layersTmpDir, randomBytes(8).toString('hex'));
+  const tmp = join(layout.layersTmpDir, randomHex(8));
   await mkdir(tmp, { mode: 0o755 });
   try {
     await unpackLayer(layer.open(), layer.mediaType, layer.digest, tmp);

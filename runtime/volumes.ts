@@ -1,6 +1,6 @@
 // Named volumes: $BERTH_ROOT/volumes/<name>/_data (docker's local driver layout) plus a meta.json.
 // A volume outlives the containers that mount it; `-v name:/path` creates it on first use.
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../storage/random-hex.js';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RuntimeLayout } from './runtime-layout.js';
@@ -36,13 +36,13 @@ export class VolumeStore {
   }
 
   /** Creates the volume unless it exists; returns it either way (docker's `volume create`). */
-  async ensure(name = randomBytes(32).toString('hex')): Promise<Volume> {
+  async ensure(name = randomHex(32)): Promise<Volume> {
     const existing = await this.get(name);
     if (existing) return existing;
     const dir = this.dir(name);
     const volume: Volume = { Name: name, Driver: 'local', Mountpoint: join(dir, '_data'), CreatedAt: new Date().toISOString(), Labels: {}, Scope: 'local' };
     await mkdir(volume.Mountpoint, { recursive: true, mode: 0o755 });
-    const tmp = join(dir, `meta.json.${randomBytes(4).toString('hex')}`);
+    const tmp = join(dir, `meta.json.${randomHex(4)}`);
     await writeFile(tmp, JSON.stringify(volume, null, 2));
     await rename(tmp, join(dir, 'meta.json'));
     return volume;

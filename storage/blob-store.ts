@@ -2,7 +2,7 @@
 // were fsync'd and verified against its digest, so anything found there is valid content.
 import { createReadStream, type ReadStream } from 'node:fs';
 import { mkdir, open, readdir, stat } from 'node:fs/promises';
-import { randomUUID } from 'node:crypto';
+import { randomHex } from './random-hex.js';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Digester, parseDigest, type DigestAlgorithm } from '../oci/digest.js';
@@ -75,7 +75,7 @@ export class BlobStore {
    */
   async ingest(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array> | Readable, expect: IngestExpectation = {}): Promise<{ digest: string; size: number }> {
     const algorithm = expect.digest ? parseDigest(expect.digest).algorithm : (expect.algorithm ?? 'sha256');
-    const tmp = join(this.layout.tmpDir, `ingest-${randomUUID()}`);
+    const tmp = join(this.layout.tmpDir, `ingest-${randomHex(16)}`);
     const fh = await open(tmp, 'w');
     const digester = new Digester(algorithm);
     let committed = false;

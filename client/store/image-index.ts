@@ -4,7 +4,7 @@
 // a torn one, and two berth processes never lose each other's update.
 import { open, readFile, rename, unlink, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { randomHex } from '../../storage/random-hex.js';
 import { fsyncDir } from '../../storage/durable-file.js';
 
 export interface LayerRecord {
@@ -73,7 +73,7 @@ export class ImageIndex {
   }
 
   private async write(doc: IndexDocument): Promise<void> {
-    const tmp = join(this.dir, `index.${randomUUID()}.tmp`);
+    const tmp = join(this.dir, `index.${randomHex(16)}.tmp`);
     const fh = await open(tmp, 'w', 0o644);
     try {
       await fh.writeFile(JSON.stringify(doc));
