@@ -70,10 +70,11 @@ function spawnDirect(mode: 'run' | 'exec', config: object, stdio: Stdio): Launch
   try {
     pid = spawnProcess(helperPath, [mode], [...stdio.map((s, i) => (s === 'inherit' ? i : -1)), configRead, statusWrite]);
   } catch (err) {
-    for (const fd of [configRead, configWrite, statusRead, statusWrite]) closeSync(fd);
+    closeSync(configWrite);
+    closeSync(statusRead);
     throw new StartError(125, `${helperPath}: ${(err as Error).message}`);
   } finally {
-    closeSync(configRead);
+    closeSync(configRead); // the helper's ends: its own copies live on as its fds 3 and 4
     closeSync(statusWrite);
   }
   try {

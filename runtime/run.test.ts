@@ -92,6 +92,13 @@ describe('berth run', { skip: !isRoot && 'needs root (namespaces, overlayfs, cgr
     assert.notEqual((await berth(['inspect', 'fg-signals'])).code, 0, 'the --rm container is gone');
   });
 
+  test('a helper that cannot be spawned is exit 125 with its path and the reason; nothing is left behind', async () => {
+    const r = await berth(['run', '--rm', '--name', 'no-helper', image, 'true'], { BERTH_HELPER: join(dir, 'no-such-helper') });
+    assert.equal(r.code, 125);
+    assert.match(r.stderr, /no-such-helper.*No such file or directory/);
+    assert.notEqual((await berth(['inspect', 'no-helper'])).code, 0);
+  });
+
   test('the image Cmd runs by default; CMD args replace it', async () => {
     assert.equal((await run(image)).stdout, 'default cmd\n');
     assert.equal((await run(image, 'echo', 'override')).stdout, 'override\n');
