@@ -6,7 +6,7 @@ import { bool, list, parseBytes, parseFlags, str, type FlagSpec } from './cli-fl
 import { ContainerStore } from './container-store.js';
 import { createContainer, type RunOptions } from './create-container.js';
 import { ImageNotFoundError } from './image-source.js';
-import { StartError } from './launch.js';
+import { StartError, type Launched } from './launch.js';
 import { awaitExit, startContainer, startDetached } from './lifecycle.js';
 import { UsageError } from './process-spec.js';
 import { isContainerName, RuntimeLayout } from './runtime-layout.js';
@@ -171,10 +171,17 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${config.Id}\n`);
       return 0;
     }
-    const started = await startContainer(store, config, [opts.interactive || opts.tty ? 'inherit' : 'ignore', 'inherit', 'inherit']);
-    const forward = (sig: NodeJS.Signals) => started.launched.kill(sig);
+    // Forwarding is in place before the helper starts: a signal that arrives while it starts must
+    // neither kill berth (orphaning the container) nor be lost; it is delivered once it runs.
+    let helper: Launched | undefined;
+    const pending: NodeJS.Signals[] = [];
+    const forward = (sig: NodeJS.Signals) => (helper ? helper.kill(sig) : pending.push(sig));
     for (const s of FORWARDED) process.on(s, forward);
     try {
+      const started = await startContainer(store, config, [opts.interactive || opts.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'], (l) => {
+        helper = l;
+      });
+      for (const sig of pending.splice(0)) started.launched.kill(sig);
       return await awaitExit(store, config, started);
     } finally {
       for (const s of FORWARDED) process.off(s, forward);

@@ -84,7 +84,7 @@ describe('berth run', { skip: !isRoot && 'needs root (namespaces, overlayfs, cgr
     });
     let stdout = '';
     const ready = new Promise<void>((resolve) => child.stdout.on('data', (d) => ((stdout += d), stdout.includes('ready') && resolve())));
-    const code = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const code = new Promise<number | null>((resolve) => child.on('exit', resolve)); // 'exit': a stray container holding stdout must not hang the test
     await ready;
     child.kill('SIGTERM');
     assert.equal(await code, 3);
