@@ -880,6 +880,17 @@ void runPtyProxy(pid_t child) {
   }
 }
 
+// Every signal to its default action, as libuv does for child_process: glibc's posix_spawn (how
+// the addon starts us) leaves its internal signals 32 and 33 ignored, and an ignored signal stays
+// ignored across exec, into the container. glibc's sigaction() refuses those two: raw syscall.
+void resetSignalDispositions() {
+  for (int sig = 1; sig <= 64; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    unsigned long ksa[4] = {0, 0, 0, 0};  // kernel struct sigaction: SIG_DFL, no flags, empty mask
+    syscall(SYS_rt_sigaction, sig, ksa, nullptr, 8);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -887,6 +898,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "usage: berth-helper run|exec|rootfs  (configuration as JSON on fd 3)\n");
     return 125;
   }
+  resetSignalDispositions();
   if (fcntl(STATUS_FD, F_GETFD) >= 0) {
     g_statusFd = fcntl(STATUS_FD, F_DUPFD_CLOEXEC, 10);
     close(STATUS_FD);
