@@ -99,6 +99,14 @@ describe('berth run', { skip: !isRoot && 'needs root (namespaces, overlayfs, cgr
     assert.notEqual((await berth(['inspect', 'no-helper'])).code, 0);
   });
 
+  test('the container starts with no signal ignored that berth or glibc ignored (posix_spawn leaves 32/33 ignored)', async () => {
+    // /proc/self of `cat`, exec'd by the shell: it inherits only what the helper passed on.
+    const r = await run(image, 'cat', '/proc/self/status');
+    assert.equal(r.code, 0, r.stderr);
+    const ign = BigInt(`0x${/^SigIgn:\s*([0-9a-f]+)$/m.exec(r.stdout)?.[1] ?? 'ffff'}`);
+    assert.equal(ign, 0n, `SigIgn ${ign.toString(16)}`);
+  });
+
   test('the image Cmd runs by default; CMD args replace it', async () => {
     assert.equal((await run(image)).stdout, 'default cmd\n');
     assert.equal((await run(image, 'echo', 'override')).stdout, 'override\n');
