@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { startTestRegistry, type TestRegistry } from '../server/testing.js';
 import { buildImage } from '../client/testing/peers.js';
 
-const BERTH = new URL('../bin/berth.js', import.meta.url).pathname;
+// The `berth` command as users run it (the launcher in bin/, which starts Node on dist/bin/berth.js).
+const BERTH = new URL('../../bin/berth', import.meta.url).pathname;
 const MB = Number(process.env.BENCH_CLIENT_MB ?? 300);
 
 function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<number> {
@@ -66,17 +67,17 @@ async function main(): Promise<void> {
       const sk = new URL(skReg.url).host;
       const be = new URL(beReg.url).host;
       await rm(root, { recursive: true, force: true });
-      await run(process.execPath, [BERTH, 'load', '-i', archive], env);
-      await run(process.execPath, [BERTH, 'tag', 'bench/img:1', `${be}/bench/img:1`], env);
+      await run(BERTH, ['load', '-i', archive], env);
+      await run(BERTH, ['tag', 'bench/img:1', `${be}/bench/img:1`], env);
       const skPullDir = join(work, 'sk-pull');
       const steps: Record<Op, Record<Tool, () => Promise<number>>> = {
         'push (cold)': {
           skopeo: () => run('skopeo', ['copy', '--dest-tls-verify=false', `oci:${layout}:bench`, `docker://${sk}/bench/img:1`]),
-          berth: () => run(process.execPath, [BERTH, 'push', `${be}/bench/img:1`], env),
+          berth: () => run(BERTH, ['push', `${be}/bench/img:1`], env),
         },
         'push (warm)': {
           skopeo: () => run('skopeo', ['copy', '--dest-tls-verify=false', `oci:${layout}:bench`, `docker://${sk}/bench/img:1`]),
-          berth: () => run(process.execPath, [BERTH, 'push', `${be}/bench/img:1`], env),
+          berth: () => run(BERTH, ['push', `${be}/bench/img:1`], env),
         },
         'pull (cold)': {
           skopeo: async () => {
@@ -88,7 +89,7 @@ async function main(): Promise<void> {
           berth: async () => {
             await rm(root, { recursive: true, force: true });
             await sync();
-            return run(process.execPath, [BERTH, 'pull', `${be}/bench/img:1`], env);
+            return run(BERTH, ['pull', `${be}/bench/img:1`], env);
           },
         },
       };

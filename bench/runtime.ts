@@ -16,7 +16,8 @@ import { RuntimeLayout } from '../runtime/runtime-layout.js';
 import { buildImage, busyboxLayer } from '../runtime/test-images.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 20);
-const BERTH = fileURLToPath(new URL('../bin/berth.js', import.meta.url));
+// The `berth` command as users run it (the launcher in bin/, which starts Node on dist/bin/berth.js).
+const BERTH = fileURLToPath(new URL('../../bin/berth', import.meta.url));
 
 function has(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -46,15 +47,15 @@ async function main(): Promise<void> {
     const image = `oci:${layoutDir}:busybox`;
     const env = { ...process.env, BERTH_ROOT: join(dir, 'root') };
     const tools: { name: string; cmd: string; args: string[]; env?: NodeJS.ProcessEnv }[] = [
-      { name: 'berth run --rm', cmd: process.execPath, args: [BERTH, 'run', '--rm', image, 'true'], env },
+      { name: 'berth run --rm', cmd: BERTH, args: ['run', '--rm', image, 'true'], env },
     ];
-    timeOnce(process.execPath, [BERTH, 'run', '--rm', image, 'true'], env); // unpacks the layer once
+    timeOnce(BERTH, ['run', '--rm', image, 'true'], env); // unpacks the layer once
     // The issue's form, `berth run --rm busybox true`: the same image by name from the local store.
     if (has('skopeo')) {
       const archive = join(dir, 'busybox.tar');
       spawnSync('skopeo', ['copy', `oci:${layoutDir}:busybox`, `oci-archive:${archive}:bench/busybox:latest`]);
-      timeOnce(process.execPath, [BERTH, 'load', '-i', archive], env);
-      tools.push({ name: 'berth run (store)', cmd: process.execPath, args: [BERTH, 'run', '--rm', 'bench/busybox', 'true'], env });
+      timeOnce(BERTH, ['load', '-i', archive], env);
+      tools.push({ name: 'berth run (store)', cmd: BERTH, args: ['run', '--rm', 'bench/busybox', 'true'], env });
     }
 
     if (has('runc')) {

@@ -2,6 +2,7 @@
 // flow of docker-registry-api/token.md: ping /v2/, then Basic, or Bearer tokens fetched from the
 // realm with service + scope and cached per scope until they expire.
 import type { Dispatcher } from 'undici';
+import { registryTlsOptions } from '../../oci/trusted-cas.js';
 import { Agent, request } from './undici-core.js';
 import type { LookupFunction } from 'node:net';
 import type { Readable } from 'node:stream';
@@ -49,8 +50,9 @@ export interface TransportOptions {
 export class Transport {
   readonly policy: AccessPolicy;
   readonly config: ClientConfig;
-  private readonly verified: Agent;
-  private readonly unverified: Agent;
+  private readonly agentOptions: ConstructorParameters<typeof Agent>[0] & object;
+  private verifiedAgent: Agent | undefined;
+  private unverifiedAgent: Agent | undefined;
   private readonly clients = new Map<string, RegistryClient>();
   readonly options: TransportOptions;
 
@@ -60,12 +62,16 @@ export class Transport {
     this.policy = new AccessPolicy(config.insecureRegistries);
     const connect = options.lookup ? { lookup: options.lookup } : {};
     const common = { keepAliveTimeout: 30_000, connections: 16, headersTimeout: 60_000, bodyTimeout: 120_000 };
-    this.verified = new Agent({ ...common, connect });
-    this.unverified = new Agent({ ...common, connect: { ...connect, rejectUnauthorized: false } });
+    this.agentOptions = { ...common, connect };
   }
 
+  /** Pools are made on first use: the verified one reads the extra CAs (oci/trusted-cas.ts). */
   agentFor(host: string): Agent {
-    return this.policy.isInsecure(host) ? this.unverified : this.verified;
+    const { connect } = this.agentOptions;
+    if (this.policy.isInsecure(host)) {
+      return (this.unverifiedAgent ??= new Agent({ ...this.agentOptions, connect: { ...connect, rejectUnauthorized: false } }));
+    }
+    return (this.verifiedAgent ??= new Agent({ ...this.agentOptions, connect: { ...connect, ...registryTlsOptions() } }));
   }
 
   /** The client of `host`; `scheme` pins http/https (mirrors written with a scheme). */
@@ -80,7 +86,7 @@ export class Transport {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.verified.close(), this.unverified.close()]);
+    await Promise.all([this.verifiedAgent?.close(), this.unverifiedAgent?.close()]);
   }
 }
 

@@ -5,6 +5,7 @@
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { RegistryError } from '../../oci/errors.js';
+import { registryTlsOptions } from '../../oci/trusted-cas.js';
 import type { ProxyConfig } from './config.js';
 
 /** Upstream could not be reached or answered with a server error: cached content may stand in. */
@@ -36,7 +37,7 @@ export class Upstream {
     this.cfg = cfg;
     this.log = log;
     this.base = cfg.remoteUrl.replace(/\/+$/, '');
-    this.agent = new Agent({ keepAliveTimeout: 30_000, connections: 64, connectTimeout: 10_000, headersTimeout: 60_000, bodyTimeout: 120_000 });
+    this.agent = new Agent({ keepAliveTimeout: 30_000, connections: 64, connectTimeout: 10_000, headersTimeout: 60_000, bodyTimeout: 120_000, connect: registryTlsOptions() });
     this.dispatcher = this.agent.compose(interceptors.redirect({ maxRedirections: 5 }));
   }
 
