@@ -69,7 +69,9 @@ export class Transport {
   agentFor(host: string): Agent {
     const { connect } = this.agentOptions;
     if (this.policy.isInsecure(host)) {
-      return (this.unverifiedAgent ??= new Agent({ ...this.agentOptions, connect: { ...connect, rejectUnauthorized: false } }));
+      // `ca: []`: nothing is verified, so the TLS context need not parse Node's ~140 bundled roots
+      // (28 ms of every push or pull to a loopback registry, which tries HTTPS before HTTP).
+      return (this.unverifiedAgent ??= new Agent({ ...this.agentOptions, connect: { ...connect, rejectUnauthorized: false, ca: [] } }));
     }
     return (this.verifiedAgent ??= new Agent({ ...this.agentOptions, connect: { ...connect, ...registryTlsOptions() } }));
   }
