@@ -14,8 +14,9 @@ import { formatPlatform, hostPlatform, platformMatches } from './platform.js';
 import type { Progress } from './progress.js';
 import type { LocalImageStore } from './store/image-store.js';
 import type { ImageRecord } from './store/image-index.js';
-import { UnreachableError, type Transport } from './transport/registry-client.js';
-import { bodyChunks } from './transport/body-chunks.js';
+import { UnreachableError, type BlobResponse, type Transport } from './transport/registry-client.js';
+import type { BodySink } from './transport/plain-get.js';
+import type { BlobIngest } from '../storage/blob-ingest.js';
 
 export interface PullOptions {
   platform?: Platform;
@@ -93,15 +94,36 @@ async function firstManifest(eps: Endpoint[], repository: string, reference: str
   throw last;
 }
 
-/** The bytes of a blob, resuming with Range after an interrupted body (RFC 9110 §14.2). */
-async function* blobBytes(eps: Endpoint[], first: number, repository: string, desc: Descriptor, onBytes: (n: number) => void): AsyncGenerator<Uint8Array> {
-  let received = 0;
+/** Where the `start` of a 206's `Content-Range: bytes start-end/size` is. */
+function rangeStart(value: string | string[] | undefined): number | undefined {
+  const m = /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(String(value ?? ''));
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Downloads a blob into `ingest`, resuming with Range after an interrupted body (RFC 9110 §14.2). */
+async function download(eps: Endpoint[], repository: string, desc: Descriptor, ingest: BlobIngest, onBytes: (n: number) => void): Promise<void> {
+  const sink: BodySink = {
+    reserve: () => ingest.reserve(),
+    commit: (n) => {
+      ingest.commit(n);
+      onBytes(ingest.size);
+    },
+    push: (c) => {
+      ingest.push(c);
+      onBytes(ingest.size);
+    },
+    get writable() {
+      return ingest.writable;
+    },
+    whenWritable: () => ingest.whenWritable(),
+  };
   let failures = 0;
-  let at = first;
+  let at = 0;
   for (;;) {
-    let res;
+    const received = ingest.size;
+    let res: BlobResponse;
     try {
-      res = await eps[at]!.client.request({
+      res = await eps[at]!.client.getBlob({
         path: `/v2/${repository}/blobs/${desc.digest}`,
         headers: received > 0 ? { range: `bytes=${received}-` } : {},
         scopes: [`repository:${repository}:pull`],
@@ -120,30 +142,19 @@ async function* blobBytes(eps: Endpoint[], first: number, repository: string, de
       }
       throw e;
     }
-    let skip = received > 0 && res.statusCode === 200 ? received : 0;
     try {
-      for await (const raw of bodyChunks(res.body)) {
-        let c = raw;
-        if (skip > 0) {
-          if (c.length <= skip) {
-            skip -= c.length;
-            continue;
-          }
-          c = c.subarray(skip);
-          skip = 0;
-        }
-        received += c.length;
-        if (received > desc.size) throw new RegistryError('SIZE_INVALID', `${eps[at]!.client.host} sent more than the ${desc.size} bytes of ${desc.digest}`);
-        onBytes(received);
-        yield c;
+      if (res.statusCode === 206 && rangeStart(res.headers['content-range']) !== received) {
+        throw new UnreachableError(`${eps[at]!.client.host} answered a Range request for ${desc.digest} from byte ${received} with Content-Range ${String(res.headers['content-range'])}`);
       }
-      if (received === desc.size) return;
-      throw new UnreachableError(`connection closed after ${received} of ${desc.size} bytes`);
+      // A registry that ignores Range sends the whole blob again: what is stored is skipped.
+      await res.pipeTo(sink, received > 0 && res.statusCode === 200 ? received : 0);
+      if (ingest.size === desc.size) return;
+      throw new UnreachableError(`connection closed after ${ingest.size} of ${desc.size} bytes`);
     } catch (e) {
       if (e instanceof RegistryError || ++failures > RETRIES) throw e;
       await sleep(200 * failures);
     } finally {
-      res.body.destroy();
+      res.destroy();
     }
   }
 }
@@ -200,10 +211,12 @@ export async function pull(transport: Transport, store: LocalImageStore, ref: Im
     await mapLimit(all.filter((d) => !stored.has(d.digest)), transport.config.maxConcurrentDownloads, async (d) => {
       const id = shortDigest(d.digest);
       upToDate = false;
-      const source = blobBytes(epsFromServer, 0, repository, d, (n) => d.layer && progress.bytes(id, 'Downloading', n, d.size));
+      const ingest = await store.blobs.openIngest({ digest: d.digest, size: d.size });
       try {
-        await store.blobs.ingest(source, { digest: d.digest, size: d.size });
+        await download(epsFromServer, repository, d, ingest, (n) => d.layer && progress.bytes(id, 'Downloading', n, d.size));
+        await ingest.finish();
       } catch (e) {
+        await ingest.abort();
         if (e instanceof RegistryError && (e.code === 'DIGEST_INVALID' || e.code === 'SIZE_INVALID')) {
           throw new RegistryError(e.code, `${d.layer ? 'layer' : 'config'} ${d.digest} failed verification (${e.message}); nothing was stored`);
         }

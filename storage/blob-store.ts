@@ -1,13 +1,14 @@
 // Content-addressed blob store on the filesystem. A file under blobs/ exists only once its bytes
 // were fsync'd and verified against its digest, so anything found there is valid content.
 import { createReadStream, type ReadStream } from 'node:fs';
-import { mkdir, open, readdir, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { randomHex } from './random-hex.js';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Digester, parseDigest, type DigestAlgorithm } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
 import { DataLayout } from './layout.js';
+import { BlobIngest } from './blob-ingest.js';
 import { renameDurably, streamIntoFile, unlinkQuietly, SizeLimitError } from './durable-file.js';
 
 export interface IngestExpectation {
@@ -74,10 +75,7 @@ export class BlobStore {
    * throws DIGEST_INVALID / SIZE_INVALID and leaves nothing behind. Returns the digest and size.
    */
   async ingest(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array> | Readable, expect: IngestExpectation = {}): Promise<{ digest: string; size: number }> {
-    const algorithm = expect.digest ? parseDigest(expect.digest).algorithm : (expect.algorithm ?? 'sha256');
-    const tmp = join(this.layout.tmpDir, `ingest-${randomHex(16)}`);
-    const fh = await open(tmp, 'w');
-    const digester = new Digester(algorithm);
+    const { fh, tmp, digester } = await this.openTemp(expect);
     let committed = false;
     try {
       let size: number;
@@ -87,24 +85,63 @@ export class BlobStore {
         if (e instanceof SizeLimitError) throw new RegistryError('SIZE_INVALID', e.message, { status: 413 });
         throw e;
       }
-      const digest = digester.digest();
-      if (expect.size !== undefined && expect.size !== size) {
-        throw new RegistryError('SIZE_INVALID', `expected ${expect.size} bytes, received ${size}`);
-      }
-      if (expect.digest !== undefined && expect.digest !== digest) {
-        throw new RegistryError('DIGEST_INVALID', `content digest ${digest} does not match ${expect.digest}`);
-      }
-      await fh.sync();
-      await fh.close();
-      await this.commitFile(tmp, digest);
+      const stored = await this.seal(fh, tmp, digester, size, expect);
       committed = true;
-      return { digest, size };
+      return stored;
     } finally {
       if (!committed) {
         await fh.close().catch(() => undefined);
         await unlinkQuietly(tmp);
       }
     }
+  }
+
+  /**
+   * Starts storing a blob whose producer fills the ingest's buffers (storage/blob-ingest.ts);
+   * `finish()` verifies it as `ingest` does, `abort()` leaves nothing behind.
+   */
+  async openIngest(expect: { digest: string; size: number }): Promise<BlobIngest> {
+    const { fh, tmp, digester } = await this.openTemp(expect);
+    let closed = false;
+    const abort = async (): Promise<void> => {
+      if (closed) return;
+      closed = true;
+      await fh.close().catch(() => undefined);
+      await unlinkQuietly(tmp);
+    };
+    const finish = async (size: number): Promise<{ digest: string; size: number }> => {
+      try {
+        const stored = await this.seal(fh, tmp, digester, size, expect);
+        closed = true;
+        return stored;
+      } catch (e) {
+        await abort();
+        throw e;
+      }
+    };
+    return new BlobIngest({ fh, digester, size: expect.size, finish, abort });
+  }
+
+  private async openTemp(expect: IngestExpectation): Promise<{ fh: FileHandle; tmp: string; digester: Digester }> {
+    const algorithm = expect.digest ? parseDigest(expect.digest).algorithm : (expect.algorithm ?? 'sha256');
+    const tmp = join(this.layout.tmpDir, `ingest-${randomHex(16)}`);
+    const fh = await open(tmp, 'w');
+    return { fh, tmp, digester: new Digester(algorithm) };
+  }
+
+  /** Checks the written content against `expect`, then fsyncs, closes and names it. */
+  private async seal(fh: FileHandle, tmp: string, digester: Digester, size: number, expect: IngestExpectation): Promise<{ digest: string; size: number }> {
+    const digest = digester.digest();
+    if (expect.size !== undefined && expect.size !== size) {
+      throw new RegistryError('SIZE_INVALID', `expected ${expect.size} bytes, received ${size}`);
+    }
+    if (expect.digest !== undefined && expect.digest !== digest) {
+      throw new RegistryError('DIGEST_INVALID', `content digest ${digest} does not match ${expect.digest}`);
+    }
+    await fh.sync();
+    await fh.close();
+    await this.commitFile(tmp, digest);
+    return { digest, size };
   }
 
   /** Stores small content held in memory (manifests, configs). */

@@ -24,6 +24,73 @@ export class SizeLimitError extends Error {
 }
 
 /**
+ * Appends buffers to a file in order, one write at a time, without making the producer wait for
+ * each: `append` queues the write and returns when it is done. After every SYNC_EVERY bytes an
+ * fdatasync is queued behind the writes, so the disk writes back during the stream and the final
+ * fsync finds little left (docs/performance.md). The first failure is kept and thrown by `drain`.
+ */
+export class FileAppender {
+  private tail: Promise<void> = Promise.resolve();
+  private failure: unknown;
+  private unsynced = 0;
+  private syncing: Promise<void> | undefined;
+  /** File offset of the next append. */
+  position: number;
+
+  constructor(
+    private readonly fh: FileHandle,
+    position: number,
+  ) {
+    this.position = position;
+  }
+
+  /** Queues `bufs` (`bytes` in all) after every earlier append; settles when they are written. */
+  append(bufs: Uint8Array[], bytes: number): Promise<void> {
+    const at = this.position;
+    this.position += bytes;
+    const written = this.tail.then(() => {
+      if (this.failure !== undefined) throw this.failure;
+      return writeFully(this.fh, bufs, at, bytes);
+    });
+    this.tail = written.catch((e: unknown) => {
+      this.failure ??= e;
+    });
+    this.unsynced += bytes;
+    if (this.unsynced >= SYNC_EVERY && !this.syncing) {
+      this.unsynced = 0;
+      // Not on `tail`: the next writes need not wait for the disk.
+      this.syncing = written
+        .then(() => this.fh.datasync())
+        .catch((e: unknown) => {
+          this.failure ??= e;
+        })
+        .finally(() => {
+          this.syncing = undefined;
+        });
+    }
+    return written;
+  }
+
+  /** Waits for every queued write and background sync; throws the first failure. */
+  async drain(): Promise<void> {
+    await this.tail;
+    await this.syncing;
+    if (this.failure !== undefined) throw this.failure;
+  }
+}
+
+/** writev may write less than asked; continues from where it stopped. */
+async function writeFully(fh: FileHandle, bufs: Uint8Array[], at: number, want: number): Promise<void> {
+  let rest = bufs;
+  while (want > 0) {
+    const { bytesWritten } = await fh.writev(rest, at);
+    at += bytesWritten;
+    want -= bytesWritten;
+    if (want > 0) rest = dropBytes(rest, bytesWritten);
+  }
+}
+
+/**
  * Writes `source` at `position` of an open file, calling `onChunk` for each chunk in order.
  * Resolves to the number of bytes written. One batch is written while the next is gathered, so
  * memory stays under ~2 × WRITE_BATCH whatever the size. Durability is still the caller's fsync.
@@ -35,66 +102,33 @@ export async function streamIntoFile(
   onChunk: (chunk: Uint8Array) => void,
   limit = Number.POSITIVE_INFINITY,
 ): Promise<number> {
+  const appender = new FileAppender(fh, position);
   let pending: Uint8Array[] = [];
   let pendingBytes = 0;
-  /** Bytes handed to writes so far; the next batch goes at position + queued. */
-  let queued = 0;
   let writing: Promise<void> = Promise.resolve();
-  let syncing: Promise<void> | undefined;
-  let syncFailure: unknown;
-  let unsynced = 0;
-  const writeAll = async (bufs: Uint8Array[], at: number, want: number): Promise<void> => {
-    // writev may write less than asked; continue from where it stopped.
-    let rest = bufs;
-    while (want > 0) {
-      const { bytesWritten } = await fh.writev(rest, at);
-      at += bytesWritten;
-      want -= bytesWritten;
-      if (want > 0) rest = dropBytes(rest, bytesWritten);
-    }
-  };
   const flush = async (): Promise<void> => {
     if (pendingBytes === 0) return;
-    const bufs = pending;
-    const want = pendingBytes;
-    const at = position + queued;
+    await writing; // at most one batch in flight; rethrows its failure
+    writing = appender.append(pending, pendingBytes);
+    writing.catch(() => undefined); // observed by the next await or by drain
     pending = [];
     pendingBytes = 0;
-    queued += want;
-    await writing; // at most one batch in flight; rethrows its failure
-    writing = writeAll(bufs, at, want);
-    writing.catch(() => undefined); // observed by the next await
-    unsynced += want;
-    if (unsynced >= SYNC_EVERY && !syncing) {
-      unsynced = 0;
-      syncing = writing
-        .then(() => fh.datasync())
-        .catch((e: unknown) => {
-          syncFailure ??= e;
-        })
-        .finally(() => {
-          syncing = undefined;
-        });
-    }
   };
   try {
     for await (const raw of source as AsyncIterable<Uint8Array | string> | Iterable<Uint8Array>) {
       const chunk = typeof raw === 'string' ? Buffer.from(raw) : raw;
-      if (queued + pendingBytes + chunk.length > limit) throw new SizeLimitError(limit);
+      if (appender.position - position + pendingBytes + chunk.length > limit) throw new SizeLimitError(limit);
       onChunk(chunk);
       pending.push(chunk);
       pendingBytes += chunk.length;
       if (pendingBytes >= WRITE_BATCH) await flush();
     }
     await flush();
-    await writing;
-    await syncing;
-    if (syncFailure) throw syncFailure;
-    return queued;
+    await appender.drain();
+    return appender.position - position;
   } finally {
     // Never leave an operation running on a handle the caller is about to close.
-    await writing.catch(() => undefined);
-    await syncing;
+    await appender.drain().catch(() => undefined);
   }
 }
 

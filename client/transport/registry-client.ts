@@ -11,6 +11,8 @@ import { DOCKER_HUB, DOCKER_HUB_API_HOST } from '../../oci/reference.js';
 import { AccessPolicy } from './access-policy.js';
 import { parseChallenge, type Challenge } from './challenge.js';
 import { findCredentials, type Credentials } from '../credentials.js';
+import { bodyChunks } from './body-chunks.js';
+import { plainGet, PlainHttpError, type BodySink } from './plain-get.js';
 import type { ClientConfig } from '../config.js';
 
 export type Response = Dispatcher.ResponseData;
@@ -39,6 +41,39 @@ export class UnreachableError extends Error {
   }
 }
 
+/** A blob GET's answer whose body is read into a BodySink (RegistryClient.getBlob). */
+export interface BlobResponse {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** Streams the body into `sink`, discarding its first `skip` bytes; resolves at its end. */
+  pipeTo(sink: BodySink, skip: number): Promise<void>;
+  destroy(): void;
+}
+
+/** The same over undici: body chunks are copied into the sink. */
+function undiciBlobResponse(res: Response): BlobResponse {
+  return {
+    statusCode: res.statusCode,
+    headers: res.headers,
+    async pipeTo(sink, skip) {
+      for await (const raw of bodyChunks(res.body)) {
+        let c = raw;
+        if (skip > 0) {
+          const k = Math.min(skip, c.length);
+          skip -= k;
+          c = c.subarray(k);
+        }
+        if (c.length > 0) sink.push(c);
+        if (!sink.writable) await sink.whenWritable();
+      }
+    },
+    destroy: () => res.body.destroy(),
+  };
+}
+
+const HEADERS_TIMEOUT = 60_000;
+const BODY_TIMEOUT = 120_000;
+
 export interface TransportOptions {
   /** DNS override (tests use it to give a name to a loopback registry). */
   lookup?: LookupFunction;
@@ -61,7 +96,7 @@ export class Transport {
     this.options = options;
     this.policy = new AccessPolicy(config.insecureRegistries);
     const connect = options.lookup ? { lookup: options.lookup } : {};
-    const common = { keepAliveTimeout: 30_000, connections: 16, headersTimeout: 60_000, bodyTimeout: 120_000 };
+    const common = { keepAliveTimeout: 30_000, connections: 16, headersTimeout: HEADERS_TIMEOUT, bodyTimeout: BODY_TIMEOUT };
     this.agentOptions = { ...common, connect };
   }
 
@@ -270,6 +305,28 @@ export class RegistryClient {
     if (!ch) return {};
     if (ch.scheme === 'basic') return this.basicHeader(await this.creds());
     return { authorization: `Bearer ${await this.fetchToken(ch, scopes)}` };
+  }
+
+  /**
+   * GETs a blob for a BodySink. From a plain-HTTP registry the socket reads straight into the
+   * sink (plain-get.ts); what that reader does not take (an auth challenge, a redirect, an error
+   * status, a body not framed by Content-Length) is asked again through request(), as is every
+   * HTTPS registry. Same options and errors as request().
+   */
+  async getBlob(opts: RequestOptions): Promise<BlobResponse> {
+    await this.ping();
+    const url = new URL(opts.path, this.baseUrl);
+    if (url.protocol === 'http:' && url.origin === this.baseUrl) {
+      const headers = { ...(opts.headers ?? {}), ...(await this.authHeaders(opts.scopes ?? [])) };
+      try {
+        const res = await plainGet(url, headers, { lookup: this.transport.options.lookup, headersTimeout: HEADERS_TIMEOUT, bodyTimeout: BODY_TIMEOUT });
+        if ((opts.ok ?? [200]).includes(res.statusCode) && res.contentLength !== undefined) return res;
+        res.destroy();
+      } catch (e) {
+        if (!(e instanceof PlainHttpError)) throw new UnreachableError(`GET ${url.pathname} on ${this.host} failed: ${describe(e)}`);
+      }
+    }
+    return undiciBlobResponse(await this.request(opts));
   }
 
   /** Sends a request, answering an auth challenge once; non-`ok` statuses throw RegistryError. */
