@@ -151,7 +151,7 @@ async function download(eps: Endpoint[], repository: string, desc: Descriptor, i
       if (ingest.size === desc.size) return;
       throw new UnreachableError(`connection closed after ${ingest.size} of ${desc.size} bytes`);
     } catch (e) {
-      if (e instanceof RegistryError || ++failures > RETRIES) throw e;
+      if (e instanceof RegistryError || !retriable(e) || ++failures > RETRIES) throw e;
       await sleep(200 * failures);
     } finally {
       res.destroy();

@@ -48,6 +48,8 @@ export class BlobIngest {
   /** The first `n` bytes of the last `reserve()` region now hold content. */
   commit(n: number): void {
     if (this.ended) throw new Error('blob ingest already finished');
+    // A failed write (a full disk) stops the producer now rather than at finish().
+    if (this.appender.failed !== undefined) throw this.appender.failed;
     if (this.parts.size !== undefined && this.size + n > this.parts.size) {
       throw new RegistryError('SIZE_INVALID', `received more than the expected ${this.parts.size} bytes`);
     }

@@ -71,6 +71,11 @@ export class FileAppender {
     return written;
   }
 
+  /** The first write or sync failure so far (ENOSPC, EIO…), for producers that can stop early. */
+  get failed(): unknown {
+    return this.failure;
+  }
+
   /** Waits for every queued write and background sync; throws the first failure. */
   async drain(): Promise<void> {
     await this.tail;
