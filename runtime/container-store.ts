@@ -30,8 +30,13 @@ export interface HelperConfig {
   files: { source: string; target: string }[];
   cgroups: string[];
   init: boolean;
-  /** A pseudo-terminal for the process (foreground -t): the helper copies it to its stdio. */
+  /** A pseudo-terminal for the process (-t): the helper copies it to its stdio. */
   tty: boolean;
+  /**
+   * With tty, whether the helper forwards its stdin to the terminal (false under the monitor of a
+   * detached container, whose stdin is /dev/null: its end must not reach the process as EOF).
+   */
+  ttyStdin?: boolean;
   noNewPrivileges: boolean;
   rlimits: { name: string; soft: number; hard: number }[];
 }

@@ -104,7 +104,7 @@ export async function createContainer(layout: RuntimeLayout, store: ContainerSto
     ],
     cgroups: cgroups.dirs,
     init: o.init,
-    tty: o.tty && !o.detach, // a detached container's output goes to its log through pipes
+    tty: o.tty,
     noNewPrivileges: true,
     rlimits: [],
   };

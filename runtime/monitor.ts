@@ -39,7 +39,9 @@ async function main(root: string, id: string): Promise<void> {
   let copied: Promise<unknown> = Promise.resolve();
   let started;
   try {
-    started = await startContainer(store, config, ['ignore', 'pipe', 'pipe'], (l) => {
+    // With -t the terminal's output reaches the log as stdout, as docker's json-file has it.
+    const detached = { ...config, helper: { ...config.helper, ttyStdin: false } };
+    started = await startContainer(store, detached, ['ignore', 'pipe', 'pipe'], (l) => {
       copied = Promise.all([copy(l.child!.stdout!, 'stdout'), copy(l.child!.stderr!, 'stderr')]);
     });
   } catch (err) {

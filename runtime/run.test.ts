@@ -372,6 +372,27 @@ describe('berth run', { skip: !isRoot && 'needs root (namespaces, overlayfs, cgr
     assert.equal((await run('-p', '8080:80', image, 'true')).code, 125); // -p needs bridge
   });
 
+  test('-dt: a detached container on a terminal keeps its shell waiting; its output is logged as stdout', async () => {
+    // docker run -dt IMAGE sh: the shell's stdin is the terminal, which never ends, so it stays up.
+    const d = await berth(['run', '-dt', '--name', 'dtty', image, 'sh', '-c', 'test -t 0 && test -t 1 && echo on-a-tty; stty size; exec sh']);
+    assert.equal(d.code, 0, d.stderr);
+    const inspect = JSON.parse((await berth(['inspect', 'dtty'])).stdout) as { Config: { Tty: boolean }; State: { Status: string } }[];
+    assert.equal(inspect[0]?.Config.Tty, true);
+    assert.equal(inspect[0]?.State.Status, 'running');
+    const exec = await berth(['exec', 'dtty', 'sh', '-c', 'cat /proc/1/cmdline | tr "\\0" " "']);
+    assert.equal(exec.stdout.trim(), 'sh', 'the shell replaced the script and still runs: ' + exec.stdout);
+    // The monitor logs as the output comes; wait for the two lines (no timing is asserted).
+    let logs = await berth(['logs', 'dtty']);
+    for (let i = 0; i < 100 && !logs.stdout.includes('24 80'); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      logs = await berth(['logs', 'dtty']);
+    }
+    assert.match(logs.stdout, /^on-a-tty\r\n24 80\r\n/, JSON.stringify(logs.stdout));
+    assert.equal(logs.stderr, '');
+    assert.equal((await berth(['stop', '-t', '1', 'dtty'])).code, 0);
+    assert.equal((await berth(['rm', 'dtty'])).code, 0);
+  });
+
   test('run -d --rm removes the container when it exits', async () => {
     const d = await berth(['run', '-d', '--rm', image, 'true']);
     const id = d.stdout.trim();

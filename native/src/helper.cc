@@ -453,6 +453,7 @@ void closeInheritedFds() {
 
 volatile pid_t g_forwardTo = 0;
 int g_ptyMaster = -1;  // the pty master fd with -t (see startPtyProxy)
+bool g_ptyStdin = true;  // forward stdin to the pty (not for a detached container: see ttyStdin)
 
 void forwardSignal(int sig) {
   if (g_forwardTo > 0) kill(g_forwardTo, sig);
@@ -655,6 +656,10 @@ void startPtyProxy(int master) {
     if (tcsetattr(0, TCSADRAIN, &raw) == 0) g_rawSet = true;
   }
   copyWinsize();
+  if (!isatty(0)) {
+    struct winsize ws = {24, 80, 0, 0};  // no terminal to copy (detached): docker's default size
+    ioctl(master, TIOCSWINSZ, &ws);
+  }
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = onWinch;
@@ -667,7 +672,7 @@ void startPtyProxy(int master) {
 // Copies until the container's side of the terminal is closed (read EIO) or the process exits.
 void runPtyProxy(pid_t child) {
   int master = g_ptyMaster;
-  bool stdinOpen = true;
+  bool stdinOpen = g_ptyStdin;
   char buf[16384];
   for (;;) {
     if (g_winch) {
@@ -766,6 +771,7 @@ void runPtyProxy(pid_t child) {
   close(syncPipe[0]);
   if (pty.slave >= 0) {
     close(pty.slave);
+    g_ptyStdin = cfg["ttyStdin"].isNull() || cfg["ttyStdin"].truthy();
     startPtyProxy(pty.master);
   }
   try {
