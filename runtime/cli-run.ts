@@ -58,7 +58,7 @@ Options:
       --pids-limit int     Process limit
       --read-only          Mount the root filesystem read-only
       --init               Run an init as PID 1 that forwards signals and reaps zombies
-      --network string     none (default), host, or bridge (berth0, an address per container)
+      --network string     none (default; bridge with -p), host, or bridge (berth0, an address per container)
   -p, --publish list       Publish a container's TCP port: [IP:]HOSTPORT:CONTAINERPORT (bridge)
       --platform string    Run the image for os/arch[/variant] (e.g. linux/arm64): its entry of a
                            multi-platform image, pulled when not stored for it (default: this host)
@@ -140,7 +140,8 @@ export function parseRunArgs(argv: string[]): RunOptions | 'help' {
     publish: list(p, 'publish'),
     readOnly: bool(p, 'read-only'),
     init: bool(p, 'init'),
-    network: str(p, 'network') ?? str(p, 'net') ?? 'none',
+    // -p implies a network to publish from: the bridge, docker's default. Without it, none (fast).
+    network: str(p, 'network') ?? str(p, 'net') ?? (list(p, 'publish').length > 0 ? 'bridge' : 'none'),
     limits: { memoryBytes, cpus: num('cpus', str(p, 'cpus')), pidsLimit: pids },
   };
 }

@@ -369,7 +369,16 @@ describe('berth run', { skip: !isRoot && 'needs root (namespaces, overlayfs, cgr
     assert.match((await berth(['ps'])).stdout, new RegExp(`127.0.0.1:${port}->80/tcp`));
     assert.equal((await berth(['rm', '-f', 'web'])).code, 0);
     assert.equal(existsSync(join('/run/berth/ips', address)), false);
-    assert.equal((await run('-p', '8080:80', image, 'true')).code, 125); // -p needs bridge
+    // -p alone puts the container on the bridge, docker's default network; with --network none it is refused.
+    const implied = await berth(['run', '-d', '--name', 'implied', '-p', `127.0.0.1:${port}:80`, image, 'sleep', '30']);
+    assert.equal(implied.code, 0, implied.stderr);
+    const impliedInfo = JSON.parse((await berth(['inspect', 'implied'])).stdout) as { HostConfig: { NetworkMode: string }; NetworkSettings: { IPAddress: string } }[];
+    assert.equal(impliedInfo[0]!.HostConfig.NetworkMode, 'bridge');
+    assert.match(impliedInfo[0]!.NetworkSettings.IPAddress, /^10\.89\.\d+\.\d+$/);
+    assert.equal((await berth(['rm', '-f', 'implied'])).code, 0);
+    const refused = await run('--network', 'none', '-p', '8080:80', image, 'true');
+    assert.equal(refused.code, 125);
+    assert.match(refused.stderr, /-p publishes ports of a container on --network bridge/);
   });
 
   test('-dt: a detached container on a terminal keeps its shell waiting; its output is logged as stdout', async () => {
