@@ -10,6 +10,7 @@ import { StartError, type Launched } from './launch.js';
 import { awaitExit, startContainer, startDetached } from './lifecycle.js';
 import { UsageError } from './process-spec.js';
 import { isContainerName, RuntimeLayout } from './runtime-layout.js';
+import { closeLog, logStream, openLog } from './log-file.js';
 
 const RUN_FLAGS: FlagSpec[] = [
   { name: 'interactive', short: 'i', kind: 'bool' },
@@ -178,13 +179,22 @@ export async function main(argv: string[]): Promise<number> {
     const pending: NodeJS.Signals[] = [];
     const forward = (sig: NodeJS.Signals) => (helper ? helper.kill(sig) : pending.push(sig));
     for (const s of FORWARDED) process.on(s, forward);
+    // The output is logged for `berth logs` (docker's json-file) on its way to the terminal; with
+    // --rm the log would go with the container, so the terminal is handed over as it is.
+    const log = opts.autoRemove ? undefined : openLog(layout.containerDir(config.Id));
+    let copied: Promise<unknown> = Promise.resolve();
     try {
-      const started = await startContainer(store, config, [opts.interactive || opts.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'], (l) => {
+      const out = log ? 'pipe' : 'inherit';
+      const started = await startContainer(store, config, [opts.interactive || opts.tty ? 'inherit' : 'ignore', out, out], (l) => {
         helper = l;
+        if (log) copied = Promise.all([logStream(l.child!.stdout!, 'stdout', log, process.stdout), logStream(l.child!.stderr!, 'stderr', log, process.stderr)]);
       });
       for (const sig of pending.splice(0)) started.launched.kill(sig);
-      return await awaitExit(store, config, started);
+      const code = await awaitExit(store, config, started);
+      await copied;
+      return code;
     } finally {
+      if (log) await closeLog(log);
       for (const s of FORWARDED) process.off(s, forward);
     }
   } catch (err) {

@@ -2,47 +2,29 @@
 // owns the helper, writes the container's output to its log (docker's json-file format: one JSON
 // object per line with log, stream, time) and records the exit. Its stdout carries one JSON line
 // to the CLI that started it: {"pid":N} or {"error":...,"code":N}; then it is closed.
-import { createWriteStream } from 'node:fs';
-import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { ContainerStore } from './container-store.js';
 import { awaitExit, startContainer } from './lifecycle.js';
 import { StartError } from './launch.js';
 import { RuntimeLayout } from './runtime-layout.js';
-import { LOG_FILE } from './log-file.js';
-
+import { closeLog, logStream, openLog } from './log-file.js';
 
 async function main(root: string, id: string): Promise<void> {
   const layout = new RuntimeLayout(root);
   const store = new ContainerStore(layout);
   const config = await store.config(id);
-  const log = createWriteStream(join(layout.containerDir(id), LOG_FILE), { flags: 'a' });
+  const log = openLog(layout.containerDir(id));
   const tell = (msg: object) => {
     // The CLI reads one line and goes away; later writes to fd 1 must not raise EPIPE.
     process.stdout.on('error', () => undefined);
     process.stdout.write(JSON.stringify(msg) + '\n');
   };
-  const copy = (stream: Readable, name: 'stdout' | 'stderr') =>
-    new Promise<void>((resolve) => {
-      let partial = '';
-      stream.setEncoding('utf8');
-      stream.on('data', (d: string) => {
-        const lines = (partial + d).split('\n');
-        partial = lines.pop()!;
-        for (const l of lines) log.write(JSON.stringify({ log: l + '\n', stream: name, time: new Date().toISOString() }) + '\n');
-      });
-      stream.on('close', () => {
-        if (partial) log.write(JSON.stringify({ log: partial, stream: name, time: new Date().toISOString() }) + '\n');
-        resolve();
-      });
-    });
   let copied: Promise<unknown> = Promise.resolve();
   let started;
   try {
     // With -t the terminal's output reaches the log as stdout, as docker's json-file has it.
     const detached = { ...config, helper: { ...config.helper, ttyStdin: false } };
     started = await startContainer(store, detached, ['ignore', 'pipe', 'pipe'], (l) => {
-      copied = Promise.all([copy(l.child!.stdout!, 'stdout'), copy(l.child!.stderr!, 'stderr')]);
+      copied = Promise.all([logStream(l.child!.stdout!, 'stdout', log), logStream(l.child!.stderr!, 'stderr', log)]);
     });
   } catch (err) {
     const e = err instanceof StartError ? err : new StartError(125, (err as Error).message);
@@ -51,7 +33,7 @@ async function main(root: string, id: string): Promise<void> {
   }
   tell({ pid: started.state.Pid });
   await copied;
-  await new Promise<void>((resolve) => log.end(resolve));
+  await closeLog(log);
   await awaitExit(store, config, started);
 }
 

@@ -334,7 +334,8 @@ describe('berth run', { skip: !isRoot && 'needs root (namespaces, overlayfs, cgr
     assert.equal(first.stdout.trim(), '1');
     assert.equal((await berth(['start', 'again'])).code, 0);
     assert.equal((await berth(['wait', 'again'])).stdout, '0\n');
-    assert.equal((await berth(['logs', 'again'])).stdout.trim(), '2');
+    // The log keeps both runs, the foreground one and the detached one, as docker's does.
+    assert.equal((await berth(['logs', 'again'])).stdout, '1\n2\n');
     await berth(['rm', 'again']);
   });
 
@@ -379,6 +380,42 @@ describe('berth run', { skip: !isRoot && 'needs root (namespaces, overlayfs, cgr
     const refused = await run('--network', 'none', '-p', '8080:80', image, 'true');
     assert.equal(refused.code, 125);
     assert.match(refused.stderr, /-p publishes ports of a container on --network bridge/);
+  });
+
+  test('a foreground run\'s output reaches berth\'s stdout and stderr unchanged and is logged for berth logs', async () => {
+    const bytes = await new Promise<{ code: number; out: Buffer; err: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [BERTH, 'run', '--name', 'fg', image, 'sh', '-c', 'echo out; echo err >&2; printf "\\377\\000bin"; exit 3'], { env: { ...process.env, BERTH_ROOT: root }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      let err = '';
+      child.stdout.on('data', (d: Buffer) => out.push(d));
+      child.stderr.on('data', (d) => (err += d));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code: code ?? -1, out: Buffer.concat(out), err }));
+    });
+    assert.equal(bytes.code, 3);
+    assert.deepEqual(bytes.out, Buffer.concat([Buffer.from('out\n'), Buffer.from([0xff, 0x00]), Buffer.from('bin')]));
+    assert.equal(bytes.err, 'err\n');
+    const logs = await berth(['logs', 'fg']);
+    assert.equal(logs.stderr, 'err\n');
+    assert.match(logs.stdout, /^out\n/);
+    assert.equal((await berth(['rm', 'fg'])).code, 0);
+  });
+
+  test('a foreground run piped into a reader that quits: the container meets the closed pipe and ends', async () => {
+    // Without berth between them, `yes | head -1` ends by SIGPIPE; berth must not keep it writing.
+    // (--init: as PID 1 of its namespace, yes would not be killed by SIGPIPE but exit on EPIPE.)
+    const r = await new Promise<{ code: number; stdout: string }>((resolve, reject) => {
+      const child = spawn('sh', ['-c', `"${process.execPath}" "${BERTH}" run --init --name piped ${image} yes | head -1`], { env: { ...process.env, BERTH_ROOT: root }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code: code ?? -1, stdout }));
+    });
+    assert.equal(r.stdout, 'y\n');
+    const info = JSON.parse((await berth(['inspect', 'piped'])).stdout) as { State: { Status: string; ExitCode: number } }[];
+    assert.equal(info[0]?.State.Status, 'exited');
+    assert.equal(info[0]?.State.ExitCode, 141, 'killed by SIGPIPE (128 + 13)');
+    assert.equal((await berth(['rm', 'piped'])).code, 0);
   });
 
   test('-dt: a detached container on a terminal keeps its shell waiting; its output is logged as stdout', async () => {
