@@ -12,9 +12,9 @@ const VERBS: Record<string, { summary: string; load: () => Promise<VerbModule> }
   push: { summary: 'Upload an image to a registry', load: () => import('../client/cli/push.js') },
   images: { summary: 'List images', load: async () => ({ main: (await import('../client/cli/local-images.js')).images }) },
   tag: { summary: 'Create a tag that refers to an image', load: async () => ({ main: (await import('../client/cli/local-images.js')).tag }) },
-  rmi: { summary: 'Remove images', load: async () => ({ main: (await import('../client/cli/local-images.js')).rmi }) },
+  rmi: { summary: 'Remove images', load: async () => ({ main: withLayerCleanup((await import('../client/cli/local-images.js')).rmi, 'removed') }) },
   history: { summary: 'Show the history of an image', load: async () => ({ main: (await import('../client/cli/local-images.js')).history }) },
-  image: { summary: 'Manage images (ls, rm, inspect, history, tag, prune)', load: async () => ({ main: (await import('../client/cli/local-images.js')).image }) },
+  image: { summary: 'Manage images (ls, rm, inspect, history, tag, prune)', load: () => imageVerb() },
   system: { summary: 'Local store information (df)', load: async () => ({ main: (await import('../client/cli/local-images.js')).system }) },
   save: { summary: 'Save images to a tar archive (docker-archive or OCI layout)', load: () => import('../client/cli/save.js') },
   load: { summary: 'Load images from a tar archive', load: () => import('../client/cli/load.js') },
@@ -43,6 +43,38 @@ const VERBS: Record<string, { summary: string; load: () => Promise<VerbModule> }
 /** The container verbs other than run and exec share one small module. */
 function verb(name: string): Promise<VerbModule> {
   return import('../runtime/cli-containers.js').then((m) => ({ main: (argv: string[]) => m.runVerb(name, argv) }));
+}
+
+/**
+ * `rmi`, `image rm` and `image prune` remove images from the local store (client); the trees the
+ * runtime unpacked from their layers go with them (runtime/layer-gc.ts): of the layers removed,
+ * or, for prune, of every layer no image or container uses.
+ */
+function withLayerCleanup(main: VerbModule['main'], which: 'removed' | 'unused'): VerbModule['main'] {
+  return async (argv) => {
+    const [gc, { LocalImageStore }, { RuntimeLayout }] = await Promise.all([import('../runtime/layer-gc.js'), import('../client/store/image-store.js'), import('../runtime/runtime-layout.js')]);
+    const layout = new RuntimeLayout();
+    const store = await LocalImageStore.open(layout.root);
+    const before = which === 'removed' ? await gc.storedLayerDigests(store) : undefined;
+    const code = await main(argv);
+    try {
+      if (before) {
+        const after = await gc.storedLayerDigests(store);
+        await gc.dropUnpackedLayers(layout, [...before].filter((d) => !after.has(d)));
+      } else {
+        await gc.dropUnpackedLayers(layout);
+      }
+    } catch (err) {
+      process.stderr.write(`berth: warning: unpacked layers not removed: ${(err as Error).message}\n`);
+    }
+    return code;
+  };
+}
+
+function imageVerb(): Promise<VerbModule> {
+  return import('../client/cli/local-images.js').then((m) => ({
+    main: (argv: string[]) => (argv[0] === 'rm' ? withLayerCleanup(m.image, 'removed')(argv) : argv[0] === 'prune' ? withLayerCleanup(m.image, 'unused')(argv) : m.image(argv)),
+  }));
 }
 
 /** `berth inspect`: containers when every argument names one, images otherwise (docker's order). */

@@ -57,7 +57,10 @@ test('--platform: os/arch[/variant] through the client\'s parser; anything else 
   assert.deepEqual(eq !== 'help' && eq.platform, { os: 'linux', architecture: 'amd64' });
   const none = parseRunArgs(['img']);
   assert.equal(none !== 'help' && none.platform, undefined);
-  for (const bad of ['linux', 'foo/bar/baz/qux', '', 'linux/', '/arm64', 'linux/arm 64']) {
+  // docker's: an empty --platform is the default (the host's).
+  const empty = parseRunArgs(['--platform', '', 'img']);
+  assert.equal(empty !== 'help' && empty.platform, undefined);
+  for (const bad of ['linux', 'foo/bar/baz/qux', 'linux/', '/arm64', 'linux/arm 64']) {
     assert.throws(
       () => parseRunArgs(['--platform', bad, 'img']),
       (e: unknown) => e instanceof UsageError && !e.helpHint && e.message === `invalid platform ${JSON.stringify(bad)}: expected os/arch[/variant]`,

@@ -62,7 +62,8 @@ Options:
       --network string     none (default; bridge with -p), host, or bridge (berth0, an address per container)
   -p, --publish list       Publish a container's TCP port: [IP:]HOSTPORT:CONTAINERPORT (bridge)
       --platform string    Run the image for os/arch[/variant] (e.g. linux/arm64): its entry of a
-                           multi-platform image, pulled when not stored for it (default: this host)
+                           multi-platform image, pulled when not stored for it (default:
+                           $DOCKER_DEFAULT_PLATFORM, else this host)
   -i, --interactive        Keep STDIN open
   -t, --tty                Use the caller's terminal
 `;
@@ -116,10 +117,11 @@ export function parseRunArgs(argv: string[]): RunOptions | 'help' {
   if (memoryBytes !== undefined && memoryBytes < 6 * 1024 * 1024) throw new UsageError('Minimum memory limit allowed is 6MB');
   const pids = num('pids-limit', str(p, 'pids-limit'));
   if (pids !== undefined && !Number.isInteger(pids)) throw new UsageError(`invalid argument "${pids}" for "--pids-limit" flag`);
-  const platformFlag = str(p, 'platform');
+  // docker's: DOCKER_DEFAULT_PLATFORM is the default of --platform, and an empty value means the host's.
+  const platformFlag = str(p, 'platform') ?? process.env.DOCKER_DEFAULT_PLATFORM;
   let platform;
   try {
-    platform = platformFlag === undefined ? undefined : parsePlatform(platformFlag);
+    platform = platformFlag ? parsePlatform(platformFlag) : undefined;
   } catch (err) {
     throw new UsageError((err as Error).message, false);
   }

@@ -85,7 +85,7 @@ describe('berth run --platform', { skip: !isRoot && 'needs root (namespaces, ove
   });
 
   test('invalid --platform values exit 125 with one stderr line', async () => {
-    for (const bad of ['linux', 'foo/bar/baz/qux', '']) {
+    for (const bad of ['linux', 'foo/bar/baz/qux']) {
       const r = await berth('invalid', 'run', '--rm', '--platform', bad, `oci:${layout}:multi`);
       assert.equal(r.code, 125, bad);
       assert.equal(r.stderr, `berth: invalid platform ${JSON.stringify(bad)}: expected os/arch[/variant]\n`);
@@ -106,6 +106,12 @@ describe('berth run --platform', { skip: !isRoot && 'needs root (namespaces, ove
     }
     const host = await berth('oci', 'run', '--rm', '--platform', formatPlatform(HOST), img);
     assert.equal(host.stdout, 'host\nhost-env\n');
+    // DOCKER_DEFAULT_PLATFORM is the default of --platform; the flag wins, and '' means the host's.
+    const withDefault = (...args: string[]) =>
+      promisify(execFile)(process.execPath, [BERTH, 'run', '--rm', ...args, img], { env: { ...process.env, BERTH_ROOT: join(dir, 'oci'), DOCKER_DEFAULT_PLATFORM: OTHER_FLAG } }).then((o) => o.stdout);
+    assert.equal(await withDefault(), 'other\nother-env\n');
+    assert.equal(await withDefault('--platform', formatPlatform(HOST)), 'host\nhost-env\n');
+    assert.equal(await withDefault('--platform', ''), 'host\nhost-env\n');
     const missing = await berth('oci', 'run', '--rm', '--platform', 'linux/s390x', img);
     assert.equal(missing.code, 125);
     assert.match(missing.stderr, /no matching manifest for linux\/s390x/);

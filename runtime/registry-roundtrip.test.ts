@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,4 +49,22 @@ test('berth run pulls a missing image from berth serve and runs it with its conf
   assert.doesNotMatch(again.stderr, /Unable to find image/);
   const missing = await berth('run', '--rm', `${registry.host}:${registry.port}/team/absent:1.0`);
   assert.equal(missing.status, 125);
+
+  // The unpacked layers go with the image: not while a container uses them, then at image prune;
+  // at once when nothing uses them.
+  const unpacked = () => readdirSync(join(dir, 'fresh-root', 'layers', 'sha256'));
+  assert.equal(unpacked().length, 2, 'each layer unpacked once');
+  const keeper = await berth('run', '-d', '--name', 'keeper', ref, 'sleep', '60');
+  assert.equal(keeper.status, 0, keeper.stderr);
+  assert.equal((await berth('rmi', ref)).status, 0);
+  assert.equal(unpacked().length, 2, 'the running container still has its layers');
+  assert.equal((await berth('exec', 'keeper', 'cat', '/app/greeting')).stdout, 'hello from the registry\n');
+  assert.equal((await berth('rm', '-f', 'keeper')).status, 0);
+  assert.equal((await berth('image', 'prune', '-f')).status, 0);
+  assert.deepEqual(unpacked(), []);
+  assert.equal((await berth('run', '--rm', ref)).stdout, 'hello from the registry\n'); // pulled and unpacked again
+  assert.equal(unpacked().length, 2);
+  assert.equal((await berth('rmi', ref)).status, 0);
+  assert.deepEqual(unpacked(), []);
+  assert.deepEqual(readdirSync(join(dir, 'fresh-root', 'layers', 'tmp')), [], 'nothing left being deleted');
 });

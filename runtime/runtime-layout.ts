@@ -1,7 +1,7 @@
 // Every path of the runtime's state under $BERTH_ROOT is built here, from validated ids, digests
 // and names only (the same rule as storage/layout.ts).
 import { join } from 'node:path';
-import { homedir } from 'node:os';
+import { berthRoot } from '../client/paths.js';
 import { parseDigest } from '../oci/digest.js';
 
 const ID_RE = /^[0-9a-f]{64}$/;
@@ -15,11 +15,8 @@ export function isContainerName(s: string): boolean {
   return NAME_RE.test(s) && s.length <= 128;
 }
 
-/** $BERTH_ROOT, shared with the client's image store. */
-export function berthRoot(): string {
-  if (process.env.BERTH_ROOT) return process.env.BERTH_ROOT;
-  return process.getuid?.() === 0 ? '/var/lib/berth' : join(homedir(), '.local', 'share', 'berth');
-}
+/** $BERTH_ROOT, shared with the client's image store (one definition: client/paths.ts). */
+export { berthRoot };
 
 /**
  * <root>/

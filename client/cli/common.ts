@@ -34,7 +34,11 @@ export async function run(name: string, program: Command, argv: string[]): Promi
   process.exit(code);
 }
 
-async function runVerb(name: string, program: Command, argv: string[]): Promise<number> {
+/**
+ * The same without the early exit, for verbs that open no connection (the local store's): the
+ * caller gets the code and may go on (bin/berth.ts drops unpacked layers after `rmi`).
+ */
+export async function runVerb(name: string, program: Command, argv: string[]): Promise<number> {
   let code = 0;
   try {
     await program.parseAsync(argv, { from: 'user' });

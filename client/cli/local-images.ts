@@ -1,6 +1,6 @@
 // Verbs over the local image store only (no network): images, tag, rmi, inspect, history,
 // image prune / image ls / image rm / image inspect / image history, system df.
-import { command, run, ExitCode } from './common.js';
+import { command, runVerb, ExitCode } from './common.js';
 import { LocalImageStore, danglingImages, imageId, imageSize, shortId } from '../store/image-store.js';
 import type { ImageRecord, IndexDocument } from '../store/image-index.js';
 import { familiarRepository, parseReference } from '../../oci/reference.js';
@@ -80,7 +80,7 @@ export async function images(argv: string[]): Promise<number> {
       const head = ['REPOSITORY', 'TAG', ...(o.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE'];
       process.stdout.write(table([head, ...rows.map((r) => [r.repo, r.tag, ...(o.digests ? [r.digest] : []), id(r), ago(r.shown.created), humanSize(imageSize(r.shown, doc))])]));
     });
-  return run('images', program, argv);
+  return runVerb('images', program, argv);
 }
 
 export async function tag(argv: string[]): Promise<number> {
@@ -93,7 +93,7 @@ export async function tag(argv: string[]): Promise<number> {
       const store = await LocalImageStore.open();
       await store.tag(src, target);
     });
-  return run('tag', program, argv);
+  return runVerb('tag', program, argv);
 }
 
 export async function rmi(argv: string[]): Promise<number> {
@@ -107,7 +107,7 @@ export async function rmi(argv: string[]): Promise<number> {
       for (const e of errors) process.stderr.write(`berth rmi: ${e}\n`);
       if (errors.length > 0) throw new ExitCode(1);
     });
-  return run('rmi', program, argv);
+  return runVerb('rmi', program, argv);
 }
 
 /** docker inspect's shape for an image. */
@@ -173,7 +173,7 @@ export async function inspect(argv: string[]): Promise<number> {
       for (const e of errors) process.stderr.write(`berth inspect: ${e}\n`);
       if (errors.length > 0) throw new ExitCode(1);
     });
-  return run('inspect', program, argv);
+  return runVerb('inspect', program, argv);
 }
 
 export async function history(argv: string[]): Promise<number> {
@@ -202,7 +202,7 @@ export async function history(argv: string[]): Promise<number> {
       });
       process.stdout.write(table([['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'], ...rows]));
     });
-  return run('history', program, argv);
+  return runVerb('history', program, argv);
 }
 
 const ORPHAN_GRACE_MS = 60 * 60 * 1000;
@@ -233,7 +233,7 @@ async function prune(argv: string[]): Promise<number> {
       if (deleted.length > 0) process.stdout.write(`Deleted Images:\n${deleted.map((d) => `deleted: ${d}\n`).join('')}\n`);
       process.stdout.write(`Total reclaimed space: ${humanSize(freed)}\n`);
     });
-  return run('image prune', program, argv);
+  return runVerb('image prune', program, argv);
 }
 
 export async function image(argv: string[]): Promise<number> {
@@ -282,6 +282,6 @@ export async function system(argv: string[]): Promise<number> {
       ['Images', String(count), '0', humanSize(total), `${humanSize(reclaimable)}${pct}`],
     ]));
   });
-  return run('system df', program, rest);
+  return runVerb('system df', program, rest);
 }
 

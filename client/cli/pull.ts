@@ -9,7 +9,7 @@ import { pull } from '../pull.js';
 export async function main(argv: string[]): Promise<number> {
   const program = command('pull', 'Download an image from a registry')
     .argument('<image>', 'NAME[:TAG|@DIGEST]')
-    .option('--platform <os/arch[/variant]>', 'Platform to pull from a multi-platform image (default: this host)')
+    .option('--platform <os/arch[/variant]>', 'Platform to pull from a multi-platform image (default: $DOCKER_DEFAULT_PLATFORM, else this host)')
     .option('-a, --all-platforms', 'Pull every platform of a multi-platform image')
     .option('-q, --quiet', 'Print only the image reference')
     .option('--config <file>', 'Client config file (daemon.json keys; default $BERTH_CONFIG)')
@@ -19,7 +19,9 @@ export async function main(argv: string[]): Promise<number> {
       if (!parseReference(image, { defaultTag: false }).tag && !ref.digest) progress.print(`Using default tag: ${ref.tag}`);
       const { transport, store } = await openRegistryContext(o.config);
       try {
-        await pull(transport, store, ref, { progress, allPlatforms: Boolean(o.allPlatforms), ...(o.platform ? { platform: parsePlatform(o.platform) } : {}) });
+        // As docker's: an empty --platform or DOCKER_DEFAULT_PLATFORM means the host's.
+        const platform = o.platform ?? process.env.DOCKER_DEFAULT_PLATFORM;
+        await pull(transport, store, ref, { progress, allPlatforms: Boolean(o.allPlatforms), ...(platform ? { platform: parsePlatform(platform) } : {}) });
       } finally {
         await transport.close();
       }
