@@ -65,6 +65,31 @@ test("credentials in ~/.docker/config.json are used as they are", async () => {
   }
 });
 
+test("a credsStore helper named in ~/.docker/config.json (docker login's store) gives the credentials", async () => {
+  const sb = await sandbox();
+  try {
+    const bin = join(sb.dir, 'bin');
+    await mkdir(bin);
+    // A credential helper as docker-credential-helpers specifies them: server URL in, JSON out.
+    await writeFile(
+      join(bin, 'docker-credential-fixture'),
+      `#!/bin/sh\nread -r url\n[ "$1" = get ] && [ "$url" = "${basic.host}" ] && exec printf '{"ServerURL":"%s","Username":"alice","Secret":"s3cret"}' "$url"\necho "credentials not found in native keychain"; exit 1\n`,
+      { mode: 0o755 },
+    );
+    await mkdir(join(sb.env.HOME!, '.docker'), { recursive: true });
+    await writeFile(join(sb.env.HOME!, '.docker', 'config.json'), JSON.stringify({ credsStore: 'fixture', auths: { [basic.host]: {} } }));
+    const env = { ...sb.env, PATH: `${bin}:${process.env.PATH}` };
+    const r = await berth(['pull', `${basic.host}/team/app:1`], env);
+    assert.equal(r.code, 0, r.stderr);
+    // Without the helper on PATH there are no credentials: one clear line.
+    const anonymous = await berth(['pull', `${basic.host}/team/app:1`], { ...sb.env, BERTH_ROOT: join(sb.dir, 'root2') });
+    assert.equal(anonymous.code, 1);
+    assert.match(anonymous.stderr, /authentication required: run berth login/);
+  } finally {
+    await sb.cleanup();
+  }
+});
+
 test('Bearer tokens: fetched from the realm with service and scope, cached per scope, wrong password refused', async () => {
   const sb = await sandbox();
   try {

@@ -1,5 +1,7 @@
 // Registry credentials in docker's config.json format (`{"auths": {"host": {"auth": base64(user:pass)}}}`),
-// read from Berth's own file first, then ~/.docker/config.json; `berth login` writes Berth's file only.
+// read from Berth's own file first, then ~/.docker/config.json, where, as docker does, a
+// `credHelpers` entry for the registry or a `credsStore` names the credential helper that holds
+// them (`docker-credential-NAME get`); `berth login` writes Berth's file only.
 import { open, readFile, rename, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -13,6 +15,8 @@ export interface Credentials {
 
 interface AuthFile {
   auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>;
+  credsStore?: string;
+  credHelpers?: Record<string, string>;
   [k: string]: unknown;
 }
 
@@ -54,6 +58,13 @@ function decode(entry: NonNullable<AuthFile['auths']>[string]): Credentials | un
 export async function findCredentials(registry: string): Promise<Credentials | undefined> {
   for (const path of [berthAuthPath(), dockerConfigPath()]) {
     const file = await readAuthFile(path);
+    // docker's order: a helper for this registry, else the default store, else `auths` itself.
+    const helper = Object.entries(file.credHelpers ?? {}).find(([key]) => keyHost(key) === registry)?.[1] ?? file.credsStore;
+    if (helper) {
+      const c = await fromHelper(helper, registry, path);
+      if (c) return c;
+      continue;
+    }
     for (const [key, entry] of Object.entries(file.auths ?? {})) {
       if (keyHost(key) === registry && entry) {
         const c = decode(entry);
@@ -62,6 +73,39 @@ export async function findCredentials(registry: string): Promise<Credentials | u
     }
   }
   return undefined;
+}
+
+/**
+ * Asks `docker-credential-NAME get` (the docker-credential-helpers protocol: the server URL on
+ * stdin, `{"ServerURL","Username","Secret"}` on stdout; a failure means "not stored").
+ */
+async function fromHelper(name: string, registry: string, configPath: string): Promise<Credentials | undefined> {
+  if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new Error(`${configPath}: invalid credential helper name ${JSON.stringify(name)}`);
+  const { spawn } = await import('node:child_process');
+  const program = `docker-credential-${name}`;
+  const serverUrl = registry === DOCKER_HUB ? DOCKER_HUB_KEY : registry;
+  const out = await new Promise<string | undefined>((resolve, reject) => {
+    const child = spawn(program, ['get'], { stdio: ['pipe', 'pipe', 'ignore'] });
+    let text = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => (text += d));
+    // A helper that is not installed (Docker Desktop gone, config.json left behind) holds nothing:
+    // anonymous pulls still work, and a registry that wants a login says so.
+    child.on('error', (e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? resolve(undefined) : reject(new Error(`${program} (named in ${configPath}): ${e.message}`))));
+    child.on('close', (code) => resolve(code === 0 ? text : undefined));
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(serverUrl);
+  });
+  if (out === undefined) return undefined;
+  let reply: { Username?: unknown; Secret?: unknown };
+  try {
+    reply = JSON.parse(out) as typeof reply;
+  } catch {
+    throw new Error(`${program} get returned invalid JSON`);
+  }
+  // "<token>" marks an identity token (OAuth refresh token), which Berth does not exchange.
+  if (typeof reply.Username !== 'string' || typeof reply.Secret !== 'string' || reply.Username === '<token>' || !reply.Username) return undefined;
+  return { username: reply.Username, password: reply.Secret };
 }
 
 async function writeAuthFile(path: string, file: AuthFile): Promise<void> {
