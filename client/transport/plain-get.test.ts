@@ -91,6 +91,48 @@ test('a Content-Length body arrives byte for byte, sent in odd pieces with the h
   }
 });
 
+test('a sink that asks to pause is waited for: every byte arrives, in order', async () => {
+  const big = Buffer.alloc(24 << 20);
+  for (let i = 0; i < big.length; i += 4) big.writeUInt32LE(i, i);
+  const srv = await scripted((s) => s.end(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${big.length}\r\n\r\n`), big])));
+  try {
+    // A sink over 1 MiB of room that turns unwritable after every 3 MiB for a few milliseconds,
+    // as a blob ingest does while its batches are on their way to a slow disk.
+    const got = Buffer.alloc(big.length);
+    let at = 0;
+    let room = Buffer.alloc(1 << 20);
+    let pausedTimes = 0;
+    let blockedUntil = 0;
+    const sink = {
+      reserve: () => room,
+      commit(n: number) {
+        room.copy(got, at, 0, n);
+        at += n;
+        room = Buffer.alloc(1 << 20);
+        if (at % (3 << 20) < n) blockedUntil = Date.now() + 5;
+      },
+      push(c: Uint8Array) {
+        got.set(c, at);
+        at += c.length;
+      },
+      get writable() {
+        return Date.now() >= blockedUntil;
+      },
+      whenWritable() {
+        pausedTimes++;
+        return new Promise<void>((r) => setTimeout(r, Math.max(0, blockedUntil - Date.now())));
+      },
+    };
+    const res = await plainGet(new URL(`${srv.url}/b`), {}, timeouts);
+    await res.pipeTo(sink);
+    assert.equal(at, big.length);
+    assert.ok(got.equals(big), 'the bytes arrived in order');
+    assert.ok(pausedTimes > 0, 'the reader waited for the sink');
+  } finally {
+    await srv.close();
+  }
+});
+
 test('skip discards the first bytes of the body; the rest is stored', async () => {
   const srv = await scripted((s) => s.end(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`), body])));
   try {
