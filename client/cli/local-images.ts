@@ -57,6 +57,52 @@ function rowsOf(store: LocalImageStore, doc: IndexDocument, all: boolean): Row[]
   return rows.sort((a, b) => (b.shown.created ?? '').localeCompare(a.shown.created ?? '') || a.repo.localeCompare(b.repo) || a.tag.localeCompare(b.tag));
 }
 
+/** Turns a docker reference pattern (Go's path.Match: `*` and `?` stop at `/`) into a RegExp. */
+function globRegExp(pattern: string): RegExp {
+  const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]');
+  return new RegExp(`^${body}$`);
+}
+
+/**
+ * docker's `images --filter KEY=VALUE`: values of one key OR, different keys AND. Supported:
+ * dangling=true|false, reference=PATTERN (REPO or REPO:TAG, globbing as docker), before=IMAGE,
+ * since=IMAGE (created before / after that image).
+ */
+function imageFilter(specs: string[], rows: Row[]): (r: Row) => boolean {
+  const byKey = new Map<string, string[]>();
+  for (const spec of specs) {
+    const eq = spec.indexOf('=');
+    if (eq <= 0) throw new Error(`bad format of filter (expected name=value): ${JSON.stringify(spec)}`);
+    const key = spec.slice(0, eq).toLowerCase();
+    if (!['dangling', 'reference', 'before', 'since'].includes(key)) throw new Error(`invalid filter '${key}' (berth supports dangling, reference, before and since)`);
+    byKey.set(key, [...(byKey.get(key) ?? []), spec.slice(eq + 1)]);
+  }
+  const created = (image: string): string => {
+    const ref = image.includes(':') || image.includes('/') ? image : `${image}:latest`;
+    const hit = rows.find((r) => `${r.repo}:${r.tag}` === ref || `${r.repo}:${r.tag}` === image || imageId(r.shown).replace('sha256:', '').startsWith(image.replace('sha256:', '')));
+    if (!hit) throw new Error(`No such image: ${image}`);
+    return hit.shown.created ?? '';
+  };
+  const tests: Array<(r: Row) => boolean> = [];
+  for (const [key, values] of byKey) {
+    if (key === 'dangling') {
+      const want = values.map((v) => {
+        if (v !== 'true' && v !== 'false' && v !== '1' && v !== '0') throw new Error(`invalid filter 'dangling=${v}'`);
+        return v === 'true' || v === '1';
+      });
+      tests.push((r) => want.includes(r.tag === '<none>'));
+    } else if (key === 'reference') {
+      const patterns = values.map(globRegExp);
+      // An image without a name (<none>) matches no reference.
+      tests.push((r) => r.repo !== '<none>' && patterns.some((p) => p.test(r.repo) || (r.tag !== '<none>' && p.test(`${r.repo}:${r.tag}`))));
+    } else {
+      const bounds = values.map(created);
+      tests.push((r) => bounds.every((b) => (key === 'before' ? (r.shown.created ?? '') < b : (r.shown.created ?? '') > b)));
+    }
+  }
+  return (r) => tests.every((t) => t(r));
+}
+
 export async function images(argv: string[]): Promise<number> {
   const program = command('images', 'List images')
     .argument('[repository]', 'REPOSITORY[:TAG] to list')
@@ -64,10 +110,12 @@ export async function images(argv: string[]): Promise<number> {
     .option('-q, --quiet', 'Only show image IDs')
     .option('--digests', 'Show digests')
     .option('--no-trunc', "Don't truncate output")
-    .action(async (filter: string | undefined, o: { all?: boolean; quiet?: boolean; digests?: boolean; trunc: boolean }) => {
+    .option('-f, --filter <filter>', 'Filter output: dangling=true|false, reference=PATTERN, before=IMAGE, since=IMAGE (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .action(async (filter: string | undefined, o: { all?: boolean; quiet?: boolean; digests?: boolean; trunc: boolean; filter: string[] }) => {
       const store = await LocalImageStore.open();
       const doc = await store.index.read();
       let rows = rowsOf(store, doc, Boolean(o.all));
+      if (o.filter.length > 0) rows = rows.filter(imageFilter(o.filter, rows));
       if (filter) {
         const f = parseReference(filter, { defaultTag: false });
         rows = rows.filter((r) => r.repo === familiarRepository(f) && (f.tag === undefined || r.tag === f.tag));

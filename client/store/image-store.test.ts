@@ -43,6 +43,42 @@ test('a moved tag leaves a dangling image; image prune removes it and only its b
   assert.deepEqual(await store.allBlobs(), []);
 });
 
+test('images --filter: dangling, reference globs, before/since; values of one key OR, keys AND; bad filters refused', async () => {
+  const root = await tempDir();
+  const store = await LocalImageStore.open(root);
+  await importRootfs(store, await rootfs('old'), { ref: parseReference('local/app:1') });
+  await importRootfs(store, await rootfs('mid'), { ref: parseReference('local/app:1') }); // leaves "old" dangling
+  await importRootfs(store, await rootfs('new'), { ref: parseReference('team/web:2') });
+  const env = { BERTH_ROOT: root, HOME: root };
+  const shown = async (...filters: string[]) => {
+    const r = await berth(['images', ...filters.flatMap((f) => ['--filter', f])], env);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.trim().split('\n').slice(1).map((l) => l.split(/\s+/).slice(0, 2).join(':')).sort();
+  };
+  assert.deepEqual(await shown(), ['<none>:<none>', 'local/app:1', 'team/web:2']);
+  assert.deepEqual(await shown('dangling=true'), ['<none>:<none>']);
+  assert.deepEqual(await shown('dangling=false'), ['local/app:1', 'team/web:2']);
+  assert.deepEqual(await shown('reference=local/*'), ['local/app:1']);
+  assert.deepEqual(await shown('reference=*/*:2'), ['team/web:2']);
+  assert.deepEqual(await shown('reference=local/*', 'reference=team/web'), ['local/app:1', 'team/web:2']);
+  assert.deepEqual(await shown('reference=*', 'dangling=true'), [], 'a glob does not cross "/"');
+  assert.deepEqual(await shown('since=local/app:1'), ['team/web:2']);
+  assert.deepEqual(await shown('before=team/web:2', 'dangling=false'), ['local/app:1']);
+  const q = await berth(['images', '-q', '-f', 'dangling=true'], env);
+  assert.match(q.stdout, /^[0-9a-f]{12}\n$/);
+  for (const [bad, message] of [
+    ['colour=red', /invalid filter 'colour'/],
+    ['dangling', /bad format of filter/],
+    ['dangling=maybe', /invalid filter 'dangling=maybe'/],
+    ['since=nope:1', /No such image: nope:1/],
+  ] as const) {
+    const r = await berth(['images', '--filter', bad], env);
+    assert.equal(r.code, 1, bad);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, message);
+  }
+});
+
 test('concurrent index updates from several writers are all kept', async () => {
   const root = await tempDir();
   const stores = await Promise.all([1, 2, 3, 4].map(() => LocalImageStore.open(root)));
