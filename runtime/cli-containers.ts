@@ -111,7 +111,7 @@ function inspectJson(c: ContainerConfig, s: ContainerState): object {
     NetworkSettings: {
       IPAddress: c.NetworkSettings?.IPAddress ?? '',
       Gateway: c.NetworkSettings?.Gateway ?? '',
-      Ports: Object.fromEntries((c.NetworkSettings?.Ports ?? []).map((p) => [`${p.containerPort}/tcp`, [{ HostIp: p.hostIp, HostPort: String(p.hostPort) }]])),
+      Ports: Object.fromEntries((c.NetworkSettings?.Ports ?? []).map((p) => [`${p.containerPort}/${p.protocol ?? 'tcp'}`, [{ HostIp: p.hostIp, HostPort: String(p.hostPort) }]])),
     },
     HostConfig: c.HostConfig,
     GraphDriver: { Name: 'overlay2', Data: { LowerDir: c.helper.lower.join(':'), UpperDir: c.helper.upper, WorkDir: c.helper.work } },
@@ -322,7 +322,7 @@ export async function runVerb(verb: string, argv: string[]): Promise<number> {
     rows.push(['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES']);
     for (const { c, s } of entries) {
       const cmd = JSON.stringify([c.Path, ...c.Args].join(' ').slice(0, bool(p, 'no-trunc') ? undefined : 20));
-      const ports = (c.NetworkSettings?.Ports ?? []).map((b) => `${b.hostIp}:${b.hostPort}->${b.containerPort}/tcp`).join(', ');
+      const ports = (c.NetworkSettings?.Ports ?? []).map((b) => `${b.hostIp}:${b.hostPort}->${b.containerPort}/${b.protocol ?? 'tcp'}`).join(', ');
       rows.push([bool(p, 'no-trunc') ? c.Id : c.Id.slice(0, 12), c.Image, cmd, `${ago(c.Created)} ago`, statusText(s), ports, c.Name]);
     }
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

@@ -60,7 +60,7 @@ Options:
       --read-only          Mount the root filesystem read-only
       --init               Run an init as PID 1 that forwards signals and reaps zombies
       --network string     none (default; bridge with -p), host, or bridge (berth0, an address per container)
-  -p, --publish list       Publish a container's TCP port: [IP:]HOSTPORT:CONTAINERPORT (bridge)
+  -p, --publish list       Publish a container's port: [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp] (bridge)
       --platform string    Run the image for os/arch[/variant] (e.g. linux/arm64): its entry of a
                            multi-platform image, pulled when not stored for it (default:
                            $DOCKER_DEFAULT_PLATFORM, else this host)

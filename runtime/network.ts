@@ -22,18 +22,20 @@ export interface PortBinding {
   hostIp: string;
   hostPort: number;
   containerPort: number;
+  /** Absent in containers created before UDP was supported: TCP. */
+  protocol?: 'tcp' | 'udp';
 }
 
-/** `-p [IP:]HOSTPORT:CTRPORT[/tcp]` (TCP only). */
+/** `-p [IP:]HOSTPORT:CTRPORT[/tcp|/udp]`. */
 export function parsePublish(spec: string): PortBinding {
-  const m = /^(?:(\d+\.\d+\.\d+\.\d+):)?(\d+):(\d+)(?:\/tcp)?$/.exec(spec);
+  const m = /^(?:(\d+\.\d+\.\d+\.\d+):)?(\d+):(\d+)(?:\/(tcp|udp))?$/.exec(spec);
   const port = (s: string) => {
     const n = Number(s);
     if (!Number.isInteger(n) || n < 1 || n > 65535) throw new UsageError(`invalid port ${s} in -p ${spec}`);
     return n;
   };
-  if (!m) throw new UsageError(`invalid publish specification ${JSON.stringify(spec)}: use [IP:]HOSTPORT:CONTAINERPORT[/tcp]`);
-  return { hostIp: m[1] ?? '0.0.0.0', hostPort: port(m[2]!), containerPort: port(m[3]!) };
+  if (!m) throw new UsageError(`invalid publish specification ${JSON.stringify(spec)}: use [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp]`);
+  return { hostIp: m[1] ?? '0.0.0.0', hostPort: port(m[2]!), containerPort: port(m[3]!), protocol: m[4] === 'udp' ? 'udp' : 'tcp' };
 }
 
 function ipsDir(): string {

@@ -2,7 +2,8 @@
 // codes. Images are OCI layouts built from busybox-static (test-images.ts).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -38,6 +39,32 @@ function berth(args: string[], env: Record<string, string> = {}): Promise<Result
 
 const run = (...args: string[]) => berth(['run', '--rm', ...args]);
 
+/** Answers each datagram on UDP port argv[1] with "echo:" and its bytes. */
+const UDP_ECHO = `#include <arpa/inet.h>
+#include <cstdlib>
+#include <cstring>
+#include <netinet/in.h>
+#include <sys/socket.h>
+int main(int argc, char** argv) {
+  if (argc < 2) return 2;
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<unsigned short>(atoi(argv[1])));
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0) return 1;
+  char in[2048], out[2048 + 5];
+  for (;;) {
+    sockaddr_in from{};
+    socklen_t len = sizeof from;
+    ssize_t n = recvfrom(fd, in, sizeof in, 0, reinterpret_cast<sockaddr*>(&from), &len);
+    if (n < 0) return 3;
+    memcpy(out, "echo:", 5);
+    memcpy(out + 5, in, static_cast<size_t>(n));
+    sendto(fd, out, static_cast<size_t>(n) + 5, 0, reinterpret_cast<sockaddr*>(&from), len);
+  }
+}
+`;
+
 describe('berth run', { skip: !isRoot && 'needs root (namespaces, overlayfs, cgroups)' }, () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'berth-run-'));
@@ -57,6 +84,11 @@ describe('berth run', { skip: !isRoot && 'needs root (namespaces, overlayfs, cgr
     });
     await buildImage(layout, 'stopsignal', [busyboxLayer()], { StopSignal: 'SIGUSR1' });
     await buildImage(layout, 'escape', [[...busyboxLayer(), { name: '../escaped', content: 'x' }]]);
+    // busybox has no UDP server applet: a 20-line echo server, built static with the g++ that
+    // builds the native addon.
+    await writeFile(join(dir, 'udp-echo.cc'), UDP_ECHO);
+    execFileSync('g++', ['-static', '-O2', '-o', join(dir, 'udp-echo'), join(dir, 'udp-echo.cc')]);
+    await buildImage(layout, 'udpecho', [[...busyboxLayer(), { name: 'bin/udp-echo', fromFile: join(dir, 'udp-echo'), mode: 0o755 }]]);
     image = `oci:${layout}:busybox`;
     process.env.BERTH_TEST_LAYOUT = layout;
   });
@@ -416,6 +448,50 @@ describe('berth run', { skip: !isRoot && 'needs root (namespaces, overlayfs, cgr
     assert.equal(info[0]?.State.Status, 'exited');
     assert.equal(info[0]?.State.ExitCode, 141, 'killed by SIGPIPE (128 + 13)');
     assert.equal((await berth(['rm', 'piped'])).code, 0);
+  });
+
+  test('-p HOSTPORT:CTRPORT/udp relays datagrams to the container and its replies back, per client', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const probe = createSocket('udp4').bind(0, '127.0.0.1', () => {
+        const p = probe.address().port;
+        probe.close(() => resolve(p));
+      });
+    });
+    const d = await berth(['run', '-d', '--name', 'udp', '-p', `127.0.0.1:${port}:9999/udp`, img('udpecho'), 'udp-echo', '9999']);
+    assert.equal(d.code, 0, d.stderr);
+    try {
+      // The server binds right after run -d returns: ask until it answers (no timing asserted).
+      const ask = (payload: string) =>
+        new Promise<string>((resolve, reject) => {
+          const client = createSocket('udp4');
+          let tries = 0;
+          const send = () => {
+            if (++tries > 100) {
+              clearInterval(timer);
+              client.close();
+              reject(new Error('no UDP answer'));
+              return;
+            }
+            client.send(payload, port, '127.0.0.1');
+          };
+          const timer = setInterval(send, 100);
+          client.on('message', (m) => {
+            clearInterval(timer);
+            client.close();
+            resolve(m.toString());
+          });
+          send();
+        });
+      const [a, b] = await Promise.all([ask('one'), ask('two')]);
+      assert.equal(a, 'echo:one');
+      assert.equal(b, 'echo:two');
+      assert.match((await berth(['ps'])).stdout, new RegExp(`127.0.0.1:${port}->9999/udp`));
+      const info = JSON.parse((await berth(['inspect', 'udp'])).stdout) as { NetworkSettings: { Ports: Record<string, unknown> } }[];
+      assert.deepEqual(Object.keys(info[0]!.NetworkSettings.Ports), ['9999/udp']);
+    } finally {
+      assert.equal((await berth(['rm', '-f', 'udp'])).code, 0);
+    }
+    assert.equal((await run('--network', 'bridge', '-p', '1:2/sctp', image, 'true')).code, 125);
   });
 
   test('-dt: a detached container on a terminal keeps its shell waiting; its output is logged as stdout', async () => {
