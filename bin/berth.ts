@@ -12,7 +12,7 @@ const VERBS: Record<string, { summary: string; load: () => Promise<VerbModule> }
   push: { summary: 'Upload an image to a registry', load: () => import('../client/cli/push.js') },
   images: { summary: 'List images', load: async () => ({ main: (await import('../client/cli/local-images.js')).images }) },
   tag: { summary: 'Create a tag that refers to an image', load: async () => ({ main: (await import('../client/cli/local-images.js')).tag }) },
-  rmi: { summary: 'Remove images', load: async () => ({ main: withLayerCleanup((await import('../client/cli/local-images.js')).rmi, 'removed') }) },
+  rmi: { summary: 'Remove images', load: async () => ({ main: withLayerCleanup(refusingImagesInUse((await import('../client/cli/local-images.js')).rmi, 0), 'removed') }) },
   history: { summary: 'Show the history of an image', load: async () => ({ main: (await import('../client/cli/local-images.js')).history }) },
   image: { summary: 'Manage images (ls, rm, inspect, history, tag, prune)', load: () => imageVerb() },
   system: { summary: 'Local store information (df)', load: async () => ({ main: (await import('../client/cli/local-images.js')).system }) },
@@ -71,9 +71,29 @@ function withLayerCleanup(main: VerbModule['main'], which: 'removed' | 'unused')
   };
 }
 
+/**
+ * `rmi` without -f leaves out, with docker's conflict line, every image a container was created
+ * from (runtime/image-use.ts); the others are removed. `skip` leading words (`image rm`).
+ */
+function refusingImagesInUse(main: VerbModule['main'], skip: number): VerbModule['main'] {
+  return async (argv) => {
+    const args = argv.slice(skip);
+    if (args.some((a) => a === '-f' || a === '--force' || a === '-h' || a === '--help')) return main(argv);
+    const inputs = args.filter((a) => !a.startsWith('-'));
+    const [{ rmiConflicts }, { LocalImageStore }, { RuntimeLayout }] = await Promise.all([import('../runtime/image-use.js'), import('../client/store/image-store.js'), import('../runtime/runtime-layout.js')]);
+    const layout = new RuntimeLayout();
+    const conflicts = await rmiConflicts(layout, await LocalImageStore.open(layout.root), inputs);
+    for (const message of conflicts.values()) process.stderr.write(`berth rmi: ${message}\n`);
+    if (conflicts.size === 0) return main(argv);
+    const rest = args.filter((a) => !conflicts.has(a));
+    if (!rest.some((a) => !a.startsWith('-'))) return 1;
+    return Math.max(1, await main([...argv.slice(0, skip), ...rest]));
+  };
+}
+
 function imageVerb(): Promise<VerbModule> {
   return import('../client/cli/local-images.js').then((m) => ({
-    main: (argv: string[]) => (argv[0] === 'rm' ? withLayerCleanup(m.image, 'removed')(argv) : argv[0] === 'prune' ? withLayerCleanup(m.image, 'unused')(argv) : m.image(argv)),
+    main: (argv: string[]) => (argv[0] === 'rm' ? withLayerCleanup(refusingImagesInUse(m.image, 1), 'removed')(argv) : argv[0] === 'prune' ? withLayerCleanup(m.image, 'unused')(argv) : m.image(argv)),
   }));
 }
 

@@ -56,7 +56,12 @@ test('berth run pulls a missing image from berth serve and runs it with its conf
   assert.equal(unpacked().length, 2, 'each layer unpacked once');
   const keeper = await berth('run', '-d', '--name', 'keeper', ref, 'sleep', '60');
   assert.equal(keeper.status, 0, keeper.stderr);
-  assert.equal((await berth('rmi', ref)).status, 0);
+  // As docker: an image a container uses is not deleted unless forced.
+  const refused = await berth('rmi', ref);
+  assert.equal(refused.status, 1);
+  assert.match(refused.stderr, /^berth rmi: conflict: unable to remove repository reference ".*team\/app:1\.0" \(must force\) - container [0-9a-f]{12} is using its referenced image [0-9a-f]{12}\n$/);
+  assert.match((await berth('images')).stdout, /team\/app\s+1\.0/);
+  assert.equal((await berth('rmi', '-f', ref)).status, 0);
   assert.equal(unpacked().length, 2, 'the running container still has its layers');
   assert.equal((await berth('exec', 'keeper', 'cat', '/app/greeting')).stdout, 'hello from the registry\n');
   assert.equal((await berth('rm', '-f', 'keeper')).status, 0);
