@@ -1,11 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { BlobStore } from './blob-store.js';
-import { DataLayout } from './layout.js';
+import type { BlobStore } from './blob-store.js';
+import { withTempBlobStore } from './testing.js';
 import { RegistryError } from '../oci/errors.js';
 
 /** 21 MiB + 5 bytes of varied content: several 4 MiB batches, a partial last one, a background sync. */
@@ -17,17 +15,6 @@ function content(): Buffer {
 
 const digestOf = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
-async function withStore(fn: (store: BlobStore, layout: DataLayout) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'berth-ingest-'));
-  try {
-    const layout = new DataLayout(dir);
-    const store = new BlobStore(layout);
-    await store.init();
-    await fn(store, layout);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
 
 /** Fills reserve() regions as a socket would, `read` bytes at a time, waiting when told to. */
 async function produce(ingest: Awaited<ReturnType<BlobStore['openIngest']>>, data: Buffer, read: number): Promise<void> {
@@ -44,7 +31,7 @@ async function produce(ingest: Awaited<ReturnType<BlobStore['openIngest']>>, dat
 }
 
 test('a blob filled through reserve/commit and push is stored byte for byte under its digest', async () => {
-  await withStore(async (store, layout) => {
+  await withTempBlobStore(async (store, layout) => {
     const data = content();
     const ingest = await store.openIngest({ digest: digestOf(data), size: data.length });
     ingest.push(data.subarray(0, 1000)); // bytes read before the body, copied in
@@ -57,7 +44,7 @@ test('a blob filled through reserve/commit and push is stored byte for byte unde
 });
 
 test('a wrong digest, a short body and a byte too many store nothing', async () => {
-  await withStore(async (store, layout) => {
+  await withTempBlobStore(async (store, layout) => {
     const data = content();
     const other = `sha256:${'0'.repeat(64)}`;
 

@@ -11,8 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { plainGet, PlainHttpError } from './plain-get.js';
-import { BlobStore } from '../../storage/blob-store.js';
-import { DataLayout } from '../../storage/layout.js';
+import { withTempBlobStore } from '../../storage/testing.js';
 import { LocalImageStore } from '../store/image-store.js';
 import { Transport } from './registry-client.js';
 import { parseConfig } from '../config.js';
@@ -43,17 +42,6 @@ async function scripted(answer: (s: Socket, request: string) => void): Promise<{
   return { url: `http://127.0.0.1:${port}`, requests, close: () => new Promise((r) => server.close(() => r())) };
 }
 
-async function withBlobStore(fn: (store: BlobStore, layout: DataLayout) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'berth-plain-'));
-  try {
-    const layout = new DataLayout(dir);
-    const store = new BlobStore(layout);
-    await store.init();
-    await fn(store, layout);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
 
 const body = Buffer.alloc(3 << 20);
 for (let i = 0; i < body.length; i++) body[i] = (i * 7919) % 256;
@@ -73,7 +61,7 @@ test('a Content-Length body arrives byte for byte, sent in odd pieces with the h
     next();
   });
   try {
-    await withBlobStore(async (store) => {
+    await withTempBlobStore(async (store) => {
       const res = await plainGet(new URL(`${srv.url}/v2/team/app/blobs/${sha(body)}`), { authorization: 'Bearer t0k' }, timeouts);
       assert.equal(res.statusCode, 200);
       assert.equal(res.contentLength, body.length);
@@ -136,7 +124,7 @@ test('a sink that asks to pause is waited for: every byte arrives, in order', as
 test('skip discards the first bytes of the body; the rest is stored', async () => {
   const srv = await scripted((s) => s.end(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`), body])));
   try {
-    await withBlobStore(async (store) => {
+    await withTempBlobStore(async (store) => {
       const tail = body.subarray(100_000);
       const res = await plainGet(new URL(`${srv.url}/b`), {}, timeouts);
       const ingest = await store.openIngest({ digest: sha(tail), size: tail.length });
@@ -149,7 +137,7 @@ test('skip discards the first bytes of the body; the rest is stored', async () =
 });
 
 test('a cut body, a body longer than its Content-Length and a malformed head fail clearly', async () => {
-  await withBlobStore(async (store, layout) => {
+  await withTempBlobStore(async (store, layout) => {
     const cut = await scripted((s) => s.end(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`), body.subarray(0, 1000)])));
     const long = await scripted((s) => s.end(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n`), body.subarray(0, 20)])));
     const garbage = await scripted((s) => s.end('SSH-2.0-OpenSSH_9.2\r\n\r\n'));
