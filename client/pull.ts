@@ -211,12 +211,13 @@ export async function pull(transport: Transport, store: LocalImageStore, ref: Im
     await mapLimit(all.filter((d) => !stored.has(d.digest)), transport.config.maxConcurrentDownloads, async (d) => {
       const id = shortDigest(d.digest);
       upToDate = false;
-      const ingest = await store.blobs.openIngest({ digest: d.digest, size: d.size });
+      let ingest: BlobIngest | undefined;
       try {
+        ingest = await store.blobs.openIngest({ digest: d.digest, size: d.size });
         await download(epsFromServer, repository, d, ingest, (n) => d.layer && progress.bytes(id, 'Downloading', n, d.size));
         await ingest.finish();
       } catch (e) {
-        await ingest.abort();
+        await ingest?.abort();
         if (e instanceof RegistryError && (e.code === 'DIGEST_INVALID' || e.code === 'SIZE_INVALID')) {
           throw new RegistryError(e.code, `${d.layer ? 'layer' : 'config'} ${d.digest} failed verification (${e.message}); nothing was stored`);
         }

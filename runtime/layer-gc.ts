@@ -1,7 +1,10 @@
 // Unpacked layers that nothing needs any more. The layer cache (layer-cache.ts) keeps a tree per
 // layer digest, usually larger than the blob; `rmi` drops the trees of the layers it removed from
 // the local store, `image prune` every tree that neither a stored image nor a container uses
-// (trees unpacked for `oci:` images included: they are unpacked again when next run).
+// (trees unpacked for `oci:` images included: they are unpacked again when next run). There is
+// no lock against a `run` of the same image starting at that moment (its layers are unpacked but
+// not yet recorded in its container): that run fails to mount and can be run again; nothing
+// stored is damaged, since a tree leaves the cache by rename before it is deleted.
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LocalImageStore } from '../client/store/image-store.js';

@@ -8,6 +8,9 @@ import { StringDecoder } from 'node:string_decoder';
 
 export const LOG_FILE = 'container-json.log';
 
+/** A line longer than this is logged in pieces, as docker's json-file does (16 KiB). */
+const MAX_LINE = 16 << 10;
+
 export function openLog(containerDir: string): WriteStream {
   return createWriteStream(join(containerDir, LOG_FILE), { flags: 'a' });
 }
@@ -41,6 +44,11 @@ export function logStream(stream: Readable, name: 'stdout' | 'stderr', log: Writ
       const lines = (partial + decoder.write(d)).split('\n');
       partial = lines.pop()!;
       for (const l of lines) entry(l + '\n');
+      // Output with no newline (a progress bar, binary data) is not held in memory indefinitely.
+      while (partial.length >= MAX_LINE) {
+        entry(partial.slice(0, MAX_LINE));
+        partial = partial.slice(MAX_LINE);
+      }
     });
     stream.on('error', () => undefined);
     stream.on('close', () => {

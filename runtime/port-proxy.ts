@@ -8,6 +8,8 @@ import type { Socket as UdpSocket } from 'node:dgram';
 import type { PortBinding } from './network.js';
 
 const UDP_IDLE_MS = 90_000;
+/** Clients relayed at once; past this the oldest flow is dropped (each holds a socket). */
+const UDP_MAX_FLOWS = 1024;
 
 type Stop = () => Promise<void>;
 
@@ -50,6 +52,7 @@ async function udpProxy(b: PortBinding, containerIp: string): Promise<Stop> {
     const key = `${from.address}:${from.port}`;
     let flow = flows.get(key);
     if (!flow) {
+      if (flows.size >= UDP_MAX_FLOWS) forget(flows.keys().next().value!);
       const socket = createSocket('udp4');
       const created: Flow = { socket, idle: setTimeout(() => forget(key), UDP_IDLE_MS).unref(), pending: [] };
       socket.on('message', (reply) => {

@@ -433,6 +433,17 @@ describe('berth run', { skip: !isRoot && 'needs root (namespaces, overlayfs, cgr
     assert.equal((await berth(['rm', 'fg'])).code, 0);
   });
 
+  test('output without newlines is logged in 16 KiB pieces, and logs gives it back whole', async () => {
+    const r = await berth(['run', '--name', 'longline', image, 'sh', '-c', 'head -c 40000 /dev/zero | tr "\\0" x']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'x'.repeat(40000));
+    const id = (await berth(['inspect', 'longline'])).stdout.match(/"Id": "([0-9a-f]{64})"/)![1]!;
+    const entries = readFileSync(join(root, 'containers', id, 'container-json.log'), 'utf8').trim().split('\n');
+    assert.deepEqual(entries.map((e) => (JSON.parse(e) as { log: string }).log.length), [16384, 16384, 7232]);
+    assert.equal((await berth(['logs', 'longline'])).stdout, 'x'.repeat(40000));
+    assert.equal((await berth(['rm', 'longline'])).code, 0);
+  });
+
   test('a foreground run piped into a reader that quits: the container meets the closed pipe and ends', async () => {
     // Without berth between them, `yes | head -1` ends by SIGPIPE; berth must not keep it writing.
     // (--init: as PID 1 of its namespace, yes would not be killed by SIGPIPE but exit on EPIPE.)

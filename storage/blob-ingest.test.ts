@@ -15,7 +15,6 @@ function content(): Buffer {
 
 const digestOf = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
-
 /** Fills reserve() regions as a socket would, `read` bytes at a time, waiting when told to. */
 async function produce(ingest: Awaited<ReturnType<BlobStore['openIngest']>>, data: Buffer, read: number): Promise<void> {
   let at = 0;
