@@ -71,37 +71,43 @@ export async function startRegistry(config: ServerConfig, opts: { logger?: Logge
   const shownHost = addr.address === '0.0.0.0' || addr.address === '::' ? '127.0.0.1' : addr.address;
   const url = `${config.tls ? 'https' : 'http'}://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${addr.port}`;
 
+  // Background work (upload purge, GC, key rotation, mirror eviction) runs one task of each kind
+  // at a time and is tracked, so close() waits for all of it before LevelDB closes; a task does
+  // not start once closing began.
+  const running = new Set<Promise<void>>();
+  const inFlight = new Map<string, Promise<void>>();
+  let closing: Promise<void> | undefined;
+  const stopping = new AbortController();
+  const background = (kind: string, task: () => Promise<unknown>, done: (r: unknown) => void, failed: string): void => {
+    if (closing || inFlight.has(kind)) return;
+    const run: Promise<void> = task().then(done, (err: unknown) => log.warn({ err }, failed)).finally(() => {
+      running.delete(run);
+      inFlight.delete(kind);
+    });
+    running.add(run);
+    inFlight.set(kind, run);
+  };
+
   const purgeAge = config.uploads.purgeAfterHours * 3600 * 1000;
-  const purge = () =>
-    store.uploads.purge(purgeAge).then(
-      (n) => n > 0 && log.info({ removed: n }, 'purged stale upload sessions'),
-      (err) => log.warn({ err }, 'upload purge failed'),
-    );
-  void purge();
+  const purge = () => background('purge', () => store.uploads.purge(purgeAge), (n) => (n as number) > 0 && log.info({ removed: n }, 'purged stale upload sessions'), 'upload purge failed');
+  purge();
   const purgeTimer = setInterval(purge, PURGE_INTERVAL_MS);
   purgeTimer.unref();
 
-  let gcRun: Promise<unknown> = Promise.resolve();
   const gcTimer =
     config.gc.intervalHours > 0
-      ? setInterval(() => {
-          gcRun = collectGarbage(store, { graceMs: GC_GRACE_MS }).then(
-            (r) => log.info(r, 'garbage collection done'),
-            (err) => log.warn({ err }, 'garbage collection failed'),
-          );
-        }, config.gc.intervalHours * 3600 * 1000)
+      ? setInterval(() => background('gc', () => collectGarbage(store, { graceMs: GC_GRACE_MS, signal: stopping.signal }), (r) => log.info(r as object, 'garbage collection done'), 'garbage collection failed'), config.gc.intervalHours * 3600 * 1000)
       : undefined;
   gcTimer?.unref();
 
   // Signing-key rotation and mirror eviction, when those are on.
   const maintain = () => {
-    access?.maintain().catch((err: unknown) => log.warn({ err }, 'signing key rotation failed'));
-    mirror?.maintain().catch((err: unknown) => log.warn({ err }, 'mirror eviction failed'));
+    if (access) background('keys', () => access.maintain(), () => undefined, 'signing key rotation failed');
+    if (mirror) background('evict', () => mirror.maintain(), () => undefined, 'mirror eviction failed');
   };
   const maintainTimer = access || mirror ? setInterval(maintain, mirror?.maintainIntervalMs ?? PURGE_INTERVAL_MS) : undefined;
   maintainTimer?.unref();
 
-  let closing: Promise<void> | undefined;
   const close = (graceMs = 30_000): Promise<void> => {
     closing ??= (async () => {
       clearInterval(purgeTimer);
@@ -119,7 +125,8 @@ export async function startRegistry(config: ServerConfig, opts: { logger?: Logge
       await closed;
       clearInterval(sweep);
       clearTimeout(timer);
-      await gcRun;
+      stopping.abort();
+      await Promise.all(running);
       await mirror?.close();
       await store.close();
     })();

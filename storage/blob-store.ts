@@ -16,6 +16,16 @@ export interface IngestExpectation {
   size?: number;
   algorithm?: DigestAlgorithm;
   limit?: number;
+  /** The caller already holds the commit guard for this digest and records the commit itself. */
+  guardHeld?: boolean;
+}
+
+/**
+ * Wraps every commit of a blob: the registry records when the digest was committed (GC's grace
+ * period) and keeps the commit atomic against GC deleting the same digest (storage/content-records.ts).
+ */
+export interface CommitGuard {
+  committing(digest: string, size: number, place: () => Promise<void>): Promise<void>;
 }
 
 /** Read buffer of blob streams: large reads keep a pull at disk speed with few syscalls. */
@@ -23,8 +33,10 @@ const READ_CHUNK = 1 << 20;
 
 export class BlobStore {
   readonly layout: DataLayout;
-  constructor(layout: DataLayout) {
+  private readonly guard: CommitGuard | undefined;
+  constructor(layout: DataLayout, guard?: CommitGuard) {
     this.layout = layout;
+    this.guard = guard;
   }
 
   async init(): Promise<void> {
@@ -140,25 +152,29 @@ export class BlobStore {
     }
     await fh.sync();
     await fh.close();
-    await this.commitFile(tmp, digest);
+    await this.commitFile(tmp, digest, size, { guardHeld: expect.guardHeld === true });
     return { digest, size };
   }
 
   /** Stores small content held in memory (manifests, configs). */
-  async putBytes(bytes: Uint8Array, algorithm: DigestAlgorithm = 'sha256'): Promise<{ digest: string; size: number }> {
-    return this.ingest([bytes], { algorithm });
+  async putBytes(bytes: Uint8Array, algorithm: DigestAlgorithm = 'sha256', opts: { guardHeld?: boolean } = {}): Promise<{ digest: string; size: number }> {
+    return this.ingest([bytes], { algorithm, guardHeld: opts.guardHeld === true });
   }
 
   /**
    * Moves an fsync'd file whose content is known to hash to `digest` into the store. When the
    * blob already exists the file is dropped: content addressing makes both copies identical.
    */
-  async commitFile(path: string, digest: string): Promise<void> {
-    if (await this.has(digest)) {
-      await unlinkQuietly(path);
-      return;
-    }
-    await renameDurably(path, this.layout.blobPath(digest));
+  async commitFile(path: string, digest: string, size: number, opts: { guardHeld?: boolean } = {}): Promise<void> {
+    const place = async (): Promise<void> => {
+      if (await this.has(digest)) {
+        await unlinkQuietly(path);
+        return;
+      }
+      await renameDurably(path, this.layout.blobPath(digest));
+    };
+    if (this.guard && !opts.guardHeld) await this.guard.committing(digest, size, place);
+    else await place();
   }
 
   async delete(digest: string): Promise<void> {

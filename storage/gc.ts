@@ -1,12 +1,16 @@
 // Online garbage collection of blob content no repository references any more.
 // Mark: every digest linked by a repository (blob links, manifests and what they reference),
-// read from LevelDB. Sweep: blob files outside that set whose mtime is older than a grace period.
-// The grace period covers content committed but not yet linked (an upload between its rename and
-// its link, a manifest between its bytes and its batch), the race distribution's offline GC has.
-import { readdir, stat } from 'node:fs/promises';
+// read from LevelDB. Sweep: each stored blob outside that set whose content record says it was
+// last committed or linked before the grace period, re-checked and deleted under the digest's
+// guard. Every write that makes a digest reachable (a commit, a blob link, a mount, a manifest
+// and its references) touches that record under the same guard after checking the content is
+// there, so a link made after the mark is either refused (content already gone) or seen by the
+// sweep's re-check; distribution's offline GC has no such protocol and needs a read-only registry.
+// The grace period comes from the metadata, never from file times: a blob pushed again while
+// stored keeps its old file.
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RegistryStore } from './registry-store.js';
-import { unlinkQuietly } from './durable-file.js';
 
 export interface GcResult {
   scanned: number;
@@ -14,26 +18,61 @@ export interface GcResult {
   freedBytes: number;
 }
 
-export async function collectGarbage(store: RegistryStore, opts: { graceMs: number; dryRun?: boolean }): Promise<GcResult> {
+export interface GcOptions {
+  graceMs: number;
+  dryRun?: boolean;
+  /** Runs between mark and sweep: lets tests interleave pushes at the one moment that matters. */
+  afterMark?: () => Promise<void>;
+  /** Stops the sweep between two blobs (the registry is closing); what was removed stays removed. */
+  signal?: AbortSignal;
+}
+
+export async function collectGarbage(store: RegistryStore, opts: GcOptions): Promise<GcResult> {
+  const started = Date.now();
+  const cutoff = started - opts.graceMs;
   const live = await store.referencedDigests();
-  const cutoff = Date.now() - opts.graceMs;
+  await opts.afterMark?.();
   const result: GcResult = { scanned: 0, removed: 0, freedBytes: 0 };
   const root = store.layout.blobsDir;
   for (const algorithm of await readdir(root).catch(() => [] as string[])) {
     if (algorithm !== 'sha256' && algorithm !== 'sha512') continue;
     for (const prefix of await readdir(join(root, algorithm))) {
       for (const encoded of await readdir(join(root, algorithm, prefix))) {
+        if (opts.signal?.aborted) return result;
         result.scanned++;
         const digest = `${algorithm}:${encoded}`;
         if (live.has(digest)) continue;
-        const path = join(root, algorithm, prefix, encoded);
-        const st = await stat(path).catch(() => undefined);
-        if (!st || st.mtimeMs > cutoff) continue;
-        result.removed++;
-        result.freedBytes += st.size;
-        if (!opts.dryRun) await unlinkQuietly(path);
+        const freed = await removeIfUntouched(store, digest, cutoff, opts.dryRun === true);
+        if (freed !== undefined) {
+          result.removed++;
+          result.freedBytes += freed;
+        }
       }
     }
   }
   return result;
+}
+
+/**
+ * Deletes the content of `digest` unless it was committed or linked at or after `cutoff`, checked
+ * under the digest's guard (the sweep of GC and of mirror eviction). Call only for a digest that
+ * no link read after `cutoff` references. Returns the bytes freed, or undefined when it was kept.
+ */
+export async function removeIfUntouched(store: RegistryStore, digest: string, cutoff: number, dryRun = false): Promise<number | undefined> {
+  return store.content.exclusive(digest, async () => {
+    const size = await store.blobs.size(digest);
+    if (size === undefined) return undefined;
+    const record = await store.content.get(digest);
+    if (!record) {
+      // Content stored before berth kept these records: its grace period starts now.
+      if (!dryRun) await store.content.touch(digest, size);
+      return undefined;
+    }
+    if (record.touched >= cutoff) return undefined;
+    if (!dryRun) {
+      await store.blobs.delete(digest);
+      await store.content.forget(digest);
+    }
+    return size;
+  });
 }

@@ -35,6 +35,12 @@ export interface UploadRecord {
   started: string;
   updated: string;
 }
+/** content:   <digest>                        → ContentRecord: when the blob was last committed or linked (GC's grace) */
+export interface ContentRecord {
+  size: number;
+  /** ms since the epoch */
+  touched: number;
+}
 /** meta:      'layout'                         → schema version of this data folder */
 
 export const LAYOUT_VERSION = 1;
@@ -57,6 +63,7 @@ export class Metadata {
   readonly blobs;
   readonly referrers;
   readonly uploads;
+  readonly content;
   readonly meta;
 
   constructor(dir: string) {
@@ -67,6 +74,7 @@ export class Metadata {
     this.blobs = this.db.sublevel<string, BlobLink>('blobs', { valueEncoding: 'json' });
     this.referrers = this.db.sublevel<string, ReferrerRecord>('referrers', { valueEncoding: 'json' });
     this.uploads = this.db.sublevel<string, UploadRecord>('uploads', { valueEncoding: 'json' });
+    this.content = this.db.sublevel<string, ContentRecord>('content', { valueEncoding: 'json' });
     this.meta = this.db.sublevel<string, number>('meta', { valueEncoding: 'json' });
   }
 

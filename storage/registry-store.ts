@@ -5,6 +5,7 @@ import { BlobStore } from './blob-store.js';
 import { UploadSessions } from './uploads.js';
 import { DataLayout } from './layout.js';
 import { LruCache } from './lru-cache.js';
+import { ContentRecords } from './content-records.js';
 import { RegistryError } from '../oci/errors.js';
 import { digestOf, parseDigest, looksLikeDigest } from '../oci/digest.js';
 import { parseManifest, type Descriptor } from '../oci/manifest.js';
@@ -33,6 +34,7 @@ export class RegistryStore {
   readonly meta: Metadata;
   readonly blobs: BlobStore;
   readonly uploads: UploadSessions;
+  readonly content: ContentRecords;
   private readonly manifestBytes: LruCache<string, Buffer>;
   // Tag and link lookups are cached too: this process holds LevelDB's lock, so every write passes
   // through here and invalidates them.
@@ -42,7 +44,14 @@ export class RegistryStore {
   constructor(root: string, opts: RegistryStoreOptions = {}) {
     this.layout = new DataLayout(root);
     this.meta = new Metadata(this.layout.metaDir);
-    this.blobs = new BlobStore(this.layout);
+    this.content = new ContentRecords(this.meta);
+    this.blobs = new BlobStore(this.layout, {
+      committing: (digest, size, place) =>
+        this.content.exclusive(digest, async () => {
+          await this.content.touch(digest, size);
+          await place();
+        }),
+    });
     this.uploads = new UploadSessions(this.layout, this.meta, this.blobs);
     this.manifestBytes = new LruCache(opts.manifestCacheBytes ?? 64 << 20, (b) => b.length);
   }
@@ -164,40 +173,54 @@ export class RegistryStore {
     }
     const parsed = parseManifest(bytes, contentType);
 
-    // distribution-spec/spec.md#push: references must exist, the subject need not.
-    const missing: Array<{ digest: string; mediaType: string }> = [];
-    if (opts.requireReferences !== false) await Promise.all([
-      ...parsed.blobs.map(async (d) => {
-        if (!(await this.blobLink(name, d.digest))) missing.push({ digest: d.digest, mediaType: d.mediaType });
-      }),
-      ...parsed.manifests.map(async (d) => {
-        if (!(await this.manifestLink(name, d.digest))) missing.push({ digest: d.digest, mediaType: d.mediaType });
-      }),
-    ]);
-    if (missing.length > 0) {
-      throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length === 1 ? 'a blob' : `${missing.length} blobs`} not in repository ${name}: ${missing.map((m) => m.digest).join(', ')}`, {
-        detail: missing,
-      });
-    }
-
-    await this.blobs.putBytes(bytes, parseDigest(digest).algorithm);
     const link: ManifestLink = {
       mediaType: parsed.mediaType,
       size: bytes.length,
       refs: [...parsed.blobs, ...parsed.manifests].map((d) => d.digest),
     };
-    const batch = this.meta.db.batch();
-    if (!(await this.repositoryExists(name))) batch.put(name, { created: new Date().toISOString() }, { sublevel: this.meta.repos });
-    if (parsed.subject) {
-      link.subject = parsed.subject.digest;
-      const descriptor: Descriptor = { mediaType: parsed.mediaType, digest, size: bytes.length };
-      if (parsed.artifactType) descriptor.artifactType = parsed.artifactType;
-      if (parsed.annotations) descriptor.annotations = parsed.annotations;
-      batch.put(key(name, parsed.subject.digest, digest), descriptor, { sublevel: this.meta.referrers });
-    }
-    batch.put(key(name, digest), link, { sublevel: this.meta.manifests });
-    for (const t of tags) batch.put(key(name, t), digest, { sublevel: this.meta.tags });
-    await batch.write();
+    const checkRefs = opts.requireReferences !== false;
+    // The references are checked, the bytes stored and the link written under the guards of the
+    // manifest's digest and of every digest it references, the batch touching each: GC either
+    // deleted a referenced blob before (then it is missing here) or sees the touch and keeps it
+    // (storage/content-records.ts). A pull-through cache stores a manifest before its blobs.
+    await this.content.exclusiveAll(checkRefs ? [digest, ...link.refs] : [digest], async () => {
+      // distribution-spec/spec.md#push: references must exist, the subject need not.
+      const missing: Array<{ digest: string; mediaType: string }> = [];
+      const sizes = new Map<string, number>();
+      if (checkRefs) await Promise.all([
+        ...parsed.blobs.map(async (d) => {
+          const l = await this.blobLink(name, d.digest);
+          if (!l || !(await this.blobs.has(d.digest))) missing.push({ digest: d.digest, mediaType: d.mediaType });
+          else sizes.set(d.digest, l.size);
+        }),
+        ...parsed.manifests.map(async (d) => {
+          const l = await this.manifestLink(name, d.digest);
+          if (!l || !(await this.blobs.has(d.digest))) missing.push({ digest: d.digest, mediaType: d.mediaType });
+          else sizes.set(d.digest, l.size);
+        }),
+      ]);
+      if (missing.length > 0) {
+        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length === 1 ? 'a blob' : `${missing.length} blobs`} not in repository ${name}: ${missing.map((m) => m.digest).join(', ')}`, {
+          detail: missing,
+        });
+      }
+      await this.blobs.putBytes(bytes, parseDigest(digest).algorithm, { guardHeld: true });
+      const now = Date.now();
+      const batch = this.meta.db.batch();
+      if (!(await this.repositoryExists(name))) batch.put(name, { created: new Date(now).toISOString() }, { sublevel: this.meta.repos });
+      if (parsed.subject) {
+        link.subject = parsed.subject.digest;
+        const descriptor: Descriptor = { mediaType: parsed.mediaType, digest, size: bytes.length };
+        if (parsed.artifactType) descriptor.artifactType = parsed.artifactType;
+        if (parsed.annotations) descriptor.annotations = parsed.annotations;
+        batch.put(key(name, parsed.subject.digest, digest), descriptor, { sublevel: this.meta.referrers });
+      }
+      batch.put(key(name, digest), link, { sublevel: this.meta.manifests });
+      for (const t of tags) batch.put(key(name, t), digest, { sublevel: this.meta.tags });
+      batch.put(digest, { size: bytes.length, touched: now }, { sublevel: this.meta.content });
+      for (const [d, size] of sizes) batch.put(d, { size, touched: now }, { sublevel: this.meta.content });
+      await batch.write();
+    });
     this.linkCache.set(key(name, digest), link);
     for (const t of tags) this.tagCache.set(key(name, t), digest);
     this.manifestBytes.set(digest, bytes);
@@ -248,12 +271,28 @@ export class RegistryStore {
     return link.size;
   }
 
-  /** Makes a blob already in the store readable in `name`. */
+  /**
+   * Makes a blob already in the store readable in `name`; BLOB_UNKNOWN when its content is gone
+   * (GC collected it before this link was made).
+   */
   async linkBlob(name: string, digest: string, size: number): Promise<void> {
-    const batch = this.meta.db.batch();
-    if (!(await this.repositoryExists(name))) batch.put(name, { created: new Date().toISOString() }, { sublevel: this.meta.repos });
-    batch.put(key(name, digest), { size }, { sublevel: this.meta.blobs });
-    await batch.write();
+    if (!(await this.linkIfStored(name, digest, size))) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is no longer stored: upload it again`, { detail: { digest } });
+  }
+
+  /**
+   * The link and its touch are written under the digest's guard after checking the content is
+   * there: GC either deleted it before (then false) or sees the touch and keeps it.
+   */
+  private linkIfStored(name: string, digest: string, size: number): Promise<boolean> {
+    return this.content.exclusive(digest, async () => {
+      if (!(await this.blobs.has(digest))) return false;
+      const batch = this.meta.db.batch();
+      if (!(await this.repositoryExists(name))) batch.put(name, { created: new Date().toISOString() }, { sublevel: this.meta.repos });
+      batch.put(key(name, digest), { size }, { sublevel: this.meta.blobs });
+      batch.put(digest, { size, touched: Date.now() }, { sublevel: this.meta.content });
+      await batch.write();
+      return true;
+    });
   }
 
   /** Cross-repository mount: true when `from` holds the blob and it is now linked into `name`. */
@@ -261,8 +300,7 @@ export class RegistryStore {
     parseDigest(digest);
     if (from === undefined) return undefined;
     const link = await this.blobLink(from, digest);
-    if (!link || !(await this.blobs.has(digest))) return undefined;
-    await this.linkBlob(name, digest, link.size);
+    if (!link || !(await this.linkIfStored(name, digest, link.size))) return undefined;
     return link.size;
   }
 

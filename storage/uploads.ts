@@ -117,7 +117,7 @@ export class UploadSessions {
       // (removed by purge) and a cleanly unknown upload, never a record without its file.
       await this.meta.uploads.del(id);
       this.hashes.delete(id);
-      await this.blobs.commitFile(path, digest);
+      await this.blobs.commitFile(path, digest, session.offset);
       return { digest, size: session.offset };
     });
   }

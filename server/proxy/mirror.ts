@@ -14,6 +14,7 @@ import type { RegistryContext, RegistryState } from '../context.js';
 import type { ServerConfig } from '../config.js';
 import { BlobFetches } from './blob-fetch.js';
 import { CacheRecords } from './cache-records.js';
+import { removeIfUntouched } from '../../storage/gc.js';
 import type { ProxyConfig } from './config.js';
 import { Upstream, UpstreamUnavailable } from './upstream.js';
 
@@ -35,6 +36,7 @@ function unavailable(e: UpstreamUnavailable, what: string): RegistryError {
 
 export async function evictUnused(store: RegistryStore, records: CacheRecords, cutoff: number, log?: Logger): Promise<{ manifests: number; blobs: number; files: number }> {
   const out = { manifests: 0, blobs: 0, files: 0 };
+  const started = Date.now();
   const candidates = new Set<string>();
   for await (const r of records.unusedSince(cutoff)) {
     try {
@@ -55,8 +57,9 @@ export async function evictUnused(store: RegistryStore, records: CacheRecords, c
     // Content still linked elsewhere (another repository, a kept manifest) stays.
     const live = await store.referencedDigests();
     for (const d of candidates) {
-      if (!live.has(d)) {
-        await store.blobs.delete(d);
+      // Under GC's guard: content linked again since eviction started (another repository
+      // pulling it through) is kept.
+      if (!live.has(d) && (await removeIfUntouched(store, d, started)) !== undefined) {
         out.files++;
       }
     }
