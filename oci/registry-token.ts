@@ -65,6 +65,7 @@ export async function requestToken(req: TokenRequest): Promise<RegistryToken> {
   } catch {
     throw new TokenError('no-realm', `invalid token realm ${JSON.stringify(realm)}`, realm);
   }
+  // token.md#requesting-a-token sends Basic credentials to the realm: a refused realm is not asked at all, anonymously or not (the client's rule since it had one).
   const refusal = realmRefusal(url, req.registry, req.policy);
   if (refusal) throw new TokenError('realm-refused', refusal, url.origin);
   if (req.challenge.params.service) url.searchParams.set('service', req.challenge.params.service);
