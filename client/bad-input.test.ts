@@ -13,7 +13,7 @@ import { berth, buildImage, freePort, sandbox, skopeo, tempDir } from './testing
 import { parseConfig } from './config.js';
 import { LocalImageStore } from './store/image-store.js';
 import { Transport } from './transport/registry-client.js';
-import { AccessPolicy } from './transport/access-policy.js';
+import { AccessPolicy } from '../oci/access-policy.js';
 import { Progress } from './progress.js';
 import { pull } from './pull.js';
 import { parseReference } from '../oci/reference.js';

@@ -8,8 +8,9 @@ import type { LookupFunction } from 'node:net';
 import type { Readable } from 'node:stream';
 import { RegistryError } from '../../oci/errors.js';
 import { DOCKER_HUB, DOCKER_HUB_API_HOST } from '../../oci/reference.js';
-import { AccessPolicy } from './access-policy.js';
-import { parseChallenge, type Challenge } from './challenge.js';
+import { AccessPolicy } from '../../oci/access-policy.js';
+import { parseChallenge, type Challenge } from '../../oci/auth-challenge.js';
+import { basicAuthorization, requestToken, TokenError, type RegistryToken } from '../../oci/registry-token.js';
 import { findCredentials, type Credentials } from '../credentials.js';
 import { bodyChunks } from './body-chunks.js';
 import { plainGet, PlainHttpError, type BodySink } from './plain-get.js';
@@ -132,9 +133,6 @@ interface CachedToken {
   expiresAt: number;
 }
 
-/** Minimum lifetime assumed for a token without expires_in (token.md: 60 seconds). */
-const DEFAULT_TOKEN_SECONDS = 60;
-
 function tlsProtocolError(e: unknown): boolean {
   const err = e as { code?: string; message?: string; cause?: { code?: string; message?: string } };
   const text = `${err.code ?? ''} ${err.message ?? ''} ${err.cause?.code ?? ''} ${err.cause?.message ?? ''}`;
@@ -248,56 +246,49 @@ export class RegistryClient {
   }
 
   private basicHeader(creds: Credentials | undefined): Record<string, string> {
-    return creds ? { authorization: `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}` } : {};
+    return creds ? { authorization: basicAuthorization(creds) } : {};
   }
 
-  /** Fetches (or reuses) a bearer token for `scopes` from the challenge's realm. */
+  /** Fetches (or reuses) a bearer token for `scopes` from the challenge's realm (oci/registry-token.ts). */
   private async fetchToken(challenge: Challenge, scopes: string[], forLogin = false): Promise<string> {
     const key = [...new Set(scopes)].sort().join(' ');
     const cached = this.tokens.get(key);
     if (cached && cached.expiresAt > Date.now() && !forLogin) return cached.token;
-    const realm = challenge.params.realm;
-    if (!realm) throw new RegistryError('UNAUTHORIZED', `registry ${this.host} sent a Bearer challenge without realm`);
-    let url: URL;
-    try {
-      url = new URL(realm);
-    } catch {
-      throw new RegistryError('UNAUTHORIZED', `registry ${this.host} sent an invalid token realm`);
-    }
-    // Credentials go to the realm: never over plain HTTP unless that host is marked insecure.
-    if (url.protocol === 'http:' && !this.transport.policy.isInsecure(url.host)) {
-      throw new RegistryError('UNAUTHORIZED', `token realm ${url.origin} of ${this.host} is plain HTTP; add "${url.host}" to "insecure-registries" to allow it`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new RegistryError('UNAUTHORIZED', `unsupported token realm scheme ${url.protocol}`);
-    if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
-    for (const s of new Set(scopes)) url.searchParams.append('scope', s);
     const creds = await this.creds();
-    if (forLogin && creds) url.searchParams.set('account', creds.username);
-    let res: Response;
+    let issued: RegistryToken;
     try {
-      res = await request(url, { method: 'GET', headers: this.basicHeader(creds), dispatcher: this.transport.agentFor(url.host) });
+      issued = await requestToken({
+        challenge,
+        registry: this.baseUrl,
+        policy: this.transport.policy,
+        scopes,
+        credentials: creds,
+        account: forLogin ? creds?.username : undefined,
+        send: (url, headers) => request(url, { method: 'GET', headers, dispatcher: this.transport.agentFor(url.host) }),
+      });
     } catch (e) {
-      throw new UnreachableError(`cannot reach token service ${url.origin} of ${this.host}: ${describe(e)}`);
+      if (!(e instanceof TokenError)) throw e;
+      switch (e.kind) {
+        case 'no-realm':
+          throw new RegistryError('UNAUTHORIZED', `registry ${this.host} sent ${challenge.params.realm ? 'an invalid token realm' : 'a Bearer challenge without realm'}`);
+        case 'realm-refused': {
+          const hint = this.baseUrl.startsWith('http://') && e.realm.startsWith('http://') ? `; add "${new URL(e.realm).host}" to "insecure-registries" to allow it` : '';
+          throw new RegistryError('UNAUTHORIZED', `${this.host}: ${e.message}${hint}`);
+        }
+        case 'unreachable':
+          throw new UnreachableError(`cannot reach token service ${e.realm} of ${this.host}: ${describe(e.cause)}`);
+        case 'refused':
+          throw new RegistryError('UNAUTHORIZED', creds ? `authentication to ${this.host} failed: incorrect username or password` : `authentication required by ${this.host}: run berth login ${this.host}`, { status: 401 });
+        case 'status':
+          throw new RegistryError('UNAUTHORIZED', `token service of ${this.host} answered HTTP ${e.status}`);
+        case 'invalid':
+          throw new RegistryError('UNAUTHORIZED', `${this.host}: ${e.message}`);
+      }
+      throw e;
     }
-    const text = await res.body.text();
-    if (res.statusCode === 401 || res.statusCode === 403) {
-      throw new RegistryError('UNAUTHORIZED', creds ? `authentication to ${this.host} failed: incorrect username or password` : `authentication required by ${this.host}: run berth login ${this.host}`, { status: 401 });
-    }
-    if (res.statusCode !== 200) throw new RegistryError('UNAUTHORIZED', `token service of ${this.host} answered HTTP ${res.statusCode}`);
-    let body: { token?: string; access_token?: string; expires_in?: number; issued_at?: string };
-    try {
-      body = JSON.parse(text) as typeof body;
-    } catch {
-      throw new RegistryError('UNAUTHORIZED', `token service of ${this.host} returned invalid JSON`);
-    }
-    const token = body.token || body.access_token;
-    if (!token) throw new RegistryError('UNAUTHORIZED', `token service of ${this.host} returned no token`);
-    const issued = body.issued_at ? Date.parse(body.issued_at) : NaN;
-    const start = Number.isFinite(issued) && issued <= Date.now() ? issued : Date.now();
-    const seconds = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_SECONDS;
     // Renew a few seconds early so a token does not expire between check and use.
-    this.tokens.set(key, { token, expiresAt: start + seconds * 1000 - 5000 });
-    return token;
+    this.tokens.set(key, { token: issued.token, expiresAt: issued.expiresAt - 5000 });
+    return issued.token;
   }
 
   private async authHeaders(scopes: string[]): Promise<Record<string, string>> {

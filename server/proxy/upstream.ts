@@ -1,10 +1,14 @@
 // The upstream registry as the mirror sees it: undici with keep-alive and redirects (blob
 // downloads are often redirected to a CDN; undici drops Authorization on a cross-origin hop), and
 // the upstream's own auth: Basic, or Bearer tokens fetched from its realm per repository
-// (docker-registry-api/token.md), cached until they expire.
+// (docker-registry-api/token.md), cached until they expire. Challenge parsing, the realm policy
+// and the token request are the client's (oci/auth-challenge.ts, oci/registry-token.ts).
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
+import { AccessPolicy } from '../../oci/access-policy.js';
+import { parseChallenge } from '../../oci/auth-challenge.js';
 import { RegistryError } from '../../oci/errors.js';
+import { basicAuthorization, requestToken, TokenError, type RegistryToken } from '../../oci/registry-token.js';
 import { registryTlsOptions } from '../../oci/trusted-cas.js';
 import type { ProxyConfig } from './config.js';
 
@@ -15,20 +19,14 @@ export type UpstreamResponse = Dispatcher.ResponseData;
 
 const TOKEN_MARGIN_MS = 10_000;
 
-/** `key="value"` pairs of a WWW-Authenticate challenge. */
-export function parseChallenge(header: string): { scheme: string; params: Record<string, string> } {
-  const scheme = (/^\s*(\w+)/.exec(header)?.[1] ?? '').toLowerCase();
-  const params: Record<string, string> = {};
-  for (const m of header.matchAll(/(\w+)="([^"]*)"/g)) params[m[1]!.toLowerCase()] = m[2]!;
-  return { scheme, params };
-}
-
 export class Upstream {
   readonly base: string;
   private readonly cfg: ProxyConfig;
   private readonly log: Logger;
   private readonly dispatcher: Dispatcher;
   private readonly agent: Agent;
+  /** Plain HTTP is allowed to loopback, and to the upstream's host:port when remoteUrl is http:// (configured insecure). */
+  private readonly policy: AccessPolicy;
   private basic = false;
   /** repository → bearer token for pulling it. */
   private readonly tokens = new Map<string, { header: string; expires: number }>();
@@ -37,13 +35,19 @@ export class Upstream {
     this.cfg = cfg;
     this.log = log;
     this.base = cfg.remoteUrl.replace(/\/+$/, '');
+    const remote = new URL(this.base);
+    this.policy = new AccessPolicy(remote.protocol === 'http:' ? [remote.host] : []);
     this.agent = new Agent({ keepAliveTimeout: 30_000, connections: 64, connectTimeout: 10_000, headersTimeout: 60_000, bodyTimeout: 120_000, connect: registryTlsOptions() });
     this.dispatcher = this.agent.compose(interceptors.redirect({ maxRedirections: 5 }));
   }
 
   private basicHeader(): string | undefined {
-    if (this.cfg.username === undefined) return undefined;
-    return `Basic ${Buffer.from(`${this.cfg.username}:${this.cfg.password ?? ''}`).toString('base64')}`;
+    const creds = this.credentials();
+    return creds && basicAuthorization(creds);
+  }
+
+  private credentials(): { username: string; password: string } | undefined {
+    return this.cfg.username === undefined ? undefined : { username: this.cfg.username, password: this.cfg.password ?? '' };
   }
 
   private authHeader(name: string): string | undefined {
@@ -65,7 +69,7 @@ export class Upstream {
     const auth = this.authHeader(name);
     let res = await this.send(method, path, auth ? { ...headers, authorization: auth } : headers);
     if (res.statusCode === 401) {
-      const challenge = String(res.headers['www-authenticate'] ?? '');
+      const challenge = res.headers['www-authenticate'];
       await res.body.dump();
       const retryAuth = await this.answerChallenge(challenge, name);
       res = await this.send(method, path, { ...headers, authorization: retryAuth });
@@ -85,35 +89,34 @@ export class Upstream {
     return res;
   }
 
-  private async answerChallenge(challenge: string, name: string): Promise<string> {
-    const { scheme, params } = parseChallenge(challenge);
-    if (scheme === 'basic') {
+  private async answerChallenge(wwwAuthenticate: string | string[] | undefined, name: string): Promise<string> {
+    const challenge = parseChallenge(wwwAuthenticate);
+    if (challenge?.scheme === 'basic') {
       const h = this.basicHeader();
       if (!h) throw new RegistryError('DENIED', `upstream ${this.base} needs credentials: set --proxy-username and --proxy-password`, { status: 403 });
       this.basic = true;
       return h;
     }
-    if (scheme !== 'bearer' || !params.realm) throw new UpstreamUnavailable(`upstream ${this.base} sent an unusable challenge`);
-    const url = new URL(params.realm);
-    if (params.service) url.searchParams.set('service', params.service);
-    url.searchParams.set('scope', `repository:${name}:pull`);
-    const basic = this.basicHeader();
-    let res;
+    if (!challenge?.params.realm) throw new UpstreamUnavailable(`upstream ${this.base} sent an unusable challenge`);
+    let issued: RegistryToken;
     try {
-      res = await request(url, { method: 'GET', headers: basic ? { authorization: basic } : {}, dispatcher: this.dispatcher });
+      issued = await requestToken({
+        challenge,
+        registry: new URL(this.base).origin,
+        policy: this.policy,
+        scopes: [`repository:${name}:pull`],
+        credentials: this.credentials(),
+        send: (url, headers) => request(url, { method: 'GET', headers, dispatcher: this.dispatcher }),
+      });
     } catch (e) {
-      throw new UpstreamUnavailable(`token service ${url.origin} unreachable: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      if (!(e instanceof TokenError)) throw e;
+      // Mapped like the other upstream auth failures: a refusal is DENIED, an outage lets cached content stand in.
+      if (e.kind === 'refused') throw new RegistryError('DENIED', `upstream ${this.base}: ${e.message}: check --proxy-username/--proxy-password`, { status: 403 });
+      if (e.kind === 'realm-refused' || e.kind === 'status') throw new RegistryError('DENIED', `upstream ${this.base}: ${e.message}`, { status: 403 });
+      throw new UpstreamUnavailable(`upstream ${this.base}: ${e.message}`);
     }
-    if (res.statusCode !== 200) {
-      await res.body.dump();
-      throw new RegistryError('DENIED', `upstream token service ${url.origin} refused the mirror (HTTP ${res.statusCode})`, { status: 403 });
-    }
-    const body = (await res.body.json()) as { token?: string; access_token?: string; expires_in?: number };
-    const token = body.token ?? body.access_token;
-    if (!token) throw new UpstreamUnavailable(`upstream token service ${url.origin} returned no token`);
-    const header = `Bearer ${token}`;
-    // token.md: a token without expires_in lives 60 seconds.
-    this.tokens.set(name, { header, expires: Date.now() + (body.expires_in ?? 60) * 1000 - TOKEN_MARGIN_MS });
+    const header = `Bearer ${issued.token}`;
+    this.tokens.set(name, { header, expires: issued.expiresAt - TOKEN_MARGIN_MS });
     this.log.debug({ upstream: this.base, repository: name }, 'upstream token obtained');
     return header;
   }

@@ -1,9 +1,10 @@
 // Which registries may be reached over plain HTTP or unverified TLS: those listed (host[:port]
-// or a CIDR) in `insecure-registries`, and loopback ones, as Docker does. Every other registry is
+// or a CIDR) in `insecure-registries` (the client's daemon.json; the mirror lists its upstream when
+// `proxy.remoteUrl` is http://), and loopback ones, as Docker does. Every other registry is
 // HTTPS with a verified certificate. Names other than `localhost` are not resolved for this check:
 // a CIDR matches IP literals, so a DNS answer never silently downgrades a registry to HTTP.
 import { BlockList, isIP } from 'node:net';
-import { registryHostname } from '../../oci/reference.js';
+import { registryHostname } from './reference.js';
 
 export class AccessPolicy {
   private readonly hosts = new Set<string>();
