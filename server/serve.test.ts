@@ -18,12 +18,10 @@ test('close() waits for the upload purge started at start-up instead of closing 
     const seed = new RegistryStore(dir);
     await seed.open();
     const old = new Date(Date.now() - 30 * 24 * 3600 * 1000).toISOString();
-    const batch = seed.meta.uploads.batch();
     for (let i = 0; i < 3000; i++) {
       const id = `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`;
-      batch.put(id, { name: 'team/app', algorithm: 'sha256', offset: 0, started: old, updated: old });
+      await seed.meta.createUpload(id, { name: 'team/app', algorithm: 'sha256', offset: 0, started: old, updated: old });
     }
-    await batch.write();
     await seed.close();
 
     const lines: Array<{ level: number; msg: string; err?: { message: string } }> = [];
@@ -43,7 +41,9 @@ test('close() waits for the upload purge started at start-up instead of closing 
     const after = new RegistryStore(dir);
     await after.open();
     try {
-      assert.equal((await after.meta.uploads.keys().all()).length, 0);
+      let left = 0;
+      for await (const _ of after.meta.listUploads()) left++;
+      assert.equal(left, 0);
     } finally {
       await after.close();
     }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { RegistryStore } from './registry-store.js';
 import { collectGarbage } from './gc.js';
+import type { LevelMetadata } from './level-metadata.js';
 import { MediaType } from '../oci/media-types.js';
 
 async function exists(p: string): Promise<boolean> {
@@ -21,9 +22,9 @@ const TWO_HOURS = 2 * 3600 * 1000;
 async function age(store: RegistryStore, digest: string): Promise<void> {
   const old = new Date(Date.now() - TWO_HOURS);
   await utimes(store.layout.blobPath(digest), old, old);
-  const record = await store.content.get(digest);
+  const record = await store.meta.getContent(digest);
   assert.ok(record, `${digest} has a content record`);
-  await store.meta.content.put(digest, { ...record, touched: old.getTime() });
+  await (store.meta as LevelMetadata).db.sublevel<string, unknown>('content', { valueEncoding: 'json' }).put(digest, { ...record, touched: old.getTime() });
 }
 
 function imageManifest(config: { digest: string; size: number }, layer: { digest: string; size: number }): Buffer {
@@ -142,7 +143,7 @@ test('a manifest whose referenced blob GC removed after the mark is refused, not
     assert.equal(result.removed, 1);
     await assert.rejects(store.linkBlob('team/app', layer.digest, layer.size), (e: Error & { code?: string }) => e.code === 'BLOB_UNKNOWN');
     assert.equal(await store.mountBlob('team/other', 'team/app', layer.digest), undefined);
-    await store.meta.blobs.put(`team/app\x00${layer.digest}`, { size: layer.size });
+    await (store.meta as LevelMetadata).db.sublevel<string, unknown>('blobs', { valueEncoding: 'json' }).put(`team/app\x00${layer.digest}`, { size: layer.size });
     await assert.rejects(store.putManifest('team/app', 'v1', imageManifest(config, layer), MediaType.OciManifest), (e: Error & { code?: string }) => e.code === 'MANIFEST_BLOB_UNKNOWN');
     // Pushed again, it is stored anew and usable.
     const again = await store.blobs.putBytes(Buffer.from('blob whose link is deleted before the mark'));
@@ -154,7 +155,7 @@ test('a manifest whose referenced blob GC removed after the mark is refused, not
 test('content stored without a record (an older data folder) gets its grace period from the first GC', () =>
   withStore(async (store) => {
     const orphan = await store.blobs.putBytes(Buffer.from('stored by an older berth'));
-    await store.meta.content.del(orphan.digest);
+    await store.meta.forgetContent(orphan.digest);
     const old = new Date(Date.now() - TWO_HOURS);
     await utimes(store.layout.blobPath(orphan.digest), old, old);
     assert.equal((await collectGarbage(store, { graceMs: 3600 * 1000 })).removed, 0, 'file times are not trusted');

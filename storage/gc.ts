@@ -59,19 +59,19 @@ export async function collectGarbage(store: RegistryStore, opts: GcOptions): Pro
  * no link read after `cutoff` references. Returns the bytes freed, or undefined when it was kept.
  */
 export async function removeIfUntouched(store: RegistryStore, digest: string, cutoff: number, dryRun = false): Promise<number | undefined> {
-  return store.content.exclusive(digest, async () => {
+  return store.meta.exclusive(digest, async () => {
     const size = await store.blobs.size(digest);
     if (size === undefined) return undefined;
-    const record = await store.content.get(digest);
+    const record = await store.meta.getContent(digest);
     if (!record) {
       // Content stored before berth kept these records: its grace period starts now.
-      if (!dryRun) await store.content.touch(digest, size);
+      if (!dryRun) await store.meta.touchContent(digest, size);
       return undefined;
     }
     if (record.touched >= cutoff) return undefined;
     if (!dryRun) {
       await store.blobs.delete(digest);
-      await store.content.forget(digest);
+      await store.meta.forgetContent(digest);
     }
     return size;
   });

@@ -1,11 +1,12 @@
 // Repository-level view of the store: which repository holds which manifests, tags and blobs.
-// Every write that changes what a repository contains is one atomic LevelDB batch.
-import { Metadata, key, prefixRange, SEP, type BlobLink, type ManifestLink } from './metadata.js';
+// Every write that changes what a repository contains is one atomic step of the metadata backend
+// (storage/registry-metadata.ts: LevelDB by default, PostgreSQL for many replicas).
+import type { BlobLink, ManifestLink, RegistryMetadata } from './registry-metadata.js';
+import { LevelMetadata } from './level-metadata.js';
 import { BlobStore } from './blob-store.js';
 import { UploadSessions } from './uploads.js';
 import { DataLayout } from './layout.js';
 import { LruCache } from './lru-cache.js';
-import { ContentRecords } from './content-records.js';
 import { RegistryError } from '../oci/errors.js';
 import { digestOf, parseDigest, looksLikeDigest } from '../oci/digest.js';
 import { parseManifest, type Descriptor } from '../oci/manifest.js';
@@ -27,28 +28,38 @@ export interface Page<T> {
 export interface RegistryStoreOptions {
   /** Bytes of manifest content kept in memory: manifests are immutable, so the cache never goes stale. */
   manifestCacheBytes?: number;
+  /** The metadata backend; LevelDB in `<root>/meta` by default. */
+  metadata?: RegistryMetadata;
+}
+
+/** Cache key of a (repository, tag or digest) pair: NUL is in neither grammar. */
+function ck(name: string, ref: string): string {
+  return `${name}\0${ref}`;
 }
 
 export class RegistryStore {
   readonly layout: DataLayout;
-  readonly meta: Metadata;
+  readonly meta: RegistryMetadata;
   readonly blobs: BlobStore;
   readonly uploads: UploadSessions;
-  readonly content: ContentRecords;
   private readonly manifestBytes: LruCache<string, Buffer>;
-  // Tag and link lookups are cached too: this process holds LevelDB's lock, so every write passes
-  // through here and invalidates them.
-  private readonly tagCache = new LruCache<string, string>(50_000);
-  private readonly linkCache = new LruCache<string, ManifestLink>(50_000);
+  // Tag and link lookups are cached only when this process is the metadata's one writer (LevelDB
+  // holds its lock): every write passes through here and invalidates them. With shared metadata
+  // another replica may move a tag at any moment, so nothing is cached.
+  private readonly tagCache: LruCache<string, string> | undefined;
+  private readonly linkCache: LruCache<string, ManifestLink> | undefined;
 
   constructor(root: string, opts: RegistryStoreOptions = {}) {
     this.layout = new DataLayout(root);
-    this.meta = new Metadata(this.layout.metaDir);
-    this.content = new ContentRecords(this.meta);
+    this.meta = opts.metadata ?? new LevelMetadata(this.layout.metaDir);
+    if (!this.meta.shared) {
+      this.tagCache = new LruCache(50_000);
+      this.linkCache = new LruCache(50_000);
+    }
     this.blobs = new BlobStore(this.layout, {
       committing: (digest, size, place) =>
-        this.content.exclusive(digest, async () => {
-          await this.content.touch(digest, size);
+        this.meta.exclusive(digest, async () => {
+          await this.meta.touchContent(digest, size);
           await place();
         }),
     });
@@ -71,41 +82,33 @@ export class RegistryStore {
 
   // ---- repositories ------------------------------------------------------------------------
 
-  async repositoryExists(name: string): Promise<boolean> {
-    return (await this.meta.repos.get(name)) !== undefined;
+  repositoryExists(name: string): Promise<boolean> {
+    return this.meta.repositoryExists(name);
   }
 
   async listRepositories(n: number, last?: string): Promise<Page<string>> {
-    const opts: { limit: number; gt?: string } = { limit: n + 1 };
-    if (last) opts.gt = last;
-    const names = await this.meta.repos.keys(opts).all();
-    return paginate(names, n);
+    return paginate(await this.meta.listRepositories(n + 1, last || undefined), n);
   }
 
   // ---- tags ----------------------------------------------------------------------------------
 
   async listTags(name: string, n: number, last?: string): Promise<Page<string>> {
     if (!(await this.repositoryExists(name))) throw new RegistryError('NAME_UNKNOWN', `repository ${name} is not known to this registry`);
-    const range = prefixRange(name);
-    const gt = last ? key(name, last) : range.gt;
-    const keys = await this.meta.tags.keys({ gt, lt: range.lt, limit: n + 1 }).all();
-    return paginate(keys.map((k) => k.slice(name.length + 1)), n);
+    return paginate(await this.meta.listTags(name, n + 1, last || undefined), n);
   }
 
   async resolveTag(name: string, tag: string): Promise<string | undefined> {
-    const k = key(name, tag);
-    const cached = this.tagCache.get(k);
+    const k = ck(name, tag);
+    const cached = this.tagCache?.get(k);
     if (cached) return cached;
-    const digest = await this.meta.tags.get(k);
-    if (digest) this.tagCache.set(k, digest);
+    const digest = await this.meta.getTag(name, tag);
+    if (digest) this.tagCache?.set(k, digest);
     return digest;
   }
 
   async deleteTag(name: string, tag: string): Promise<void> {
-    const k = key(name, tag);
-    if ((await this.meta.tags.get(k)) === undefined) throw new RegistryError('MANIFEST_UNKNOWN', `tag ${tag} is not in repository ${name}`);
-    await this.meta.tags.del(k);
-    this.tagCache.delete(k);
+    if (!(await this.meta.deleteTag(name, tag))) throw new RegistryError('MANIFEST_UNKNOWN', `tag ${tag} is not in repository ${name}`);
+    this.tagCache?.delete(ck(name, tag));
   }
 
   // ---- manifests -----------------------------------------------------------------------------
@@ -121,11 +124,11 @@ export class RegistryStore {
   }
 
   async manifestLink(name: string, digest: string): Promise<ManifestLink | undefined> {
-    const k = key(name, digest);
-    const cached = this.linkCache.get(k);
+    const k = ck(name, digest);
+    const cached = this.linkCache?.get(k);
     if (cached) return cached;
-    const link = await this.meta.manifests.get(k);
-    if (link) this.linkCache.set(k, link);
+    const link = await this.meta.getManifest(name, digest);
+    if (link) this.linkCache?.set(k, link);
     return link;
   }
 
@@ -183,20 +186,20 @@ export class RegistryStore {
     // manifest's digest and of every digest it references, the batch touching each: GC either
     // deleted a referenced blob before (then it is missing here) or sees the touch and keeps it
     // (storage/content-records.ts). A pull-through cache stores a manifest before its blobs.
-    await this.content.exclusiveAll(checkRefs ? [digest, ...link.refs] : [digest], async () => {
+    await this.exclusiveAll(checkRefs ? [digest, ...link.refs] : [digest], async () => {
       // distribution-spec/spec.md#push: references must exist, the subject need not.
       const missing: Array<{ digest: string; mediaType: string }> = [];
-      const sizes = new Map<string, number>();
+      const touched = [{ digest, size: bytes.length }];
       if (checkRefs) await Promise.all([
         ...parsed.blobs.map(async (d) => {
           const l = await this.blobLink(name, d.digest);
           if (!l || !(await this.blobs.has(d.digest))) missing.push({ digest: d.digest, mediaType: d.mediaType });
-          else sizes.set(d.digest, l.size);
+          else touched.push({ digest: d.digest, size: l.size });
         }),
         ...parsed.manifests.map(async (d) => {
           const l = await this.manifestLink(name, d.digest);
           if (!l || !(await this.blobs.has(d.digest))) missing.push({ digest: d.digest, mediaType: d.mediaType });
-          else sizes.set(d.digest, l.size);
+          else touched.push({ digest: d.digest, size: l.size });
         }),
       ]);
       if (missing.length > 0) {
@@ -205,24 +208,17 @@ export class RegistryStore {
         });
       }
       await this.blobs.putBytes(bytes, parseDigest(digest).algorithm, { guardHeld: true });
-      const now = Date.now();
-      const batch = this.meta.db.batch();
-      if (!(await this.repositoryExists(name))) batch.put(name, { created: new Date(now).toISOString() }, { sublevel: this.meta.repos });
+      let referrer: Descriptor | undefined;
       if (parsed.subject) {
         link.subject = parsed.subject.digest;
-        const descriptor: Descriptor = { mediaType: parsed.mediaType, digest, size: bytes.length };
-        if (parsed.artifactType) descriptor.artifactType = parsed.artifactType;
-        if (parsed.annotations) descriptor.annotations = parsed.annotations;
-        batch.put(key(name, parsed.subject.digest, digest), descriptor, { sublevel: this.meta.referrers });
+        referrer = { mediaType: parsed.mediaType, digest, size: bytes.length };
+        if (parsed.artifactType) referrer.artifactType = parsed.artifactType;
+        if (parsed.annotations) referrer.annotations = parsed.annotations;
       }
-      batch.put(key(name, digest), link, { sublevel: this.meta.manifests });
-      for (const t of tags) batch.put(key(name, t), digest, { sublevel: this.meta.tags });
-      batch.put(digest, { size: bytes.length, touched: now }, { sublevel: this.meta.content });
-      for (const [d, size] of sizes) batch.put(d, { size, touched: now }, { sublevel: this.meta.content });
-      await batch.write();
+      await this.meta.putManifest({ name, digest, link, tags, touched, ...(referrer ? { referrer } : {}) });
     });
-    this.linkCache.set(key(name, digest), link);
-    for (const t of tags) this.tagCache.set(key(name, t), digest);
+    this.linkCache?.set(ck(name, digest), link);
+    for (const t of tags) this.tagCache?.set(ck(name, t), digest);
     this.manifestBytes.set(digest, bytes);
     return parsed.subject ? { digest, subject: parsed.subject.digest, mediaType: parsed.mediaType } : { digest, mediaType: parsed.mediaType };
   }
@@ -230,37 +226,23 @@ export class RegistryStore {
   /** Deletes a manifest and every tag that points at it (distribution-spec/spec.md#deleting-manifests). */
   async deleteManifest(name: string, digest: string): Promise<void> {
     parseDigest(digest);
-    const link = await this.meta.manifests.get(key(name, digest));
-    if (!link) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} is not in repository ${name}`);
-    const batch = this.meta.db.batch();
-    batch.del(key(name, digest), { sublevel: this.meta.manifests });
-    if (link.subject) batch.del(key(name, link.subject, digest), { sublevel: this.meta.referrers });
-    const dropped: string[] = [];
-    for await (const [k, d] of this.meta.tags.iterator(prefixRange(name))) {
-      if (d === digest) {
-        batch.del(k, { sublevel: this.meta.tags });
-        dropped.push(k);
-      }
-    }
-    await batch.write();
-    this.linkCache.delete(key(name, digest));
-    for (const k of dropped) this.tagCache.delete(k);
+    const dropped = await this.meta.deleteManifest(name, digest);
+    if (!dropped) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} is not in repository ${name}`);
+    this.linkCache?.delete(ck(name, digest));
+    for (const t of dropped) this.tagCache?.delete(ck(name, t));
   }
 
   /** Manifests in `name` whose subject is `digest`, as the referrers API lists them. */
   async referrers(name: string, digest: string, artifactType?: string): Promise<Descriptor[]> {
     parseDigest(digest);
-    const out: Descriptor[] = [];
-    for await (const d of this.meta.referrers.values(prefixRange(name, digest))) {
-      if (!artifactType || d.artifactType === artifactType) out.push(d);
-    }
-    return out;
+    const all = await this.meta.referrers(name, digest);
+    return artifactType ? all.filter((d) => d.artifactType === artifactType) : all;
   }
 
   // ---- blobs ---------------------------------------------------------------------------------
 
   async blobLink(name: string, digest: string): Promise<BlobLink | undefined> {
-    return this.meta.blobs.get(key(name, digest));
+    return this.meta.getBlobLink(name, digest);
   }
 
   /** Size of a blob readable in `name`; else BLOB_UNKNOWN. */
@@ -284,13 +266,9 @@ export class RegistryStore {
    * there: GC either deleted it before (then false) or sees the touch and keeps it.
    */
   private linkIfStored(name: string, digest: string, size: number): Promise<boolean> {
-    return this.content.exclusive(digest, async () => {
+    return this.meta.exclusive(digest, async () => {
       if (!(await this.blobs.has(digest))) return false;
-      const batch = this.meta.db.batch();
-      if (!(await this.repositoryExists(name))) batch.put(name, { created: new Date().toISOString() }, { sublevel: this.meta.repos });
-      batch.put(key(name, digest), { size }, { sublevel: this.meta.blobs });
-      batch.put(digest, { size, touched: Date.now() }, { sublevel: this.meta.content });
-      await batch.write();
+      await this.meta.linkBlob(name, digest, size);
       return true;
     });
   }
@@ -305,19 +283,20 @@ export class RegistryStore {
   }
 
   async unlinkBlob(name: string, digest: string): Promise<void> {
-    await this.statBlob(name, digest);
-    await this.meta.blobs.del(key(name, digest));
+    parseDigest(digest);
+    if (!(await this.meta.unlinkBlob(name, digest))) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in repository ${name}`, { detail: { digest } });
   }
 
   /** Every digest some repository still links; content not in this set may be collected. */
-  async referencedDigests(): Promise<Set<string>> {
-    const live = new Set<string>();
-    for await (const k of this.meta.blobs.keys()) live.add(k.slice(k.lastIndexOf(SEP) + 1));
-    for await (const [k, link] of this.meta.manifests.iterator()) {
-      live.add(k.slice(k.lastIndexOf(SEP) + 1));
-      for (const r of link.refs) live.add(r);
-    }
-    return live;
+  referencedDigests(): Promise<Set<string>> {
+    return this.meta.referencedDigests();
+  }
+
+  /** `meta.exclusive` over several digests, taken in sorted order so two callers never deadlock. */
+  exclusiveAll<T>(digests: Iterable<string>, fn: () => Promise<T>): Promise<T> {
+    const sorted = [...new Set(digests)].sort();
+    const take = (i: number): Promise<T> => (i === sorted.length ? fn() : this.meta.exclusive(sorted[i]!, () => take(i + 1)));
+    return take(0);
   }
 }
 

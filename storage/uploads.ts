@@ -12,7 +12,7 @@ import { parseDigest, type DigestAlgorithm } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
 import { DataLayout, isUploadId } from './layout.js';
 import { BlobStore } from './blob-store.js';
-import { Metadata, type UploadRecord } from './metadata.js';
+import type { RegistryMetadata, UploadRecord } from './registry-metadata.js';
 import { SizeLimitError, streamIntoFile, unlinkQuietly } from './durable-file.js';
 
 export interface UploadSession extends UploadRecord {
@@ -31,7 +31,7 @@ export class UploadSessions {
 
   constructor(
     private readonly layout: DataLayout,
-    private readonly meta: Metadata,
+    private readonly meta: RegistryMetadata,
     private readonly blobs: BlobStore,
   ) {}
 
@@ -45,14 +45,14 @@ export class UploadSessions {
     await fh.close();
     const now = new Date().toISOString();
     const record: UploadRecord = { name, algorithm, offset: 0, started: now, updated: now };
-    await this.meta.uploads.put(id, record);
+    await this.meta.createUpload(id, record);
     this.hashes.set(id, createHash(algorithm));
     return { id, ...record };
   }
 
   /** The session, if it exists and belongs to repository `name`; else BLOB_UPLOAD_UNKNOWN. */
   async get(id: string, name: string): Promise<UploadSession> {
-    const record = isUploadId(id) ? await this.meta.uploads.get(id) : undefined;
+    const record = isUploadId(id) ? await this.meta.getUpload(id) : undefined;
     if (!record || record.name !== name) {
       throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${JSON.stringify(id.slice(0, 80))} is unknown to repository ${name}`);
     }
@@ -60,7 +60,7 @@ export class UploadSessions {
     // of an older berth, or a hand-cleaned uploads/) made every later PATCH/PUT a 500 while GET
     // claimed the upload alive. Such a session is over: forget it and say so.
     if ((await stat(this.layout.uploadPath(id)).catch(() => undefined)) === undefined) {
-      await this.meta.uploads.del(id);
+      await this.meta.deleteUpload(id);
       this.hashes.delete(id);
       throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${id} was lost (its data is gone): start a new upload`);
     }
@@ -115,7 +115,7 @@ export class UploadSessions {
       }
       // Fix: the record goes first. A crash between the two steps now leaves an orphan upload file
       // (removed by purge) and a cleanly unknown upload, never a record without its file.
-      await this.meta.uploads.del(id);
+      await this.meta.deleteUpload(id);
       this.hashes.delete(id);
       await this.blobs.commitFile(path, digest, session.offset);
       return { digest, size: session.offset };
@@ -133,14 +133,14 @@ export class UploadSessions {
   async purge(maxAgeMs: number): Promise<number> {
     const cutoff = Date.now() - maxAgeMs;
     let removed = 0;
-    for await (const [id, record] of this.meta.uploads.iterator()) {
+    for await (const [id, record] of this.meta.listUploads()) {
       if (Date.parse(record.updated) < cutoff && !this.locks.has(id)) {
         await this.remove(id);
         removed++;
       }
     }
     for (const file of await readdir(this.layout.uploadsDir)) {
-      if (!isUploadId(file) || (await this.meta.uploads.get(file)) !== undefined || this.locks.has(file)) continue;
+      if (!isUploadId(file) || (await this.meta.getUpload(file)) !== undefined || this.locks.has(file)) continue;
       const st = await stat(this.layout.uploadPath(file)).catch(() => undefined);
       if (st && st.mtimeMs < cutoff) {
         await unlinkQuietly(this.layout.uploadPath(file));
@@ -175,7 +175,9 @@ export class UploadSessions {
       await fh.close();
     }
     const record: UploadRecord = { name: session.name, algorithm: session.algorithm, offset: session.offset + received, started: session.started, updated: new Date().toISOString() };
-    await this.meta.uploads.put(session.id, record);
+    if (!(await this.meta.updateUpload(session.id, record, session.offset))) {
+      throw new RegistryError('BLOB_UPLOAD_INVALID', `upload ${session.id} was changed by another request meanwhile: ask for its offset (GET) and continue from there`);
+    }
     return { id: session.id, ...record };
   }
 
@@ -198,7 +200,7 @@ export class UploadSessions {
   }
 
   private async remove(id: string): Promise<void> {
-    await this.meta.uploads.del(id);
+    await this.meta.deleteUpload(id);
     this.hashes.delete(id);
     await unlinkQuietly(this.layout.uploadPath(id));
   }

@@ -3,7 +3,7 @@
 //   t\0<name>\0<tag>     → ms of the last upstream check of the tag
 //   a\0<name>\0<digest>  → { at: ms of the last use, kind }
 import type { RegistryStore } from '../../storage/registry-store.js';
-import { SEP } from '../../storage/metadata.js';
+import { LevelMetadata, SEP } from '../../storage/level-metadata.js';
 
 export type CachedKind = 'manifest' | 'blob';
 interface AccessRecord {
@@ -18,6 +18,9 @@ export class CacheRecords {
   private readonly throttleMs: number;
 
   constructor(store: RegistryStore, evictAfterMs: number) {
+    // The mirror's records are LevelDB's for now: `berth serve` refuses --proxy-remote-url with
+    // shared (PostgreSQL) metadata at start (server/serve.ts).
+    if (!(store.meta instanceof LevelMetadata)) throw new Error('the pull-through mirror needs the default LevelDB metadata');
     this.db = store.meta.db.sublevel<string, unknown>('proxy', { valueEncoding: 'json' });
     this.throttleMs = Math.min(60_000, evictAfterMs / 10);
   }

@@ -1,0 +1,227 @@
+// The metadata in LevelDB, in the data folder: the default, for one process (LevelDB locks its
+// folder). One sublevel per kind of record; `\x00` separates key parts because the name and tag
+// grammars exclude it, and it sorts before every allowed character, so a repository's keys form
+// one contiguous range and listings iterate O(page).
+//
+//   repos:     <name>                          → {created}
+//   tags:      <name>\0<tag>                   → manifest digest
+//   manifests: <name>\0<digest>                → ManifestLink (bytes live in the blob store)
+//   blobs:     <name>\0<digest>                → BlobLink: the repository may read this blob
+//   referrers: <name>\0<subject>\0<digest>     → descriptor as the referrers API lists it
+//   uploads:   <uuid>                          → UploadRecord
+//   content:   <digest>                        → ContentRecord (GC's grace)
+//   meta:      'layout'                        → schema version of this data folder
+import { Level } from 'level';
+import type { Descriptor } from '../oci/manifest.js';
+import type { BlobLink, ContentRecord, ManifestLink, ManifestWrite, RegistryMetadata, UploadRecord } from './registry-metadata.js';
+
+export const SEP = '\x00';
+export const LAYOUT_VERSION = 1;
+
+interface RepoRecord {
+  created: string;
+}
+
+export function key(...parts: string[]): string {
+  return parts.join(SEP);
+}
+
+/** Bounds for iterating every key that starts with `prefix` + SEP. */
+export function prefixRange(...parts: string[]): { gt: string; lt: string } {
+  const p = parts.join(SEP) + SEP;
+  return { gt: p, lt: p + '\xff' };
+}
+
+export class LevelMetadata implements RegistryMetadata {
+  readonly kind = 'leveldb' as const;
+  readonly shared = false;
+  readonly db: Level<string, unknown>;
+  private readonly repos;
+  private readonly tags;
+  private readonly manifests;
+  private readonly blobs;
+  private readonly referrerIndex;
+  private readonly uploads;
+  private readonly content;
+  private readonly layout;
+  private readonly locks = new Map<string, Promise<void>>();
+  private readonly jobs = new Set<string>();
+
+  constructor(dir: string) {
+    this.db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
+    this.repos = this.db.sublevel<string, RepoRecord>('repos', { valueEncoding: 'json' });
+    this.tags = this.db.sublevel<string, string>('tags', { valueEncoding: 'utf8' });
+    this.manifests = this.db.sublevel<string, ManifestLink>('manifests', { valueEncoding: 'json' });
+    this.blobs = this.db.sublevel<string, BlobLink>('blobs', { valueEncoding: 'json' });
+    this.referrerIndex = this.db.sublevel<string, Descriptor>('referrers', { valueEncoding: 'json' });
+    this.uploads = this.db.sublevel<string, UploadRecord>('uploads', { valueEncoding: 'json' });
+    this.content = this.db.sublevel<string, ContentRecord>('content', { valueEncoding: 'json' });
+    this.layout = this.db.sublevel<string, number>('meta', { valueEncoding: 'json' });
+  }
+
+  async open(): Promise<void> {
+    await this.db.open();
+    const version = await this.layout.get('layout');
+    if (version === undefined) await this.layout.put('layout', LAYOUT_VERSION);
+    else if (version !== LAYOUT_VERSION) throw new Error(`data folder has layout version ${version}; this berth reads ${LAYOUT_VERSION}`);
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  async repositoryExists(name: string): Promise<boolean> {
+    return (await this.repos.get(name)) !== undefined;
+  }
+
+  async listRepositories(limit: number, after?: string): Promise<string[]> {
+    return this.repos.keys(after ? { limit, gt: after } : { limit }).all();
+  }
+
+  async listTags(name: string, limit: number, after?: string): Promise<string[]> {
+    const range = prefixRange(name);
+    const keys = await this.tags.keys({ gt: after ? key(name, after) : range.gt, lt: range.lt, limit }).all();
+    return keys.map((k) => k.slice(name.length + 1));
+  }
+
+  getTag(name: string, tag: string): Promise<string | undefined> {
+    return this.tags.get(key(name, tag));
+  }
+
+  async deleteTag(name: string, tag: string): Promise<boolean> {
+    const k = key(name, tag);
+    if ((await this.tags.get(k)) === undefined) return false;
+    await this.tags.del(k);
+    return true;
+  }
+
+  getManifest(name: string, digest: string): Promise<ManifestLink | undefined> {
+    return this.manifests.get(key(name, digest));
+  }
+
+  async putManifest(w: ManifestWrite): Promise<void> {
+    const batch = this.db.batch();
+    if (!(await this.repositoryExists(w.name))) batch.put(w.name, { created: new Date().toISOString() }, { sublevel: this.repos });
+    if (w.referrer && w.link.subject) batch.put(key(w.name, w.link.subject, w.digest), w.referrer, { sublevel: this.referrerIndex });
+    batch.put(key(w.name, w.digest), w.link, { sublevel: this.manifests });
+    for (const t of w.tags) batch.put(key(w.name, t), w.digest, { sublevel: this.tags });
+    const now = Date.now();
+    for (const c of w.touched) batch.put(c.digest, { size: c.size, touched: now }, { sublevel: this.content });
+    await batch.write();
+  }
+
+  async deleteManifest(name: string, digest: string): Promise<string[] | undefined> {
+    const link = await this.manifests.get(key(name, digest));
+    if (!link) return undefined;
+    const dropped: string[] = [];
+    const batch = this.db.batch();
+    batch.del(key(name, digest), { sublevel: this.manifests });
+    if (link.subject) batch.del(key(name, link.subject, digest), { sublevel: this.referrerIndex });
+    for await (const [k, d] of this.tags.iterator(prefixRange(name))) {
+      if (d === digest) {
+        batch.del(k, { sublevel: this.tags });
+        dropped.push(k.slice(name.length + 1));
+      }
+    }
+    await batch.write();
+    return dropped;
+  }
+
+  async referrers(name: string, subject: string): Promise<Descriptor[]> {
+    return this.referrerIndex.values(prefixRange(name, subject)).all();
+  }
+
+  getBlobLink(name: string, digest: string): Promise<BlobLink | undefined> {
+    return this.blobs.get(key(name, digest));
+  }
+
+  async linkBlob(name: string, digest: string, size: number): Promise<void> {
+    const batch = this.db.batch();
+    if (!(await this.repositoryExists(name))) batch.put(name, { created: new Date().toISOString() }, { sublevel: this.repos });
+    batch.put(key(name, digest), { size }, { sublevel: this.blobs });
+    batch.put(digest, { size, touched: Date.now() }, { sublevel: this.content });
+    await batch.write();
+  }
+
+  async unlinkBlob(name: string, digest: string): Promise<boolean> {
+    const k = key(name, digest);
+    if ((await this.blobs.get(k)) === undefined) return false;
+    await this.blobs.del(k);
+    return true;
+  }
+
+  async referencedDigests(): Promise<Set<string>> {
+    const live = new Set<string>();
+    for await (const k of this.blobs.keys()) live.add(k.slice(k.lastIndexOf(SEP) + 1));
+    for await (const [k, link] of this.manifests.iterator()) {
+      live.add(k.slice(k.lastIndexOf(SEP) + 1));
+      for (const r of link.refs) live.add(r);
+    }
+    return live;
+  }
+
+  // LevelDB is one process's: an in-process lock per digest is exclusive everywhere. Calls for
+  // different digests nest freely; a nested call for a digest already held would wait forever,
+  // which the callers' sorted, de-duplicated order rules out.
+  async exclusive<T>(digest: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(digest) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const chain = prev.then(() => mine);
+    this.locks.set(digest, chain);
+    await prev;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (this.locks.get(digest) === chain) this.locks.delete(digest);
+    }
+  }
+
+  async touchContent(digest: string, size: number): Promise<void> {
+    await this.content.put(digest, { size, touched: Date.now() });
+  }
+
+  getContent(digest: string): Promise<ContentRecord | undefined> {
+    return this.content.get(digest);
+  }
+
+  async forgetContent(digest: string): Promise<void> {
+    await this.content.del(digest);
+  }
+
+  async createUpload(id: string, record: UploadRecord): Promise<void> {
+    await this.uploads.put(id, record);
+  }
+
+  getUpload(id: string): Promise<UploadRecord | undefined> {
+    return this.uploads.get(id);
+  }
+
+  async updateUpload(id: string, record: UploadRecord, expectedOffset: number): Promise<boolean> {
+    // Appends to one session are serialised in this process (storage/uploads.ts): the check and
+    // the write cannot interleave with another update of the same record.
+    const current = await this.uploads.get(id);
+    if (!current || current.offset !== expectedOffset) return false;
+    await this.uploads.put(id, record);
+    return true;
+  }
+
+  async deleteUpload(id: string): Promise<void> {
+    await this.uploads.del(id);
+  }
+
+  async *listUploads(): AsyncIterable<[string, UploadRecord]> {
+    yield* this.uploads.iterator();
+  }
+
+  async runJob<T>(job: string, fn: () => Promise<T>): Promise<T | undefined> {
+    if (this.jobs.has(job)) return undefined;
+    this.jobs.add(job);
+    try {
+      return await fn();
+    } finally {
+      this.jobs.delete(job);
+    }
+  }
+}

@@ -1,0 +1,324 @@
+// The metadata in PostgreSQL, shared by every replica: the single source of truth for
+// repositories, manifests, tags, referrers, blob links, content records and upload sessions.
+// Loaded only with `--metadata postgres://…` (the `postgres` client is not on the default path).
+// Each write that changes a repository is one transaction; `exclusive(digest)` is a transaction
+// holding an advisory lock on the digest, and every statement made inside it (AsyncLocalStorage
+// carries the transaction) belongs to it, so a guarded section never waits for a second pooled
+// connection (which could deadlock a full pool).
+import { AsyncLocalStorage } from 'node:async_hooks';
+import postgres from 'postgres';
+import type { Descriptor } from '../oci/manifest.js';
+import { StorageConfigError, StorageUnavailableError } from './blob-driver.js';
+import { MIGRATIONS } from './postgres-migrations.js';
+import type { BlobLink, ContentRecord, ManifestLink, ManifestWrite, RegistryMetadata, UploadRecord } from './registry-metadata.js';
+
+type Sql = postgres.Sql<Record<string, unknown>>;
+type Tx = postgres.TransactionSql<Record<string, unknown>>;
+
+/** Connection-level failures: the database is down or restarting; the request may be retried. */
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT', '57P01', '57P02', '57P03']);
+
+function isConnectionError(e: unknown): boolean {
+  return CONNECTION_CODES.has(String((e as { code?: unknown }).code));
+}
+
+/** Where the database is, for messages: never the password. */
+export function describeDatabase(url: string): string {
+  try {
+    const u = new URL(url);
+    return `postgres://${u.username ? `${decodeURIComponent(u.username)}@` : ''}${u.host}${u.pathname}`;
+  } catch {
+    return 'the PostgreSQL URL';
+  }
+}
+
+export class PostgresMetadata implements RegistryMetadata {
+  readonly kind = 'postgres' as const;
+  readonly shared = true;
+  private readonly sql: Sql;
+  private readonly tx = new AsyncLocalStorage<Tx>();
+  private readonly where: string;
+
+  constructor(
+    private readonly url: string,
+    opts: { maxConnections?: number } = {},
+  ) {
+    this.where = describeDatabase(url);
+    this.sql = postgres(url, {
+      max: opts.maxConnections ?? 16,
+      idle_timeout: 60,
+      connect_timeout: 10,
+      onnotice: () => undefined,
+      // Sizes and times are bigint columns: numbers here, exact below 2^53.
+      types: { bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
+    }) as unknown as Sql;
+  }
+
+  /** The transaction of the enclosing `exclusive`, else the pool. */
+  private get db(): Sql {
+    return (this.tx.getStore() as unknown as Sql | undefined) ?? this.sql;
+  }
+
+  /** Runs `fn` in the enclosing transaction (a savepoint) or a new one. */
+  private async atomically<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    const outer = this.tx.getStore();
+    return this.guard(() => (outer ? (outer.savepoint((sp) => fn(sp as unknown as Tx)) as Promise<T>) : (this.sql.begin((tx) => fn(tx)) as Promise<T>)));
+  }
+
+  /** Turns a lost connection into StorageUnavailableError (503, retryable). */
+  private async guard<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (isConnectionError(e)) throw new StorageUnavailableError(`PostgreSQL at ${this.where} is unavailable: ${(e as Error).message}`);
+      throw e;
+    }
+  }
+
+  async open(): Promise<void> {
+    try {
+      await this.sql`select 1`;
+    } catch (e) {
+      await this.sql.end({ timeout: 1 }).catch(() => undefined);
+      const code = String((e as { code?: unknown }).code);
+      if (code === '28P01' || code === '28000') throw new StorageConfigError(`PostgreSQL at ${this.where} refused the credentials (${(e as Error).message})`);
+      if (code === '3D000') throw new StorageConfigError(`PostgreSQL database at ${this.where} does not exist (${(e as Error).message})`);
+      if (isConnectionError(e) || code === 'ENOTFOUND' || code === 'EAI_AGAIN') throw new StorageConfigError(`PostgreSQL at ${this.where} is unreachable: ${code}`);
+      throw new StorageConfigError(`PostgreSQL at ${this.where}: ${(e as Error).message}`);
+    }
+    await this.migrate();
+  }
+
+  /** Applies the migrations this database lacks, one replica at a time (an advisory lock). */
+  private async migrate(): Promise<void> {
+    const conn = await this.sql.reserve();
+    try {
+      await conn`select pg_advisory_lock(hashtextextended('berth:migrate', 0))`;
+      await conn`create table if not exists berth_schema (version int primary key, applied timestamptz not null default now())`;
+      const [row] = await conn<Array<{ v: number | null }>>`select max(version) as v from berth_schema`;
+      const current = row?.v ?? 0;
+      if (current > MIGRATIONS.length) throw new StorageConfigError(`PostgreSQL at ${this.where} has berth schema version ${current}; this berth knows ${MIGRATIONS.length}: upgrade berth`);
+      for (let v = current + 1; v <= MIGRATIONS.length; v++) {
+        // One transaction per migration, on the connection holding the lock.
+        await conn`begin`;
+        try {
+          await conn.unsafe(MIGRATIONS[v - 1]!);
+          await conn`insert into berth_schema (version) values (${v})`;
+          await conn`commit`;
+        } catch (e) {
+          await conn`rollback`.catch(() => undefined);
+          throw e;
+        }
+      }
+    } finally {
+      await conn`select pg_advisory_unlock(hashtextextended('berth:migrate', 0))`.catch(() => undefined);
+      conn.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.sql.end({ timeout: 5 });
+  }
+
+  async repositoryExists(name: string): Promise<boolean> {
+    const rows = await this.guard(() => this.db`select 1 from repositories where name = ${name}`);
+    return rows.length > 0;
+  }
+
+  async listRepositories(limit: number, after?: string): Promise<string[]> {
+    const rows = await this.guard(() =>
+      after === undefined
+        ? this.db<Array<{ name: string }>>`select name from repositories order by name limit ${limit}`
+        : this.db<Array<{ name: string }>>`select name from repositories where name > ${after} order by name limit ${limit}`,
+    );
+    return rows.map((r) => r.name);
+  }
+
+  async listTags(name: string, limit: number, after?: string): Promise<string[]> {
+    const rows = await this.guard(() =>
+      after === undefined
+        ? this.db<Array<{ tag: string }>>`select tag from tags where repository = ${name} order by tag limit ${limit}`
+        : this.db<Array<{ tag: string }>>`select tag from tags where repository = ${name} and tag > ${after} order by tag limit ${limit}`,
+    );
+    return rows.map((r) => r.tag);
+  }
+
+  async getTag(name: string, tag: string): Promise<string | undefined> {
+    const [row] = await this.guard(() => this.db<Array<{ digest: string }>>`select digest from tags where repository = ${name} and tag = ${tag}`);
+    return row?.digest;
+  }
+
+  async deleteTag(name: string, tag: string): Promise<boolean> {
+    const rows = await this.guard(() => this.db`delete from tags where repository = ${name} and tag = ${tag} returning 1`);
+    return rows.length > 0;
+  }
+
+  async getManifest(name: string, digest: string): Promise<ManifestLink | undefined> {
+    const [row] = await this.guard(() =>
+      this.db<Array<{ media_type: string; size: number; subject: string | null; refs: string[] }>>`select media_type, size, subject, refs from manifests where repository = ${name} and digest = ${digest}`,
+    );
+    if (!row) return undefined;
+    const link: ManifestLink = { mediaType: row.media_type, size: row.size, refs: row.refs };
+    if (row.subject) link.subject = row.subject;
+    return link;
+  }
+
+  async putManifest(w: ManifestWrite): Promise<void> {
+    await this.atomically(async (tx) => {
+      await tx`insert into repositories (name) values (${w.name}) on conflict do nothing`;
+      await tx`insert into manifests (repository, digest, media_type, size, subject, refs)
+               values (${w.name}, ${w.digest}, ${w.link.mediaType}, ${w.link.size}, ${w.link.subject ?? null}, ${w.link.refs})
+               on conflict (repository, digest) do update set media_type = excluded.media_type, size = excluded.size, subject = excluded.subject, refs = excluded.refs`;
+      for (const t of w.tags) {
+        await tx`insert into tags (repository, tag, digest) values (${w.name}, ${t}, ${w.digest}) on conflict (repository, tag) do update set digest = excluded.digest`;
+      }
+      if (w.referrer && w.link.subject) {
+        await tx`insert into referrers (repository, subject, digest, descriptor) values (${w.name}, ${w.link.subject}, ${w.digest}, ${tx.json(w.referrer as never)})
+                 on conflict (repository, subject, digest) do update set descriptor = excluded.descriptor`;
+      }
+      await this.touchAll(tx, w.touched);
+    });
+  }
+
+  private async touchAll(tx: Tx, touched: Array<{ digest: string; size: number }>): Promise<void> {
+    if (touched.length === 0) return;
+    const now = Date.now();
+    await tx`insert into content (digest, size, touched)
+             select * from unnest(${touched.map((t) => t.digest)}::text[], ${touched.map((t) => t.size)}::bigint[], ${touched.map(() => now)}::bigint[])
+             on conflict (digest) do update set size = excluded.size, touched = excluded.touched`;
+  }
+
+  async deleteManifest(name: string, digest: string): Promise<string[] | undefined> {
+    return this.atomically(async (tx) => {
+      const tags = await tx<Array<{ tag: string }>>`delete from tags where repository = ${name} and digest = ${digest} returning tag`;
+      // The referrer entry goes with the manifest (foreign key, on delete cascade).
+      const gone = await tx`delete from manifests where repository = ${name} and digest = ${digest} returning 1`;
+      return gone.length > 0 ? tags.map((t) => t.tag) : undefined;
+    });
+  }
+
+  async referrers(name: string, subject: string): Promise<Descriptor[]> {
+    const rows = await this.guard(() => this.db<Array<{ descriptor: Descriptor }>>`select descriptor from referrers where repository = ${name} and subject = ${subject} order by digest`);
+    return rows.map((r) => r.descriptor);
+  }
+
+  async getBlobLink(name: string, digest: string): Promise<BlobLink | undefined> {
+    const [row] = await this.guard(() => this.db<Array<{ size: number }>>`select size from blob_links where repository = ${name} and digest = ${digest}`);
+    return row ? { size: row.size } : undefined;
+  }
+
+  async linkBlob(name: string, digest: string, size: number): Promise<void> {
+    await this.atomically(async (tx) => {
+      await tx`insert into repositories (name) values (${name}) on conflict do nothing`;
+      await tx`insert into blob_links (repository, digest, size) values (${name}, ${digest}, ${size}) on conflict (repository, digest) do update set size = excluded.size`;
+      await this.touchAll(tx, [{ digest, size }]);
+    });
+  }
+
+  async unlinkBlob(name: string, digest: string): Promise<boolean> {
+    const rows = await this.guard(() => this.db`delete from blob_links where repository = ${name} and digest = ${digest} returning 1`);
+    return rows.length > 0;
+  }
+
+  async referencedDigests(): Promise<Set<string>> {
+    const live = new Set<string>();
+    await this.guard(() =>
+      this.sql<Array<{ digest: string }>>`select digest from blob_links union select digest from manifests union select unnest(refs) from manifests`.cursor(10_000, (rows) => {
+        for (const r of rows) live.add(r.digest);
+      }),
+    );
+    return live;
+  }
+
+  async exclusive<T>(digest: string, fn: () => Promise<T>): Promise<T> {
+    const outer = this.tx.getStore();
+    if (outer) {
+      // Nested: the same transaction takes one more lock, released when it ends.
+      await this.guard(() => outer`select pg_advisory_xact_lock(hashtextextended(${'berth:blob:' + digest}, 0))`);
+      return fn();
+    }
+    return this.guard(
+      () =>
+        this.sql.begin(async (tx) => {
+          await tx`select pg_advisory_xact_lock(hashtextextended(${'berth:blob:' + digest}, 0))`;
+          return this.tx.run(tx, fn);
+        }) as Promise<T>,
+    );
+  }
+
+  async touchContent(digest: string, size: number): Promise<void> {
+    await this.guard(() => this.db`insert into content (digest, size, touched) values (${digest}, ${size}, ${Date.now()}) on conflict (digest) do update set size = excluded.size, touched = excluded.touched`);
+  }
+
+  async getContent(digest: string): Promise<ContentRecord | undefined> {
+    const [row] = await this.guard(() => this.db<Array<{ size: number; touched: number }>>`select size, touched from content where digest = ${digest}`);
+    return row ? { size: row.size, touched: row.touched } : undefined;
+  }
+
+  async forgetContent(digest: string): Promise<void> {
+    await this.guard(() => this.db`delete from content where digest = ${digest}`);
+  }
+
+  async createUpload(id: string, r: UploadRecord): Promise<void> {
+    await this.guard(
+      () => this.db`insert into uploads (id, repository, algorithm, "offset", started, updated, driver, hash)
+                    values (${id}, ${r.name}, ${r.algorithm}, ${r.offset}, ${r.started}, ${r.updated}, ${r.driver ? this.sql.json(r.driver as never) : null}, ${r.hash ?? null})`,
+    );
+  }
+
+  async getUpload(id: string): Promise<UploadRecord | undefined> {
+    const [row] = await this.guard(() => this.db<UploadRow[]>`select * from uploads where id = ${id}`);
+    return row ? fromRow(row) : undefined;
+  }
+
+  async updateUpload(id: string, r: UploadRecord, expectedOffset: number): Promise<boolean> {
+    const rows = await this.guard(
+      () => this.db`update uploads set "offset" = ${r.offset}, updated = ${r.updated}, driver = ${r.driver ? this.sql.json(r.driver as never) : null}, hash = ${r.hash ?? null}
+                    where id = ${id} and "offset" = ${expectedOffset} returning 1`,
+    );
+    return rows.length > 0;
+  }
+
+  async deleteUpload(id: string): Promise<void> {
+    await this.guard(() => this.db`delete from uploads where id = ${id}`);
+  }
+
+  async *listUploads(): AsyncIterable<[string, UploadRecord]> {
+    const rows = await this.guard(() => this.sql<UploadRow[]>`select * from uploads order by id`);
+    for (const row of rows) yield [row.id, fromRow(row)];
+  }
+
+  async runJob<T>(job: string, fn: () => Promise<T>): Promise<T | undefined> {
+    const conn = await this.guard(() => this.sql.reserve());
+    const lock = 'berth:job:' + job;
+    try {
+      const [row] = await conn<Array<{ ok: boolean }>>`select pg_try_advisory_lock(hashtextextended(${lock}, 0)) as ok`;
+      if (!row?.ok) return undefined;
+      try {
+        return await fn();
+      } finally {
+        await conn`select pg_advisory_unlock(hashtextextended(${lock}, 0))`.catch(() => undefined);
+      }
+    } finally {
+      conn.release();
+    }
+  }
+}
+
+interface UploadRow {
+  id: string;
+  repository: string;
+  algorithm: 'sha256' | 'sha512';
+  offset: number;
+  started: string;
+  updated: string;
+  driver: Record<string, unknown> | null;
+  hash: string | null;
+}
+
+function fromRow(row: UploadRow): UploadRecord {
+  const r: UploadRecord = { name: row.repository, algorithm: row.algorithm, offset: row.offset, started: row.started, updated: row.updated };
+  if (row.driver) r.driver = row.driver;
+  if (row.hash) r.hash = row.hash;
+  return r;
+}

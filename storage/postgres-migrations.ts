@@ -1,0 +1,60 @@
+// The PostgreSQL schema, as numbered migrations applied in order by berth itself at start
+// (storage/postgres-metadata.ts); `berth_schema` records which ran. Never edit a migration that
+// shipped: add the next one. Text keys use the "C" collation so listings sort by bytes, as the
+// LevelDB backend and the distribution-spec's lexical tag order do.
+export const MIGRATIONS: readonly string[] = [
+  // 1: repositories, manifests, tags, referrers, blob links, content records, upload sessions.
+  `
+  create table repositories (
+    name text collate "C" primary key,
+    created timestamptz not null default now()
+  );
+  create table manifests (
+    repository text collate "C" not null references repositories (name) on delete cascade,
+    digest text collate "C" not null,
+    media_type text not null,
+    size bigint not null,
+    subject text collate "C",
+    refs text[] not null default '{}',
+    primary key (repository, digest)
+  );
+  create table tags (
+    repository text collate "C" not null,
+    tag text collate "C" not null,
+    digest text collate "C" not null,
+    primary key (repository, tag),
+    foreign key (repository, digest) references manifests (repository, digest) on delete cascade
+  );
+  create index tags_by_manifest on tags (repository, digest);
+  create table referrers (
+    repository text collate "C" not null,
+    subject text collate "C" not null,
+    digest text collate "C" not null,
+    descriptor jsonb not null,
+    primary key (repository, subject, digest),
+    foreign key (repository, digest) references manifests (repository, digest) on delete cascade
+  );
+  create index referrers_by_manifest on referrers (repository, digest);
+  create table blob_links (
+    repository text collate "C" not null references repositories (name) on delete cascade,
+    digest text collate "C" not null,
+    size bigint not null,
+    primary key (repository, digest)
+  );
+  create table content (
+    digest text collate "C" primary key,
+    size bigint not null,
+    touched bigint not null
+  );
+  create table uploads (
+    id uuid primary key,
+    repository text collate "C" not null,
+    algorithm text not null,
+    "offset" bigint not null,
+    started text not null,
+    updated text not null,
+    driver jsonb,
+    hash text
+  );
+  `,
+];

@@ -1,0 +1,113 @@
+// The contract every metadata backend meets: LevelDB in the data folder (the default, one
+// process) and PostgreSQL (shared by many replicas). It is the single source of truth for what
+// exists where; blob content is the blob driver's. Each write that changes what a repository
+// contains is one atomic step (a LevelDB batch, a PostgreSQL transaction).
+// storage/metadata-suite.ts is the one suite every backend passes.
+import type { Descriptor } from '../oci/manifest.js';
+import type { UploadState } from './blob-driver.js';
+
+export interface ManifestLink {
+  mediaType: string;
+  size: number;
+  subject?: string;
+  /** Digests this manifest references (blobs and child manifests), for GC and deletes. */
+  refs: string[];
+}
+
+export interface BlobLink {
+  size: number;
+}
+
+/** When a blob was last committed or linked: GC's grace period is read from here, never from file times. */
+export interface ContentRecord {
+  size: number;
+  /** ms since the epoch */
+  touched: number;
+}
+
+export interface UploadRecord {
+  name: string;
+  algorithm: 'sha256' | 'sha512';
+  /** Bytes durably received; the store may hold more after a crash, they are discarded. */
+  offset: number;
+  started: string;
+  updated: string;
+  /** The blob driver's state of the session's bytes (storage/blob-driver.ts). */
+  driver?: UploadState;
+  /** The running digest's saved state at `offset` (base64), where the driver cannot read bytes back. */
+  hash?: string;
+}
+
+export interface ManifestWrite {
+  name: string;
+  digest: string;
+  link: ManifestLink;
+  tags: string[];
+  /** The referrers API's entry, when the manifest has a subject. */
+  referrer?: Descriptor;
+  /** Content records to touch in the same step: the manifest's own bytes and what it references. */
+  touched: Array<{ digest: string; size: number }>;
+}
+
+export interface RegistryMetadata {
+  readonly kind: 'leveldb' | 'postgres';
+  /**
+   * Other processes write it too (PostgreSQL behind many replicas): no in-process cache may then
+   * answer a request from it, since a tag moved on another replica must be seen at once.
+   */
+  readonly shared: boolean;
+
+  open(): Promise<void>;
+  close(): Promise<void>;
+
+  repositoryExists(name: string): Promise<boolean>;
+  /** Up to `limit` names after `after`, in byte order. */
+  listRepositories(limit: number, after?: string): Promise<string[]>;
+
+  /** Up to `limit` tags of `name` after `after`, in byte order. */
+  listTags(name: string, limit: number, after?: string): Promise<string[]>;
+  getTag(name: string, tag: string): Promise<string | undefined>;
+  /** False when the tag did not exist. */
+  deleteTag(name: string, tag: string): Promise<boolean>;
+
+  getManifest(name: string, digest: string): Promise<ManifestLink | undefined>;
+  /** The manifest link, its tags, referrer entry, repository and content touches: one atomic step. */
+  putManifest(write: ManifestWrite): Promise<void>;
+  /** Removes the manifest, every tag of `name` pointing at it and its referrer entry: the tags removed, or undefined when absent. */
+  deleteManifest(name: string, digest: string): Promise<string[] | undefined>;
+  /** Manifests of `name` whose subject is `subject`. */
+  referrers(name: string, subject: string): Promise<Descriptor[]>;
+
+  getBlobLink(name: string, digest: string): Promise<BlobLink | undefined>;
+  /** Links the blob into `name` (creating the repository) and touches its content record: one step. */
+  linkBlob(name: string, digest: string, size: number): Promise<void>;
+  /** False when the link did not exist. */
+  unlinkBlob(name: string, digest: string): Promise<boolean>;
+  /** Every digest a repository links or a manifest is or references (GC's mark). */
+  referencedDigests(): Promise<Set<string>>;
+
+  /**
+   * Runs `fn` while no other `exclusive` call for `digest` runs, in any process sharing this
+   * metadata. Calls nest (a caller holding one digest may take more, in sorted order).
+   */
+  exclusive<T>(digest: string, fn: () => Promise<T>): Promise<T>;
+  touchContent(digest: string, size: number): Promise<void>;
+  getContent(digest: string): Promise<ContentRecord | undefined>;
+  forgetContent(digest: string): Promise<void>;
+
+  createUpload(id: string, record: UploadRecord): Promise<void>;
+  getUpload(id: string): Promise<UploadRecord | undefined>;
+  /**
+   * Replaces the session's record if its offset is still `expectedOffset` (another replica did not
+   * append meanwhile); false otherwise.
+   */
+  updateUpload(id: string, record: UploadRecord, expectedOffset: number): Promise<boolean>;
+  deleteUpload(id: string): Promise<void>;
+  listUploads(): AsyncIterable<[string, UploadRecord]>;
+
+  /**
+   * Runs a background job (GC, upload purge, mirror eviction) unless another process sharing this
+   * metadata runs the same job now: then resolves to undefined without running it.
+   */
+  runJob<T>(job: string, fn: () => Promise<T>): Promise<T | undefined>;
+}
