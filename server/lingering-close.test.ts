@@ -47,6 +47,8 @@ interface RawOptions {
    * read the answer); false: reads all along, as undici does.
    */
   readAfterSend?: boolean;
+  /** Bytes sent right after the body (a pipelined request). */
+  after?: string;
 }
 
 function parse(received: string): { status: number; headers: Map<string, string>; body: string; rest: string } {
@@ -116,6 +118,7 @@ function rawExchange(o: RawOptions): Promise<RawAnswer> {
         if (!ok) await new Promise<void>((r) => { sock.once('drain', r); sock.once('close', r); });
         if (o.pauseMs) await new Promise((r) => setTimeout(r, o.pauseMs));
       }
+      if (o.after && !closed && sock.writable) sock.write(o.after);
       if (!closed && sock.writable) sock.end();
       sock.resume();
     };
@@ -216,6 +219,20 @@ describe('early answers while the request body is still arriving', () => {
       });
       assertRegistryError(a, 413, 'SIZE_INVALID', `round ${i}`);
     }
+  });
+
+  it('a request pipelined after the refused body is not run (RFC 9112 §9.6): one answer only', async () => {
+    for (let i = 0; i < 5; i++) {
+      const a = await rawExchange({
+        port: reg.port,
+        head: head('PUT', '/v2/linger/app/manifests/big', { 'Content-Type': OCI_MANIFEST, 'Content-Length': 5 * MiB }),
+        bodyBytes: 5 * MiB,
+        after: head('PUT', '/v2/linger/app/blobs/uploads/', {}).replace('PUT', 'POST'),
+      });
+      assertRegistryError(a, 413, 'SIZE_INVALID', `round ${i}`);
+      assert.equal(a.received.split('HTTP/1.1 ').length - 1, 1, 'one answer');
+    }
+    assert.deepEqual(await readdir(join(reg.dataDir, 'uploads')), [], 'the pipelined POST opened no upload session');
   });
 
   it('a request answered after its body was read keeps the connection open (no Connection: close)', async () => {
