@@ -50,9 +50,10 @@ export function isLingering(socket: Socket | null | undefined): boolean {
  */
 export function closeAfterResponse(req: IncomingMessage, res: ServerResponse, bounds: LingerBounds = { ms: LINGER_MS, bytes: LINGER_BYTES }): boolean {
   const socket = (req.socket ?? res.socket) as ClosableSocket | null;
-  if (req.complete || !socket || socket.destroyed || lingering.has(socket)) return false;
+  // An answer already under way (headers sent) keeps Node's handling: it can no longer say close.
+  if (req.complete || res.headersSent || !socket || socket.destroyed || lingering.has(socket)) return false;
   lingering.add(socket);
-  if (!res.headersSent) res.setHeader('Connection', 'close');
+  res.setHeader('Connection', 'close');
 
   let discarded = 0;
   let bodyDone = false;
