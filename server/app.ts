@@ -13,6 +13,7 @@ import { registerManifests } from './routes/manifests.js';
 import { registerBlobs } from './routes/blobs.js';
 import { registerUploads } from './routes/uploads.js';
 import { registerReferrers } from './routes/referrers.js';
+import { closeAfterResponse, isLingering } from './lingering-close.js';
 
 /** Errors of a client that went away mid-request: nothing to answer, nothing to report loudly. */
 function isClientAbort(e: unknown): boolean {
@@ -35,6 +36,12 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
   app.silent = true;
 
   app.use(async (ctx, next) => {
+    if (isLingering(ctx.req.socket)) {
+      // Pipelined after an answer that closed the connection: not to be run (RFC 9112 §9.6).
+      ctx.respond = false;
+      ctx.req.socket.destroy();
+      return;
+    }
     const started = process.hrtime.bigint();
     ctx.state.store = store;
     ctx.state.config = config;
@@ -63,9 +70,10 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
         ctx.status = 500;
         ctx.body = new RegistryError('UNKNOWN', 'internal error: see the server log').toBody();
       }
-      // The rest of a refused upload is not read: close rather than wait for it.
-      if (!ctx.req.complete) ctx.set('Connection', 'close');
     } finally {
+      // Answered before the body was read to its end (a refused upload, a 401 before a PUT's
+      // body): Connection: close, and the rest is drained, bounded, so the answer is not reset.
+      if (!ctx.req.complete && ctx.respond !== false) closeAfterResponse(ctx.req, ctx.res);
       if (log.isLevelEnabled('info')) {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;
         log.info({ method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 10) / 10 }, 'request');

@@ -1,22 +1,25 @@
 import type { RegistryContext } from './context.js';
 import { RegistryError } from '../oci/errors.js';
 
-/** Reads a small request body (a manifest) whole, refusing it past `limit` bytes before buffering more. */
-export async function readBoundedBody(ctx: RegistryContext, limit: number, tooLarge: (limit: number) => RegistryError): Promise<Buffer> {
+/**
+ * The request body as chunks, for every reader of a body: leaving the loop early (a limit, a
+ * refused chunk, a failed write) does not destroy the request. A destroyed request is cut from its
+ * socket, and its unread rest could no longer be drained within bounds by lingering-close.ts.
+ */
+export function requestBody(ctx: RegistryContext): AsyncIterable<Buffer> {
+  return ctx.req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>;
+}
+
+/** Reads a small request body (a manifest, a form) whole, refusing it past `limit` bytes before buffering more. */
+export async function readBoundedBody<E extends Error>(ctx: RegistryContext, limit: number, tooLarge: (limit: number) => E): Promise<Buffer> {
   const declared = ctx.get('Content-Length');
-  if (declared && Number(declared) > limit) {
-    ctx.req.resume();
-    throw tooLarge(limit);
-  }
+  if (declared && Number(declared) > limit) throw tooLarge(limit);
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of ctx.req) {
-    total += (chunk as Buffer).length;
-    if (total > limit) {
-      ctx.req.resume();
-      throw tooLarge(limit);
-    }
-    chunks.push(chunk as Buffer);
+  for await (const chunk of requestBody(ctx)) {
+    total += chunk.length;
+    if (total > limit) throw tooLarge(limit);
+    chunks.push(chunk);
   }
   return Buffer.concat(chunks, total);
 }

@@ -7,6 +7,7 @@ import type { AuthConfig } from './config.js';
 import { parseBasic, type Policy } from './access-control.js';
 import { formatScope, parseScopes, type ResourceScope } from './scope.js';
 import { TokenError, type Tokens } from './tokens.js';
+import { readBoundedBody } from '../request-body.js';
 
 interface Deps {
   cfg: AuthConfig;
@@ -22,15 +23,37 @@ function values(v: unknown): string[] {
   return (Array.isArray(v) ? v : [v]).filter((x): x is string => typeof x === 'string');
 }
 
-async function readForm(ctx: RegistryContext): Promise<URLSearchParams> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const c of ctx.req) {
-    total += (c as Buffer).length;
-    if (total > MAX_FORM_BYTES) throw Object.assign(new Error('form too large'), { status: 413 });
-    chunks.push(c as Buffer);
+/** A refusal of the token endpoint, answered with the OAuth 2 error JSON (RFC 6749 §5.2). */
+class OAuthError extends Error {
+  constructor(
+    readonly status: number,
+    readonly error: 'invalid_request' | 'invalid_client' | 'invalid_grant' | 'unsupported_grant_type' | 'invalid_scope' | 'server_error',
+    description: string,
+  ) {
+    super(description);
   }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+/** Parameters that must not be given twice (RFC 6749 §3.2); `scope` may, as docker sends it. */
+const SINGLE = ['grant_type', 'username', 'password', 'refresh_token', 'service', 'client_id', 'access_type'];
+
+async function readForm(ctx: RegistryContext): Promise<URLSearchParams> {
+  const type = ctx.get('Content-Type').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/x-www-form-urlencoded') {
+    throw new OAuthError(400, 'invalid_request', `the token request must be a form (Content-Type: application/x-www-form-urlencoded), not ${JSON.stringify(type.slice(0, 80) || 'no Content-Type')}`);
+  }
+  const raw = await readBoundedBody(ctx, MAX_FORM_BYTES, (n) => new OAuthError(413, 'invalid_request', `the token request form is larger than ${n} bytes`));
+  const text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  let form: URLSearchParams;
+  try {
+    form = new URLSearchParams(text.decode(raw));
+  } catch {
+    throw new OAuthError(400, 'invalid_request', 'the token request form is not UTF-8');
+  }
+  for (const key of SINGLE) {
+    if (form.getAll(key).length > 1) throw new OAuthError(400, 'invalid_request', `parameter ${key} is given more than once`);
+  }
+  return form;
 }
 
 function oauthError(ctx: RegistryContext, status: number, error: string, description: string): void {
@@ -43,8 +66,20 @@ function grantAll(policy: Policy, account: string | undefined, requested: Resour
   return requested.map((s) => policy.grant(account, s)).filter((s): s is ResourceScope => s !== undefined);
 }
 
-export async function handleTokenRequest(ctx: RegistryContext, { cfg, policy, tokens, log }: Deps): Promise<void> {
+/** Answers /token; every refusal, whatever its cause, is OAuth 2 error JSON, never the registry's envelope. */
+export async function handleTokenRequest(ctx: RegistryContext, deps: Deps): Promise<void> {
   ctx.set('Cache-Control', 'no-store');
+  try {
+    await answer(ctx, deps);
+  } catch (e) {
+    if (e instanceof OAuthError) return oauthError(ctx, e.status, e.error, e.message);
+    if (ctx.req.destroyed || (e as NodeJS.ErrnoException)?.code === 'ECONNRESET' || (e as Error)?.message === 'aborted') throw e; // the client went away
+    deps.log.error({ err: e, method: ctx.method }, 'token request failed');
+    return oauthError(ctx, 500, 'server_error', 'internal error: see the server log');
+  }
+}
+
+async function answer(ctx: RegistryContext, { cfg, policy, tokens, log }: Deps): Promise<void> {
   if (ctx.method === 'GET') {
     const service = ctx.query.service;
     if (typeof service === 'string' && service !== cfg.token.service) return oauthError(ctx, 400, 'invalid_request', `this token service issues tokens for service ${cfg.token.service}`);
@@ -70,18 +105,21 @@ export async function handleTokenRequest(ctx: RegistryContext, { cfg, policy, to
     const service = form.get('service');
     if (service !== null && service !== cfg.token.service) return oauthError(ctx, 400, 'invalid_request', `this token service issues tokens for service ${cfg.token.service}`);
     const grantType = form.get('grant_type');
+    if (!grantType) return oauthError(ctx, 400, 'invalid_request', 'grant_type is required (password or refresh_token)');
     let account: string;
     let refresh: string | undefined;
     if (grantType === 'password') {
       const user = form.get('username') ?? '';
-      const password = form.get('password') ?? '';
-      if (!policy.users || !user || !(await policy.users.verify(user, password))) {
+      const password = form.get('password');
+      if (!user || password === null) return oauthError(ctx, 400, 'invalid_request', 'the password grant needs username and password');
+      if (!policy.users || !(await policy.users.verify(user, password))) {
         log.info({ user: user.slice(0, 64) }, 'token request: authentication failed');
         return oauthError(ctx, 401, 'invalid_grant', 'invalid username or password');
       }
       account = user;
       if (form.get('access_type') === 'offline') refresh = tokens.issueRefresh(account);
     } else if (grantType === 'refresh_token') {
+      if (!form.get('refresh_token')) return oauthError(ctx, 400, 'invalid_request', 'the refresh_token grant needs refresh_token');
       try {
         account = tokens.verifyRefresh(form.get('refresh_token') ?? '');
       } catch (e) {

@@ -173,6 +173,39 @@ test('OAuth2 password and refresh_token grants (oauth.md); a refresh token is no
   assert.equal((await form({ grant_type: 'refresh_token', refresh_token: b2.access_token, service: 'berth' })).status, 401);
 });
 
+test('every refusal of POST /token is OAuth 2 error JSON (RFC 6749 §5.2), never the registry envelope', async () => {
+  const post = (body: string | Buffer, type = 'application/x-www-form-urlencoded') => fetch(`${reg.url}/token`, { method: 'POST', headers: { 'content-type': type }, body: typeof body === 'string' ? body : new Uint8Array(body) });
+  const cases: Array<[string, Promise<Response>, number, string]> = [
+    ['oversized form (5 MiB)', post(`grant_type=password&username=alice&password=${'x'.repeat(5 << 20)}`), 413, 'invalid_request'],
+    ['JSON instead of a form', post(JSON.stringify({ grant_type: 'password', username: 'alice', password: 'alice-pw' }), 'application/json'), 400, 'invalid_request'],
+    ['no content type', fetch(`${reg.url}/token`, { method: 'POST', body: new Uint8Array(Buffer.from('grant_type=password')) }), 400, 'invalid_request'],
+    ['not UTF-8', post(Buffer.from([0x67, 0x72, 0x61, 0x6e, 0x74, 0x5f, 0x74, 0x79, 0x70, 0x65, 0x3d, 0xff, 0xfe])), 400, 'invalid_request'],
+    ['grant_type twice', post('grant_type=password&grant_type=refresh_token&username=alice&password=alice-pw'), 400, 'invalid_request'],
+    ['no grant_type', post('username=alice&password=alice-pw'), 400, 'invalid_request'],
+    ['unknown grant_type', post('grant_type=client_credentials'), 400, 'unsupported_grant_type'],
+    ['password grant without password', post('grant_type=password&username=alice'), 400, 'invalid_request'],
+    ['refresh grant without token', post('grant_type=refresh_token'), 400, 'invalid_request'],
+    ['wrong password', post('grant_type=password&username=alice&password=nope&service=berth'), 401, 'invalid_grant'],
+    ['forged refresh token', post('grant_type=refresh_token&refresh_token=not.a.token&service=berth'), 401, 'invalid_grant'],
+    ['wrong service', post('grant_type=password&username=alice&password=alice-pw&service=elsewhere'), 400, 'invalid_request'],
+  ];
+  for (const [what, pending, status, error] of cases) {
+    const r = await pending;
+    const text = await r.text();
+    assert.equal(r.status, status, `${what}: ${text}`);
+    assert.match(r.headers.get('content-type') ?? '', /^application\/json/, what);
+    const body = JSON.parse(text) as { error?: string; error_description?: string; errors?: unknown };
+    assert.equal(body.error, error, `${what}: ${text}`);
+    assert.equal(typeof body.error_description, 'string', what);
+    assert.equal(body.errors, undefined, `${what}: no registry envelope`);
+    assert.equal(r.headers.get('cache-control'), 'no-store', what);
+  }
+  // The endpoint still works after all that.
+  const ok = await post('grant_type=password&username=alice&password=alice-pw&service=berth&scope=repository:team/app:pull');
+  assert.equal(ok.status, 200);
+  await ok.body?.cancel();
+});
+
 test('skopeo logs in through the token service, pushes as alice, and bob cannot push', async () => {
   const img = await buildTestImage({ randomBytes: 64 * 1024 });
   const host = hostOf(reg.url);

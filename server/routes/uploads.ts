@@ -7,7 +7,7 @@ import { isDigestAlgorithm, parseDigest } from '../../oci/digest.js';
 import { assertRepositoryName } from '../../oci/names.js';
 import type { UploadSession } from '../../storage/uploads.js';
 import { parseContentRange } from '../http-range.js';
-import { declaredLength } from '../request-body.js';
+import { declaredLength, requestBody } from '../request-body.js';
 
 function blobLimit(ctx: RegistryContext): number {
   return ctx.state.config.limits.maxBlobBytes || Number.POSITIVE_INFINITY;
@@ -70,7 +70,7 @@ export function registerUploads(router: Router<RegistryState>): void {
       const expectedSize = declaredLength(ctx);
       const limit = blobLimit(ctx);
       if (expectedSize !== undefined && expectedSize > limit) throw new RegistryError('SIZE_INVALID', `blob exceeds the upload limit of ${limit} bytes`, { status: 413 });
-      const stored = await store.blobs.ingest(ctx.req, { digest, limit, ...(expectedSize !== undefined ? { size: expectedSize } : {}) });
+      const stored = await store.blobs.ingest(requestBody(ctx), { digest, limit, ...(expectedSize !== undefined ? { size: expectedSize } : {}) });
       await store.linkBlob(name, stored.digest, stored.size);
       blobCreated(ctx, name, stored.digest);
       return;
@@ -95,7 +95,7 @@ export function registerUploads(router: Router<RegistryState>): void {
     if (range && len !== undefined && len !== range.end - range.start + 1) {
       throw new RegistryError('RANGE_INVALID', `Content-Range ${range.start}-${range.end} does not match Content-Length ${len}`);
     }
-    const session = await ctx.state.store.uploads.append(ctx.params.id!, ctx.params.name!, ctx.req, range, blobLimit(ctx));
+    const session = await ctx.state.store.uploads.append(ctx.params.id!, ctx.params.name!, requestBody(ctx), range, blobLimit(ctx));
     respondEmpty(ctx, 202);
     sessionHeaders(ctx, session);
   });
@@ -104,7 +104,7 @@ export function registerUploads(router: Router<RegistryState>): void {
     const name = ctx.params.name!;
     const digest = requireDigestParam(ctx);
     const range = parseContentRange(ctx.get('Content-Range') || undefined);
-    const final = hasBody(ctx) ? { source: ctx.req, limit: blobLimit(ctx), ...(range ? { range } : {}) } : undefined;
+    const final = hasBody(ctx) ? { source: requestBody(ctx), limit: blobLimit(ctx), ...(range ? { range } : {}) } : undefined;
     const stored = await ctx.state.store.uploads.complete(ctx.params.id!, name, digest, final);
     await ctx.state.store.linkBlob(name, stored.digest, stored.size);
     blobCreated(ctx, name, stored.digest);
