@@ -18,7 +18,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, releaseDir, removeAtExit, spawnDaemon, stopDaemon, treeMemoryBytes, waitReady, type Daemon } from './processes.js';
+import { freePort, releaseDir, removeAtExit, spawnDaemon, stopDaemon, tcpOpen, treeMemoryBytes, waitReady, type Daemon } from './processes.js';
 import { s3Request, type S3Credentials } from './s3-request.js';
 
 const run = promisify(execFile);
@@ -80,12 +80,12 @@ async function tool(bin: string, args: string[]): Promise<string> {
   }
 }
 
-/** Any HTTP answer on `/` means radosgw's frontend is up (anonymous ListBuckets). */
-function httpAnswers(port: number): Promise<boolean> {
+/** radosgw's frontend answers on `/` (anonymous ListBuckets) with its request id header. */
+function radosgwAnswers(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const req = request({ host: '127.0.0.1', port, path: '/', timeout: 2000 }, (res) => {
       res.resume();
-      resolve(true);
+      resolve(res.headers['x-amz-request-id'] !== undefined);
     });
     req.once('error', () => resolve(false));
     req.once('timeout', () => req.destroy());
@@ -107,6 +107,18 @@ function logTails(dir: string): string {
 export async function startCeph(opts: CephOptions = {}): Promise<TestCeph> {
   const reason = cephMissing();
   if (reason) throw new Error(reason);
+  // The ports are free when picked, but another process may bind one before the monitor or
+  // radosgw does: such a start is retried from scratch with new ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startCephOnce(opts);
+    } catch (e) {
+      if (attempt >= 3 || !/Address already in use/.test((e as Error).message)) throw e;
+    }
+  }
+}
+
+async function startCephOnce(opts: CephOptions): Promise<TestCeph> {
   const deadline = Date.now() + (opts.startTimeoutMs ?? 120_000);
   // Under /tmp whatever TMPDIR says: admin socket paths must stay short (108 bytes).
   const dir = await mkdtemp('/tmp/berth-ceph-');
@@ -131,6 +143,7 @@ fsid = ${fsid}
 mon host = v1:127.0.0.1:${monPort}
 mon initial members = a
 ms bind msgr2 = false
+ms bind retry count = 1
 public addr = 127.0.0.1
 auth cluster required = cephx
 auth service required = cephx
@@ -184,7 +197,9 @@ keyring = ${dir}/rgw.keyring
       tool(BIN.mon, [...c, '-i', 'a', '--mkfs', '--monmap', join(dir, 'monmap'), '--keyring', monKeyring]),
       tool(BIN.osd, [...c, '-i', '0', '--mkfs', '--mkkey', '--no-mon-config', '--osd-uuid', osdUuid]),
     ]);
-    daemons.push(spawnDaemon('ceph-mon', BIN.mon, [...c, '-i', 'a', '-f']));
+    const mon = spawnDaemon('ceph-mon', BIN.mon, [...c, '-i', 'a', '-f']);
+    daemons.push(mon);
+    await waitReady(mon, () => tcpOpen(monPort), Math.max(1000, deadline - Date.now()), () => logTails(dir));
     const osdKey = /key = (\S+)/.exec(await readFile(join(dir, 'osd0', 'keyring'), 'utf8'))?.[1];
     if (!osdKey) throw new Error('ceph-osd --mkfs wrote no key');
     await writeFile(join(dir, 'osd0-secret.json'), JSON.stringify({ cephx_secret: osdKey }));
@@ -195,7 +210,7 @@ keyring = ${dir}/rgw.keyring
     const startRgw = async (timeoutMs: number) => {
       const d = spawnDaemon('radosgw', BIN.rgw, [...c, '-n', 'client.rgw.a', '-f']);
       rgw = d;
-      await waitReady(d, () => httpAnswers(rgwPort), timeoutMs, () => logTails(dir));
+      await waitReady(d, () => radosgwAnswers(rgwPort), timeoutMs, () => logTails(dir));
     };
     await startRgw(Math.max(1000, deadline - Date.now()));
     const accessKeyId = `BERTH${randomBytes(8).toString('hex').toUpperCase()}`;

@@ -25,7 +25,14 @@ function cleanupNow(): void {
     }
   }
   liveChildren.clear();
-  for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
+  for (const d of liveDirs) {
+    try {
+      // A daemon killed a moment ago may still be finishing a log write: retry ENOTEMPTY.
+      rmSync(d, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+    } catch {
+      // left behind; nothing else to do at exit
+    }
+  }
   liveDirs.clear();
 }
 
