@@ -16,9 +16,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, releaseDir, removeAtExit, spawnDaemon, stopDaemon, tcpOpen, treeMemoryBytes, waitReady, type Daemon } from './processes.js';
+import { freePort, releaseDir, removeAtExit, spawnDaemon, stopDaemon, treeMemoryBytes, waitReady, type Daemon } from './processes.js';
 import { s3Request, type S3Credentials } from './s3-request.js';
 
 const run = promisify(execFile);
@@ -90,6 +91,28 @@ function radosgwAnswers(port: number): Promise<boolean> {
     req.once('error', () => resolve(false));
     req.once('timeout', () => req.destroy());
     req.end();
+  });
+}
+
+/**
+ * The monitor (messenger v1) greets every connection with the banner `ceph v027`; a port that
+ * merely accepts connections may belong to another process that took it first.
+ */
+function monitorAnswers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    let got = '';
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(2000, () => done(false));
+    s.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+      if (got.length >= 6) done(got.startsWith('ceph v'));
+    });
+    s.once('error', () => done(false));
+    s.once('end', () => done(false));
   });
 }
 
@@ -199,7 +222,7 @@ keyring = ${dir}/rgw.keyring
     ]);
     const mon = spawnDaemon('ceph-mon', BIN.mon, [...c, '-i', 'a', '-f']);
     daemons.push(mon);
-    await waitReady(mon, () => tcpOpen(monPort), Math.max(1000, deadline - Date.now()), () => logTails(dir));
+    await waitReady(mon, () => monitorAnswers(monPort), Math.max(1000, deadline - Date.now()), () => logTails(dir));
     const osdKey = /key = (\S+)/.exec(await readFile(join(dir, 'osd0', 'keyring'), 'utf8'))?.[1];
     if (!osdKey) throw new Error('ceph-osd --mkfs wrote no key');
     await writeFile(join(dir, 'osd0-secret.json'), JSON.stringify({ cephx_secret: osdKey }));
