@@ -1,0 +1,232 @@
+// The one suite every metadata backend passes (storage/registry-metadata.ts). A backend shared by
+// many processes also gets a second instance on the same data, standing in for another replica.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { RegistryMetadata, ManifestLink } from './registry-metadata.js';
+
+export interface MetadataSuiteTarget {
+  /** A fresh, opened backend with no data. */
+  open(): Promise<RegistryMetadata>;
+  /** Another instance on the same data (another replica), opened; only for shared backends. */
+  openAnother?(): Promise<RegistryMetadata>;
+  cleanup(): Promise<void>;
+}
+
+const D = (c: string) => `sha256:${c.repeat(64)}`;
+
+function link(refs: string[], subject?: string): ManifestLink {
+  return { mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 123, refs, ...(subject ? { subject } : {}) };
+}
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+export function defineMetadataSuite(name: string, target: MetadataSuiteTarget | { skip: string }): void {
+  describe(`metadata suite: ${name}`, 'skip' in target ? { skip: target.skip } : {}, () => {
+    if ('skip' in target) {
+      it('skipped');
+      return;
+    }
+    let m: RegistryMetadata;
+    before(async () => {
+      m = await target.open();
+    });
+    after(async () => {
+      await m?.close();
+      await target.cleanup();
+    });
+
+    it('repositories list in byte order and page with `after`', async () => {
+      for (const n of ['b/app', 'a/app', 'a-b/x', 'A/x', 'a/app2']) await m.linkBlob(n, D('1'), 1);
+      assert.deepEqual(await m.listRepositories(100), ['A/x', 'a-b/x', 'a/app', 'a/app2', 'b/app']);
+      assert.deepEqual(await m.listRepositories(2, 'a-b/x'), ['a/app', 'a/app2']);
+      assert.deepEqual(await m.listRepositories(0), []);
+      assert.equal(await m.repositoryExists('a/app'), true);
+      assert.equal(await m.repositoryExists('a'), false);
+    });
+
+    it('a manifest PUT stores the link, its tags, its referrer entry and touches content, at once', async () => {
+      const before = Date.now();
+      await m.putManifest({ name: 'team/app', digest: D('a'), link: link([D('1'), D('2')]), tags: ['v1', 'latest', 'V1', '1.0'], touched: [{ digest: D('a'), size: 123 }, { digest: D('1'), size: 7 }] });
+      assert.deepEqual(await m.getManifest('team/app', D('a')), link([D('1'), D('2')]));
+      assert.deepEqual(await m.listTags('team/app', 10), ['1.0', 'V1', 'latest', 'v1']);
+      assert.deepEqual(await m.listTags('team/app', 2, '1.0'), ['V1', 'latest']);
+      assert.equal(await m.getTag('team/app', 'v1'), D('a'));
+      assert.equal(await m.getTag('team/app', 'v2'), undefined);
+      assert.equal(await m.getTag('team/other', 'v1'), undefined);
+      const c = await m.getContent(D('1'));
+      assert.ok(c && c.size === 7 && c.touched >= before, 'the referenced blob is touched');
+      assert.ok(await m.repositoryExists('team/app'));
+      // A tag moves to another manifest.
+      await m.putManifest({ name: 'team/app', digest: D('b'), link: link([D('1')]), tags: ['latest'], touched: [] });
+      assert.equal(await m.getTag('team/app', 'latest'), D('b'));
+    });
+
+    it('deleting a manifest removes every tag pointing at it and its referrer entry, and says which tags', async () => {
+      await m.putManifest({ name: 'ref/app', digest: D('c'), link: link([]), tags: ['one'], touched: [] });
+      const referrer = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: D('d'), size: 50, artifactType: 'application/x-sig', annotations: { k: 'v' } };
+      await m.putManifest({ name: 'ref/app', digest: D('d'), link: link([], D('c')), tags: ['sig', 'sig2'], referrer, touched: [] });
+      assert.deepEqual(await m.referrers('ref/app', D('c')), [referrer]);
+      assert.deepEqual(await m.referrers('ref/app', D('e')), []);
+      assert.deepEqual(await m.referrers('team/app', D('c')), []);
+      assert.deepEqual((await m.deleteManifest('ref/app', D('d')))?.sort(), ['sig', 'sig2']);
+      assert.deepEqual(await m.referrers('ref/app', D('c')), []);
+      assert.deepEqual(await m.listTags('ref/app', 10), ['one']);
+      assert.equal(await m.deleteManifest('ref/app', D('d')), undefined);
+      assert.equal(await m.deleteTag('ref/app', 'one'), true);
+      assert.equal(await m.deleteTag('ref/app', 'one'), false);
+      assert.ok(await m.getManifest('ref/app', D('c')), 'deleting a tag keeps the manifest');
+    });
+
+    it('blob links: link, read, unlink; a link touches the content record', async () => {
+      const t0 = Date.now();
+      await m.linkBlob('blob/app', D('5'), 5000);
+      assert.deepEqual(await m.getBlobLink('blob/app', D('5')), { size: 5000 });
+      assert.equal(await m.getBlobLink('blob/other', D('5')), undefined);
+      const c = await m.getContent(D('5'));
+      assert.ok(c && c.size === 5000 && c.touched >= t0);
+      assert.equal(await m.unlinkBlob('blob/app', D('5')), true);
+      assert.equal(await m.unlinkBlob('blob/app', D('5')), false);
+      assert.equal(await m.getBlobLink('blob/app', D('5')), undefined);
+    });
+
+    it('referenced digests: blob links, manifests and what they reference', async () => {
+      await m.linkBlob('gc/app', D('6'), 6);
+      await m.putManifest({ name: 'gc/app', digest: D('7'), link: link([D('8'), D('9')]), tags: [], touched: [] });
+      const live = await m.referencedDigests();
+      for (const d of [D('6'), D('7'), D('8'), D('9')]) assert.ok(live.has(d), d);
+      assert.ok(!live.has(D('f')));
+    });
+
+    it('content records: touch, read, forget', async () => {
+      assert.equal(await m.getContent(D('0')), undefined);
+      await m.touchContent(D('0'), 42);
+      const c = await m.getContent(D('0'));
+      assert.equal(c?.size, 42);
+      await m.forgetContent(D('0'));
+      assert.equal(await m.getContent(D('0')), undefined);
+    });
+
+    it('upload sessions: create, read, compare-and-set on the offset, list, delete; driver state and hash kept', async () => {
+      const id = '0b7c2f9e-4d5a-4e1b-9c3d-2a1b0c9d8e7f';
+      const rec = { name: 'up/app', algorithm: 'sha256' as const, offset: 0, started: '2026-12-06T00:00:00.000Z', updated: '2026-12-06T00:00:00.000Z' };
+      await m.createUpload(id, rec);
+      assert.deepEqual(await m.getUpload(id), rec);
+      const next = { ...rec, offset: 10, updated: '2026-12-06T00:00:01.000Z', driver: { uploadId: 'x', parts: [{ n: 1, etag: '"e"', size: 10 }] }, hash: 'AAEC' };
+      assert.equal(await m.updateUpload(id, next, 5), false, 'a stale offset is refused');
+      assert.deepEqual(await m.getUpload(id), rec);
+      assert.equal(await m.updateUpload(id, next, 0), true);
+      assert.deepEqual(await m.getUpload(id), next);
+      assert.ok((await collect(m.listUploads())).some(([i, r]) => i === id && r.offset === 10));
+      await m.deleteUpload(id);
+      assert.equal(await m.getUpload(id), undefined);
+      assert.equal(await m.updateUpload(id, next, 10), false, 'a deleted session is not revived');
+    });
+
+    it('exclusive: one holder per digest at a time, others run in parallel, nesting in sorted order works', async () => {
+      const events: string[] = [];
+      const hold = (digest: string, tag: string, ms: number) =>
+        m.exclusive(digest, async () => {
+          events.push(`${tag}+`);
+          await sleep(ms);
+          events.push(`${tag}-`);
+        });
+      await Promise.all([hold(D('a'), 'x', 80), hold(D('a'), 'y', 10)]);
+      assert.deepEqual(events, ['x+', 'x-', 'y+', 'y-']);
+      events.length = 0;
+      await Promise.all([hold(D('a'), 'x', 60), hold(D('b'), 'y', 10)]);
+      assert.deepEqual(events, ['x+', 'y+', 'y-', 'x-'], 'different digests do not wait for each other');
+      const inner = await m.exclusive(D('a'), () => m.exclusive(D('b'), async () => {
+        await m.touchContent(D('b'), 1);
+        return 'nested';
+      }));
+      assert.equal(inner, 'nested');
+      assert.equal((await m.getContent(D('b')))?.size, 1, 'work done under the guard is kept');
+      await assert.rejects(m.exclusive(D('c'), async () => {
+        throw new Error('boom');
+      }), /boom/);
+      assert.equal(await m.exclusive(D('c'), async () => 'free again'), 'free again');
+    });
+
+    it('runJob: a job already running is not run again', async () => {
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const first = m.runJob('gc', async () => {
+        await gate;
+        return 'ran';
+      });
+      await sleep(50);
+      assert.equal(await m.runJob('gc', async () => 'twice'), undefined);
+      assert.equal(await m.runJob('purge', async () => 'other job'), 'other job');
+      release();
+      assert.equal(await first, 'ran');
+      assert.equal(await m.runJob('gc', async () => 'again'), 'again');
+    });
+
+    if (target.openAnother) {
+      const openAnother = target.openAnother;
+      describe('shared by replicas', () => {
+        let other: RegistryMetadata;
+        before(async () => {
+          other = await openAnother();
+        });
+        after(async () => {
+          await other?.close();
+        });
+
+        it('is marked shared, so nothing is cached in a process', () => {
+          assert.equal(m.shared, true);
+        });
+
+        it('a tag moved or deleted through one replica is seen through the other at once', async () => {
+          await m.putManifest({ name: 'rep/app', digest: D('1'), link: link([]), tags: ['t'], touched: [] });
+          assert.equal(await other.getTag('rep/app', 't'), D('1'));
+          await other.putManifest({ name: 'rep/app', digest: D('2'), link: link([]), tags: ['t'], touched: [] });
+          assert.equal(await m.getTag('rep/app', 't'), D('2'));
+          assert.equal(await other.deleteTag('rep/app', 't'), true);
+          assert.equal(await m.getTag('rep/app', 't'), undefined);
+        });
+
+        it('exclusive and runJob hold across replicas', async () => {
+          const events: string[] = [];
+          await Promise.all([
+            m.exclusive(D('e'), async () => {
+              events.push('a+');
+              await sleep(150);
+              events.push('a-');
+            }),
+            (async () => {
+              await sleep(30);
+              await other.exclusive(D('e'), async () => {
+                events.push('b+');
+                events.push('b-');
+              });
+            })(),
+          ]);
+          assert.deepEqual(events, ['a+', 'a-', 'b+', 'b-']);
+          let release!: () => void;
+          const gate = new Promise<void>((r) => (release = r));
+          const first = m.runJob('gc', () => gate.then(() => 'a'));
+          await sleep(50);
+          assert.equal(await other.runJob('gc', async () => 'b'), undefined, 'the other replica skips the job');
+          release();
+          assert.equal(await first, 'a');
+          assert.equal(await other.runJob('gc', async () => 'b'), 'b');
+        });
+
+        it('an upload record changed by one replica is a stale write for the other', async () => {
+          const id = '1b7c2f9e-4d5a-4e1b-9c3d-2a1b0c9d8e7f';
+          const rec = { name: 'up/app', algorithm: 'sha256' as const, offset: 0, started: 's', updated: 'u' };
+          await m.createUpload(id, rec);
+          assert.equal(await other.updateUpload(id, { ...rec, offset: 5 }, 0), true);
+          assert.equal(await m.updateUpload(id, { ...rec, offset: 9 }, 0), false);
+          assert.equal((await m.getUpload(id))?.offset, 5);
+        });
+      });
+    }
+  });
+}
