@@ -65,13 +65,22 @@ export class PostgresMetadata implements RegistryMetadata {
     return this.guard(() => (outer ? (outer.savepoint((sp) => fn(sp as unknown as Tx)) as Promise<T>) : (this.sql.begin((tx) => fn(tx)) as Promise<T>)));
   }
 
-  /** Turns a lost connection into StorageUnavailableError (503, retryable). */
+  /**
+   * Turns a lost connection into StorageUnavailableError (503, retryable). Outside a guarded
+   * section a statement or transaction that failed on a connection the server had closed (a
+   * restart while idle) is tried once more on a fresh one: the server rolled back whatever it had
+   * begun, and each statement here is idempotent or compare-and-set.
+   */
   private async guard<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (e) {
-      if (isConnectionError(e)) throw new StorageUnavailableError(`PostgreSQL at ${this.where} is unavailable: ${(e as Error).message}`);
-      throw e;
+    const retry = this.tx.getStore() === undefined;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (e) {
+        if (!isConnectionError(e)) throw e;
+        if (retry && attempt === 0) continue;
+        throw new StorageUnavailableError(`PostgreSQL at ${this.where} is unavailable: ${(e as Error).message}`);
+      }
     }
   }
 
@@ -237,13 +246,17 @@ export class PostgresMetadata implements RegistryMetadata {
       await this.guard(() => outer`select pg_advisory_xact_lock(hashtextextended(${'berth:blob:' + digest}, 0))`);
       return fn();
     }
-    return this.guard(
-      () =>
-        this.sql.begin(async (tx) => {
-          await tx`select pg_advisory_xact_lock(hashtextextended(${'berth:blob:' + digest}, 0))`;
-          return this.tx.run(tx, fn);
-        }) as Promise<T>,
-    );
+    // Not through guard(): `fn` may have done work outside the database (stored a blob) before
+    // the connection failed, so it is never run twice here.
+    try {
+      return (await this.sql.begin(async (tx) => {
+        await tx`select pg_advisory_xact_lock(hashtextextended(${'berth:blob:' + digest}, 0))`;
+        return this.tx.run(tx, fn);
+      })) as T;
+    } catch (e) {
+      if (isConnectionError(e)) throw new StorageUnavailableError(`PostgreSQL at ${this.where} is unavailable: ${(e as Error).message}`);
+      throw e;
+    }
   }
 
   async touchContent(digest: string, size: number): Promise<void> {
