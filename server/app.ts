@@ -3,6 +3,7 @@ import Koa from 'koa';
 import Router from '@koa/router';
 import type { Logger } from 'pino';
 import { RegistryError } from '../oci/errors.js';
+import { StorageUnavailableError } from '../storage/blob-driver.js';
 import { assertRepositoryName } from '../oci/names.js';
 import type { RegistryStore } from '../storage/registry-store.js';
 import type { ServerConfig } from './config.js';
@@ -62,6 +63,12 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
         const status = (e as { status: number }).status;
         ctx.status = status;
         ctx.body = new RegistryError('UNSUPPORTED', (e as Error).message, { status }).toBody();
+      } else if (e instanceof StorageUnavailableError) {
+        // S3 or PostgreSQL down: a retryable spec error, never a half-done write (they are atomic).
+        log.warn({ err: e, method: ctx.method, path: ctx.path }, 'storage unavailable');
+        ctx.status = 503;
+        ctx.set('Retry-After', '5');
+        ctx.body = new RegistryError('UNAVAILABLE', 'the registry storage is unavailable: retry later (details in the server log)').toBody();
       } else if (isClientAbort(e)) {
         ctx.status = 400;
         log.debug({ method: ctx.method, path: ctx.path }, 'client aborted the request');

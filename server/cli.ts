@@ -46,6 +46,14 @@ export async function main(argv: string[]): Promise<number> {
     .option('--proxy-password <password>', 'password at the upstream registry; prefer env BERTH_PROXY_PASSWORD or the config file')
     .option('--proxy-tag-ttl <seconds>', 'serve a cached tag this long before asking upstream again (default 300)', Number)
     .option('--proxy-evict-hours <hours>', 'remove cached content unused this long; 0 keeps it (default 168)', Number)
+    .option('--storage <driver>', 'where blob content lives: fs (files in --data) or s3 (env BERTH_STORAGE; default fs)')
+    .option('--s3-bucket <bucket>', 'bucket of --storage s3 (env BERTH_S3_BUCKET); credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY')
+    .option('--s3-endpoint <url>', 'S3-compatible endpoint, path-style addressing (env BERTH_S3_ENDPOINT; default AWS)')
+    .option('--s3-region <region>', `region of the bucket (env BERTH_S3_REGION; default ${'us-east-1'})`)
+    .option('--s3-prefix <prefix>', 'key prefix inside the bucket (env BERTH_S3_PREFIX)')
+    .option('--s3-redirect', 'blob GETs answer 307 to a pre-signed URL (env BERTH_S3_REDIRECT; default on)')
+    .option('--no-s3-redirect', 'blob GETs stream the bytes through the registry')
+    .option('--metadata <url>', 'postgres://USER[:PASS]@HOST:PORT/DB: metadata shared by replicas (env BERTH_METADATA; default LevelDB in --data)')
     .helpOption('-h, --help', 'show this help')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
@@ -80,7 +88,14 @@ export async function main(argv: string[]): Promise<number> {
     proxyPassword?: string;
     proxyTagTtl?: number;
     proxyEvictHours?: number;
+    storage?: string;
+    s3Bucket?: string;
+    s3Endpoint?: string;
+    s3Region?: string;
+    s3Prefix?: string;
+    metadata?: string;
   }>();
+  const s3RedirectFlag = argv.includes('--no-s3-redirect') ? false : argv.includes('--s3-redirect') ? true : undefined;
   // commander defaults --delete to true because of --no-delete; only an explicit flag overrides.
   const deleteFlag = argv.includes('--no-delete') ? false : argv.includes('--delete') ? true : undefined;
   const flags: ConfigOverrides = {
@@ -103,11 +118,22 @@ export async function main(argv: string[]): Promise<number> {
       token: { realm: o.tokenRealm, service: o.tokenService },
     },
     proxy: { remoteUrl: o.proxyRemoteUrl, username: o.proxyUsername, password: o.proxyPassword, tagTtlSeconds: o.proxyTagTtl, evictAfterHours: o.proxyEvictHours },
+    storage: { driver: o.storage, bucket: o.s3Bucket, endpoint: o.s3Endpoint, region: o.s3Region, prefix: o.s3Prefix, redirect: s3RedirectFlag },
+    metadata: o.metadata,
   };
-  const config = await loadConfig({ file: o.config, flags });
-  const { startRegistry } = await import('./serve.js');
-  const registry = await startRegistry(config);
-  registry.log.info({ url: registry.url, listen: config.listen, data: config.data, delete: config.delete, tls: Boolean(config.tls), auth: config.auth?.mode ?? 'none', mirrorOf: config.proxy?.remoteUrl }, 'berth registry listening');
+  let registry;
+  try {
+    const config = await loadConfig({ file: o.config, flags });
+    const { startRegistry } = await import('./serve.js');
+    registry = await startRegistry(config);
+  } catch (e) {
+    // Bad configuration (a missing bucket, wrong credentials, an unreachable database, a bad
+    // flag value) is one line and exit code 1, never a stack trace.
+    process.stderr.write(`berth serve: ${(e as Error).message.split('\n')[0]}\n`);
+    return 1;
+  }
+  const config = registry.config;
+  registry.log.info({ url: registry.url, listen: config.listen, data: config.data, delete: config.delete, tls: Boolean(config.tls), auth: config.auth?.mode ?? 'none', mirrorOf: config.proxy?.remoteUrl, storage: config.storage.driver, metadata: registry.store.meta.kind }, 'berth registry listening');
 
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -35,6 +35,32 @@ export interface ServerConfig {
     /** Hours between online garbage collections of unreferenced blobs; 0 disables them. */
     intervalHours: number;
   };
+  /** Where blob content lives: files in `data` (fs), or an S3-compatible bucket. */
+  storage: StorageConfig;
+  /** PostgreSQL URL of shared metadata; absent: LevelDB in `data`. */
+  metadata?: string;
+}
+
+export type StorageConfig =
+  | { driver: 'fs' }
+  | {
+      driver: 's3';
+      bucket: string;
+      /** Any S3-compatible endpoint; path-style addressing when given. Absent: AWS. */
+      endpoint?: string;
+      region: string;
+      prefix?: string;
+      /** Blob GETs answer 307 to a pre-signed URL (distribution's default) instead of proxying the bytes. */
+      redirect: boolean;
+    };
+
+export interface StorageOverrides {
+  driver?: string | undefined;
+  bucket?: string | undefined;
+  endpoint?: string | undefined;
+  region?: string | undefined;
+  prefix?: string | undefined;
+  redirect?: boolean | undefined;
 }
 
 export const DEFAULT_CONFIG: ServerConfig = {
@@ -45,7 +71,10 @@ export const DEFAULT_CONFIG: ServerConfig = {
   limits: { maxManifestBytes: 4 << 20, maxBlobBytes: 0 },
   uploads: { purgeAfterHours: 168 },
   gc: { intervalHours: 24 },
+  storage: { driver: 'fs' },
 };
+
+const DEFAULT_S3_REGION = 'us-east-1';
 
 const LOG_LEVELS: ReadonlySet<string> = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
@@ -63,7 +92,23 @@ export type ConfigOverrides = {
   tlsSelfSigned?: boolean | undefined;
   auth?: AuthOverrides | undefined;
   proxy?: ProxyOverrides | undefined;
+  storage?: StorageOverrides | undefined;
+  metadata?: string | undefined;
 };
+
+function mergeStorage(base: StorageConfig, o: StorageOverrides | undefined, source: string): StorageConfig {
+  if (!o) return base;
+  const driver = o.driver ?? base.driver;
+  if (driver !== 'fs' && driver !== 's3') throw new Error(`${source}: storage must be fs or s3, got ${JSON.stringify(driver)}`);
+  if (driver === 'fs') return { driver };
+  const prev = base.driver === 's3' ? base : undefined;
+  const c: StorageConfig = { driver, bucket: o.bucket ?? prev?.bucket ?? '', region: o.region ?? prev?.region ?? DEFAULT_S3_REGION, redirect: o.redirect ?? prev?.redirect ?? true };
+  const endpoint = o.endpoint ?? prev?.endpoint;
+  if (endpoint) c.endpoint = endpoint;
+  const prefix = o.prefix ?? prev?.prefix;
+  if (prefix) c.prefix = prefix;
+  return c;
+}
 
 /** Keys of the config file, the environment and flags, in one shape so they layer. */
 function applyOverrides(base: ServerConfig, o: ConfigOverrides, source: string): ServerConfig {
@@ -86,6 +131,10 @@ function applyOverrides(base: ServerConfig, o: ConfigOverrides, source: string):
   if (o.auth) c.auth = mergeAuth(c.auth ?? DEFAULT_AUTH, o.auth);
   const proxy = mergeProxy(c.proxy, o.proxy);
   if (proxy) c.proxy = proxy;
+  // s3 settings given without --storage still mean s3 only when the driver says so.
+  const storageGiven = o.storage && Object.values(o.storage).some((v) => v !== undefined);
+  if (storageGiven) c.storage = mergeStorage(c.storage, { ...o.storage, driver: o.storage?.driver ?? c.storage.driver }, source);
+  if (o.metadata !== undefined) c.metadata = o.metadata;
   return c;
 }
 
@@ -104,7 +153,8 @@ export async function readConfigFile(path: string): Promise<ConfigOverrides> {
     raw = JSON.parse(text);
   }
   if (raw === null || raw === undefined) return {};
-  const o = configMapping(raw, path, '', ['listen', 'data', 'delete', 'logLevel', 'tls', 'limits', 'uploads', 'gc', 'auth', 'proxy']);
+  const o = configMapping(raw, path, '', ['listen', 'data', 'delete', 'logLevel', 'tls', 'limits', 'uploads', 'gc', 'auth', 'proxy', 'storage', 's3', 'metadata']);
+  const s3 = configMapping(o.s3 ?? {}, path, 's3', ['bucket', 'endpoint', 'region', 'prefix', 'redirect']);
   const tls = (o.tls ?? {}) as Record<string, unknown>;
   const limits = (o.limits ?? {}) as Record<string, unknown>;
   const uploads = (o.uploads ?? {}) as Record<string, unknown>;
@@ -123,6 +173,15 @@ export async function readConfigFile(path: string): Promise<ConfigOverrides> {
     tlsSelfSigned: bool(tls.selfSigned, `${path}: tls.selfSigned`),
     auth: parseAuthSection(o.auth, path),
     proxy: parseProxySection(o.proxy, path),
+    storage: {
+      driver: str(o.storage, `${path}: storage`),
+      bucket: str(s3.bucket, `${path}: s3.bucket`),
+      endpoint: str(s3.endpoint, `${path}: s3.endpoint`),
+      region: str(s3.region, `${path}: s3.region`),
+      prefix: str(s3.prefix, `${path}: s3.prefix`),
+      redirect: bool(s3.redirect, `${path}: s3.redirect`),
+    },
+    metadata: str(o.metadata, `${path}: metadata`),
   };
 }
 
@@ -150,6 +209,15 @@ export function envOverrides(env: NodeJS.ProcessEnv): ConfigOverrides {
       username: env.BERTH_PROXY_USERNAME || undefined,
       password: env.BERTH_PROXY_PASSWORD || undefined,
     },
+    storage: {
+      driver: env.BERTH_STORAGE || undefined,
+      bucket: env.BERTH_S3_BUCKET || undefined,
+      endpoint: env.BERTH_S3_ENDPOINT || undefined,
+      region: env.BERTH_S3_REGION || undefined,
+      prefix: env.BERTH_S3_PREFIX || undefined,
+      redirect: bool(env.BERTH_S3_REDIRECT, 'BERTH_S3_REDIRECT'),
+    },
+    metadata: env.BERTH_METADATA || undefined,
   };
 }
 
@@ -177,5 +245,12 @@ export function validateConfig(c: ServerConfig): ServerConfig {
   if (c.proxy) validateProxy(c.proxy);
   if (c.tls && (!c.tls.cert || !c.tls.key)) throw new Error('TLS needs both a certificate and a key (--tls-cert and --tls-key)');
   if (c.limits.maxManifestBytes < 1024) throw new Error('limits.maxManifestBytes must be at least 1024');
+  if (c.storage.driver === 's3') {
+    if (!c.storage.bucket) throw new Error('--storage s3 needs a bucket (--s3-bucket, BERTH_S3_BUCKET or s3.bucket)');
+    if (c.storage.endpoint && !/^https?:\/\/[^/]+/.test(c.storage.endpoint)) throw new Error(`--s3-endpoint must be an http:// or https:// URL, got ${JSON.stringify(c.storage.endpoint)}`);
+    if (c.storage.prefix !== undefined && !/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(c.storage.prefix)) throw new Error(`--s3-prefix must be key segments of letters, digits, '.', '_', '-' joined by '/', got ${JSON.stringify(c.storage.prefix)}`);
+  }
+  if (c.metadata !== undefined && !/^postgres(ql)?:\/\//.test(c.metadata)) throw new Error('--metadata must be a postgres:// URL (LevelDB in the data folder is the default)');
+  if (c.metadata !== undefined && c.proxy) throw new Error('mirror mode (--proxy-remote-url) keeps its records in LevelDB for now: it cannot run with --metadata postgres://');
   return c;
 }

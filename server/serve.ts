@@ -16,6 +16,7 @@ export interface RunningRegistry {
   port: number;
   store: RegistryStore;
   log: Logger;
+  config: ServerConfig;
   /** Stops accepting, lets in-flight requests finish (up to `graceMs`), closes LevelDB. */
   close(graceMs?: number): Promise<void>;
 }
@@ -27,7 +28,9 @@ const GC_GRACE_MS = 60 * 60 * 1000;
 export async function startRegistry(config: ServerConfig, opts: { logger?: Logger } = {}): Promise<RunningRegistry> {
   const log = opts.logger ?? pino({ level: config.logLevel, base: undefined });
   await mkdir(config.data, { recursive: true });
-  const store = new RegistryStore(config.data);
+  // PostgreSQL (and its client) only when asked for: the default start loads neither.
+  const metadata = config.metadata ? new (await import('../storage/postgres-metadata.js')).PostgresMetadata(config.metadata) : undefined;
+  const store = new RegistryStore(config.data, metadata ? { metadata } : {});
   await store.open();
   let access, mirror;
   try {
@@ -133,5 +136,5 @@ export async function startRegistry(config: ServerConfig, opts: { logger?: Logge
     return closing;
   };
 
-  return { url, host: addr.address, port: addr.port, store, log, close };
+  return { url, host: addr.address, port: addr.port, store, log, config, close };
 }

@@ -45,13 +45,20 @@ export class BlobStore {
   }
 
   /**
-   * Removes temp files a crashed process left in tmp/ (an ingest cut off by kill -9). Only call
-   * while holding the data folder's LevelDB lock: another live process's temp files look the same.
+   * Removes temp files a crashed process left in tmp/ (an ingest cut off by kill -9) that are at
+   * least `olderThanMs` old. With 0, only call while no other process can write into tmp/ (the
+   * data folder's LevelDB lock is held): another live process's temp files look the same.
    */
-  async removeStaleTempFiles(): Promise<number> {
-    const names = await readdir(this.layout.tmpDir);
-    await Promise.all(names.map((n) => unlinkQuietly(join(this.layout.tmpDir, n))));
-    return names.length;
+  async removeStaleTempFiles(olderThanMs = 0): Promise<number> {
+    const cutoff = Date.now() - olderThanMs;
+    let removed = 0;
+    for (const n of await readdir(this.layout.tmpDir)) {
+      const p = join(this.layout.tmpDir, n);
+      if (olderThanMs > 0 && ((await stat(p).catch(() => undefined))?.mtimeMs ?? cutoff) >= cutoff) continue;
+      await unlinkQuietly(p);
+      removed++;
+    }
+    return removed;
   }
 
   /** Size of the stored blob, or undefined when absent. */

@@ -71,9 +71,15 @@ export class RegistryStore {
     await this.blobs.init();
     await this.uploads.init();
     await this.meta.open();
-    // Fix: temp files of ingests cut off by a crash were never removed. Only now, with LevelDB's
-    // lock held, is it certain no other process is writing into tmp/.
-    await this.blobs.removeStaleTempFiles();
+    // Fix: temp files of ingests cut off by a crash were never removed. With LevelDB's lock held,
+    // no other process writes into tmp/, so all go; a folder shared by replicas (PostgreSQL
+    // metadata) keeps what another replica may still be writing: only day-old files go.
+    try {
+      await this.blobs.removeStaleTempFiles(this.meta.shared ? 24 * 3600 * 1000 : 0);
+    } catch (e) {
+      await this.meta.close().catch(() => undefined);
+      throw e;
+    }
   }
 
   async close(): Promise<void> {
