@@ -6,7 +6,7 @@
 // them unchanged. storage/drivers/driver-suite.ts is the one suite every driver passes.
 import type { Readable } from 'node:stream';
 
-export type ByteSource = AsyncIterable<Uint8Array> | Readable;
+export type ByteSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array> | Readable;
 
 /** An inclusive byte range, as HTTP Range and Content-Range count. */
 export interface ByteRange {

@@ -55,11 +55,11 @@ test('gc removes unreferenced old blobs and keeps referenced or recent ones', as
   const store = new RegistryStore(dir);
   await store.open();
   try {
-    const config = await store.blobs.putBytes(Buffer.from('{}'));
-    const layer = await store.blobs.putBytes(Buffer.from('layer bytes'));
-    const orphan = await store.blobs.putBytes(Buffer.from('orphan'));
-    const fresh = await store.blobs.putBytes(Buffer.from('fresh, not linked yet'));
-    const unlinked = await store.blobs.putBytes(Buffer.from('link deleted'));
+    const config = await store.putBytes(Buffer.from('{}'));
+    const layer = await store.putBytes(Buffer.from('layer bytes'));
+    const orphan = await store.putBytes(Buffer.from('orphan'));
+    const fresh = await store.putBytes(Buffer.from('fresh, not linked yet'));
+    const unlinked = await store.putBytes(Buffer.from('link deleted'));
     await store.linkBlob('team/app', config.digest, config.size);
     await store.linkBlob('team/app', layer.digest, layer.size);
     await store.linkBlob('team/app', unlinked.digest, unlinked.size);
@@ -99,9 +99,9 @@ test('gc removes unreferenced old blobs and keeps referenced or recent ones', as
 
 test('a blob pushed again and linked between mark and sweep survives (its old file time does not count)', () =>
   withStore(async (store) => {
-    const config = await store.blobs.putBytes(Buffer.from('{"architecture":"amd64"}'));
+    const config = await store.putBytes(Buffer.from('{"architecture":"amd64"}'));
     const layerBytes = Buffer.from('layer pushed long ago, orphaned, then pushed again');
-    const layer = await store.blobs.putBytes(layerBytes);
+    const layer = await store.putBytes(layerBytes);
     await store.linkBlob('team/old', layer.digest, layer.size);
     await store.unlinkBlob('team/old', layer.digest);
     await age(store, layer.digest);
@@ -123,15 +123,15 @@ test('a blob pushed again and linked between mark and sweep survives (its old fi
       },
     });
     assert.equal(result.removed, 0, 'nothing linked after the mark is removed');
-    assert.deepEqual(await store.blobs.readAll(layer.digest), layerBytes);
+    assert.deepEqual(await store.readAll(layer.digest), layerBytes);
     assert.equal((await store.getManifest('team/app', 'v1')).digest, manifestDigest);
     assert.equal(await store.statBlob('team/app', layer.digest), layer.size);
   }));
 
 test('a manifest whose referenced blob GC removed after the mark is refused, not stored dangling', () =>
   withStore(async (store) => {
-    const config = await store.blobs.putBytes(Buffer.from('{}'));
-    const layer = await store.blobs.putBytes(Buffer.from('blob whose link is deleted before the mark'));
+    const config = await store.putBytes(Buffer.from('{}'));
+    const layer = await store.putBytes(Buffer.from('blob whose link is deleted before the mark'));
     await store.linkBlob('team/app', config.digest, config.size);
     await store.linkBlob('team/app', layer.digest, layer.size);
     await age(store, layer.digest);
@@ -146,7 +146,7 @@ test('a manifest whose referenced blob GC removed after the mark is refused, not
     await (store.meta as LevelMetadata).db.sublevel<string, unknown>('blobs', { valueEncoding: 'json' }).put(`team/app\x00${layer.digest}`, { size: layer.size });
     await assert.rejects(store.putManifest('team/app', 'v1', imageManifest(config, layer), MediaType.OciManifest), (e: Error & { code?: string }) => e.code === 'MANIFEST_BLOB_UNKNOWN');
     // Pushed again, it is stored anew and usable.
-    const again = await store.blobs.putBytes(Buffer.from('blob whose link is deleted before the mark'));
+    const again = await store.putBytes(Buffer.from('blob whose link is deleted before the mark'));
     assert.equal(again.digest, layer.digest);
     await store.linkBlob('team/app', layer.digest, layer.size);
     await store.putManifest('team/app', 'v1', imageManifest(config, layer), MediaType.OciManifest);
@@ -154,7 +154,7 @@ test('a manifest whose referenced blob GC removed after the mark is refused, not
 
 test('content stored without a record (an older data folder) gets its grace period from the first GC', () =>
   withStore(async (store) => {
-    const orphan = await store.blobs.putBytes(Buffer.from('stored by an older berth'));
+    const orphan = await store.putBytes(Buffer.from('stored by an older berth'));
     await store.meta.forgetContent(orphan.digest);
     const old = new Date(Date.now() - TWO_HOURS);
     await utimes(store.layout.blobPath(orphan.digest), old, old);

@@ -8,8 +8,6 @@
 // sweep's re-check; distribution's offline GC has no such protocol and needs a read-only registry.
 // The grace period comes from the metadata, never from file times: a blob pushed again while
 // stored keeps its old file.
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { RegistryStore } from './registry-store.js';
 
 export interface GcResult {
@@ -33,21 +31,14 @@ export async function collectGarbage(store: RegistryStore, opts: GcOptions): Pro
   const live = await store.referencedDigests();
   await opts.afterMark?.();
   const result: GcResult = { scanned: 0, removed: 0, freedBytes: 0 };
-  const root = store.layout.blobsDir;
-  for (const algorithm of await readdir(root).catch(() => [] as string[])) {
-    if (algorithm !== 'sha256' && algorithm !== 'sha512') continue;
-    for (const prefix of await readdir(join(root, algorithm))) {
-      for (const encoded of await readdir(join(root, algorithm, prefix))) {
-        if (opts.signal?.aborted) return result;
-        result.scanned++;
-        const digest = `${algorithm}:${encoded}`;
-        if (live.has(digest)) continue;
-        const freed = await removeIfUntouched(store, digest, cutoff, opts.dryRun === true);
-        if (freed !== undefined) {
-          result.removed++;
-          result.freedBytes += freed;
-        }
-      }
+  for await (const digest of store.blobs.list()) {
+    if (opts.signal?.aborted) break;
+    result.scanned++;
+    if (live.has(digest)) continue;
+    const freed = await removeIfUntouched(store, digest, cutoff, opts.dryRun === true);
+    if (freed !== undefined) {
+      result.removed++;
+      result.freedBytes += freed;
     }
   }
   return result;
@@ -60,7 +51,7 @@ export async function collectGarbage(store: RegistryStore, opts: GcOptions): Pro
  */
 export async function removeIfUntouched(store: RegistryStore, digest: string, cutoff: number, dryRun = false): Promise<number | undefined> {
   return store.meta.exclusive(digest, async () => {
-    const size = await store.blobs.size(digest);
+    const size = await store.blobs.stat(digest);
     if (size === undefined) return undefined;
     const record = await store.meta.getContent(digest);
     if (!record) {

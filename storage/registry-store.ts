@@ -3,12 +3,14 @@
 // (storage/registry-metadata.ts: LevelDB by default, PostgreSQL for many replicas).
 import type { BlobLink, ManifestLink, RegistryMetadata } from './registry-metadata.js';
 import { LevelMetadata } from './level-metadata.js';
-import { BlobStore } from './blob-store.js';
+import type { BlobStore } from './blob-store.js';
+import type { BlobDriver, CommitGuard } from './blob-driver.js';
+import { FsBlobDriver } from './drivers/fs.js';
 import { UploadSessions } from './uploads.js';
 import { DataLayout } from './layout.js';
 import { LruCache } from './lru-cache.js';
 import { RegistryError } from '../oci/errors.js';
-import { digestOf, parseDigest, looksLikeDigest } from '../oci/digest.js';
+import { digestOf, parseDigest, looksLikeDigest, type DigestAlgorithm } from '../oci/digest.js';
 import { parseManifest, type Descriptor } from '../oci/manifest.js';
 import { MediaType } from '../oci/media-types.js';
 import { assertRepositoryName, isValidTag } from '../oci/names.js';
@@ -30,6 +32,8 @@ export interface RegistryStoreOptions {
   manifestCacheBytes?: number;
   /** The metadata backend; LevelDB in `<root>/meta` by default. */
   metadata?: RegistryMetadata;
+  /** The blob driver, given the commit guard it must call; files in `<root>` by default. */
+  blobDriver?: (guard: CommitGuard) => BlobDriver;
 }
 
 /** Cache key of a (repository, tag or digest) pair: NUL is in neither grammar. */
@@ -40,7 +44,7 @@ function ck(name: string, ref: string): string {
 export class RegistryStore {
   readonly layout: DataLayout;
   readonly meta: RegistryMetadata;
-  readonly blobs: BlobStore;
+  readonly blobs: BlobDriver;
   readonly uploads: UploadSessions;
   private readonly manifestBytes: LruCache<string, Buffer>;
   // Tag and link lookups are cached only when this process is the metadata's one writer (LevelDB
@@ -56,34 +60,57 @@ export class RegistryStore {
       this.tagCache = new LruCache(50_000);
       this.linkCache = new LruCache(50_000);
     }
-    this.blobs = new BlobStore(this.layout, {
+    const guard: CommitGuard = {
       committing: (digest, size, place) =>
         this.meta.exclusive(digest, async () => {
           await this.meta.touchContent(digest, size);
           await place();
         }),
-    });
-    this.uploads = new UploadSessions(this.layout, this.meta, this.blobs);
+    };
+    this.blobs = opts.blobDriver ? opts.blobDriver(guard) : new FsBlobDriver(this.layout, guard);
+    this.uploads = new UploadSessions(this.meta, this.blobs);
     this.manifestBytes = new LruCache(opts.manifestCacheBytes ?? 64 << 20, (b) => b.length);
   }
 
   async open(): Promise<void> {
-    await this.blobs.init();
-    await this.uploads.init();
+    await this.blobs.open();
     await this.meta.open();
     // Fix: temp files of ingests cut off by a crash were never removed. With LevelDB's lock held,
     // no other process writes into tmp/, so all go; a folder shared by replicas (PostgreSQL
     // metadata) keeps what another replica may still be writing: only day-old files go.
     try {
-      await this.blobs.removeStaleTempFiles(this.meta.shared ? 24 * 3600 * 1000 : 0);
+      if (this.blobs instanceof FsBlobDriver) await this.blobs.store.removeStaleTempFiles(this.meta.shared ? 24 * 3600 * 1000 : 0);
     } catch (e) {
       await this.meta.close().catch(() => undefined);
       throw e;
     }
   }
 
+  /** The local blob files, for what only works on them (the pull-through mirror's tailing reads). */
+  localBlobs(): BlobStore {
+    if (!(this.blobs instanceof FsBlobDriver)) throw new Error('this needs the fs blob driver');
+    return this.blobs.store;
+  }
+
+  async hasBlob(digest: string): Promise<boolean> {
+    return (await this.blobs.stat(digest)) !== undefined;
+  }
+
+  /** Stores small content held in memory (manifests, configs); `guardHeld` as PutExpectation's. */
+  putBytes(bytes: Buffer, algorithm: DigestAlgorithm = 'sha256', opts: { guardHeld?: boolean } = {}): Promise<{ digest: string; size: number }> {
+    return this.blobs.put([bytes], { digest: digestOf(bytes, algorithm), size: bytes.length, ...(opts.guardHeld ? { guardHeld: true } : {}) });
+  }
+
+  /** A small blob (a manifest) whole. */
+  async readAll(digest: string): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const c of await this.blobs.read(digest)) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  }
+
   async close(): Promise<void> {
     await this.meta.close();
+    await this.blobs.close();
   }
 
   // ---- repositories ------------------------------------------------------------------------
@@ -145,7 +172,7 @@ export class RegistryStore {
     if (!digest || !link) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} is not in repository ${name}`, { detail: { name, reference } });
     let bytes = this.manifestBytes.get(digest);
     if (!bytes && opts.withBytes !== false) {
-      bytes = await this.blobs.readAll(digest);
+      bytes = await this.readAll(digest);
       this.manifestBytes.set(digest, bytes);
     }
     return { digest, mediaType: link.mediaType, size: link.size, bytes: bytes ?? Buffer.alloc(0) };
@@ -199,12 +226,12 @@ export class RegistryStore {
       if (checkRefs) await Promise.all([
         ...parsed.blobs.map(async (d) => {
           const l = await this.blobLink(name, d.digest);
-          if (!l || !(await this.blobs.has(d.digest))) missing.push({ digest: d.digest, mediaType: d.mediaType });
+          if (!l || !(await this.hasBlob(d.digest))) missing.push({ digest: d.digest, mediaType: d.mediaType });
           else touched.push({ digest: d.digest, size: l.size });
         }),
         ...parsed.manifests.map(async (d) => {
           const l = await this.manifestLink(name, d.digest);
-          if (!l || !(await this.blobs.has(d.digest))) missing.push({ digest: d.digest, mediaType: d.mediaType });
+          if (!l || !(await this.hasBlob(d.digest))) missing.push({ digest: d.digest, mediaType: d.mediaType });
           else touched.push({ digest: d.digest, size: l.size });
         }),
       ]);
@@ -213,7 +240,7 @@ export class RegistryStore {
           detail: missing,
         });
       }
-      await this.blobs.putBytes(bytes, parseDigest(digest).algorithm, { guardHeld: true });
+      await this.putBytes(bytes, parseDigest(digest).algorithm, { guardHeld: true });
       let referrer: Descriptor | undefined;
       if (parsed.subject) {
         link.subject = parsed.subject.digest;
@@ -273,7 +300,7 @@ export class RegistryStore {
    */
   private linkIfStored(name: string, digest: string, size: number): Promise<boolean> {
     return this.meta.exclusive(digest, async () => {
-      if (!(await this.blobs.has(digest))) return false;
+      if (!(await this.hasBlob(digest))) return false;
       await this.meta.linkBlob(name, digest, size);
       return true;
     });

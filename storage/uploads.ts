@@ -1,19 +1,18 @@
-// Upload sessions (distribution-spec/spec.md#pushing-a-blob-in-chunks). A session's bytes are a
-// file under uploads/, its durable offset a LevelDB record. Each append is fsync'd before the
-// offset moves, so after kill -9 the session resumes at the last acknowledged byte; anything past
-// it is overwritten by the next chunk. The running hash lives in memory and is rebuilt from the
-// file when missing (after a restart or a failed append).
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, stat } from 'node:fs/promises';
-import { randomUUID, type Hash } from 'node:crypto';
+// Upload sessions (distribution-spec/spec.md#pushing-a-blob-in-chunks). A session's bytes are the
+// blob driver's (a file under uploads/, or S3 multipart parts); its durable offset, the driver's
+// state and, where the driver cannot read bytes back, the running digest's saved state are the
+// metadata's record (storage/registry-metadata.ts). Each append is durable before the record's
+// offset moves, by a compare-and-set on the offset, so after kill -9 or on another replica the
+// session resumes at the last acknowledged byte; anything past it is replaced by the next chunk.
+import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { createHash } from 'node:crypto';
 import { parseDigest, type DigestAlgorithm } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
-import { DataLayout, isUploadId } from './layout.js';
-import { BlobStore } from './blob-store.js';
+import { isUploadId } from './layout.js';
+import type { BlobDriver, ByteSource } from './blob-driver.js';
 import type { RegistryMetadata, UploadRecord } from './registry-metadata.js';
-import { SizeLimitError, streamIntoFile, unlinkQuietly } from './durable-file.js';
+import { SizeLimitError } from './durable-file.js';
+import { nodeRunningHash, resumableRunningHash, type RunningHash } from './running-hash.js';
 
 export interface UploadSession extends UploadRecord {
   id: string;
@@ -26,27 +25,30 @@ export interface ChunkRange {
 }
 
 export class UploadSessions {
-  private readonly hashes = new Map<string, Hash>();
+  /** Running hashes of sessions this process appended to last, valid at `offset`. */
+  private readonly running = new Map<string, { hash: RunningHash; offset: number }>();
   private readonly locks = new Map<string, Promise<void>>();
 
   constructor(
-    private readonly layout: DataLayout,
     private readonly meta: RegistryMetadata,
-    private readonly blobs: BlobStore,
+    private readonly driver: BlobDriver,
   ) {}
 
-  async init(): Promise<void> {
-    await mkdir(this.layout.uploadsDir, { recursive: true });
+  /** Whether the running digest travels in the record (the driver cannot read bytes back). */
+  private get savesHash(): boolean {
+    return this.driver.readUpload === undefined;
   }
 
   async create(name: string, algorithm: DigestAlgorithm = 'sha256'): Promise<UploadSession> {
     const id = randomUUID();
-    const fh = await open(this.layout.uploadPath(id), 'w');
-    await fh.close();
+    const state = await this.driver.startUpload(id);
+    const hash = this.savesHash ? await resumableRunningHash(algorithm) : nodeRunningHash(algorithm);
     const now = new Date().toISOString();
-    const record: UploadRecord = { name, algorithm, offset: 0, started: now, updated: now };
+    const record: UploadRecord = { name, algorithm, offset: 0, started: now, updated: now, driver: state };
+    const saved = hash.save();
+    if (saved !== undefined) record.hash = saved;
     await this.meta.createUpload(id, record);
-    this.hashes.set(id, createHash(algorithm));
+    this.running.set(id, { hash, offset: 0 });
     return { id, ...record };
   }
 
@@ -56,14 +58,6 @@ export class UploadSessions {
     if (!record || record.name !== name) {
       throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${JSON.stringify(id.slice(0, 80))} is unknown to repository ${name}`);
     }
-    // Fix: a record whose file is gone (a crash between the commit rename and the record delete
-    // of an older berth, or a hand-cleaned uploads/) made every later PATCH/PUT a 500 while GET
-    // claimed the upload alive. Such a session is over: forget it and say so.
-    if ((await stat(this.layout.uploadPath(id)).catch(() => undefined)) === undefined) {
-      await this.meta.deleteUpload(id);
-      this.hashes.delete(id);
-      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${id} was lost (its data is gone): start a new upload`);
-    }
     return { id, ...record };
   }
 
@@ -71,86 +65,73 @@ export class UploadSessions {
    * Appends a chunk. With `range`, its start must equal the current offset (else 416) and its
    * length the bytes received. Returns the session with its new offset.
    */
-  append(id: string, name: string, source: AsyncIterable<Uint8Array> | Readable, range?: ChunkRange, limit?: number): Promise<UploadSession> {
+  append(id: string, name: string, source: ByteSource, range?: ChunkRange, limit?: number): Promise<UploadSession> {
     return this.locked(id, async () => {
       const session = await this.get(id, name);
-      return this.appendLocked(session, source, range, limit);
+      return this.lostAsUnknown(session, () => this.appendLocked(session, source, range, limit));
     });
   }
 
   /**
    * Closes the session: appends a final chunk if given, verifies the whole content against
-   * `digest`, and moves it into the blob store. On a digest mismatch the session is removed and
-   * nothing is stored.
+   * `digest`, and makes it the blob. On a digest mismatch the session is removed and nothing is stored.
    */
-  complete(
-    id: string,
-    name: string,
-    digest: string,
-    final?: { source: AsyncIterable<Uint8Array> | Readable; range?: ChunkRange; limit?: number },
-  ): Promise<{ digest: string; size: number }> {
+  complete(id: string, name: string, digest: string, final?: { source: ByteSource; range?: ChunkRange; limit?: number }): Promise<{ digest: string; size: number }> {
     const expected = parseDigest(digest);
     return this.locked(id, async () => {
       let session = await this.get(id, name);
-      if (final) session = await this.appendLocked(session, final.source, final.range, final.limit);
-      let actual: string;
-      if (expected.algorithm === session.algorithm) {
-        const hash = await this.hashFor(session);
-        actual = `${session.algorithm}:${hash.copy().digest('hex')}`;
-      } else {
-        actual = `${expected.algorithm}:${(await this.hashFile(id, session.offset, expected.algorithm)).digest('hex')}`;
-      }
-      if (actual !== digest) {
-        await this.remove(id);
-        throw new RegistryError('DIGEST_INVALID', `uploaded content has digest ${actual}, not ${digest}`);
-      }
-      const path = this.layout.uploadPath(id);
-      const fh = await open(path, 'r+');
-      try {
-        // Bytes past the acknowledged offset may remain from an append that failed.
-        await fh.truncate(session.offset);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      // Fix: the record goes first. A crash between the two steps now leaves an orphan upload file
-      // (removed by purge) and a cleanly unknown upload, never a record without its file.
-      await this.meta.deleteUpload(id);
-      this.hashes.delete(id);
-      await this.blobs.commitFile(path, digest, session.offset);
-      return { digest, size: session.offset };
+      return this.lostAsUnknown(session, async () => {
+        if (final) session = await this.appendLocked(session, final.source, final.range, final.limit);
+        let actual: string;
+        if (expected.algorithm === session.algorithm) {
+          actual = `${session.algorithm}:${(await this.hashFor(session)).peekHex()}`;
+        } else if (this.driver.readUpload) {
+          const other = nodeRunningHash(expected.algorithm);
+          await this.rehash(session, other);
+          actual = `${expected.algorithm}:${other.peekHex()}`;
+        } else {
+          throw new RegistryError('DIGEST_INVALID', `upload ${id} was hashed with ${session.algorithm}: to finish it with a ${expected.algorithm} digest, start the upload with ?digest-algorithm=${expected.algorithm}`);
+        }
+        if (actual !== digest) {
+          await this.remove(session);
+          throw new RegistryError('DIGEST_INVALID', `uploaded content has digest ${actual}, not ${digest}`);
+        }
+        // The blob first, then the record: if storing fails (S3 down), the session is still there
+        // for the client's retry; a crash in between leaves a record whose bytes are gone, which
+        // the next request finds cleanly unknown (lostAsUnknown).
+        await this.driver.finishUpload(id, session.driver ?? {}, session.offset, digest);
+        await this.meta.deleteUpload(id);
+        this.running.delete(id);
+        return { digest, size: session.offset };
+      });
     });
   }
 
   cancel(id: string, name: string): Promise<void> {
     return this.locked(id, async () => {
-      await this.get(id, name);
-      await this.remove(id);
+      await this.remove(await this.get(id, name));
     });
   }
 
-  /** Removes sessions not touched for `maxAgeMs`, and upload files no session owns. */
+  /** Removes sessions not touched for `maxAgeMs`, and upload data no session owns. */
   async purge(maxAgeMs: number): Promise<number> {
     const cutoff = Date.now() - maxAgeMs;
     let removed = 0;
     for await (const [id, record] of this.meta.listUploads()) {
       if (Date.parse(record.updated) < cutoff && !this.locks.has(id)) {
-        await this.remove(id);
+        await this.remove({ id, ...record });
         removed++;
       }
     }
-    for (const file of await readdir(this.layout.uploadsDir)) {
-      if (!isUploadId(file) || (await this.meta.getUpload(file)) !== undefined || this.locks.has(file)) continue;
-      const st = await stat(this.layout.uploadPath(file)).catch(() => undefined);
-      if (st && st.mtimeMs < cutoff) {
-        await unlinkQuietly(this.layout.uploadPath(file));
-        removed++;
-      }
+    for await (const { id, modified } of this.driver.listUploads()) {
+      if (modified >= cutoff || this.locks.has(id) || (await this.meta.getUpload(id)) !== undefined) continue;
+      await this.driver.abortUpload(id, {});
+      removed++;
     }
     return removed;
   }
 
-  private async appendLocked(session: UploadSession, source: AsyncIterable<Uint8Array> | Readable, range?: ChunkRange, limit = Number.POSITIVE_INFINITY): Promise<UploadSession> {
+  private async appendLocked(session: UploadSession, source: ByteSource, range?: ChunkRange, limit = Number.POSITIVE_INFINITY): Promise<UploadSession> {
     if (range && range.start !== session.offset) {
       drain(source);
       throw new RegistryError('RANGE_INVALID', `chunk starts at byte ${range.start}, but the upload has ${session.offset} bytes: send the range starting at ${session.offset}`, {
@@ -158,54 +139,76 @@ export class UploadSessions {
       });
     }
     const hash = await this.hashFor(session);
-    const fh = await open(this.layout.uploadPath(session.id), 'r+');
-    let received: number;
+    // Until the record moves, the hash has absorbed bytes that are not acknowledged.
+    this.running.delete(session.id);
+    let appended: Awaited<ReturnType<BlobDriver['appendUpload']>>;
     try {
-      received = await streamIntoFile(source, fh, session.offset, (c) => hash.update(c), limit - session.offset);
-      if (range && received !== range.end - range.start + 1) {
-        throw new RegistryError('RANGE_INVALID', `Content-Range ${range.start}-${range.end} announces ${range.end - range.start + 1} bytes, received ${received}`);
-      }
-      await fh.sync();
+      appended = await this.driver.appendUpload(session.id, session.driver ?? {}, source, { offset: session.offset, limit, onChunk: (c) => hash.update(c) });
     } catch (e) {
-      // The in-memory hash has absorbed bytes that are not acknowledged: rebuild it next time.
-      this.hashes.delete(session.id);
       if (e instanceof SizeLimitError) throw new RegistryError('SIZE_INVALID', `blob exceeds the upload limit of ${limit} bytes`, { status: 413 });
       throw e;
-    } finally {
-      await fh.close();
     }
-    const record: UploadRecord = { name: session.name, algorithm: session.algorithm, offset: session.offset + received, started: session.started, updated: new Date().toISOString() };
+    if (range && appended.received !== range.end - range.start + 1) {
+      throw new RegistryError('RANGE_INVALID', `Content-Range ${range.start}-${range.end} announces ${range.end - range.start + 1} bytes, received ${appended.received}`);
+    }
+    const record: UploadRecord = {
+      name: session.name,
+      algorithm: session.algorithm,
+      offset: session.offset + appended.received,
+      started: session.started,
+      updated: new Date().toISOString(),
+      driver: appended.state,
+    };
+    const saved = hash.save();
+    if (saved !== undefined) record.hash = saved;
     if (!(await this.meta.updateUpload(session.id, record, session.offset))) {
       throw new RegistryError('BLOB_UPLOAD_INVALID', `upload ${session.id} was changed by another request meanwhile: ask for its offset (GET) and continue from there`);
     }
+    this.running.set(session.id, { hash, offset: record.offset });
     return { id: session.id, ...record };
   }
 
-  private async hashFor(session: UploadSession): Promise<Hash> {
-    let hash = this.hashes.get(session.id);
-    if (!hash) {
-      hash = await this.hashFile(session.id, session.offset, session.algorithm);
-      this.hashes.set(session.id, hash);
+  /** The running hash at the session's offset: this process's, the record's saved state, or rebuilt from the bytes. */
+  private async hashFor(session: UploadSession): Promise<RunningHash> {
+    const mine = this.running.get(session.id);
+    if (mine && mine.offset === session.offset) return mine.hash;
+    if (this.savesHash) {
+      if (session.hash === undefined) throw new RegistryError('BLOB_UPLOAD_INVALID', `upload ${session.id} has no saved digest state: start a new upload`);
+      return resumableRunningHash(session.algorithm, session.hash);
     }
+    const hash = nodeRunningHash(session.algorithm);
+    await this.rehash(session, hash);
     return hash;
   }
 
-  private async hashFile(id: string, length: number, algorithm: DigestAlgorithm): Promise<Hash> {
-    const hash = createHash(algorithm);
-    if (length === 0) return hash;
-    for await (const chunk of createReadStream(this.layout.uploadPath(id), { start: 0, end: length - 1, highWaterMark: 1 << 20 })) {
-      hash.update(chunk as Buffer);
+  private async rehash(session: UploadSession, hash: RunningHash): Promise<void> {
+    if (session.offset === 0) return;
+    for await (const chunk of await this.driver.readUpload!(session.id, session.offset)) hash.update(chunk as Uint8Array);
+  }
+
+  /**
+   * A session whose bytes are gone (a crash between storing the blob and deleting the record, a
+   * hand-cleaned uploads/, an expired multipart upload) is over: forget it and say so, never 500.
+   */
+  private async lostAsUnknown<T>(session: UploadSession, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      if (code !== 'ENOENT' && code !== 'NoSuchUpload') throw e;
+      await this.meta.deleteUpload(session.id);
+      this.running.delete(session.id);
+      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${session.id} was lost (its data is gone): start a new upload`);
     }
-    return hash;
   }
 
-  private async remove(id: string): Promise<void> {
-    await this.meta.deleteUpload(id);
-    this.hashes.delete(id);
-    await unlinkQuietly(this.layout.uploadPath(id));
+  private async remove(session: UploadSession): Promise<void> {
+    await this.meta.deleteUpload(session.id);
+    this.running.delete(session.id);
+    await this.driver.abortUpload(session.id, session.driver ?? {});
   }
 
-  /** Serialises operations on one session: concurrent PATCHes of one upload never interleave. */
+  /** Serialises operations on one session in this process: concurrent PATCHes never interleave. */
   private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.locks.get(id) ?? Promise.resolve();
     let release!: () => void;
@@ -223,6 +226,6 @@ export class UploadSessions {
 }
 
 /** Consumes a rejected request body so the connection stays usable. */
-function drain(source: AsyncIterable<Uint8Array> | Readable): void {
+function drain(source: ByteSource): void {
   if (typeof (source as Readable).resume === 'function') (source as Readable).resume();
 }

@@ -97,7 +97,7 @@ test('skopeo pushes with credentials, is refused without, and _catalog shows onl
   await skopeoCopy(`docker://${host}/team/app:v1`, `oci:${out}:v1`, { srcCreds: 'bob:bob-pw' });
   assert.match(await readFile(join(out, 'index.json'), 'utf8'), /manifests/);
   // A repository only an unrestricted store path could create: pushed straight into the store.
-  const secret = await reg.store.blobs.putBytes(Buffer.from('a blob only to make secret/app exist'));
+  const secret = await reg.store.putBytes(Buffer.from('a blob only to make secret/app exist'));
   await reg.store.linkBlob('secret/app', secret.digest, secret.size);
   const cat = async (u: string, p: string) => ((await (await fetch(`${reg.url}/v2/_catalog`, { headers: basic(u, p) })).json()) as { repositories: string[] }).repositories;
   assert.deepEqual(await cat('bob', 'bob-pw'), ['team/app']);

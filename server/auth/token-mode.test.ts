@@ -216,7 +216,7 @@ test('skopeo logs in through the token service, pushes as alice, and bob cannot 
   await assert.rejects(skopeoCopy(img.ref, `docker://${host}/team/app:v2`, { destCreds: 'bob:bob-pw' }));
   await skopeoCopy(`docker://${host}/team/app:v1`, `oci:${join(dir, 'out')}:v1`, { srcCreds: 'bob:bob-pw' });
   const catalog = async (t: string) => ((await (await fetch(`${reg.url}/v2/_catalog`, { headers: bearer(t) })).json()) as { repositories: string[] }).repositories;
-  const secret = await reg.store.blobs.putBytes(Buffer.from('a blob only to make secret/app exist'));
+  const secret = await reg.store.putBytes(Buffer.from('a blob only to make secret/app exist'));
   await reg.store.linkBlob('secret/app', secret.digest, secret.size);
   const seen = await catalog((await token(['bob', 'bob-pw'], 'registry:catalog:*')).token);
   assert.ok(seen.includes('team/app'));

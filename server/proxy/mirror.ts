@@ -171,13 +171,13 @@ export async function createMirror(store: RegistryStore, config: ServerConfig, l
       if (await store.blobLink(name, digest)) return next();
       f = undefined;
     }
-    if (!f && (await store.blobs.has(digest))) {
+    if (!f && (await store.hasBlob(digest))) {
       // Cached for another repository: link it here once upstream confirms this repository has it.
       try {
         const head = await upstream.fetch('HEAD', name, `/v2/${name}/blobs/${digest}`);
         await head.body.dump();
         if (head.statusCode === 200) {
-          const size = await store.blobs.size(digest);
+          const size = await store.blobs.stat(digest);
           if (size !== undefined) {
             await store.linkBlob(name, digest, size);
             await records.touch(name, digest, 'blob');

@@ -70,7 +70,7 @@ export function registerUploads(router: Router<RegistryState>): void {
       const expectedSize = declaredLength(ctx);
       const limit = blobLimit(ctx);
       if (expectedSize !== undefined && expectedSize > limit) throw new RegistryError('SIZE_INVALID', `blob exceeds the upload limit of ${limit} bytes`, { status: 413 });
-      const stored = await store.blobs.ingest(requestBody(ctx), { digest, limit, ...(expectedSize !== undefined ? { size: expectedSize } : {}) });
+      const stored = await store.blobs.put(requestBody(ctx), { digest, limit, ...(expectedSize !== undefined ? { size: expectedSize } : {}) });
       await store.linkBlob(name, stored.digest, stored.size);
       blobCreated(ctx, name, stored.digest);
       return;
