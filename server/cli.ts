@@ -34,6 +34,11 @@ export async function main(argv: string[]): Promise<number> {
     .option('--max-blob-size <bytes>', 'largest blob accepted, 413 above; 0 = no limit (env BERTH_MAX_BLOB_BYTES; default 0)', byteSize)
     .option('--upload-purge-hours <hours>', 'remove upload sessions idle this long (env BERTH_UPLOAD_PURGE_HOURS; default 168)', hours)
     .option('--gc-interval-hours <hours>', 'collect unreferenced blobs this often; 0 = never (env BERTH_GC_INTERVAL_HOURS; default 24)', (v) => (v === '0' ? 0 : hours(v)))
+    .option('--gc-grace-minutes <minutes>', 'keep unreferenced content committed or linked this recently (env BERTH_GC_GRACE_MINUTES; default 60)', (v) => {
+      const n = Number(v);
+      if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number of minutes, 0 or more');
+      return n;
+    })
     .option('--tls-self-signed', 'serve HTTPS with a self-signed certificate for localhost, made in <data>/tls on first start (env BERTH_TLS_SELF_SIGNED)')
     .option('--auth <mode>', 'none|htpasswd|token (env BERTH_AUTH; default none); see docs/server.md#authentication')
     .option('--htpasswd <file>', 'users file, bcrypt (htpasswd -B or berth serve user add) (env BERTH_HTPASSWD)')
@@ -76,6 +81,7 @@ export async function main(argv: string[]): Promise<number> {
     maxBlobSize?: number;
     uploadPurgeHours?: number;
     gcIntervalHours?: number;
+    gcGraceMinutes?: number;
     tlsSelfSigned?: boolean;
     auth?: string;
     htpasswd?: string;
@@ -109,6 +115,7 @@ export async function main(argv: string[]): Promise<number> {
     maxBlobBytes: o.maxBlobSize,
     purgeAfterHours: o.uploadPurgeHours,
     gcIntervalHours: o.gcIntervalHours,
+    gcGraceMinutes: o.gcGraceMinutes,
     tlsSelfSigned: o.tlsSelfSigned,
     auth: {
       mode: o.auth === undefined ? undefined : parseAuthMode(o.auth, '--auth'),
@@ -149,6 +156,8 @@ export async function main(argv: string[]): Promise<number> {
         },
       );
     };
+    // An operator (or a test) asks for one garbage collection now: kill -USR2 <pid>.
+    process.on('SIGUSR2', () => registry.collectGarbage());
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });

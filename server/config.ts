@@ -34,6 +34,8 @@ export interface ServerConfig {
   gc: {
     /** Hours between online garbage collections of unreferenced blobs; 0 disables them. */
     intervalHours: number;
+    /** Content committed or linked this recently is kept even when unreferenced (it may be about to be). */
+    graceMinutes: number;
   };
   /** Where blob content lives: files in `data` (fs), or an S3-compatible bucket. */
   storage: StorageConfig;
@@ -70,7 +72,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   logLevel: 'info',
   limits: { maxManifestBytes: 4 << 20, maxBlobBytes: 0 },
   uploads: { purgeAfterHours: 168 },
-  gc: { intervalHours: 24 },
+  gc: { intervalHours: 24, graceMinutes: 60 },
   storage: { driver: 'fs' },
 };
 
@@ -89,6 +91,7 @@ export type ConfigOverrides = {
   maxBlobBytes?: number | undefined;
   purgeAfterHours?: number | undefined;
   gcIntervalHours?: number | undefined;
+  gcGraceMinutes?: number | undefined;
   tlsSelfSigned?: boolean | undefined;
   auth?: AuthOverrides | undefined;
   proxy?: ProxyOverrides | undefined;
@@ -127,6 +130,7 @@ function applyOverrides(base: ServerConfig, o: ConfigOverrides, source: string):
   if (o.maxBlobBytes !== undefined) c.limits.maxBlobBytes = o.maxBlobBytes;
   if (o.purgeAfterHours !== undefined) c.uploads.purgeAfterHours = o.purgeAfterHours;
   if (o.gcIntervalHours !== undefined) c.gc.intervalHours = o.gcIntervalHours;
+  if (o.gcGraceMinutes !== undefined) c.gc.graceMinutes = o.gcGraceMinutes;
   if (o.tlsSelfSigned) c.tls = { cert: c.tls?.cert ?? '', key: c.tls?.key ?? '', selfSigned: true };
   if (o.auth) c.auth = mergeAuth(c.auth ?? DEFAULT_AUTH, o.auth);
   const proxy = mergeProxy(c.proxy, o.proxy);
@@ -170,6 +174,7 @@ export async function readConfigFile(path: string): Promise<ConfigOverrides> {
     maxBlobBytes: num(limits.maxBlobBytes, `${path}: limits.maxBlobBytes`),
     purgeAfterHours: num(uploads.purgeAfterHours, `${path}: uploads.purgeAfterHours`),
     gcIntervalHours: num(gc.intervalHours, `${path}: gc.intervalHours`),
+    gcGraceMinutes: num(gc.graceMinutes, `${path}: gc.graceMinutes`),
     tlsSelfSigned: bool(tls.selfSigned, `${path}: tls.selfSigned`),
     auth: parseAuthSection(o.auth, path),
     proxy: parseProxySection(o.proxy, path),
@@ -197,6 +202,7 @@ export function envOverrides(env: NodeJS.ProcessEnv): ConfigOverrides {
     maxBlobBytes: num(env.BERTH_MAX_BLOB_BYTES, 'BERTH_MAX_BLOB_BYTES'),
     purgeAfterHours: num(env.BERTH_UPLOAD_PURGE_HOURS, 'BERTH_UPLOAD_PURGE_HOURS'),
     gcIntervalHours: num(env.BERTH_GC_INTERVAL_HOURS, 'BERTH_GC_INTERVAL_HOURS'),
+    gcGraceMinutes: num(env.BERTH_GC_GRACE_MINUTES, 'BERTH_GC_GRACE_MINUTES'),
     tlsSelfSigned: bool(env.BERTH_TLS_SELF_SIGNED, 'BERTH_TLS_SELF_SIGNED'),
     auth: {
       mode: env.BERTH_AUTH ? parseAuthMode(env.BERTH_AUTH, 'BERTH_AUTH') : undefined,

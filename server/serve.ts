@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { RegistryStore } from '../storage/registry-store.js';
 import { collectGarbage } from '../storage/gc.js';
+import type { BlobDriver, CommitGuard } from '../storage/blob-driver.js';
 import { createApp } from './app.js';
 import { createTlsServer, ensureSelfSigned } from './tls.js';
 import { parseListen, type ServerConfig } from './config.js';
@@ -17,20 +18,28 @@ export interface RunningRegistry {
   store: RegistryStore;
   log: Logger;
   config: ServerConfig;
+  /** Starts one garbage collection now, unless one runs (here or, with shared metadata, on another replica). */
+  collectGarbage(): void;
   /** Stops accepting, lets in-flight requests finish (up to `graceMs`), closes LevelDB. */
   close(graceMs?: number): Promise<void>;
 }
 
 const PURGE_INTERVAL_MS = 60 * 60 * 1000;
-/** Unlinked content younger than this is kept: it may be about to be linked. */
-const GC_GRACE_MS = 60 * 60 * 1000;
+
+async function s3DriverFactory(s: Extract<ServerConfig['storage'], { driver: 's3' }>): Promise<(guard: CommitGuard) => BlobDriver> {
+  const { S3BlobDriver } = await import('../storage/drivers/s3.js');
+  return (guard) => new S3BlobDriver({ bucket: s.bucket, region: s.region, guard, ...(s.endpoint ? { endpoint: s.endpoint } : {}), ...(s.prefix ? { prefix: s.prefix } : {}) });
+}
 
 export async function startRegistry(config: ServerConfig, opts: { logger?: Logger } = {}): Promise<RunningRegistry> {
   const log = opts.logger ?? pino({ level: config.logLevel, base: undefined });
   await mkdir(config.data, { recursive: true });
   // PostgreSQL (and its client) only when asked for: the default start loads neither.
   const metadata = config.metadata ? new (await import('../storage/postgres-metadata.js')).PostgresMetadata(config.metadata) : undefined;
-  const store = new RegistryStore(config.data, metadata ? { metadata } : {});
+  const storage = config.storage;
+  // The AWS SDK only with --storage s3: the default start does not load it.
+  const blobDriver = storage.driver === 's3' ? await s3DriverFactory(storage) : undefined;
+  const store = new RegistryStore(config.data, { ...(metadata ? { metadata } : {}), ...(blobDriver ? { blobDriver } : {}) });
   await store.open();
   let access, mirror;
   try {
@@ -81,12 +90,18 @@ export async function startRegistry(config: ServerConfig, opts: { logger?: Logge
   const inFlight = new Map<string, Promise<void>>();
   let closing: Promise<void> | undefined;
   const stopping = new AbortController();
-  const background = (kind: string, task: () => Promise<unknown>, done: (r: unknown) => void, failed: string): void => {
+  // With shared metadata, one replica at a time runs each job (meta.runJob: an advisory lock).
+  const background = (kind: string, task: () => Promise<unknown>, done: (r: unknown) => void, failed: string, opts: { perReplica?: boolean } = {}): void => {
     if (closing || inFlight.has(kind)) return;
-    const run: Promise<void> = task().then(done, (err: unknown) => log.warn({ err }, failed)).finally(() => {
-      running.delete(run);
-      inFlight.delete(kind);
-    });
+    const run: Promise<void> = (opts.perReplica ? task() : store.meta.runJob(kind, task))
+      .then(
+        (r) => (r === undefined ? log.debug({ job: kind }, 'skipped: another replica runs it') : done(r)),
+        (err: unknown) => log.warn({ err }, failed),
+      )
+      .finally(() => {
+        running.delete(run);
+        inFlight.delete(kind);
+      });
     running.add(run);
     inFlight.set(kind, run);
   };
@@ -97,15 +112,13 @@ export async function startRegistry(config: ServerConfig, opts: { logger?: Logge
   const purgeTimer = setInterval(purge, PURGE_INTERVAL_MS);
   purgeTimer.unref();
 
-  const gcTimer =
-    config.gc.intervalHours > 0
-      ? setInterval(() => background('gc', () => collectGarbage(store, { graceMs: GC_GRACE_MS, signal: stopping.signal }), (r) => log.info(r as object, 'garbage collection done'), 'garbage collection failed'), config.gc.intervalHours * 3600 * 1000)
-      : undefined;
+  const gc = () => background('gc', () => collectGarbage(store, { graceMs: config.gc.graceMinutes * 60_000, signal: stopping.signal }), (r) => log.info(r as object, 'garbage collection done'), 'garbage collection failed');
+  const gcTimer = config.gc.intervalHours > 0 ? setInterval(gc, config.gc.intervalHours * 3600 * 1000) : undefined;
   gcTimer?.unref();
 
   // Signing-key rotation and mirror eviction, when those are on.
   const maintain = () => {
-    if (access) background('keys', () => access.maintain(), () => undefined, 'signing key rotation failed');
+    if (access) background('keys', () => access.maintain(), () => undefined, 'signing key rotation failed', { perReplica: true });
     if (mirror) background('evict', () => mirror.maintain(), () => undefined, 'mirror eviction failed');
   };
   const maintainTimer = access || mirror ? setInterval(maintain, mirror?.maintainIntervalMs ?? PURGE_INTERVAL_MS) : undefined;
@@ -136,5 +149,5 @@ export async function startRegistry(config: ServerConfig, opts: { logger?: Logge
     return closing;
   };
 
-  return { url, host: addr.address, port: addr.port, store, log, config, close };
+  return { url, host: addr.address, port: addr.port, store, log, config, collectGarbage: gc, close };
 }

@@ -51,7 +51,7 @@ export function defineMetadataSuite(name: string, target: MetadataSuiteTarget | 
 
     it('a manifest PUT stores the link, its tags, its referrer entry and touches content, at once', async () => {
       const before = Date.now();
-      await m.putManifest({ name: 'team/app', digest: D('a'), link: link([D('1'), D('2')]), tags: ['v1', 'latest', 'V1', '1.0'], touched: [{ digest: D('a'), size: 123 }, { digest: D('1'), size: 7 }] });
+      await m.putManifest({ name: 'team/app', digest: D('a'), link: link([D('1'), D('2')]), tags: ['v1', 'latest', 'V1', '1.0'], touched: [{ digest: D('a'), size: 123 }, { digest: D('1'), size: 7 }, { digest: D('1'), size: 7 }] });
       assert.deepEqual(await m.getManifest('team/app', D('a')), link([D('1'), D('2')]));
       assert.deepEqual(await m.listTags('team/app', 10), ['1.0', 'V1', 'latest', 'v1']);
       assert.deepEqual(await m.listTags('team/app', 2, '1.0'), ['V1', 'latest']);

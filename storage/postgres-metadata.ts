@@ -189,7 +189,10 @@ export class PostgresMetadata implements RegistryMetadata {
     });
   }
 
-  private async touchAll(tx: Tx, touched: Array<{ digest: string; size: number }>): Promise<void> {
+  private async touchAll(tx: Tx, list: Array<{ digest: string; size: number }>): Promise<void> {
+    // One row per digest: a manifest may name the same blob twice (an empty config as a layer too),
+    // and one upsert may not touch a row twice.
+    const touched = [...new Map(list.map((t) => [t.digest, t])).values()];
     if (touched.length === 0) return;
     const now = Date.now();
     await tx`insert into content (digest, size, touched)
