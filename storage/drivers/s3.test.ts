@@ -3,13 +3,12 @@
 // CopyObject, so multipart puts, appends and copies all run on little data. Then what only S3 has:
 // the start checks, 503 when the store is gone, pre-signed URLs.
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { digestOf } from '../../oci/digest.js';
 import { StorageConfigError, StorageUnavailableError, type CommitGuard } from '../blob-driver.js';
 import { defineDriverSuite } from './driver-suite.js';
 import { S3BlobDriver, type S3DriverOptions } from './s3.js';
-import { cephMissing, startCeph, type TestCeph } from './testing-ceph.js';
+import { cephMissing, freePort, startCeph, type TestCeph } from './testing-ceph.js';
 
 const MiB = 1 << 20;
 const BUCKET = 'berth-drivers';
@@ -63,16 +62,6 @@ defineDriverSuite(
   { partSize: 5 * MiB, ...(skip ? { skip } : {}) },
 );
 
-/** A loopback port nothing listens on. */
-async function closedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 describe('s3 driver: start checks, outages, redirects', { skip: skip ?? false }, () => {
   const oneLine = (re: RegExp) => (e: unknown) => e instanceof StorageConfigError && re.test(e.message) && !e.message.includes('\n');
 
@@ -94,14 +83,14 @@ describe('s3 driver: start checks, outages, redirects', { skip: skip ?? false },
   });
 
   it('open(): an endpoint nobody answers on is one clear line', async () => {
-    const endpoint = `http://127.0.0.1:${await closedPort()}`;
+    const endpoint = `http://127.0.0.1:${await freePort()}`;
     const d = new S3BlobDriver(options('x', { endpoint, maxAttempts: 1 }));
     await assert.rejects(d.open(), oneLine(new RegExp(`^S3 endpoint ${endpoint} unreachable: ECONNREFUSED$`)));
     await d.close();
   });
 
   it('requests to an unreachable store fail with StorageUnavailableError (the registry answers 503)', async () => {
-    const d = new S3BlobDriver(options('x', { endpoint: `http://127.0.0.1:${await closedPort()}`, maxAttempts: 1 }));
+    const d = new S3BlobDriver(options('x', { endpoint: `http://127.0.0.1:${await freePort()}`, maxAttempts: 1 }));
     const digest = digestOf('x');
     for (const op of [() => d.stat(digest), () => d.read(digest), () => d.put((async function* () {})(), { digest: digestOf('') })]) {
       await assert.rejects(op(), (e: unknown) => e instanceof StorageUnavailableError && /ECONNREFUSED/.test((e as Error).message));

@@ -42,7 +42,8 @@ async function tool(bin: string, args: string[]): Promise<string> {
   }
 }
 
-function freePort(): Promise<number> {
+/** A loopback port free when asked (nothing listens on it afterwards). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);
