@@ -193,7 +193,7 @@ export class S3BlobDriver implements BlobDriver {
         await writer.writeLast();
         const parts = await writer.finish();
         await this.commit(digest, size, expect.guardHeld === true, async () => {
-          if ((await this.objectSize(key)) === undefined) await this.completeMultipart(key, id, parts);
+          if ((await this.objectSize(key)) === undefined) await this.completeMultipart(key, id, parts, true);
           else await this.abortMultipart(key, id);
         });
       }
@@ -385,7 +385,7 @@ export class S3BlobDriver implements BlobDriver {
       };
       await Promise.all(Array.from({ length: Math.min(COPIES_IN_FLIGHT, count) }, worker));
       await this.commit(digest, size, false, async () => {
-        if ((await this.objectSize(to)) === undefined) await this.completeMultipart(to, uploadId, parts);
+        if ((await this.objectSize(to)) === undefined) await this.completeMultipart(to, uploadId, parts, true);
         else await this.abortMultipart(to, uploadId);
       });
       done = true;
@@ -456,17 +456,28 @@ export class S3BlobDriver implements BlobDriver {
     return { n, etag: r.ETag ?? '', size: body.length };
   }
 
-  private async completeMultipart(key: string, uploadId: string, parts: Part[]): Promise<void> {
-    await this.call('CompleteMultipartUpload', () =>
-      this.client.send(
-        new CompleteMultipartUploadCommand({
-          Bucket: this.bucket,
-          Key: key,
-          UploadId: uploadId,
-          MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.n, ETag: p.etag })) },
-        }),
-      ),
-    );
+  /**
+   * With `once`, an existing object is kept (If-None-Match: *, honoured by AWS; radosgw 16 ignores
+   * it on this request, where the HeadObject before it is what keeps an existing blob) and the
+   * multipart upload is dropped.
+   */
+  private async completeMultipart(key: string, uploadId: string, parts: Part[], once = false): Promise<void> {
+    try {
+      await this.call('CompleteMultipartUpload', () =>
+        this.client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key: key,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.n, ETag: p.etag })) },
+            ...(once ? { IfNoneMatch: '*' } : {}),
+          }),
+        ),
+      );
+    } catch (e) {
+      if (!(once && statusOf(e) === 412)) throw e;
+      await this.abortMultipart(key, uploadId);
+    }
   }
 
   private async abortMultipart(key: string, uploadId: string): Promise<void> {
@@ -534,13 +545,15 @@ export class S3BlobDriver implements BlobDriver {
 }
 
 /**
- * Cuts a byte stream into parts of `partSize` for one multipart upload, numbered from `first`;
- * a part is sent only while fewer than PARTS_IN_FLIGHT are on the wire, so the producer waits
- * (backpressure) and memory stays at ~3 parts.
+ * Cuts a byte stream into parts of `partSize` for one multipart upload, numbered from `first`.
+ * Bytes are copied into part buffers that are reused once their part is stored: one filling, at
+ * most PARTS_IN_FLIGHT on the wire; the producer waits for a free one (backpressure), so a put or
+ * append holds 3 part buffers whatever the blob size.
  */
 class PartWriter {
-  private pending: Uint8Array[] = [];
-  private pendingBytes = 0;
+  private fill: Buffer | undefined;
+  private filled = 0;
+  private readonly free: Buffer[] = [];
   private next: number;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly done: Part[] = [];
@@ -555,19 +568,24 @@ class PartWriter {
   }
 
   async write(chunk: Uint8Array): Promise<void> {
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    while (this.pendingBytes >= this.partSize) await this.send(this.take(this.partSize));
+    for (let at = 0; at < chunk.length; ) {
+      this.fill ??= this.free.pop() ?? Buffer.allocUnsafe(this.partSize);
+      const n = Math.min(chunk.length - at, this.partSize - this.filled);
+      this.fill.set(chunk.subarray(at, at + n), this.filled);
+      this.filled += n;
+      at += n;
+      if (this.filled === this.partSize) await this.send();
+    }
   }
 
   /** Sends what is buffered as the upload's last part (any size). */
   async writeLast(): Promise<void> {
-    if (this.pendingBytes > 0) await this.send(this.take(this.pendingBytes));
+    if (this.filled > 0) await this.send();
   }
 
-  /** The buffered bytes that do not fill a part. */
+  /** The buffered bytes that do not fill a part (valid until the next write). */
   rest(): Buffer {
-    return this.take(this.pendingBytes);
+    return this.fill ? this.fill.subarray(0, this.filled) : Buffer.alloc(0);
   }
 
   /** Waits for every part; throws the first failure. Returns the parts sent, in order. */
@@ -582,21 +600,18 @@ class PartWriter {
     await Promise.allSettled([...this.inFlight]);
   }
 
-  private take(n: number): Buffer {
-    const all = Buffer.concat(this.pending, this.pendingBytes);
-    const rest = all.subarray(n);
-    this.pending = rest.length > 0 ? [Buffer.from(rest)] : [];
-    this.pendingBytes = rest.length;
-    return all.subarray(0, n);
-  }
-
-  private async send(body: Buffer): Promise<void> {
+  private async send(): Promise<void> {
+    const buffer = this.fill!;
+    const body = buffer.subarray(0, this.filled);
+    this.fill = undefined;
+    this.filled = 0;
     const n = this.next++;
     while (this.inFlight.size >= PARTS_IN_FLIGHT) await Promise.race(this.inFlight);
     if (this.failure !== undefined) throw this.failure;
     const sending: Promise<void> = this.upload(n, body).then(
       (part) => {
         this.done.push(part);
+        this.free.push(buffer);
       },
       (e: unknown) => {
         this.failure ??= e;
