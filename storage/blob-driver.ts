@@ -55,6 +55,17 @@ export interface PutExpectation {
   limit?: number;
   /** The caller already holds the CommitGuard for this digest and records the commit itself. */
   guardHeld?: boolean;
+  /** See CommitHook. */
+  afterCommit?: (size: number) => Promise<void>;
+}
+
+export interface CommitHook {
+  /**
+   * Runs inside the commit guard right after the blob became visible (or was found already
+   * stored): the registry links the blob to its repository there, so GC cannot collect it
+   * between the commit and the link.
+   */
+  afterCommit?: (size: number) => Promise<void>;
 }
 
 export interface BlobDriver {
@@ -94,7 +105,7 @@ export interface BlobDriver {
    * Makes the session's first `size` bytes, already verified by the caller to hash to `digest`,
    * the blob `digest` (through the CommitGuard), then removes the session's bytes.
    */
-  finishUpload(id: string, state: UploadState, size: number, digest: string): Promise<void>;
+  finishUpload(id: string, state: UploadState, size: number, digest: string, hook?: CommitHook): Promise<void>;
   /** Removes the session's bytes. Safe to call for a session with none, and with `{}` for data no session owns. */
   abortUpload(id: string, state: UploadState): Promise<void>;
   /** Reads back the session's first `length` bytes, where the driver can (fs): lets a replica rebuild a running hash. */

@@ -18,6 +18,8 @@ export interface IngestExpectation {
   limit?: number;
   /** The caller already holds the commit guard for this digest and records the commit itself. */
   guardHeld?: boolean;
+  /** Runs inside the guard right after the blob became visible (storage/blob-driver.ts, CommitHook). */
+  afterCommit?: (size: number) => Promise<void>;
 }
 
 /**
@@ -159,7 +161,7 @@ export class BlobStore {
     }
     await fh.sync();
     await fh.close();
-    await this.commitFile(tmp, digest, size, { guardHeld: expect.guardHeld === true });
+    await this.commitFile(tmp, digest, size, { guardHeld: expect.guardHeld === true, ...(expect.afterCommit ? { afterCommit: expect.afterCommit } : {}) });
     return { digest, size };
   }
 
@@ -172,13 +174,11 @@ export class BlobStore {
    * Moves an fsync'd file whose content is known to hash to `digest` into the store. When the
    * blob already exists the file is dropped: content addressing makes both copies identical.
    */
-  async commitFile(path: string, digest: string, size: number, opts: { guardHeld?: boolean } = {}): Promise<void> {
+  async commitFile(path: string, digest: string, size: number, opts: { guardHeld?: boolean; afterCommit?: (size: number) => Promise<void> } = {}): Promise<void> {
     const place = async (): Promise<void> => {
-      if (await this.has(digest)) {
-        await unlinkQuietly(path);
-        return;
-      }
-      await renameDurably(path, this.layout.blobPath(digest));
+      if (await this.has(digest)) await unlinkQuietly(path);
+      else await renameDurably(path, this.layout.blobPath(digest));
+      await opts.afterCommit?.(size);
     };
     if (this.guard && !opts.guardHeld) await this.guard.committing(digest, size, place);
     else await place();

@@ -138,7 +138,21 @@ export function defineMetadataSuite(name: string, target: MetadataSuiteTarget | 
       await Promise.all([hold(D('a'), 'x', 80), hold(D('a'), 'y', 10)]);
       assert.deepEqual(events, ['x+', 'x-', 'y+', 'y-']);
       events.length = 0;
-      await Promise.all([hold(D('a'), 'x', 60), hold(D('b'), 'y', 10)]);
+      // x holds digest a until y, on digest b, has run (or 5 s pass): no waiting on each other.
+      let yDone!: () => void;
+      const yRan = new Promise<void>((r) => (yDone = r));
+      await Promise.all([
+        m.exclusive(D('a'), async () => {
+          events.push('x+');
+          await Promise.race([yRan, sleep(5000)]);
+          events.push('x-');
+        }),
+        (async () => {
+          await sleep(20);
+          await hold(D('b'), 'y', 1);
+          yDone();
+        })(),
+      ]);
       assert.deepEqual(events, ['x+', 'y+', 'y-', 'x-'], 'different digests do not wait for each other');
       const inner = await m.exclusive(D('a'), () => m.exclusive(D('b'), async () => {
         await m.touchContent(D('b'), 1);

@@ -4,7 +4,7 @@
 import type { BlobLink, ManifestLink, RegistryMetadata } from './registry-metadata.js';
 import { LevelMetadata } from './level-metadata.js';
 import type { BlobStore } from './blob-store.js';
-import type { BlobDriver, CommitGuard } from './blob-driver.js';
+import type { BlobDriver, ByteSource, CommitGuard } from './blob-driver.js';
 import { FsBlobDriver } from './drivers/fs.js';
 import { UploadSessions } from './uploads.js';
 import { DataLayout } from './layout.js';
@@ -99,6 +99,11 @@ export class RegistryStore {
   /** Stores small content held in memory (manifests, configs); `guardHeld` as PutExpectation's. */
   putBytes(bytes: Buffer, algorithm: DigestAlgorithm = 'sha256', opts: { guardHeld?: boolean } = {}): Promise<{ digest: string; size: number }> {
     return this.blobs.put([bytes], { digest: digestOf(bytes, algorithm), size: bytes.length, ...(opts.guardHeld ? { guardHeld: true } : {}) });
+  }
+
+  /** Stores a blob pushed whole and links it into `name`, the link made inside the commit guard. */
+  putBlob(name: string, source: ByteSource, expect: { digest: string; size?: number; limit?: number }): Promise<{ digest: string; size: number }> {
+    return this.blobs.put(source, { ...expect, afterCommit: (size) => this.meta.linkBlob(name, expect.digest, size) });
   }
 
   /** A small blob (a manifest) whole. */

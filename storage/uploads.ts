@@ -74,7 +74,8 @@ export class UploadSessions {
 
   /**
    * Closes the session: appends a final chunk if given, verifies the whole content against
-   * `digest`, and makes it the blob. On a digest mismatch the session is removed and nothing is stored.
+   * `digest`, and makes it a blob linked into the session's repository. On a digest mismatch the
+   * session is removed and nothing is stored.
    */
   complete(id: string, name: string, digest: string, final?: { source: ByteSource; range?: ChunkRange; limit?: number }): Promise<{ digest: string; size: number }> {
     const expected = parseDigest(digest);
@@ -98,8 +99,9 @@ export class UploadSessions {
         }
         // The blob first, then the record: if storing fails (S3 down), the session is still there
         // for the client's retry; a crash in between leaves a record whose bytes are gone, which
-        // the next request finds cleanly unknown (lostAsUnknown).
-        await this.driver.finishUpload(id, session.driver ?? {}, session.offset, digest);
+        // the next request finds cleanly unknown (lostAsUnknown). The blob is linked into the
+        // repository inside the commit guard, so GC cannot take it between commit and link.
+        await this.driver.finishUpload(id, session.driver ?? {}, session.offset, digest, { afterCommit: (size) => this.meta.linkBlob(name, digest, size) });
         await this.meta.deleteUpload(id);
         this.running.delete(id);
         return { digest, size: session.offset };

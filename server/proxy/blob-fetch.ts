@@ -110,8 +110,7 @@ export class BlobFetch {
       this.wake();
       await this.fh.sync();
       // The file is renamed into the store while readers still hold it open: same inode, same bytes.
-      await this.store.localBlobs().commitFile(this.tmp, this.digest, this.written);
-      await this.store.linkBlob(this.name, this.digest, this.written);
+      await this.store.localBlobs().commitFile(this.tmp, this.digest, this.written, { afterCommit: (size) => this.store.meta.linkBlob(this.name, this.digest, size) });
       this.done = true;
     } catch (e) {
       this.error = e instanceof Error ? e : new Error(String(e));

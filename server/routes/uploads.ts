@@ -70,8 +70,7 @@ export function registerUploads(router: Router<RegistryState>): void {
       const expectedSize = declaredLength(ctx);
       const limit = blobLimit(ctx);
       if (expectedSize !== undefined && expectedSize > limit) throw new RegistryError('SIZE_INVALID', `blob exceeds the upload limit of ${limit} bytes`, { status: 413 });
-      const stored = await store.blobs.put(requestBody(ctx), { digest, limit, ...(expectedSize !== undefined ? { size: expectedSize } : {}) });
-      await store.linkBlob(name, stored.digest, stored.size);
+      const stored = await store.putBlob(name, requestBody(ctx), { digest, limit, ...(expectedSize !== undefined ? { size: expectedSize } : {}) });
       blobCreated(ctx, name, stored.digest);
       return;
     }
@@ -106,7 +105,6 @@ export function registerUploads(router: Router<RegistryState>): void {
     const range = parseContentRange(ctx.get('Content-Range') || undefined);
     const final = hasBody(ctx) ? { source: requestBody(ctx), limit: blobLimit(ctx), ...(range ? { range } : {}) } : undefined;
     const stored = await ctx.state.store.uploads.complete(ctx.params.id!, name, digest, final);
-    await ctx.state.store.linkBlob(name, stored.digest, stored.size);
     blobCreated(ctx, name, stored.digest);
   });
 

@@ -256,6 +256,46 @@ export function defineDriverSuite(name: string, makeDriver: (opts: { guard?: Com
         await g.driver.finishUpload(id, state, partSize + 9, uploaded);
         assert.deepEqual(calls[3], { digest: uploaded, size: partSize + 9, visibleBefore: false, visibleAfter: true });
         assert.equal(calls.length, 4);
+        // afterCommit runs inside the guard, after the blob is visible, with its size: once per
+        // commit, also when the digest was already stored and when the caller holds the guard.
+        const seen: Array<{ size: number; inGuard: boolean; visible: boolean }> = [];
+        let inGuard = false;
+        const hooked: CommitGuard = {
+          async committing(_d, _s, place) {
+            inGuard = true;
+            try {
+              await place();
+            } finally {
+              inGuard = false;
+            }
+          },
+        };
+        const h = await makeDriver({ guard: hooked });
+        try {
+          await h.driver.open();
+          const hook = (digest: string) => async (size: number) => {
+            seen.push({ size, inGuard, visible: (await h.driver.stat(digest)) === size });
+          };
+          const big = digestOfPattern(21, 2 * partSize + 5);
+          await h.driver.put(bytes(21, 2 * partSize + 5), { digest: big, afterCommit: hook(big) });
+          await h.driver.put(bytes(21, 2 * partSize + 5), { digest: big, afterCommit: hook(big) });
+          const tiny = digestOfPattern(22, 7);
+          await h.driver.put(bytes(22, 7), { digest: tiny, guardHeld: true, afterCommit: hook(tiny) });
+          const hid = uuid();
+          let hs = await h.driver.startUpload(hid);
+          hs = await append(h.driver, hid, hs, 0, 23, partSize + 1);
+          const up = digestOfPattern(23, partSize + 1);
+          await h.driver.finishUpload(hid, hs, partSize + 1, up, { afterCommit: hook(up) });
+          await assert.rejects(h.driver.put(bytes(24, 10), { digest: big, afterCommit: hook(big) }), isRegistryError('DIGEST_INVALID'));
+          assert.deepEqual(seen, [
+            { size: 2 * partSize + 5, inGuard: true, visible: true },
+            { size: 2 * partSize + 5, inGuard: true, visible: true },
+            { size: 7, inGuard: false, visible: true },
+            { size: partSize + 1, inGuard: true, visible: true },
+          ]);
+        } finally {
+          await h.cleanup();
+        }
       } finally {
         await g.cleanup();
       }

@@ -6,7 +6,7 @@ import { mkdir, open, readdir, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { isValidDigest } from '../../oci/digest.js';
 import { RegistryError } from '../../oci/errors.js';
-import type { AppendOptions, BlobDriver, ByteRange, ByteSource, CommitGuard, PutExpectation, UploadState } from '../blob-driver.js';
+import type { AppendOptions, BlobDriver, ByteRange, ByteSource, CommitGuard, CommitHook, PutExpectation, UploadState } from '../blob-driver.js';
 import { BlobStore } from '../blob-store.js';
 import { SizeLimitError, streamIntoFile, unlinkQuietly } from '../durable-file.js';
 import { DataLayout, isUploadId } from '../layout.js';
@@ -87,7 +87,7 @@ export class FsBlobDriver implements BlobDriver {
     }
   }
 
-  async finishUpload(id: string, _state: UploadState, size: number, digest: string): Promise<void> {
+  async finishUpload(id: string, _state: UploadState, size: number, digest: string, hook: CommitHook = {}): Promise<void> {
     const path = this.layout.uploadPath(id);
     const fh = await open(path, 'r+');
     try {
@@ -97,7 +97,7 @@ export class FsBlobDriver implements BlobDriver {
     } finally {
       await fh.close();
     }
-    await this.store.commitFile(path, digest, size);
+    await this.store.commitFile(path, digest, size, hook.afterCommit ? { afterCommit: hook.afterCommit } : {});
   }
 
   async abortUpload(id: string): Promise<void> {

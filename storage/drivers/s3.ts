@@ -38,6 +38,7 @@ import {
   type ByteRange,
   type ByteSource,
   type CommitGuard,
+  type CommitHook,
   type PutExpectation,
   type UploadState,
 } from '../blob-driver.js';
@@ -187,7 +188,7 @@ export class S3BlobDriver implements BlobDriver {
         const body = writer.rest();
         await this.commit(digest, size, expect.guardHeld === true, async () => {
           if ((await this.objectSize(key)) === undefined) await this.putObject(key, body, true);
-        });
+        }, expect);
       } else {
         const id = await uploadId;
         await writer.writeLast();
@@ -195,7 +196,7 @@ export class S3BlobDriver implements BlobDriver {
         await this.commit(digest, size, expect.guardHeld === true, async () => {
           if ((await this.objectSize(key)) === undefined) await this.completeMultipart(key, id, parts, true);
           else await this.abortMultipart(key, id);
-        });
+        }, expect);
       }
       done = true;
       return { digest, size };
@@ -269,7 +270,7 @@ export class S3BlobDriver implements BlobDriver {
     }
   }
 
-  async finishUpload(id: string, state: UploadState, size: number, digest: string): Promise<void> {
+  async finishUpload(id: string, state: UploadState, size: number, digest: string, hook: CommitHook = {}): Promise<void> {
     const s = sessionState(id, state);
     if (sizeOf(s) !== size) throw new Error(`upload ${id}: its driver state holds ${sizeOf(s)} bytes, not ${size}`);
     const key = this.blobKey(digest);
@@ -279,7 +280,7 @@ export class S3BlobDriver implements BlobDriver {
         if ((await this.objectSize(key)) !== undefined) return;
         if (tail) await this.copyObject(tail.key, key, tail.size);
         else await this.putObject(key, Buffer.alloc(0), true);
-      });
+      }, hook);
     } else {
       const dataKey = `${this.sessionPrefix(id)}data`;
       const parts = [...s.parts];
@@ -298,7 +299,7 @@ export class S3BlobDriver implements BlobDriver {
         // A finish cut off after this step already completed the upload: carry on from there.
         if (!(isNamed(e, 'NoSuchUpload') && (await this.objectSize(dataKey)) === size)) throw e;
       }
-      await this.commitCopy(dataKey, key, size, digest);
+      await this.commitCopy(dataKey, key, size, digest, hook);
     }
     await this.removeSession(id);
   }
@@ -347,20 +348,24 @@ export class S3BlobDriver implements BlobDriver {
     return `${this.prefix}uploads/${id}/`;
   }
 
-  private async commit(digest: string, size: number, guardHeld: boolean, place: () => Promise<void>): Promise<void> {
-    if (this.guard && !guardHeld) await this.guard.committing(digest, size, place);
-    else await place();
+  private async commit(digest: string, size: number, guardHeld: boolean, place: () => Promise<void>, hook: CommitHook = {}): Promise<void> {
+    const placeThenHook = async (): Promise<void> => {
+      await place();
+      await hook.afterCommit?.(size);
+    };
+    if (this.guard && !guardHeld) await this.guard.committing(digest, size, placeThenHook);
+    else await placeThenHook();
   }
 
   /**
    * Copies a completed session object to the blob key inside the commit guard. Above maxCopySize
    * the parts are copied first, into a multipart upload that stays invisible until completed.
    */
-  private async commitCopy(from: string, to: string, size: number, digest: string): Promise<void> {
+  private async commitCopy(from: string, to: string, size: number, digest: string, hook: CommitHook): Promise<void> {
     if (size <= this.maxCopySize) {
       await this.commit(digest, size, false, async () => {
         if ((await this.objectSize(to)) === undefined) await this.copyObject(from, to, size);
-      });
+      }, hook);
       return;
     }
     const uploadId = await this.createMultipart(to);
@@ -387,7 +392,7 @@ export class S3BlobDriver implements BlobDriver {
       await this.commit(digest, size, false, async () => {
         if ((await this.objectSize(to)) === undefined) await this.completeMultipart(to, uploadId, parts, true);
         else await this.abortMultipart(to, uploadId);
-      });
+      }, hook);
       done = true;
     } finally {
       if (!done) await this.abortMultipart(to, uploadId).catch(() => undefined);
