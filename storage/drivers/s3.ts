@@ -112,6 +112,9 @@ export class S3BlobDriver implements BlobDriver {
     this.guard = opts.guard;
     const accessKeyId = opts.accessKeyId ?? process.env.AWS_ACCESS_KEY_ID;
     const secretAccessKey = opts.secretAccessKey ?? process.env.AWS_SECRET_ACCESS_KEY;
+    // The SDK prints a nine-line notice about its future Node versions at the first client on
+    // Node 20, which berth supports with the SDK version in package-lock.json: not a server log line.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     this.client = new S3Client({
       region: opts.region,
       ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
