@@ -46,6 +46,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--anonymous-pull', 'let unauthenticated clients pull (env BERTH_ANONYMOUS_PULL)')
     .option('--token-realm <url>', "realm announced in Bearer challenges (default: this server's /token)")
     .option('--token-service <name>', 'service name of Bearer challenges and token audience (default berth)')
+    .option('--token-keys <dir>', 'folder of the token signing keys, shared by replicas (env BERTH_TOKEN_KEYS; default <data>/auth/keys)')
     .option('--proxy-remote-url <url>', 'mirror mode: pull-through cache of this registry (env BERTH_PROXY_REMOTE_URL)')
     .option('--proxy-username <user>', 'user name at the upstream registry (env BERTH_PROXY_USERNAME)')
     .option('--proxy-password <password>', 'password at the upstream registry; prefer env BERTH_PROXY_PASSWORD or the config file')
@@ -89,6 +90,7 @@ export async function main(argv: string[]): Promise<number> {
     anonymousPull?: boolean;
     tokenRealm?: string;
     tokenService?: string;
+    tokenKeys?: string;
     proxyRemoteUrl?: string;
     proxyUsername?: string;
     proxyPassword?: string;
@@ -122,7 +124,7 @@ export async function main(argv: string[]): Promise<number> {
       htpasswd: o.htpasswd,
       acl: o.acl,
       anonymousPull: o.anonymousPull,
-      token: { realm: o.tokenRealm, service: o.tokenService },
+      token: { realm: o.tokenRealm, service: o.tokenService, keysDir: o.tokenKeys },
     },
     proxy: { remoteUrl: o.proxyRemoteUrl, username: o.proxyUsername, password: o.proxyPassword, tagTtlSeconds: o.proxyTagTtl, evictAfterHours: o.proxyEvictHours },
     storage: { driver: o.storage, bucket: o.s3Bucket, endpoint: o.s3Endpoint, region: o.s3Region, prefix: o.s3Prefix, redirect: s3RedirectFlag },

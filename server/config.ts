@@ -209,6 +209,7 @@ export function envOverrides(env: NodeJS.ProcessEnv): ConfigOverrides {
       htpasswd: env.BERTH_HTPASSWD || undefined,
       acl: env.BERTH_ACL || undefined,
       anonymousPull: bool(env.BERTH_ANONYMOUS_PULL, 'BERTH_ANONYMOUS_PULL'),
+      token: { keysDir: env.BERTH_TOKEN_KEYS || undefined },
     },
     proxy: {
       remoteUrl: env.BERTH_PROXY_REMOTE_URL || undefined,

@@ -1,6 +1,7 @@
 // The access-control middleware: who is calling (Basic against the users file, or a Bearer token),
 // what the request needs (scope.ts), whether the caller has it (acl.ts or the token's claims), and
 // the challenge when not (docker-registry-api/token.md#how-to-authenticate).
+import { join } from 'node:path';
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { RegistryError } from '../../oci/errors.js';
@@ -111,7 +112,7 @@ export async function createAccessControl(config: ServerConfig, log: Logger): Pr
   let tokens: Tokens | undefined;
   let keys: KeyRing | undefined;
   if (cfg.mode === 'token') {
-    keys = new KeyRing(config.data, { rotateMs: cfg.token.keyRotationDays * 86_400_000, keepMs: Math.max(cfg.token.ttlSeconds, cfg.token.refreshTtlSeconds) * 1000 });
+    keys = new KeyRing(cfg.token.keysDir ?? join(config.data, 'auth', 'keys'), { rotateMs: cfg.token.keyRotationDays * 86_400_000, keepMs: Math.max(cfg.token.ttlSeconds, cfg.token.refreshTtlSeconds) * 1000 });
     await keys.load();
     const external = cfg.token.external ? { issuer: cfg.token.external.issuer, key: await loadVerificationKey(cfg.token.external.publicKey) } : undefined;
     tokens = new Tokens(cfg.token, keys, external);
@@ -157,6 +158,7 @@ export async function createAccessControl(config: ServerConfig, log: Logger): Pr
     }
     let token;
     try {
+      await tokens!.prepare(raw);
       token = tokens!.verifyAccess(raw);
     } catch (e) {
       if (!(e instanceof TokenError)) throw e;

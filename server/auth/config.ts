@@ -24,6 +24,11 @@ export interface AuthConfig {
     refreshTtlSeconds: number;
     /** A new signing key is made when the newest is older; older keys stay valid while tokens they signed can live. */
     keyRotationDays: number;
+    /**
+     * Folder of the signing keys; default `<data>/auth/keys`. Replicas behind one load balancer
+     * point it at one shared folder, so a token any of them issued verifies on every other.
+     */
+    keysDir?: string;
     /** Tokens of an external issuer are accepted too: its `iss` and a PEM public key or certificate file. */
     external?: { issuer: string; publicKey: string };
   };
@@ -75,6 +80,7 @@ export function parseAuthSection(raw: unknown, source: string): AuthOverrides | 
       ttlSeconds: num(t.ttlSeconds, `${source}: auth.token.ttlSeconds`),
       refreshTtlSeconds: num(t.refreshTtlSeconds, `${source}: auth.token.refreshTtlSeconds`),
       keyRotationDays: num(t.keyRotationDays, `${source}: auth.token.keyRotationDays`),
+      keysDir: str(t.keysDir, `${source}: auth.token.keysDir`),
       external: ext ? { issuer: str(ext.issuer, `${source}: auth.token.external.issuer`) ?? '', publicKey: str(ext.publicKey, `${source}: auth.token.external.publicKey`) ?? '' } : undefined,
     },
   };

@@ -121,6 +121,7 @@ async function answer(ctx: RegistryContext, { cfg, policy, tokens, log }: Deps):
     } else if (grantType === 'refresh_token') {
       if (!form.get('refresh_token')) return oauthError(ctx, 400, 'invalid_request', 'the refresh_token grant needs refresh_token');
       try {
+        await tokens.prepare(form.get('refresh_token') ?? '');
         account = tokens.verifyRefresh(form.get('refresh_token') ?? '');
       } catch (e) {
         if (!(e instanceof TokenError)) throw e;

@@ -45,28 +45,57 @@ export class KeyRing {
   private readonly rotateMs: number;
   private readonly keepMs: number;
 
-  /** `keepMs`: how long a key verifies after a newer key replaced it (the longest token lifetime). */
-  constructor(dataDir: string, opts: { rotateMs: number; keepMs: number }) {
-    this.dir = join(dataDir, 'auth', 'keys');
+  private recentReads: number[] = [];
+
+  /**
+   * `dir`: the keys' folder, which replicas may share. `keepMs`: how long a key verifies after a
+   * newer key replaced it (the longest token lifetime).
+   */
+  constructor(dir: string, opts: { rotateMs: number; keepMs: number }) {
+    this.dir = dir;
     this.rotateMs = opts.rotateMs;
     this.keepMs = opts.keepMs;
   }
 
   async load(): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await this.read();
+    await this.rotate();
+  }
+
+  /** Reads the folder again: keys another replica sharing it made or retired. */
+  private async read(): Promise<void> {
     const keys: SigningKey[] = [];
     for (const f of await readdir(this.dir)) {
       const m = FILE_RE.exec(f);
       if (!m) continue;
-      const pem = await readFile(join(this.dir, f), 'utf8');
-      keys.push(toSigningKey(pem, Number(m[1])));
+      const pem = await readFile(join(this.dir, f), 'utf8').catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT') return undefined; // retired by another replica meanwhile
+        throw e;
+      });
+      if (pem !== undefined) keys.push(toSigningKey(pem, Number(m[1])));
     }
     this.keys = keys.sort((a, b) => b.created - a.created);
-    await this.rotate();
+  }
+
+  /**
+   * A token names a key this process does not hold: another replica sharing the folder may have
+   * made it since. Reads the folder again, at most 10 times a second (a flood of forged kids costs
+   * no more than that).
+   */
+  async learn(kid: string): Promise<void> {
+    if (this.byKid(kid)) return;
+    const now = Date.now();
+    this.recentReads = this.recentReads.filter((t) => now - t < 1000);
+    if (this.recentReads.length >= 10) return;
+    this.recentReads.push(now);
+    await this.read();
   }
 
   /** Makes a new key when the newest is due, and drops keys no live token can carry any more. */
   async rotate(now = Date.now()): Promise<void> {
+    // Another replica sharing the folder may have rotated already.
+    await this.read();
     const newest = this.keys[0];
     if (!newest || now - newest.created >= this.rotateMs) {
       const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });

@@ -40,7 +40,7 @@ async function serverKey(): Promise<{ kid: string; key: ReturnType<typeof create
   const keysDir = join(dataDir, 'auth', 'keys');
   const [file] = (await readdir(keysDir)).filter((f) => f.endsWith('.pem'));
   const key = createPrivateKey(await readFile(join(keysDir, file!), 'utf8'));
-  const ring = new KeyRing(dataDir, { rotateMs: 1e12, keepMs: 1e12 });
+  const ring = new KeyRing(keysDir, { rotateMs: 1e12, keepMs: 1e12 });
   await ring.load();
   return { kid: ring.current().kid, key };
 }
@@ -261,4 +261,34 @@ test('key rotation: a new key signs, the old one verifies until its tokens have 
 test('no password, hash or token reaches the log', async () => {
   assert.ok(logText.length > 0);
   for (const secret of ['alice-pw', 'bob-pw', '$2y$', 'eyJ']) assert.ok(!logText.includes(secret), `log contains ${secret}`);
+});
+
+test('replicas sharing --token-keys: a token from one verifies on the other, also after a key made since the other started', async () => {
+  const keysDir = join(dir, 'shared-keys');
+  const auth: AuthConfig = { ...DEFAULT_AUTH, mode: 'token', htpasswd: users, token: { ...DEFAULT_AUTH.token, keysDir } };
+  let a = await startTestRegistry({ auth });
+  const b = await startTestRegistry({ auth });
+  const tokenFrom = async (r: TestRegistry): Promise<string> => {
+    const res = await fetch(`${r.url}/token?service=berth&scope=repository:team/app:pull`, { headers: basic('alice', 'alice-pw') });
+    assert.equal(res.status, 200);
+    return ((await res.json()) as { token: string }).token;
+  };
+  try {
+    const t1 = await tokenFrom(a);
+    assert.equal((await fetch(`${b.url}/v2/`, { headers: bearer(t1) })).status, 200);
+    // A key made after B started (another replica rotating): A restarts with it and signs with it.
+    await a.close(1000);
+    const newer = new KeyRing(keysDir, { rotateMs: 0, keepMs: 1e12 });
+    await newer.load();
+    a = await startTestRegistry({ auth, data: a.dataDir });
+    const t2 = await tokenFrom(a);
+    assert.notEqual(jwt.decode(t2, { complete: true })?.header.kid, jwt.decode(t1, { complete: true })?.header.kid);
+    assert.equal((await fetch(`${b.url}/v2/`, { headers: bearer(t2) })).status, 200, 'B reads the shared folder again for an unknown key');
+    // A key nobody made is still refused.
+    const forged = jwt.sign({ sub: 'alice', access: [] }, generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, { algorithm: 'ES256', keyid: 'AAAA:BBBB', audience: 'berth', issuer: DEFAULT_AUTH.token.issuer, expiresIn: 60 });
+    assert.equal((await fetch(`${b.url}/v2/`, { headers: bearer(forged) })).status, 401);
+  } finally {
+    await a.destroy();
+    await b.destroy();
+  }
 });

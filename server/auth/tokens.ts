@@ -90,6 +90,12 @@ export class Tokens {
     throw new TokenError('token signed by an unknown key');
   }
 
+  /** Before verifying: lets the key ring learn a key another replica made (KeyRing.learn). */
+  async prepare(token: string): Promise<void> {
+    const kid = (jwt.decode(token, { complete: true })?.header as { kid?: unknown } | undefined)?.kid;
+    if (typeof kid === 'string') await this.keys.learn(kid);
+  }
+
   verifyAccess(token: string): VerifiedToken {
     const hit = this.verified.get(token);
     // A retired signing key takes its cached tokens with it.
