@@ -17,6 +17,9 @@ import { openRequest } from './fixtures/raw-http.js';
 import { clusterMissing, startCluster, stopReplica, type Cluster } from './fixtures/cluster.js';
 import { buildBusyboxImage, imageToolsMissing, readLayoutImage, skopeoCopy, writePermissiveSkopeoPolicy, SKOPEO, type BuiltImage } from './fixtures/oci-image.js';
 import { dockerMissing, startDockerd } from './fixtures/peer-daemon.js';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { startTestRegistry, type TestRegistry } from '../server/testing.js';
 
 const missing = clusterMissing();
 const sha256 = (b: Uint8Array) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -253,5 +256,50 @@ describe('scale-out: replicas on S3 + PostgreSQL', { skip: missing ?? false, tim
       await stopReplica(r);
       assert.equal(await r.exited, 0);
     }
+  });
+});
+
+describe('scale-out: a pull-through mirror as replicas on S3 + PostgreSQL', { skip: missing ?? false, timeout: 300_000 }, () => {
+  let upstream: TestRegistry;
+  const upstreamBlobGets: string[] = [];
+  let cluster: Cluster;
+
+  before(async () => {
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        for (const line of chunk.toString().split('\n')) {
+          if (!line) continue;
+          const l = JSON.parse(line) as { msg?: string; method?: string; path?: string };
+          if (l.msg === 'request' && l.method === 'GET' && l.path?.includes('/blobs/')) upstreamBlobGets.push(l.path);
+        }
+        cb();
+      },
+    });
+    upstream = await startTestRegistry({}, { logger: pino({ level: 'info' }, sink) });
+    cluster = await startCluster({ extraArgs: ['--proxy-remote-url', upstream.url, '--no-s3-redirect'] });
+  });
+  after(async () => {
+    await cluster?.stop();
+    await upstream?.destroy();
+  });
+
+  it('concurrent pulls of a missing blob through both replicas make one upstream download; every client gets the exact bytes', async () => {
+    const layer = randomBytes(8 * MiB);
+    const image = await pushImage(new RegistryHttp(upstream.url), 'library/app', 'v1', layer);
+    const lb = new RegistryHttp(cluster.lb.url);
+    const m = await lb.get('/v2/library/app/manifests/v1', { headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    assert.equal(m.status, 200, m.body.toString());
+    assert.equal(sha256(m.body), image.digest);
+    upstreamBlobGets.length = 0;
+    // Six clients, every request to the next replica: both replicas miss at once.
+    const bodies = await Promise.all(Array.from({ length: 6 }, () => lb.get(`/v2/library/app/blobs/${image.layer}`)));
+    for (const b of bodies) {
+      assert.equal(b.status, 200, b.body.toString().slice(0, 300));
+      assert.equal(sha256(b.body), image.layer);
+    }
+    assert.deepEqual(upstreamBlobGets, [`/v2/library/app/blobs/${image.layer}`], 'one upstream GET across both replicas');
+    // Cached: served again without upstream, from either replica.
+    for (const r of cluster.replicas) assert.equal(sha256((await new RegistryHttp(r.url).get(`/v2/library/app/blobs/${image.layer}`)).body), image.layer);
+    assert.equal(upstreamBlobGets.length, 1);
   });
 });

@@ -258,7 +258,5 @@ export function validateConfig(c: ServerConfig): ServerConfig {
     if (c.storage.prefix !== undefined && !/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(c.storage.prefix)) throw new Error(`--s3-prefix must be key segments of letters, digits, '.', '_', '-' joined by '/', got ${JSON.stringify(c.storage.prefix)}`);
   }
   if (c.metadata !== undefined && !/^postgres(ql)?:\/\//.test(c.metadata)) throw new Error('--metadata must be a postgres:// URL (LevelDB in the data folder is the default)');
-  if (c.storage.driver !== 'fs' && c.proxy) throw new Error('mirror mode (--proxy-remote-url) stores what it fetches as local files for now: it cannot run with --storage s3');
-  if (c.metadata !== undefined && c.proxy) throw new Error('mirror mode (--proxy-remote-url) keeps its records in LevelDB for now: it cannot run with --metadata postgres://');
   return c;
 }

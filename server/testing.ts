@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_CONFIG, validateConfig, type ServerConfig } from './config.js';
 import { startRegistry, type RunningRegistry } from './serve.js';
+import type { Logger } from 'pino';
 
 export interface TestRegistry extends RunningRegistry {
   dataDir: string;
@@ -11,7 +12,7 @@ export interface TestRegistry extends RunningRegistry {
   destroy(): Promise<void>;
 }
 
-export async function startTestRegistry(overrides: Partial<ServerConfig> = {}): Promise<TestRegistry> {
+export async function startTestRegistry(overrides: Partial<ServerConfig> = {}, opts: { logger?: Logger } = {}): Promise<TestRegistry> {
   const dataDir = overrides.data ?? (await mkdtemp(join(tmpdir(), 'berth-test-')));
   const config = validateConfig({
     ...DEFAULT_CONFIG,
@@ -20,7 +21,7 @@ export async function startTestRegistry(overrides: Partial<ServerConfig> = {}): 
     ...overrides,
     data: dataDir,
   });
-  const registry = await startRegistry(config);
+  const registry = await startRegistry(config, opts.logger ? { logger: opts.logger } : {});
   return {
     ...registry,
     dataDir,

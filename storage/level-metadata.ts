@@ -11,9 +11,11 @@
 //   uploads:   <uuid>                          → UploadRecord
 //   content:   <digest>                        → ContentRecord (GC's grace)
 //   meta:      'layout'                        → schema version of this data folder
+//   proxy:     t\0<name>\0<tag>                → ms of a mirror's last upstream check of the tag
+//              a\0<name>\0<digest>             → {at, kind}: when a mirror last served it
 import { Level } from 'level';
 import type { Descriptor } from '../oci/manifest.js';
-import type { BlobLink, ContentRecord, ManifestLink, ManifestWrite, RegistryMetadata, UploadRecord } from './registry-metadata.js';
+import type { BlobLink, ContentRecord, ManifestLink, ManifestWrite, MirrorAccess, RegistryMetadata, UploadRecord } from './registry-metadata.js';
 
 export const SEP = '\x00';
 export const LAYOUT_VERSION = 1;
@@ -44,6 +46,7 @@ export class LevelMetadata implements RegistryMetadata {
   private readonly uploads;
   private readonly content;
   private readonly layout;
+  private readonly mirror;
   private readonly locks = new Map<string, Promise<void>>();
   private readonly jobs = new Set<string>();
 
@@ -57,6 +60,7 @@ export class LevelMetadata implements RegistryMetadata {
     this.uploads = this.db.sublevel<string, UploadRecord>('uploads', { valueEncoding: 'json' });
     this.content = this.db.sublevel<string, ContentRecord>('content', { valueEncoding: 'json' });
     this.layout = this.db.sublevel<string, number>('meta', { valueEncoding: 'json' });
+    this.mirror = this.db.sublevel<string, unknown>('proxy', { valueEncoding: 'json' });
   }
 
   async open(): Promise<void> {
@@ -213,6 +217,31 @@ export class LevelMetadata implements RegistryMetadata {
 
   async *listUploads(): AsyncIterable<[string, UploadRecord]> {
     yield* this.uploads.iterator();
+  }
+
+  async getMirrorTagChecked(name: string, tag: string): Promise<number | undefined> {
+    return (await this.mirror.get(key('t', name, tag))) as number | undefined;
+  }
+
+  async setMirrorTagChecked(name: string, tag: string, at: number): Promise<void> {
+    await this.mirror.put(key('t', name, tag), at);
+  }
+
+  async touchMirrorAccess(a: MirrorAccess, at: number): Promise<void> {
+    await this.mirror.put(key('a', a.name, a.digest), { at, kind: a.kind });
+  }
+
+  async *mirrorUnusedSince(cutoff: number): AsyncIterable<MirrorAccess> {
+    for await (const [k, v] of this.mirror.iterator(prefixRange('a'))) {
+      const rec = v as { at: number; kind: MirrorAccess['kind'] };
+      if (rec.at >= cutoff) continue;
+      const [, name, digest] = k.split(SEP) as [string, string, string];
+      yield { name, digest, kind: rec.kind };
+    }
+  }
+
+  async forgetMirrorAccess(name: string, digest: string): Promise<void> {
+    await this.mirror.del(key('a', name, digest));
   }
 
   async runJob<T>(job: string, fn: () => Promise<T>): Promise<T | undefined> {

@@ -166,6 +166,24 @@ export function defineMetadataSuite(name: string, target: MetadataSuiteTarget | 
       assert.equal(await m.exclusive(D('c'), async () => 'free again'), 'free again');
     });
 
+    it('mirror records: tag checks, last use, unused since, forget', async () => {
+      assert.equal(await m.getMirrorTagChecked('mir/app', 'latest'), undefined);
+      await m.setMirrorTagChecked('mir/app', 'latest', 1000);
+      await m.setMirrorTagChecked('mir/app', 'latest', 2000);
+      assert.equal(await m.getMirrorTagChecked('mir/app', 'latest'), 2000);
+      await m.touchMirrorAccess({ name: 'mir/app', digest: D('1'), kind: 'blob' }, 100);
+      await m.touchMirrorAccess({ name: 'mir/app', digest: D('2'), kind: 'manifest' }, 5000);
+      await m.touchMirrorAccess({ name: 'mir/other', digest: D('1'), kind: 'blob' }, 200);
+      const unused = (await collect(m.mirrorUnusedSince(1000))).sort((a, b) => a.name.localeCompare(b.name));
+      assert.deepEqual(unused, [
+        { name: 'mir/app', digest: D('1'), kind: 'blob' },
+        { name: 'mir/other', digest: D('1'), kind: 'blob' },
+      ]);
+      await m.touchMirrorAccess({ name: 'mir/app', digest: D('1'), kind: 'blob' }, 6000);
+      await m.forgetMirrorAccess('mir/other', D('1'));
+      assert.deepEqual(await collect(m.mirrorUnusedSince(1000)), []);
+    });
+
     it('runJob: a job already running is not run again', async () => {
       let release!: () => void;
       const gate = new Promise<void>((r) => (release = r));

@@ -10,7 +10,7 @@ import postgres from 'postgres';
 import type { Descriptor } from '../oci/manifest.js';
 import { StorageConfigError, StorageUnavailableError } from './blob-driver.js';
 import { MIGRATIONS } from './postgres-migrations.js';
-import type { BlobLink, ContentRecord, ManifestLink, ManifestWrite, RegistryMetadata, UploadRecord } from './registry-metadata.js';
+import type { BlobLink, ContentRecord, ManifestLink, ManifestWrite, MirrorAccess, RegistryMetadata, UploadRecord } from './registry-metadata.js';
 
 type Sql = postgres.Sql<Record<string, unknown>>;
 type Tx = postgres.TransactionSql<Record<string, unknown>>;
@@ -302,6 +302,31 @@ export class PostgresMetadata implements RegistryMetadata {
   async *listUploads(): AsyncIterable<[string, UploadRecord]> {
     const rows = await this.guard(() => this.sql<UploadRow[]>`select * from uploads order by id`);
     for (const row of rows) yield [row.id, fromRow(row)];
+  }
+
+  async getMirrorTagChecked(name: string, tag: string): Promise<number | undefined> {
+    const [row] = await this.guard(() => this.db<Array<{ checked: number }>>`select checked from mirror_tags where repository = ${name} and tag = ${tag}`);
+    return row?.checked;
+  }
+
+  async setMirrorTagChecked(name: string, tag: string, at: number): Promise<void> {
+    await this.guard(() => this.db`insert into mirror_tags (repository, tag, checked) values (${name}, ${tag}, ${at}) on conflict (repository, tag) do update set checked = excluded.checked`);
+  }
+
+  async touchMirrorAccess(a: MirrorAccess, at: number): Promise<void> {
+    await this.guard(
+      () => this.db`insert into mirror_access (repository, digest, kind, at) values (${a.name}, ${a.digest}, ${a.kind}, ${at})
+                    on conflict (repository, digest) do update set kind = excluded.kind, at = greatest(mirror_access.at, excluded.at)`,
+    );
+  }
+
+  async *mirrorUnusedSince(cutoff: number): AsyncIterable<MirrorAccess> {
+    const rows = await this.guard(() => this.sql<Array<{ repository: string; digest: string; kind: MirrorAccess['kind'] }>>`select repository, digest, kind from mirror_access where at < ${cutoff}`);
+    for (const r of rows) yield { name: r.repository, digest: r.digest, kind: r.kind };
+  }
+
+  async forgetMirrorAccess(name: string, digest: string): Promise<void> {
+    await this.guard(() => this.db`delete from mirror_access where repository = ${name} and digest = ${digest}`);
   }
 
   async runJob<T>(job: string, fn: () => Promise<T>): Promise<T | undefined> {

@@ -57,4 +57,21 @@ export const MIGRATIONS: readonly string[] = [
     hash text
   );
   `,
+  // 2: a pull-through mirror's records: upstream tag checks, last use of cached content.
+  `
+  create table mirror_tags (
+    repository text collate "C" not null,
+    tag text collate "C" not null,
+    checked bigint not null,
+    primary key (repository, tag)
+  );
+  create table mirror_access (
+    repository text collate "C" not null,
+    digest text collate "C" not null,
+    kind text not null,
+    at bigint not null,
+    primary key (repository, digest)
+  );
+  create index mirror_access_by_time on mirror_access (at);
+  `,
 ];

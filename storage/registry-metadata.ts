@@ -38,6 +38,13 @@ export interface UploadRecord {
   hash?: string;
 }
 
+/** What a pull-through mirror remembers of a cached manifest or blob: when it was last served. */
+export interface MirrorAccess {
+  name: string;
+  digest: string;
+  kind: 'manifest' | 'blob';
+}
+
 export interface ManifestWrite {
   name: string;
   digest: string;
@@ -106,8 +113,18 @@ export interface RegistryMetadata {
   listUploads(): AsyncIterable<[string, UploadRecord]>;
 
   /**
-   * Runs a background job (GC, upload purge, mirror eviction) unless another process sharing this
-   * metadata runs the same job now: then resolves to undefined without running it.
+   * Runs a background job (GC, upload purge, mirror eviction), or a mirror's fetch of one blob,
+   * unless another process sharing this metadata runs the same job now: then resolves to
+   * undefined without running it.
    */
   runJob<T>(job: string, fn: () => Promise<T>): Promise<T | undefined>;
+
+  // Pull-through mirror records (server/proxy/): when a tag was last checked upstream, when a
+  // cached manifest or blob was last served (eviction).
+  getMirrorTagChecked(name: string, tag: string): Promise<number | undefined>;
+  setMirrorTagChecked(name: string, tag: string, at: number): Promise<void>;
+  touchMirrorAccess(access: MirrorAccess, at: number): Promise<void>;
+  /** Cached content last served before `cutoff` (ms), in no particular order. */
+  mirrorUnusedSince(cutoff: number): AsyncIterable<MirrorAccess>;
+  forgetMirrorAccess(name: string, digest: string): Promise<void>;
 }

@@ -3,9 +3,11 @@
 // (storage/registry-metadata.ts: LevelDB by default, PostgreSQL for many replicas).
 import type { BlobLink, ManifestLink, RegistryMetadata } from './registry-metadata.js';
 import { LevelMetadata } from './level-metadata.js';
-import type { BlobStore } from './blob-store.js';
 import type { BlobDriver, ByteSource, CommitGuard } from './blob-driver.js';
 import { FsBlobDriver } from './drivers/fs.js';
+import { createReadStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { unlinkQuietly } from './durable-file.js';
 import { UploadSessions } from './uploads.js';
 import { DataLayout } from './layout.js';
 import { LruCache } from './lru-cache.js';
@@ -79,17 +81,13 @@ export class RegistryStore {
     // no other process writes into tmp/, so all go; a folder shared by replicas (PostgreSQL
     // metadata) keeps what another replica may still be writing: only day-old files go.
     try {
+      // tmp/ holds local temp files whatever the driver (a mirror downloads there before storing).
+      await mkdir(this.layout.tmpDir, { recursive: true });
       if (this.blobs instanceof FsBlobDriver) await this.blobs.store.removeStaleTempFiles(this.meta.shared ? 24 * 3600 * 1000 : 0);
     } catch (e) {
       await this.meta.close().catch(() => undefined);
       throw e;
     }
-  }
-
-  /** The local blob files, for what only works on them (the pull-through mirror's tailing reads). */
-  localBlobs(): BlobStore {
-    if (!(this.blobs instanceof FsBlobDriver)) throw new Error('this needs the fs blob driver');
-    return this.blobs.store;
   }
 
   async hasBlob(digest: string): Promise<boolean> {
@@ -99,6 +97,24 @@ export class RegistryStore {
   /** Stores small content held in memory (manifests, configs); `guardHeld` as PutExpectation's. */
   putBytes(bytes: Buffer, algorithm: DigestAlgorithm = 'sha256', opts: { guardHeld?: boolean } = {}): Promise<{ digest: string; size: number }> {
     return this.blobs.put([bytes], { digest: digestOf(bytes, algorithm), size: bytes.length, ...(opts.guardHeld ? { guardHeld: true } : {}) });
+  }
+
+  /**
+   * Makes a verified, fsync'd local file (a mirror's download in `<data>/tmp`) the blob `digest`
+   * linked into `name`: renamed into place on fs, uploaded (and the file removed) on other
+   * drivers. Readers holding the file open keep reading it either way.
+   */
+  async commitLocalFile(name: string, path: string, digest: string, size: number): Promise<void> {
+    const afterCommit = (stored: number): Promise<void> => this.meta.linkBlob(name, digest, stored);
+    if (this.blobs instanceof FsBlobDriver) {
+      await this.blobs.store.commitFile(path, digest, size, { afterCommit });
+      return;
+    }
+    try {
+      await this.blobs.put(createReadStream(path, { highWaterMark: 1 << 20 }), { digest, size, afterCommit });
+    } finally {
+      await unlinkQuietly(path);
+    }
   }
 
   /** Stores a blob pushed whole and links it into `name`, the link made inside the commit guard. */

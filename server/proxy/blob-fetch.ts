@@ -5,6 +5,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Digester, parseDigest } from '../../oci/digest.js';
 import { RegistryError } from '../../oci/errors.js';
 import type { RegistryStore } from '../../storage/registry-store.js';
@@ -12,6 +13,8 @@ import { unlinkQuietly } from '../../storage/durable-file.js';
 import type { Upstream } from './upstream.js';
 
 const READ_CHUNK = 1 << 20;
+/** How long a replica waits for another replica's download of the same blob. */
+const WAIT_ELSEWHERE_MS = 10 * 60 * 1000;
 const WRITE_BATCH = 1 << 20;
 
 export class BlobFetch {
@@ -24,6 +27,8 @@ export class BlobFetch {
   /** Every byte arrived and hashes to the digest (the file may not be durable yet). */
   verified = false;
   done = false;
+  /** Another replica sharing the metadata was downloading this digest: this one waited for it instead. */
+  elsewhere = false;
   error: Error | undefined;
   private fh: FileHandle | undefined;
   private readers = 0;
@@ -53,7 +58,40 @@ export class BlobFetch {
     for (const f of w) f();
   }
 
+  /**
+   * With metadata shared by replicas, one download per digest across all of them: the download
+   * runs under a cluster-wide job lock; a replica that finds it taken waits until it is free
+   * (polling, so no connection is held), and then serves what the other stored.
+   */
   private async run(): Promise<void> {
+    if (!this.store.meta.shared) return this.download();
+    const job = `mirror-fetch:${this.digest}`;
+    let downloading = false;
+    try {
+      const ran = await this.store.meta.runJob(job, async () => {
+        downloading = true;
+        await this.download();
+        return true;
+      });
+      if (ran) return;
+      this.elsewhere = true;
+      const deadline = Date.now() + WAIT_ELSEWHERE_MS;
+      while ((await this.store.meta.runJob(job, async () => true)) === undefined) {
+        if (Date.now() > deadline) throw new Error(`another replica is still downloading ${this.digest} after ${WAIT_ELSEWHERE_MS / 1000} s`);
+        await sleep(200);
+      }
+      this.done = true;
+      this.settleReady();
+    } catch (e) {
+      this.error ??= e instanceof Error ? e : new Error(String(e));
+      this.settleReady(this.error);
+    } finally {
+      // download() reports its own end.
+      if (!downloading) this.onFinished(this);
+    }
+  }
+
+  private async download(): Promise<void> {
     try {
       const res = await this.upstream.fetch('GET', this.name, `/v2/${this.name}/blobs/${this.digest}`);
       if (res.statusCode === 404) {
@@ -110,7 +148,7 @@ export class BlobFetch {
       this.wake();
       await this.fh.sync();
       // The file is renamed into the store while readers still hold it open: same inode, same bytes.
-      await this.store.localBlobs().commitFile(this.tmp, this.digest, this.written, { afterCommit: (size) => this.store.meta.linkBlob(this.name, this.digest, size) });
+      await this.store.commitLocalFile(this.name, this.tmp, this.digest, this.written);
       this.done = true;
     } catch (e) {
       this.error = e instanceof Error ? e : new Error(String(e));

@@ -160,6 +160,26 @@ export async function createMirror(store: RegistryStore, config: ServerConfig, l
     }
   };
 
+  /**
+   * A blob cached for another repository (or stored by another replica): linked here once upstream
+   * confirms this repository has it, so the mirror never opens one repository's content to another.
+   */
+  const linkCachedElsewhere = async (name: string, digest: string): Promise<boolean> => {
+    try {
+      const head = await upstream.fetch('HEAD', name, `/v2/${name}/blobs/${digest}`);
+      await head.body.dump();
+      if (head.statusCode !== 200) return false;
+    } catch (e) {
+      if (!(e instanceof UpstreamUnavailable)) throw e;
+      throw unavailable(e, `blob ${digest}`);
+    }
+    const size = await store.blobs.stat(digest);
+    if (size === undefined) return false;
+    await store.linkBlob(name, digest, size);
+    await records.touch(name, digest, 'blob');
+    return true;
+  };
+
   const serveBlob = async (ctx: RegistryContext, name: string, digest: string, next: () => Promise<unknown>): Promise<unknown> => {
     if (await store.blobLink(name, digest)) {
       await records.touch(name, digest, 'blob');
@@ -172,22 +192,7 @@ export async function createMirror(store: RegistryStore, config: ServerConfig, l
       f = undefined;
     }
     if (!f && (await store.hasBlob(digest))) {
-      // Cached for another repository: link it here once upstream confirms this repository has it.
-      try {
-        const head = await upstream.fetch('HEAD', name, `/v2/${name}/blobs/${digest}`);
-        await head.body.dump();
-        if (head.statusCode === 200) {
-          const size = await store.blobs.stat(digest);
-          if (size !== undefined) {
-            await store.linkBlob(name, digest, size);
-            await records.touch(name, digest, 'blob');
-            return next();
-          }
-        }
-      } catch (e) {
-        if (!(e instanceof UpstreamUnavailable)) throw e;
-        throw unavailable(e, `blob ${digest}`);
-      }
+      if (await linkCachedElsewhere(name, digest)) return next();
     }
     if (ctx.method === 'HEAD' && !f) {
       let head;
@@ -205,12 +210,19 @@ export async function createMirror(store: RegistryStore, config: ServerConfig, l
       return;
     }
     f ??= fetches.join(name, digest);
-    try {
-      await f.ready;
-    } catch (e) {
-      // The download ended before this client came (a fast failure) or failed before any byte.
-      if (e instanceof UpstreamUnavailable) throw unavailable(e, `blob ${digest}`);
-      throw e;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await f.ready;
+      } catch (e) {
+        // The download ended before this client came (a fast failure) or failed before any byte.
+        if (e instanceof UpstreamUnavailable) throw unavailable(e, `blob ${digest}`);
+        throw e;
+      }
+      if (!f.elsewhere) break;
+      // Another replica downloaded it meanwhile: serve what it stored; if it failed, try once here.
+      if ((await store.blobLink(name, digest)) || (await linkCachedElsewhere(name, digest))) return next();
+      if (attempt > 0) throw new RegistryError('UNAVAILABLE', `blob ${digest}: another replica's download of it did not complete; retry`);
+      f = fetches.join(name, digest);
     }
     if (f.done) return next();
     ctx.status = 200;
