@@ -6,6 +6,7 @@ type VerbModule = { main(argv: string[]): Promise<number> };
 
 const VERBS: Record<string, { summary: string; load: () => Promise<VerbModule> }> = {
   serve: { summary: 'Run the registry (OCI Distribution API) on this machine', load: () => import('../server/cli.js') },
+  fsck: { summary: "Check a registry's stored data; --repair removes dangling metadata", load: () => import('../server/fsck-cli.js') },
   login: { summary: 'Log in to a registry', load: () => import('../client/cli/login.js') },
   logout: { summary: 'Log out from a registry', load: async () => ({ main: (await import('../client/cli/login.js')).logout }) },
   pull: { summary: 'Download an image from a registry', load: () => import('../client/cli/pull.js') },

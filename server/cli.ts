@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_CONFIG, loadConfig, type ConfigOverrides } from './config.js';
 import { parseAuthMode } from './auth/config.js';
+import { addStorageOptions, storageOverrides, type StorageFlags } from './storage-options.js';
 
 function byteSize(v: string): number {
   const m = /^(\d+)([kmgt]i?b?)?$/i.exec(v.trim());
@@ -20,11 +21,9 @@ function hours(v: string): number {
 export async function main(argv: string[]): Promise<number> {
   // `berth serve user add|rm|passwd|ls`: the users file of --auth htpasswd|token.
   if (argv[0] === 'user') return (await import('./auth/user-cli.js')).main(argv.slice(1));
-  const program = new Command('berth serve')
+  const program = addStorageOptions(new Command('berth serve'))
     .description('Run the registry: the OCI Distribution / Docker Registry v2 API, data on this machine.\nUsers of --auth htpasswd|token: berth serve user add|passwd|rm|ls (see berth serve user --help).')
     .option('--listen <host:port>', `address to listen on (env BERTH_LISTEN; default ${DEFAULT_CONFIG.listen})`)
-    .option('--data <dir>', `data folder: blobs and LevelDB metadata (env BERTH_DATA; default ${DEFAULT_CONFIG.data})`)
-    .option('--config <file>', 'config file, YAML (.yaml/.yml) or JSON, same keys as docs/server.md (env BERTH_SERVE_CONFIG)')
     .option('--delete', 'allow DELETE of manifests, tags and blobs (env BERTH_DELETE; default on)')
     .option('--no-delete', 'refuse DELETE with 405 UNSUPPORTED')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env BERTH_LOG_LEVEL; default info)')
@@ -52,14 +51,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--proxy-password <password>', 'password at the upstream registry; prefer env BERTH_PROXY_PASSWORD or the config file')
     .option('--proxy-tag-ttl <seconds>', 'serve a cached tag this long before asking upstream again (default 300)', Number)
     .option('--proxy-evict-hours <hours>', 'remove cached content unused this long; 0 keeps it (default 168)', Number)
-    .option('--storage <driver>', 'where blob content lives: fs (files in --data) or s3 (env BERTH_STORAGE; default fs)')
-    .option('--s3-bucket <bucket>', 'bucket of --storage s3 (env BERTH_S3_BUCKET); credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY')
-    .option('--s3-endpoint <url>', 'S3-compatible endpoint, path-style addressing (env BERTH_S3_ENDPOINT; default AWS)')
-    .option('--s3-region <region>', `region of the bucket (env BERTH_S3_REGION; default ${'us-east-1'})`)
-    .option('--s3-prefix <prefix>', 'key prefix inside the bucket (env BERTH_S3_PREFIX)')
     .option('--s3-redirect', 'blob GETs answer 307 to a pre-signed URL (env BERTH_S3_REDIRECT; default on)')
     .option('--no-s3-redirect', 'blob GETs stream the bytes through the registry')
-    .option('--metadata <url>', 'postgres://USER[:PASS]@HOST:PORT/DB: metadata shared by replicas (env BERTH_METADATA; default LevelDB in --data)')
     .helpOption('-h, --help', 'show this help')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
@@ -70,10 +63,8 @@ export async function main(argv: string[]): Promise<number> {
     const code = (e as { code?: string }).code;
     return code === 'commander.helpDisplayed' || code === 'commander.help' ? 0 : 125;
   }
-  const o = program.opts<{
+  const o = program.opts<StorageFlags & {
     listen?: string;
-    data?: string;
-    config?: string;
     delete?: boolean;
     logLevel?: string;
     tlsCert?: string;
@@ -96,19 +87,13 @@ export async function main(argv: string[]): Promise<number> {
     proxyPassword?: string;
     proxyTagTtl?: number;
     proxyEvictHours?: number;
-    storage?: string;
-    s3Bucket?: string;
-    s3Endpoint?: string;
-    s3Region?: string;
-    s3Prefix?: string;
-    metadata?: string;
   }>();
   const s3RedirectFlag = argv.includes('--no-s3-redirect') ? false : argv.includes('--s3-redirect') ? true : undefined;
   // commander defaults --delete to true because of --no-delete; only an explicit flag overrides.
   const deleteFlag = argv.includes('--no-delete') ? false : argv.includes('--delete') ? true : undefined;
   const flags: ConfigOverrides = {
+    ...storageOverrides(o, { s3Redirect: s3RedirectFlag }),
     listen: o.listen,
-    data: o.data,
     delete: deleteFlag,
     logLevel: o.logLevel,
     tlsCert: o.tlsCert,
@@ -127,8 +112,6 @@ export async function main(argv: string[]): Promise<number> {
       token: { realm: o.tokenRealm, service: o.tokenService, keysDir: o.tokenKeys },
     },
     proxy: { remoteUrl: o.proxyRemoteUrl, username: o.proxyUsername, password: o.proxyPassword, tagTtlSeconds: o.proxyTagTtl, evictAfterHours: o.proxyEvictHours },
-    storage: { driver: o.storage, bucket: o.s3Bucket, endpoint: o.s3Endpoint, region: o.s3Region, prefix: o.s3Prefix, redirect: s3RedirectFlag },
-    metadata: o.metadata,
   };
   let registry;
   try {

@@ -13,6 +13,8 @@ import { randomContent } from '../conformance-tests/fixtures/content.js';
 import { openRequest } from '../conformance-tests/fixtures/raw-http.js';
 import { auditBlobFiles, filesIn } from '../conformance-tests/fixtures/data-dir.js';
 import { startBerthProcess } from '../conformance-tests/fixtures/berth-process.js';
+import { RegistryStore } from '../storage/registry-store.js';
+import { fsck } from '../storage/fsck.js';
 
 const MiB = 1 << 20;
 
@@ -22,6 +24,19 @@ async function withDataDir(fn: (dir: string) => Promise<void>): Promise<void> {
     await fn(dir);
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The fault left the store consistent: fsck (content hashed) finds no problem once the registry is closed. */
+async function assertFsckClean(dataDir: string): Promise<void> {
+  const store = new RegistryStore(dataDir);
+  await store.open();
+  try {
+    const report = await fsck(store);
+    assert.deepEqual(report.problems, [], 'fsck after the fault');
+    assert.ok(report.manifests + report.blobLinks > 0, 'fsck saw the pushed data');
+  } finally {
+    await store.close();
   }
 }
 
@@ -66,6 +81,7 @@ describe('crash recovery', { timeout: 60_000 }, () => {
         // keep-alive socket of the blob GET just answered (it used to, for the whole grace period).
         await reg.close(10 * 60_000);
       }
+      await assertFsckClean(dir);
     });
   });
 
@@ -91,9 +107,13 @@ describe('crash recovery', { timeout: 60_000 }, () => {
           assert.equal(res.status, 404, res.body.toString());
           assert.equal(res.json<{ errors: Array<{ code: string }> }>().errors[0]?.code, 'BLOB_UPLOAD_UNKNOWN');
         }
+        // Something stored after the fault, for fsck to check along.
+        const after = randomContent(1000);
+        assert.equal((await http.post('/v2/lost/app/blobs/uploads/', { query: { digest: after.digest }, body: after.bytes })).status, 201);
       } finally {
         await reg.close();
       }
+      await assertFsckClean(dir);
     });
   });
 
@@ -154,6 +174,7 @@ describe('crash recovery', { timeout: 60_000 }, () => {
         p2.child.kill('SIGTERM');
         assert.equal(await p2.exited, 0);
       }
+      await assertFsckClean(dir);
     });
   });
 
@@ -182,6 +203,16 @@ describe('crash recovery', { timeout: 60_000 }, () => {
       assert.equal(status.headers.get('Range'), `0-${c.size - 1}`);
       q.child.kill('SIGINT');
       assert.equal(await q.exited, 0);
+      // Only an upload session here (no blob yet): fsck must still find nothing wrong.
+      const store = new RegistryStore(dir);
+      await store.open();
+      try {
+        const report = await fsck(store, { uploadPurgeAgeMs: 0 });
+        assert.deepEqual(report.problems, []);
+        assert.equal(report.staleUploads, 1, 'the acknowledged session is there');
+      } finally {
+        await store.close();
+      }
     });
   });
 });

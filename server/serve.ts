@@ -3,9 +3,9 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
-import { RegistryStore } from '../storage/registry-store.js';
+import type { RegistryStore } from '../storage/registry-store.js';
 import { collectGarbage } from '../storage/gc.js';
-import type { BlobDriver, CommitGuard } from '../storage/blob-driver.js';
+import { openStore } from './open-store.js';
 import { createApp } from './app.js';
 import { createTlsServer, ensureSelfSigned } from './tls.js';
 import { parseListen, type ServerConfig } from './config.js';
@@ -26,21 +26,10 @@ export interface RunningRegistry {
 
 const PURGE_INTERVAL_MS = 60 * 60 * 1000;
 
-async function s3DriverFactory(s: Extract<ServerConfig['storage'], { driver: 's3' }>): Promise<(guard: CommitGuard) => BlobDriver> {
-  const { S3BlobDriver } = await import('../storage/drivers/s3.js');
-  return (guard) => new S3BlobDriver({ bucket: s.bucket, region: s.region, guard, ...(s.endpoint ? { endpoint: s.endpoint } : {}), ...(s.prefix ? { prefix: s.prefix } : {}) });
-}
-
 export async function startRegistry(config: ServerConfig, opts: { logger?: Logger } = {}): Promise<RunningRegistry> {
   const log = opts.logger ?? pino({ level: config.logLevel, base: undefined });
   await mkdir(config.data, { recursive: true });
-  // PostgreSQL (and its client) only when asked for: the default start loads neither.
-  const metadata = config.metadata ? new (await import('../storage/postgres-metadata.js')).PostgresMetadata(config.metadata) : undefined;
-  const storage = config.storage;
-  // The AWS SDK only with --storage s3: the default start does not load it.
-  const blobDriver = storage.driver === 's3' ? await s3DriverFactory(storage) : undefined;
-  const store = new RegistryStore(config.data, { ...(metadata ? { metadata } : {}), ...(blobDriver ? { blobDriver } : {}) });
-  await store.open();
+  const store = await openStore(config);
   let access, mirror;
   try {
     access = config.auth && config.auth.mode !== 'none' ? await (await import('./auth/access-control.js')).createAccessControl(config, log) : undefined;

@@ -15,7 +15,7 @@
 //              a\0<name>\0<digest>             → {at, kind}: when a mirror last served it
 import { Level } from 'level';
 import type { Descriptor } from '../oci/manifest.js';
-import type { BlobLink, ContentRecord, ManifestLink, ManifestWrite, MirrorAccess, RegistryMetadata, UploadRecord } from './registry-metadata.js';
+import type { BlobLink, BlobLinkEntry, ContentRecord, ManifestEntry, ManifestLink, ManifestWrite, MirrorAccess, ReferrerEntry, RegistryMetadata, TagEntry, UploadRecord } from './registry-metadata.js';
 
 export const SEP = '\x00';
 export const LAYOUT_VERSION = 1;
@@ -162,6 +162,33 @@ export class LevelMetadata implements RegistryMetadata {
       for (const r of link.refs) live.add(r);
     }
     return live;
+  }
+
+  // The listings of fsck: LevelDB iterators read ahead in small batches, never a whole range.
+  async *tagEntries(name: string): AsyncIterable<TagEntry> {
+    for await (const [k, digest] of this.tags.iterator(prefixRange(name))) yield { tag: k.slice(name.length + 1), digest };
+  }
+
+  async *manifestEntries(name: string): AsyncIterable<ManifestEntry> {
+    for await (const [k, link] of this.manifests.iterator(prefixRange(name))) yield { digest: k.slice(name.length + 1), link };
+  }
+
+  async *blobLinks(name: string): AsyncIterable<BlobLinkEntry> {
+    for await (const [k, link] of this.blobs.iterator(prefixRange(name))) yield { digest: k.slice(name.length + 1), size: link.size };
+  }
+
+  async *referrerEntries(name: string): AsyncIterable<ReferrerEntry> {
+    for await (const [k, descriptor] of this.referrerIndex.iterator(prefixRange(name))) {
+      const [subject, digest] = k.slice(name.length + 1).split(SEP) as [string, string];
+      yield { subject, digest, descriptor };
+    }
+  }
+
+  async deleteReferrer(name: string, subject: string, digest: string): Promise<boolean> {
+    const k = key(name, subject, digest);
+    if ((await this.referrerIndex.get(k)) === undefined) return false;
+    await this.referrerIndex.del(k);
+    return true;
   }
 
   // LevelDB is one process's: an in-process lock per digest is exclusive everywhere. Calls for

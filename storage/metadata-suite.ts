@@ -102,6 +102,39 @@ export function defineMetadataSuite(name: string, target: MetadataSuiteTarget | 
       assert.ok(!live.has(D('f')));
     });
 
+    it('full listings of a repository (fsck): tags with digests, manifest links, blob links, referrer entries, past a page', async () => {
+      // More tags than one page of any backend's listing (PostgreSQL reads 1000 rows at a time).
+      const tags = Array.from({ length: 1234 }, (_, i) => `t${String(i).padStart(5, '0')}`);
+      await m.putManifest({ name: 'fsck/app', digest: D('a'), link: link([D('1')]), tags: tags.slice(0, 1000), touched: [] });
+      await m.putManifest({ name: 'fsck/app', digest: D('b'), link: link([D('2')], D('a')), tags: tags.slice(1000), touched: [], referrer: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: D('b'), size: 123, artifactType: 'application/x-sig' } });
+      await m.putManifest({ name: 'fsck/app', digest: D('c'), link: link([], D('a')), tags: [], touched: [], referrer: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: D('c'), size: 123 } });
+      await m.putManifest({ name: 'fsck/app2', digest: D('d'), link: link([]), tags: ['other'], touched: [] });
+      await m.linkBlob('fsck/app', D('2'), 2);
+      await m.linkBlob('fsck/app', D('1'), 1);
+      await m.linkBlob('fsck/app2', D('3'), 3);
+
+      const tagEntries = await collect(m.tagEntries('fsck/app'));
+      assert.equal(tagEntries.length, 1234);
+      assert.deepEqual(tagEntries.map((t) => t.tag), tags, 'every tag once, in byte order');
+      assert.ok(tagEntries.every((t, i) => t.digest === (i < 1000 ? D('a') : D('b'))));
+      assert.deepEqual(await collect(m.manifestEntries('fsck/app')), [
+        { digest: D('a'), link: link([D('1')]) },
+        { digest: D('b'), link: link([D('2')], D('a')) },
+        { digest: D('c'), link: link([], D('a')) },
+      ]);
+      assert.deepEqual(await collect(m.blobLinks('fsck/app')), [{ digest: D('1'), size: 1 }, { digest: D('2'), size: 2 }]);
+      assert.deepEqual((await collect(m.referrerEntries('fsck/app'))).map((r) => [r.subject, r.digest, r.descriptor.digest]), [
+        [D('a'), D('b'), D('b')],
+        [D('a'), D('c'), D('c')],
+      ]);
+      assert.deepEqual(await collect(m.tagEntries('fsck/app2')), [{ tag: 'other', digest: D('d') }], 'one repository only');
+      assert.deepEqual(await collect(m.tagEntries('fsck/none')), []);
+      assert.equal(await m.deleteReferrer('fsck/app', D('a'), D('c')), true);
+      assert.equal(await m.deleteReferrer('fsck/app', D('a'), D('c')), false);
+      assert.deepEqual((await m.referrers('fsck/app', D('a'))).map((d) => d.digest), [D('b')]);
+      assert.ok(await m.getManifest('fsck/app', D('c')), 'the manifest stays');
+    });
+
     it('content records: touch, read, forget', async () => {
       assert.equal(await m.getContent(D('0')), undefined);
       await m.touchContent(D('0'), 42);

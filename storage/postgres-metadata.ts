@@ -10,10 +10,13 @@ import postgres from 'postgres';
 import type { Descriptor } from '../oci/manifest.js';
 import { StorageConfigError, StorageUnavailableError } from './blob-driver.js';
 import { MIGRATIONS } from './postgres-migrations.js';
-import type { BlobLink, ContentRecord, ManifestLink, ManifestWrite, MirrorAccess, RegistryMetadata, UploadRecord } from './registry-metadata.js';
+import type { BlobLink, BlobLinkEntry, ContentRecord, ManifestEntry, ManifestLink, ManifestWrite, MirrorAccess, ReferrerEntry, RegistryMetadata, TagEntry, UploadRecord } from './registry-metadata.js';
 
 type Sql = postgres.Sql<Record<string, unknown>>;
 type Tx = postgres.TransactionSql<Record<string, unknown>>;
+
+/** Rows per statement of the full listings (fsck). */
+const LIST_PAGE = 1000;
 
 /** Connection-level failures: the database is down or restarting; the request may be retried. */
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT', '57P01', '57P02', '57P03']);
@@ -240,6 +243,79 @@ export class PostgresMetadata implements RegistryMetadata {
       }),
     );
     return live;
+  }
+
+  // The listings of fsck: keyset pages of LIST_PAGE rows, each its own short statement (no cursor or
+  // transaction held open while the caller hashes content between two pages).
+  async *tagEntries(name: string): AsyncIterable<TagEntry> {
+    let after: string | undefined;
+    for (;;) {
+      const last = after;
+      const rows = await this.guard(() =>
+        last === undefined
+          ? this.db<TagEntry[]>`select tag, digest from tags where repository = ${name} order by tag limit ${LIST_PAGE}`
+          : this.db<TagEntry[]>`select tag, digest from tags where repository = ${name} and tag > ${last} order by tag limit ${LIST_PAGE}`,
+      );
+      for (const r of rows) yield { tag: r.tag, digest: r.digest };
+      if (rows.length < LIST_PAGE) return;
+      after = rows[rows.length - 1]!.tag;
+    }
+  }
+
+  async *manifestEntries(name: string): AsyncIterable<ManifestEntry> {
+    type Row = { digest: string; media_type: string; size: number; subject: string | null; refs: string[] };
+    let after: string | undefined;
+    for (;;) {
+      const last = after;
+      const rows = await this.guard(() =>
+        last === undefined
+          ? this.db<Row[]>`select digest, media_type, size, subject, refs from manifests where repository = ${name} order by digest limit ${LIST_PAGE}`
+          : this.db<Row[]>`select digest, media_type, size, subject, refs from manifests where repository = ${name} and digest > ${last} order by digest limit ${LIST_PAGE}`,
+      );
+      for (const r of rows) {
+        const link: ManifestLink = { mediaType: r.media_type, size: r.size, refs: r.refs };
+        if (r.subject) link.subject = r.subject;
+        yield { digest: r.digest, link };
+      }
+      if (rows.length < LIST_PAGE) return;
+      after = rows[rows.length - 1]!.digest;
+    }
+  }
+
+  async *blobLinks(name: string): AsyncIterable<BlobLinkEntry> {
+    let after: string | undefined;
+    for (;;) {
+      const last = after;
+      const rows = await this.guard(() =>
+        last === undefined
+          ? this.db<BlobLinkEntry[]>`select digest, size from blob_links where repository = ${name} order by digest limit ${LIST_PAGE}`
+          : this.db<BlobLinkEntry[]>`select digest, size from blob_links where repository = ${name} and digest > ${last} order by digest limit ${LIST_PAGE}`,
+      );
+      for (const r of rows) yield { digest: r.digest, size: r.size };
+      if (rows.length < LIST_PAGE) return;
+      after = rows[rows.length - 1]!.digest;
+    }
+  }
+
+  async *referrerEntries(name: string): AsyncIterable<ReferrerEntry> {
+    let after: { subject: string; digest: string } | undefined;
+    for (;;) {
+      const last = after;
+      const rows = await this.guard(() =>
+        last === undefined
+          ? this.db<ReferrerEntry[]>`select subject, digest, descriptor from referrers where repository = ${name} order by subject, digest limit ${LIST_PAGE}`
+          : this.db<ReferrerEntry[]>`select subject, digest, descriptor from referrers where repository = ${name} and (subject, digest) > (${last.subject}, ${last.digest}) order by subject, digest limit ${LIST_PAGE}`,
+      );
+      for (const r of rows) yield { subject: r.subject, digest: r.digest, descriptor: r.descriptor };
+      if (rows.length < LIST_PAGE) return;
+      const end = rows[rows.length - 1]!;
+      after = { subject: end.subject, digest: end.digest };
+    }
+  }
+
+  async deleteReferrer(name: string, subject: string, digest: string): Promise<boolean> {
+    const rows = await this.guard(() => this.db`delete from referrers where repository = ${name} and subject = ${subject} and digest = ${digest} returning 1`);
+    return rows.length > 0;
   }
 
   async exclusive<T>(digest: string, fn: () => Promise<T>): Promise<T> {

@@ -56,6 +56,29 @@ export interface ManifestWrite {
   touched: Array<{ digest: string; size: number }>;
 }
 
+/** One tag with the manifest digest it points at (fsck's listings). */
+export interface TagEntry {
+  tag: string;
+  digest: string;
+}
+
+export interface ManifestEntry {
+  digest: string;
+  link: ManifestLink;
+}
+
+export interface BlobLinkEntry {
+  digest: string;
+  size: number;
+}
+
+/** An entry of the referrers API's index: manifest `digest` of the repository has subject `subject`. */
+export interface ReferrerEntry {
+  subject: string;
+  digest: string;
+  descriptor: Descriptor;
+}
+
 export interface RegistryMetadata {
   readonly kind: 'leveldb' | 'postgres';
   /**
@@ -92,6 +115,19 @@ export interface RegistryMetadata {
   unlinkBlob(name: string, digest: string): Promise<boolean>;
   /** Every digest a repository links or a manifest is or references (GC's mark). */
   referencedDigests(): Promise<Set<string>>;
+
+  // Full listings of one repository, for `berth fsck`: in byte order, read from the backend a page
+  // at a time (never the whole repository in memory), so a repository of 100 000 tags streams.
+  /** Every tag of `name` with the digest it points at. */
+  tagEntries(name: string): AsyncIterable<TagEntry>;
+  /** Every manifest link of `name`. */
+  manifestEntries(name: string): AsyncIterable<ManifestEntry>;
+  /** Every blob link of `name`. */
+  blobLinks(name: string): AsyncIterable<BlobLinkEntry>;
+  /** Every referrers-API entry of `name`, by subject then digest. */
+  referrerEntries(name: string): AsyncIterable<ReferrerEntry>;
+  /** Removes one referrers-API entry (fsck's repair of an entry whose manifest is gone); false when absent. */
+  deleteReferrer(name: string, subject: string, digest: string): Promise<boolean>;
 
   /**
    * Runs `fn` while no other `exclusive` call for `digest` runs, in any process sharing this
