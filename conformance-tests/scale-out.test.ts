@@ -14,6 +14,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { defineConformanceSuite } from './suite.js';
 import { RegistryHttp } from './fixtures/http-client.js';
 import { openRequest } from './fixtures/raw-http.js';
+import { spawnSync } from 'node:child_process';
+import { BERTH_BIN } from './fixtures/berth-process.js';
 import { clusterMissing, startCluster, stopReplica, type Cluster } from './fixtures/cluster.js';
 import { buildBusyboxImage, imageToolsMissing, readLayoutImage, skopeoCopy, writePermissiveSkopeoPolicy, SKOPEO, type BuiltImage } from './fixtures/oci-image.js';
 import { dockerMissing, startDockerd } from './fixtures/peer-daemon.js';
@@ -249,6 +251,12 @@ describe('scale-out: replicas on S3 + PostgreSQL', { skip: missing ?? false, tim
     } finally {
       await dockerd.stop();
     }
+  });
+
+  it('berth fsck over the S3 bucket and PostgreSQL finds everything above consistent', async () => {
+    const r = spawnSync(process.execPath, [BERTH_BIN, 'fsck', ...cluster.storageArgs], { env: cluster.env, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /manifests/);
   });
 
   it('every replica stopped cleanly exits 0', async () => {
