@@ -14,6 +14,7 @@
 //   proxy:     t\0<name>\0<tag>                → ms of a mirror's last upstream check of the tag
 //              a\0<name>\0<digest>             → {at, kind}: when a mirror last served it
 import { Level } from 'level';
+import { KeyedLock } from './keyed-lock.js';
 import type { Descriptor } from '../oci/manifest.js';
 import type { BlobLink, BlobLinkEntry, ContentRecord, ManifestEntry, ManifestLink, ManifestWrite, MirrorAccess, ReferrerEntry, RegistryMetadata, TagEntry, UploadRecord } from './registry-metadata.js';
 
@@ -47,7 +48,7 @@ export class LevelMetadata implements RegistryMetadata {
   private readonly content;
   private readonly layout;
   private readonly mirror;
-  private readonly locks = new Map<string, Promise<void>>();
+  private readonly locks = new KeyedLock();
   private readonly jobs = new Set<string>();
 
   constructor(dir: string) {
@@ -194,19 +195,8 @@ export class LevelMetadata implements RegistryMetadata {
   // LevelDB is one process's: an in-process lock per digest is exclusive everywhere. Calls for
   // different digests nest freely; a nested call for a digest already held would wait forever,
   // which the callers' sorted, de-duplicated order rules out.
-  async exclusive<T>(digest: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(digest) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((r) => (release = r));
-    const chain = prev.then(() => mine);
-    this.locks.set(digest, chain);
-    await prev;
-    try {
-      return await fn();
-    } finally {
-      release();
-      if (this.locks.get(digest) === chain) this.locks.delete(digest);
-    }
+  exclusive<T>(digest: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(digest, fn);
   }
 
   async touchContent(digest: string, size: number): Promise<void> {

@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import { parseDigest, type DigestAlgorithm } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
 import { isUploadId } from './layout.js';
+import { KeyedLock } from './keyed-lock.js';
 import type { BlobDriver, ByteSource } from './blob-driver.js';
 import type { RegistryMetadata, UploadRecord } from './registry-metadata.js';
 import { SizeLimitError } from './durable-file.js';
@@ -27,7 +28,7 @@ export interface ChunkRange {
 export class UploadSessions {
   /** Running hashes of sessions this process appended to last, valid at `offset`. */
   private readonly running = new Map<string, { hash: RunningHash; offset: number }>();
-  private readonly locks = new Map<string, Promise<void>>();
+  private readonly locks = new KeyedLock();
 
   constructor(
     private readonly meta: RegistryMetadata,
@@ -120,13 +121,13 @@ export class UploadSessions {
     const cutoff = Date.now() - maxAgeMs;
     let removed = 0;
     for await (const [id, record] of this.meta.listUploads()) {
-      if (Date.parse(record.updated) < cutoff && !this.locks.has(id)) {
+      if (Date.parse(record.updated) < cutoff && !this.locks.busy(id)) {
         await this.remove({ id, ...record });
         removed++;
       }
     }
     for await (const { id, modified } of this.driver.listUploads()) {
-      if (modified >= cutoff || this.locks.has(id) || (await this.meta.getUpload(id)) !== undefined) continue;
+      if (modified >= cutoff || this.locks.busy(id) || (await this.meta.getUpload(id)) !== undefined) continue;
       await this.driver.abortUpload(id, {});
       removed++;
     }
@@ -211,19 +212,8 @@ export class UploadSessions {
   }
 
   /** Serialises operations on one session in this process: concurrent PATCHes never interleave. */
-  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(id) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((r) => (release = r));
-    const chain = prev.then(() => mine);
-    this.locks.set(id, chain);
-    await prev;
-    try {
-      return await fn();
-    } finally {
-      release();
-      if (this.locks.get(id) === chain) this.locks.delete(id);
-    }
+  private locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(id, fn);
   }
 }
 
