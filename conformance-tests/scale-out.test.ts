@@ -253,6 +253,31 @@ describe('scale-out: replicas on S3 + PostgreSQL', { skip: missing ?? false, tim
     }
   });
 
+  it('bad configuration stops berth serve at start with one line and exit code 1', async () => {
+    const pgUrl = new URL(cluster.databaseUrl);
+    const wrongPassword = `postgres://${pgUrl.username}:wrong@${pgUrl.host}${pgUrl.pathname}`;
+    const s3 = (bucket: string) => ['--storage', 's3', '--s3-bucket', bucket, '--s3-endpoint', cluster.ceph.endpoint, '--s3-region', cluster.ceph.region];
+    const cases: Array<{ args: string[]; env?: NodeJS.ProcessEnv; line: RegExp }> = [
+      { args: [...s3('no-such-bucket'), '--metadata', cluster.databaseUrl], line: /^berth serve: S3 bucket no-such-bucket does not exist at http:\/\/127\.0\.0\.1:\d+/ },
+      { args: [...s3(cluster.bucket), '--metadata', cluster.databaseUrl], env: { ...cluster.env, AWS_SECRET_ACCESS_KEY: 'wrong' }, line: /^berth serve: S3 refused the credentials/ },
+      { args: ['--storage', 's3', '--s3-bucket', cluster.bucket, '--s3-endpoint', 'http://127.0.0.1:1'], line: /^berth serve: S3 endpoint http:\/\/127\.0\.0\.1:1 unreachable: ECONNREFUSED/ },
+      { args: [...s3(cluster.bucket), '--metadata', wrongPassword], line: /^berth serve: PostgreSQL at postgres:\/\/berth@127\.0\.0\.1:\d+\/registry refused the credentials/ },
+      { args: ['--metadata', 'postgres://berth@127.0.0.1:1/registry'], line: /^berth serve: PostgreSQL at postgres:\/\/berth@127\.0\.0\.1:1\/registry is unreachable: ECONNREFUSED/ },
+      { args: ['--storage', 'ftp'], line: /^berth serve: flags: storage must be fs or s3, got "ftp"/ },
+      { args: ['--storage', 's3'], line: /^berth serve: --storage s3 needs a bucket/ },
+    ];
+    for (const c of cases) {
+      const dataDir = await mkdtemp(join(work, 'badcfg-'));
+      const r = spawnSync(process.execPath, [BERTH_BIN, 'serve', '--listen', '127.0.0.1:0', '--data', dataDir, ...c.args], { env: c.env ?? cluster.env, encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.status, 1, `${c.args.join(' ')}: ${r.stderr}`);
+      const lines = r.stderr.trim().split('\n');
+      assert.equal(lines.length, 1, `one line, got: ${r.stderr}`);
+      assert.match(lines[0]!, c.line);
+      assert.ok(!r.stderr.includes('wrong') || !/AWS_SECRET|:wrong@/.test(r.stderr), 'no secret in the message');
+      assert.ok(!/\n\s+at /.test(r.stderr), 'no stack trace');
+    }
+  });
+
   it('berth fsck over the S3 bucket and PostgreSQL finds everything above consistent', async () => {
     const r = spawnSync(process.execPath, [BERTH_BIN, 'fsck', ...cluster.storageArgs], { env: cluster.env, encoding: 'utf8', timeout: 120_000 });
     assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
