@@ -75,7 +75,7 @@ export class Tokens {
     // byte for byte the one that was signed.
     const parts = token.split('.');
     if (parts.length !== 3 || !parts.every(isCanonicalBase64Url)) throw new TokenError('malformed token');
-    const decoded = jwt.decode(token, { complete: true });
+    const decoded = decode(token);
     if (!decoded || typeof decoded.payload !== 'object') throw new TokenError('malformed token');
     const kid = decoded.header.kid;
     const own = kid !== undefined ? this.keys.byKid(kid) : undefined;
@@ -105,7 +105,7 @@ export class Tokens {
 
   /** Before verifying: lets the key ring learn a key another replica made (KeyRing.learn). */
   async prepare(token: string): Promise<void> {
-    const kid = (jwt.decode(token, { complete: true })?.header as { kid?: unknown } | undefined)?.kid;
+    const kid = (decode(token)?.header as { kid?: unknown } | undefined)?.kid;
     if (typeof kid === 'string') await this.keys.learn(kid);
   }
 
@@ -133,6 +133,15 @@ export class Tokens {
     Tokens.checkTimes(payload);
     if (!local || payload.berth_refresh !== true || typeof payload.sub !== 'string') throw new TokenError('not a refresh token of this service');
     return payload.sub;
+  }
+}
+
+/** jsonwebtoken's decode throws (SyntaxError) when a `typ: JWT` header comes with a payload that is not JSON: that is a malformed token, not a server error. */
+function decode(token: string): jwt.Jwt | null {
+  try {
+    return jwt.decode(token, { complete: true });
+  } catch {
+    return null;
   }
 }
 
