@@ -1,7 +1,7 @@
 // `berth serve`: flags over environment over config file over defaults (server/config.ts).
 import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_CONFIG, loadConfig, type ConfigOverrides } from './config.js';
-import { parseAuthMode } from './auth/config.js';
+import { parseAuthMode, parseLimit } from './auth/config.js';
 import { addStorageOptions, storageOverrides, type StorageFlags } from './storage-options.js';
 
 function byteSize(v: string): number {
@@ -43,6 +43,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--htpasswd <file>', 'users file, bcrypt (htpasswd -B or berth serve user add) (env BERTH_HTPASSWD)')
     .option('--acl <file>', 'access rules, JSON {"access":[{"account","name","actions"}]} (env BERTH_ACL; default: users may do everything)')
     .option('--anonymous-pull', 'let unauthenticated clients pull (env BERTH_ANONYMOUS_PULL)')
+    .option('--auth-limit-failures <n>', 'failed logins from one address within the window before it gets 429; 0 = no limit (env BERTH_AUTH_LIMIT_FAILURES; default 10)')
+    .option('--auth-limit-window <seconds>', 'window of --auth-limit-failures (env BERTH_AUTH_LIMIT_WINDOW_SECONDS; default 60)')
     .option('--token-realm <url>', "realm announced in Bearer challenges (default: this server's /token)")
     .option('--token-service <name>', 'service name of Bearer challenges and token audience (default berth)')
     .option('--token-keys <dir>', 'folder of the token signing keys, shared by replicas (env BERTH_TOKEN_KEYS; default <data>/auth/keys)')
@@ -79,6 +81,8 @@ export async function main(argv: string[]): Promise<number> {
     htpasswd?: string;
     acl?: string;
     anonymousPull?: boolean;
+    authLimitFailures?: string;
+    authLimitWindow?: string;
     tokenRealm?: string;
     tokenService?: string;
     tokenKeys?: string;
@@ -109,6 +113,7 @@ export async function main(argv: string[]): Promise<number> {
       htpasswd: o.htpasswd,
       acl: o.acl,
       anonymousPull: o.anonymousPull,
+      limit: parseLimit({ failures: o.authLimitFailures, windowSeconds: o.authLimitWindow }, { failures: '--auth-limit-failures', windowSeconds: '--auth-limit-window', addresses: '' }),
       token: { realm: o.tokenRealm, service: o.tokenService, keysDir: o.tokenKeys },
     },
     proxy: { remoteUrl: o.proxyRemoteUrl, username: o.proxyUsername, password: o.proxyPassword, tagTtlSeconds: o.proxyTagTtl, evictAfterHours: o.proxyEvictHours },

@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { configBool, configMapping, configNumber, configString } from './config-values.js';
-import { mergeAuth, parseAuthMode, parseAuthSection, validateAuth, DEFAULT_AUTH, type AuthConfig, type AuthOverrides } from './auth/config.js';
+import { mergeAuth, parseAuthMode, parseAuthSection, parseLimit, validateAuth, DEFAULT_AUTH, type AuthConfig, type AuthOverrides } from './auth/config.js';
 import { mergeProxy, parseProxySection, validateProxy, type ProxyConfig, type ProxyOverrides } from './proxy/config.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -209,6 +209,10 @@ export function envOverrides(env: NodeJS.ProcessEnv): ConfigOverrides {
       htpasswd: env.BERTH_HTPASSWD || undefined,
       acl: env.BERTH_ACL || undefined,
       anonymousPull: bool(env.BERTH_ANONYMOUS_PULL, 'BERTH_ANONYMOUS_PULL'),
+      limit: parseLimit(
+        { failures: env.BERTH_AUTH_LIMIT_FAILURES, windowSeconds: env.BERTH_AUTH_LIMIT_WINDOW_SECONDS, addresses: env.BERTH_AUTH_LIMIT_ADDRESSES },
+        { failures: 'BERTH_AUTH_LIMIT_FAILURES', windowSeconds: 'BERTH_AUTH_LIMIT_WINDOW_SECONDS', addresses: 'BERTH_AUTH_LIMIT_ADDRESSES' },
+      ),
       token: { keysDir: env.BERTH_TOKEN_KEYS || undefined },
     },
     proxy: {

@@ -8,7 +8,8 @@ import { RegistryError } from '../../oci/errors.js';
 import type { RegistryContext, RegistryState } from '../context.js';
 import type { ServerConfig } from '../config.js';
 import { Acl, ALL_ACTIONS, type Action } from './acl.js';
-import { DEFAULT_AUTH, type AuthConfig } from './config.js';
+import { DEFAULT_AUTH, DEFAULT_LIMIT, type AuthConfig } from './config.js';
+import { FailureLimiter } from './limiter.js';
 import { Htpasswd } from './htpasswd.js';
 import { formatScope, requiredAccess, type ResourceScope } from './scope.js';
 import { KeyRing } from './token-keys.js';
@@ -108,6 +109,8 @@ export async function createAccessControl(config: ServerConfig, log: Logger): Pr
   await users?.load();
   const acl = cfg.acl ? await Acl.load(cfg.acl) : undefined;
   const policy = new Policy(cfg, users, acl);
+  const limit = cfg.limit ?? DEFAULT_LIMIT;
+  const limiter = new FailureLimiter({ failures: limit.failures, windowMs: limit.windowSeconds * 1000, maxAddresses: limit.addresses });
 
   let tokens: Tokens | undefined;
   let keys: KeyRing | undefined;
@@ -126,14 +129,27 @@ export async function createAccessControl(config: ServerConfig, log: Logger): Pr
     throw new RegistryError('DENIED', `${account} may not ${need.map((s) => `${s.actions.join(',')} ${s.name}`).join('; ')}`);
   };
 
+  /** Refuses an attempt with credentials from an address that failed too often (limiter.ts), before any bcrypt. */
+  const throttle = (ctx: RegistryContext): void => {
+    const wait = limiter.retryAfter(ctx.req.socket.remoteAddress);
+    if (wait === undefined) return;
+    ctx.set('Retry-After', String(wait));
+    throw new RegistryError('TOOMANYREQUESTS', `too many failed authentication attempts from this address: retry in ${wait} s`);
+  };
+  const failed = (ctx: RegistryContext): void => {
+    if (limiter.fail(ctx.req.socket.remoteAddress)) log.warn({ address: ctx.req.socket.remoteAddress, failures: limit.failures, windowSeconds: limit.windowSeconds }, 'authentication failures: this address must wait (429) until the window passes');
+  };
+
   const htpasswdMode = async (ctx: RegistryContext, next: () => Promise<unknown>): Promise<void> => {
     const need = requiredAccess(ctx.method, ctx.path, ctx.query);
     const header = ctx.get('Authorization');
     let account: string | undefined;
     if (header) {
+      throttle(ctx);
       const creds = parseBasic(header);
       if (!creds || !users || !(await users.verify(creds.user, creds.password))) {
         log.info({ user: creds?.user.slice(0, 64), path: ctx.path }, 'authentication failed');
+        failed(ctx);
         challenge(ctx, cfg, need.scopes);
         throw new RegistryError('UNAUTHORIZED', 'invalid username or password');
       }
@@ -151,10 +167,14 @@ export async function createAccessControl(config: ServerConfig, log: Logger): Pr
 
   const tokenMode = async (ctx: RegistryContext, next: () => Promise<unknown>): Promise<void> => {
     const need = requiredAccess(ctx.method, ctx.path, ctx.query);
-    const raw = bearer(ctx.get('Authorization'));
+    const header = ctx.get('Authorization');
+    const raw = bearer(header);
     if (!raw) {
-      challenge(ctx, cfg, need.scopes);
-      throw new RegistryError('UNAUTHORIZED', 'authentication required: get a token from the realm of the WWW-Authenticate header');
+      // A Bearer credential that is not token68 is a malformed token (RFC 6750 §3.1); no Bearer credential at all gets the bare challenge.
+      const malformed = /^\s*Bearer(\s|$)/i.test(header);
+      if (malformed) log.info({ reason: 'malformed Authorization header', path: ctx.path }, 'bearer token refused');
+      challenge(ctx, cfg, need.scopes, malformed ? 'invalid_token' : undefined);
+      throw new RegistryError('UNAUTHORIZED', malformed ? 'invalid token: malformed Authorization header' : 'authentication required: get a token from the realm of the WWW-Authenticate header');
     }
     let token;
     try {
@@ -186,7 +206,7 @@ export async function createAccessControl(config: ServerConfig, log: Logger): Pr
     if (cfg.mode === 'none') return next();
     if (ctx.path === '/token') {
       if (cfg.mode !== 'token' || !tokens) return next();
-      return handleTokenRequest(ctx as RegistryContext, { cfg, policy, tokens, log });
+      return handleTokenRequest(ctx as RegistryContext, { cfg, policy, tokens, log, limiter });
     }
     if (!ctx.path.startsWith('/v2')) return next();
     return cfg.mode === 'htpasswd' ? htpasswdMode(ctx as RegistryContext, next) : tokenMode(ctx as RegistryContext, next);

@@ -11,6 +11,18 @@ export interface AuthConfig {
   acl?: string;
   /** Unauthenticated clients may pull every repository (and list the catalog). */
   anonymousPull: boolean;
+  /**
+   * Repeated authentication failures from one client address (the socket's; X-Forwarded-For is
+   * not trusted) are answered 429 until the window passes (server/auth/limiter.ts). Absent:
+   * DEFAULT_AUTH's (on).
+   */
+  limit?: {
+    /** Failed password checks within the window after which the address must wait; 0: no limit. */
+    failures: number;
+    windowSeconds: number;
+    /** Addresses remembered at most (least recently failing forgotten first). */
+    addresses: number;
+  };
   token: {
     /** The `realm` of Bearer challenges; default: this server's own `/token`, from the request's Host. */
     realm?: string;
@@ -34,19 +46,22 @@ export interface AuthConfig {
   };
 }
 
+export const DEFAULT_LIMIT: NonNullable<AuthConfig['limit']> = { failures: 10, windowSeconds: 60, addresses: 10_000 };
+
 export const DEFAULT_AUTH: AuthConfig = {
   mode: 'none',
   anonymousPull: false,
+  limit: DEFAULT_LIMIT,
   token: { service: 'berth', issuer: 'berth-token-service', ttlSeconds: 300, refreshTtlSeconds: 7 * 24 * 3600, keyRotationDays: 30 },
 };
 
-export type AuthOverrides = Partial<Omit<AuthConfig, 'token'>> & { token?: Partial<AuthConfig['token']> };
+export type AuthOverrides = Partial<Omit<AuthConfig, 'token' | 'limit'>> & { token?: Partial<AuthConfig['token']>; limit?: Partial<NonNullable<AuthConfig['limit']>> };
 
 
 export function mergeAuth(base: AuthConfig, o: AuthOverrides | undefined): AuthConfig {
   if (!o) return base;
-  const { token, ...rest } = o;
-  return { ...base, ...definedOnly(rest), token: { ...base.token, ...definedOnly(token ?? {}) } };
+  const { token, limit, ...rest } = o;
+  return { ...base, ...definedOnly(rest), limit: { ...(base.limit ?? DEFAULT_LIMIT), ...definedOnly(limit ?? {}) }, token: { ...base.token, ...definedOnly(token ?? {}) } };
 }
 
 const MODES: ReadonlySet<string> = new Set(['none', 'htpasswd', 'token']);
@@ -59,11 +74,26 @@ export function parseAuthMode(v: string, source: string): AuthMode {
 
 const str = configString;
 const num = (v: unknown, what: string): number | undefined => configNumber(v, what, { positive: true });
+const count = (v: unknown, what: string): number | undefined => {
+  const n = configNumber(v, what);
+  if (n !== undefined && !Number.isInteger(n)) throw new Error(`${what} must be a whole number, got ${JSON.stringify(v)}`);
+  return n;
+};
+
+/** auth.limit values from the environment or flags (BERTH_AUTH_LIMIT_*, --auth-limit-*). */
+export function parseLimit(o: { failures?: unknown; windowSeconds?: unknown; addresses?: unknown }, names: { failures: string; windowSeconds: string; addresses: string }): Partial<NonNullable<AuthConfig['limit']>> {
+  return {
+    failures: count(o.failures, names.failures),
+    windowSeconds: num(o.windowSeconds, names.windowSeconds),
+    addresses: count(o.addresses, names.addresses),
+  };
+}
 
 /** The `auth:` mapping of a config file. */
 export function parseAuthSection(raw: unknown, source: string): AuthOverrides | undefined {
   if (raw === undefined || raw === null) return undefined;
-  const o = configMapping(raw, source, 'auth', ['mode', 'htpasswd', 'acl', 'anonymousPull', 'token']);
+  const o = configMapping(raw, source, 'auth', ['mode', 'htpasswd', 'acl', 'anonymousPull', 'limit', 'token']);
+  const l = configMapping(o.limit ?? {}, source, 'auth.limit', ['failures', 'windowSeconds', 'addresses']);
   const t = (o.token ?? {}) as Record<string, unknown>;
   const ext = t.external as Record<string, unknown> | undefined;
   const mode = str(o.mode, `${source}: auth.mode`);
@@ -73,6 +103,7 @@ export function parseAuthSection(raw: unknown, source: string): AuthOverrides | 
     htpasswd: str(o.htpasswd, `${source}: auth.htpasswd`),
     acl: str(o.acl, `${source}: auth.acl`),
     anonymousPull: o.anonymousPull as boolean | undefined,
+    limit: parseLimit(l, { failures: `${source}: auth.limit.failures`, windowSeconds: `${source}: auth.limit.windowSeconds`, addresses: `${source}: auth.limit.addresses` }),
     token: {
       realm: str(t.realm, `${source}: auth.token.realm`),
       service: str(t.service, `${source}: auth.token.service`),
@@ -90,5 +121,6 @@ export function validateAuth(a: AuthConfig): void {
   if (a.mode !== 'none' && !a.htpasswd && !(a.mode === 'token' && a.token.external)) {
     throw new Error(`--auth ${a.mode} needs a users file: --htpasswd FILE (create it with 'berth serve user add NAME --htpasswd FILE' or 'htpasswd -B -c FILE NAME')`);
   }
+  if (a.limit && a.limit.failures > 0 && a.limit.addresses < 1) throw new Error('auth.limit.addresses must be at least 1');
   if (a.token.external && (!a.token.external.issuer || !a.token.external.publicKey)) throw new Error('auth.token.external needs both issuer and publicKey');
 }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestRegistry, type TestRegistry } from '../testing.js';
 import { buildTestImage, hostOf, sh, skopeoCopy } from '../test-images.js';
-import { DEFAULT_AUTH } from './config.js';
+import { DEFAULT_AUTH, DEFAULT_LIMIT } from './config.js';
 
 let dir: string;
 let reg: TestRegistry;
@@ -31,7 +31,10 @@ before(async () => {
       ],
     }),
   );
-  reg = await startTestRegistry({ auth: { ...DEFAULT_AUTH, mode: 'htpasswd', htpasswd: users, acl } });
+  // These tests fail on purpose more often than the default limiter allows one address (10 a
+  // minute, all from 127.0.0.1); the limiter has its own tests in auth-limit.test.ts.
+  const limit = { ...DEFAULT_LIMIT, failures: 1000 };
+  reg = await startTestRegistry({ auth: { ...DEFAULT_AUTH, mode: 'htpasswd', htpasswd: users, acl, limit } });
   anon = await startTestRegistry({ auth: { ...DEFAULT_AUTH, mode: 'htpasswd', htpasswd: users, anonymousPull: true } });
 });
 

@@ -71,6 +71,24 @@ export async function readHtpasswdFile(path: string): Promise<Map<string, string
   }
 }
 
+function costOf(hash: string): number | undefined {
+  const m = /^\$2[aby]\$(\d{2})\$/.exec(hash);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** The most common cost among `hashes` (the higher on a tie); Berth's own without any. */
+export function commonCost(hashes: Iterable<string>): number {
+  const counts = new Map<number, number>();
+  for (const h of hashes) {
+    const c = costOf(h);
+    if (c !== undefined) counts.set(c, (counts.get(c) ?? 0) + 1);
+  }
+  let best = BCRYPT_COST;
+  let seen = 0;
+  for (const [c, n] of counts) if (n > seen || (n === seen && c > best)) [best, seen] = [c, n];
+  return best;
+}
+
 /** The users file as the server reads it: reloaded when it changes on disk. */
 export class Htpasswd {
   private users = new Map<string, string>();
@@ -80,6 +98,8 @@ export class Htpasswd {
   private readonly verified = new Map<string, number>();
   private readonly secret = randomBytes(32);
   private dummyHash = '';
+  /** bcrypt comparisons made (a test seam: one per uncached check, whether or not the user exists). */
+  compares = 0;
   private readonly path: string;
   private readonly onSkipped: ((users: string[]) => void) | undefined;
   private readonly onReloadError: ((e: Error) => void) | undefined;
@@ -99,9 +119,9 @@ export class Htpasswd {
     if (skipped.length > 0) this.onSkipped?.(skipped);
     this.users = users;
     this.loadedStamp = stamp;
-    // The dummy costs what the file's hashes cost (htpasswd -B writes cost 5, Berth 10).
-    const cost = Number(/^\$2[aby]\$(\d{2})\$/.exec(users.values().next().value ?? '')?.[1] ?? BCRYPT_COST);
-    this.dummyHash = bcrypt.hashSync(randomBytes(16).toString('hex'), cost);
+    // The dummy costs what the file's hashes cost (htpasswd -B writes cost 5, Berth 10); in a file
+    // mixing costs, the most common one, so that most users are indistinguishable from nobody.
+    this.dummyHash = bcrypt.hashSync(randomBytes(16).toString('hex'), commonCost(users.values()));
     this.verified.clear();
   }
 
@@ -114,6 +134,11 @@ export class Htpasswd {
       this.lastCheck = Date.now();
       this.onReloadError?.(e as Error);
     }
+  }
+
+  /** Cost of the hash an unknown user is compared against. */
+  get dummyCost(): number {
+    return costOf(this.dummyHash) ?? BCRYPT_COST;
   }
 
   async has(user: string): Promise<boolean> {
@@ -130,6 +155,7 @@ export class Htpasswd {
     const hash = this.users.get(user);
     // bcrypt's own comparison of the computed and stored hash is constant-time; the dummy hash
     // makes an unknown user as slow as a wrong password.
+    this.compares++;
     const ok = await bcrypt.compare(password, hash ?? this.dummyHash);
     if (ok && hash !== undefined) {
       if (this.verified.size > 10_000) this.verified.clear();

@@ -3,10 +3,11 @@
 // the policy grants of what was asked; asking for more is not an error (token.md).
 import type { Logger } from 'pino';
 import type { RegistryContext } from '../context.js';
-import type { AuthConfig } from './config.js';
+import { DEFAULT_LIMIT, type AuthConfig } from './config.js';
 import { parseBasic, type Policy } from './access-control.js';
 import { formatScope, parseScopes, type ResourceScope } from './scope.js';
 import { TokenError, type Tokens } from './tokens.js';
+import type { FailureLimiter } from './limiter.js';
 import { readBoundedBody } from '../request-body.js';
 
 interface Deps {
@@ -14,6 +15,7 @@ interface Deps {
   policy: Policy;
   tokens: Tokens;
   log: Logger;
+  limiter: FailureLimiter;
 }
 
 const MAX_FORM_BYTES = 64 * 1024;
@@ -27,7 +29,7 @@ function values(v: unknown): string[] {
 class OAuthError extends Error {
   constructor(
     readonly status: number,
-    readonly error: 'invalid_request' | 'invalid_client' | 'invalid_grant' | 'unsupported_grant_type' | 'invalid_scope' | 'server_error',
+    readonly error: 'invalid_request' | 'invalid_client' | 'invalid_grant' | 'unsupported_grant_type' | 'invalid_scope' | 'server_error' | 'slow_down',
     description: string,
   ) {
     super(description);
@@ -62,6 +64,29 @@ function oauthError(ctx: RegistryContext, status: number, error: string, descrip
   if (status === 401) ctx.set('WWW-Authenticate', 'Basic realm="berth"');
 }
 
+/**
+ * Password checks from an address that failed too often are refused before any bcrypt: 429 with
+ * Retry-After. RFC 6749 has no error for this; the body is OAuth JSON (`slow_down`, registered
+ * by RFC 8628) and also carries the registry's TOOMANYREQUESTS envelope, which is what
+ * distribution's token client parses for a status other than 401.
+ */
+function throttled(ctx: RegistryContext, limiter: FailureLimiter): boolean {
+  const wait = limiter.retryAfter(ctx.req.socket.remoteAddress);
+  if (wait === undefined) return false;
+  const message = `too many failed authentication attempts from this address: retry in ${wait} s`;
+  ctx.status = 429;
+  ctx.set('Retry-After', String(wait));
+  ctx.body = { error: 'slow_down', error_description: message, errors: [{ code: 'TOOMANYREQUESTS', message, detail: null }] };
+  return true;
+}
+
+function authFailed(ctx: RegistryContext, { limiter, log, cfg }: Deps, user: string | undefined): void {
+  log.info({ user: user?.slice(0, 64) }, 'token request: authentication failed');
+  const limit = cfg.limit ?? DEFAULT_LIMIT;
+  if (limiter.fail(ctx.req.socket.remoteAddress)) log.warn({ address: ctx.req.socket.remoteAddress, failures: limit.failures, windowSeconds: limit.windowSeconds }, 'authentication failures: this address must wait (429) until the window passes');
+  oauthError(ctx, 401, 'invalid_grant', 'invalid username or password');
+}
+
 function grantAll(policy: Policy, account: string | undefined, requested: ResourceScope[]): ResourceScope[] {
   return requested.map((s) => policy.grant(account, s)).filter((s): s is ResourceScope => s !== undefined);
 }
@@ -79,18 +104,17 @@ export async function handleTokenRequest(ctx: RegistryContext, deps: Deps): Prom
   }
 }
 
-async function answer(ctx: RegistryContext, { cfg, policy, tokens, log }: Deps): Promise<void> {
+async function answer(ctx: RegistryContext, deps: Deps): Promise<void> {
+  const { cfg, policy, tokens, log, limiter } = deps;
   if (ctx.method === 'GET') {
     const service = ctx.query.service;
     if (typeof service === 'string' && service !== cfg.token.service) return oauthError(ctx, 400, 'invalid_request', `this token service issues tokens for service ${cfg.token.service}`);
     let account: string | undefined;
     const header = ctx.get('Authorization');
     if (header) {
+      if (throttled(ctx, limiter)) return;
       const creds = parseBasic(header);
-      if (!creds || !policy.users || !(await policy.users.verify(creds.user, creds.password))) {
-        log.info({ user: creds?.user.slice(0, 64) }, 'token request: authentication failed');
-        return oauthError(ctx, 401, 'invalid_grant', 'invalid username or password');
-      }
+      if (!creds || !policy.users || !(await policy.users.verify(creds.user, creds.password))) return authFailed(ctx, deps, creds?.user);
       account = creds.user;
     }
     const granted = grantAll(policy, account, parseScopes(values(ctx.query.scope)));
@@ -112,10 +136,8 @@ async function answer(ctx: RegistryContext, { cfg, policy, tokens, log }: Deps):
       const user = form.get('username') ?? '';
       const password = form.get('password');
       if (!user || password === null) return oauthError(ctx, 400, 'invalid_request', 'the password grant needs username and password');
-      if (!policy.users || !(await policy.users.verify(user, password))) {
-        log.info({ user: user.slice(0, 64) }, 'token request: authentication failed');
-        return oauthError(ctx, 401, 'invalid_grant', 'invalid username or password');
-      }
+      if (throttled(ctx, limiter)) return;
+      if (!policy.users || !(await policy.users.verify(user, password))) return authFailed(ctx, deps, user);
       account = user;
       if (form.get('access_type') === 'offline') refresh = tokens.issueRefresh(account);
     } else if (grantType === 'refresh_token') {

@@ -13,7 +13,7 @@ import { startRegistry, type RunningRegistry } from '../serve.js';
 import { startTestRegistry, type TestRegistry } from '../testing.js';
 import { DEFAULT_CONFIG, validateConfig } from '../config.js';
 import { buildTestImage, hostOf, sh, skopeoCopy } from '../test-images.js';
-import { DEFAULT_AUTH, type AuthConfig } from './config.js';
+import { DEFAULT_AUTH, DEFAULT_LIMIT, type AuthConfig } from './config.js';
 import { KeyRing } from './token-keys.js';
 import { Tokens, TokenError } from './tokens.js';
 
@@ -59,7 +59,8 @@ before(async () => {
       cb();
     },
   });
-  const auth: AuthConfig = { ...DEFAULT_AUTH, mode: 'token', htpasswd: users, acl };
+  // Wrong passwords on purpose, all from 127.0.0.1: more room than the default limiter's 10 a minute (tested in auth-limit.test.ts).
+  const auth: AuthConfig = { ...DEFAULT_AUTH, mode: 'token', htpasswd: users, acl, limit: { ...DEFAULT_LIMIT, failures: 1000 } };
   reg = await startRegistry(validateConfig({ ...DEFAULT_CONFIG, listen: '127.0.0.1:0', data: dataDir, logLevel: 'debug', auth }), { logger: pino({ level: 'debug' }, capture) });
   const pub = join(dir, 'ext.pem');
   await writeFile(pub, extKeys.publicKey.export({ type: 'spki', format: 'pem' }));

@@ -70,7 +70,12 @@ export class Tokens {
   }
 
   private verify(token: string): { payload: jwt.JwtPayload; local: boolean; kid?: string } {
-    const decoded = jwt.decode(token, { complete: true });
+    // Node decodes base64 leniently ('+' for '-', padding, the unused bits of the last character):
+    // only the canonical base64url spelling of each part is accepted, so a token that verifies is
+    // byte for byte the one that was signed.
+    const parts = token.split('.');
+    if (parts.length !== 3 || !parts.every(isCanonicalBase64Url)) throw new TokenError('malformed token');
+    const decoded = decode(token);
     if (!decoded || typeof decoded.payload !== 'object') throw new TokenError('malformed token');
     const kid = decoded.header.kid;
     const own = kid !== undefined ? this.keys.byKid(kid) : undefined;
@@ -90,9 +95,17 @@ export class Tokens {
     throw new TokenError('token signed by an unknown key');
   }
 
+  /** jsonwebtoken checks exp and nbf only when present, and never a future iat (go-jose does). */
+  private static checkTimes(p: jwt.JwtPayload): void {
+    const now = Date.now() / 1000;
+    if (typeof p.exp !== 'number') throw new TokenError('token has no expiry (exp)');
+    if (p.iat !== undefined && (typeof p.iat !== 'number' || p.iat > now + CLOCK_TOLERANCE_S)) throw new TokenError('token issued in the future (iat)');
+    if (p.nbf !== undefined && typeof p.nbf !== 'number') throw new TokenError('malformed nbf');
+  }
+
   /** Before verifying: lets the key ring learn a key another replica made (KeyRing.learn). */
   async prepare(token: string): Promise<void> {
-    const kid = (jwt.decode(token, { complete: true })?.header as { kid?: unknown } | undefined)?.kid;
+    const kid = (decode(token)?.header as { kid?: unknown } | undefined)?.kid;
     if (typeof kid === 'string') await this.keys.learn(kid);
   }
 
@@ -101,9 +114,12 @@ export class Tokens {
     // A retired signing key takes its cached tokens with it.
     if (hit && hit.until > Date.now() && (hit.kid === undefined || this.keys.byKid(hit.kid))) return hit.token;
     const { payload, local, kid } = this.verify(token);
+    Tokens.checkTimes(payload);
     if (payload.berth_refresh) throw new TokenError('a refresh token is not an access token');
     if (typeof payload.sub !== 'string') throw new TokenError('token has no subject');
-    const access = Array.isArray(payload.access) ? (payload.access as unknown[]).filter(isAccessClaim) : [];
+    // A malformed access claim makes the token malformed (RFC 6750 invalid_token), not merely narrower.
+    if (payload.access !== undefined && !(Array.isArray(payload.access) && (payload.access as unknown[]).every(isAccessClaim))) throw new TokenError('malformed access claim');
+    const access = (payload.access ?? []) as AccessClaim[];
     const result = { sub: payload.sub, access, local };
     // A client sends the same token with every request of a pull: one signature check per token.
     if (this.verified.size >= VERIFIED_CACHE_ENTRIES) this.verified.clear();
@@ -114,9 +130,23 @@ export class Tokens {
   /** The subject of one of our refresh tokens. */
   verifyRefresh(token: string): string {
     const { payload, local } = this.verify(token);
+    Tokens.checkTimes(payload);
     if (!local || payload.berth_refresh !== true || typeof payload.sub !== 'string') throw new TokenError('not a refresh token of this service');
     return payload.sub;
   }
+}
+
+/** jsonwebtoken's decode throws (SyntaxError) when a `typ: JWT` header comes with a payload that is not JSON: that is a malformed token, not a server error. */
+function decode(token: string): jwt.Jwt | null {
+  try {
+    return jwt.decode(token, { complete: true });
+  } catch {
+    return null;
+  }
+}
+
+function isCanonicalBase64Url(part: string): boolean {
+  return /^[A-Za-z0-9_-]*$/.test(part) && Buffer.from(part, 'base64url').toString('base64url') === part;
 }
 
 function isAccessClaim(v: unknown): v is AccessClaim {
