@@ -35,7 +35,10 @@ export async function main(argv: string[]): Promise<number> {
         user: str(p, 'user') ?? config.Config.User,
         cgroups: config.cgroups.dirs,
         tty: bool(p, 'tty'),
-        noNewPrivileges: true,
+        // docker exec: the container's capabilities, seccomp profile and no_new_privs.
+        capabilities: config.helper.capabilities,
+        seccomp: config.helper.seccomp ?? null,
+        noNewPrivileges: config.helper.noNewPrivileges,
         rlimits: [],
       },
       [bool(p, 'interactive') || bool(p, 'tty') ? 'inherit' : 'ignore', 'inherit', 'inherit'],

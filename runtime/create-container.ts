@@ -4,6 +4,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve as resolvePath, isAbsolute, posix } from 'node:path';
 import { cgroupsFor, type Limits } from './cgroups.js';
+import type { resolveConfinement } from './confinement.js';
 import { ContainerStore, newContainerId, ZERO_TIME, type ContainerConfig, type HelperConfig } from './container-store.js';
 import { configPlatform } from './image-source.js';
 import { resolveImage } from './image-sources.js';
@@ -32,6 +33,8 @@ export interface RunOptions extends ProcessOverrides {
   init: boolean;
   network: string;
   limits: Limits;
+  /** --privileged, --cap-add/--cap-drop, --security-opt, resolved (confinement.ts). */
+  security: ReturnType<typeof resolveConfinement>;
 }
 
 export interface VolumeSpec {
@@ -105,7 +108,7 @@ export async function createContainer(layout: RuntimeLayout, store: ContainerSto
     cgroups: cgroups.dirs,
     init: o.init,
     tty: o.tty,
-    noNewPrivileges: true,
+    ...o.security.confinement,
     rlimits: [],
   };
   const config: ContainerConfig = {
@@ -138,6 +141,7 @@ export async function createContainer(layout: RuntimeLayout, store: ContainerSto
       Init: o.init,
       NetworkMode: o.network,
       Binds: o.volumes,
+      ...o.security.hostConfig,
     },
     NetworkSettings: { IPAddress: address, Gateway: address ? GATEWAY : '', Ports: ports },
     helper,
