@@ -38,6 +38,7 @@ export async function main(argv: string[]): Promise<number> {
         // docker exec: the container's capabilities, seccomp profile and no_new_privs.
         capabilities: config.helper.capabilities,
         seccomp: config.helper.seccomp ?? null,
+        seccompCache: config.helper.seccompCache,
         noNewPrivileges: config.helper.noNewPrivileges,
         rlimits: [],
       },

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -114,6 +114,21 @@ describe('confinement', { skip: !isRoot && 'needs root (namespaces, overlayfs, s
     assert.deepEqual(probeResults(r.stdout.slice(r.stdout.indexOf('keyctl '))), { keyctl: 'EPERM', 'unshare-user': 'EPERM', mount: 'EPERM', clone3: 'ENOSYS', vsock: 'EPERM', personality: 'ok' });
     const m = await run(image, 'mount', '-t', 'tmpfs', 'x', '/tmp');
     assert.notEqual(m.code, 0);
+  });
+
+  test('the compiled filter is kept under $BERTH_ROOT/seccomp; a damaged file is noticed and replaced', async () => {
+    const cacheDir = join(root, 'seccomp');
+    const files = readdirSync(cacheDir).filter((f) => f.endsWith('.bpf'));
+    assert.equal(files.length, 1, 'one filter so far: the default profile for the default capabilities');
+    const path = join(cacheDir, files[0]!);
+    const good = readFileSync(path);
+    const bad = Buffer.from(good);
+    bad[8] = bad[8]! ^ 0xff; // an instruction changed: the checksum no longer matches
+    writeFileSync(path, bad);
+    const r = await run(image, 'sh', '-c', 'grep Seccomp: /proc/self/status; probe keyctl');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Seccomp:\s+2\nkeyctl EPERM/);
+    assert.ok(readFileSync(path).equals(good), 'rebuilt and stored again');
   });
 
   test('a non-root user: the filter is loaded before the identity changes (no no_new_privs needed), no capabilities', async () => {

@@ -47,6 +47,8 @@ export interface HelperConfig {
    */
   capabilities?: number[];
   seccomp?: ResolvedSeccomp | null;
+  /** Where the helper keeps the filter compiled from `seccomp` (RuntimeLayout.seccompFilter). */
+  seccompCache?: string;
   privileged?: boolean;
   maskedPaths?: string[];
   readonlyPaths?: string[];

@@ -10,6 +10,7 @@ import { configPlatform } from './image-source.js';
 import { resolveImage } from './image-sources.js';
 import { formatPlatform, hostPlatform, platformMatches } from '../client/platform.js';
 import type { Platform } from '../oci/manifest.js';
+import { digestOf } from '../oci/digest.js';
 import { ensureLayers } from './layer-cache.js';
 import { processSpec, UsageError, type ProcessOverrides } from './process-spec.js';
 import type { RuntimeLayout } from './runtime-layout.js';
@@ -109,6 +110,7 @@ export async function createContainer(layout: RuntimeLayout, store: ContainerSto
     init: o.init,
     tty: o.tty,
     ...o.security.confinement,
+    ...(o.security.confinement.seccomp ? { seccompCache: layout.seccompFilter(digestOf(Buffer.from(JSON.stringify(o.security.confinement.seccomp)))) } : {}),
     rlimits: [],
   };
   const config: ContainerConfig = {

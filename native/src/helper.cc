@@ -35,7 +35,10 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <seccomp.h>
+#include <sys/mman.h>
 
 #include <string>
 #include <vector>
@@ -472,8 +475,8 @@ scmp_compare seccompOp(const std::string& op) {
 
 uint64_t u64(const Json& v) { return v.kind == Json::Number ? static_cast<uint64_t>(v.n) : 0; }
 
-// Builds the filter and loads it into this process (inherited by what it execs and forks).
-void loadSeccomp(const Json& profile) {
+// The BPF program libseccomp generates for the profile (what seccomp_load would load).
+std::string buildSeccompFilter(const Json& profile) {
   uint32_t defaultAction = seccompAction(profile["defaultAction"].str(), profile["defaultErrnoRet"], "defaultAction");
   scmp_filter_ctx ctx = seccomp_init(defaultAction);
   if (!ctx) throw Failure{125, "seccomp_init failed"};
@@ -520,8 +523,77 @@ void loadSeccomp(const Json& profile) {
       if (rc < 0) fail(125, "seccomp rule " + n.s, -rc);
     }
   }
-  rc = seccomp_load(ctx);
-  if (rc < 0) fail(125, "seccomp_load", -rc);
+  int fd = static_cast<int>(syscall(SYS_memfd_create, "seccomp", MFD_CLOEXEC));
+  if (fd < 0) fail(125, "memfd_create", errno);
+  rc = seccomp_export_bpf(ctx, fd);
+  if (rc < 0) {
+    close(fd);
+    fail(125, "seccomp_export_bpf", -rc);
+  }
+  lseek(fd, 0, SEEK_SET);
+  std::string bpf = readAll(fd);
+  close(fd);
+  return bpf;
+}
+
+// FNV-1a, to tell a cached filter from a damaged file.
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+// Generating the filter (three architectures on amd64: x86_64, x86, x32) takes libseccomp ~10 ms
+// per start, so it is made once per resolved profile and kept in `cache` (a path under
+// $BERTH_ROOT named by the profile's digest; the libseccomp version is added, as a newer one may
+// resolve more syscall names): the program, then its FNV-1a. Read and written by the helper on the
+// host side, before the container's namespaces; written to a temp file, fsync'd and renamed.
+std::string g_seccompFilter;  // the program, ready for the container's process to load
+
+void prepareSeccomp(const Json& cfg) {
+  const Json& profile = cfg["seccomp"];
+  if (profile.isNull()) return;
+  std::string cache = cfg["seccompCache"].str();
+  std::string path;
+  if (!cache.empty()) {
+    const scmp_version* v = seccomp_version();
+    path = cache + "-libseccomp-" + std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->micro) + ".bpf";
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      std::string data = readAll(fd);
+      close(fd);
+      if (data.size() > 8 && (data.size() - 8) % sizeof(struct sock_filter) == 0) {
+        std::string prog = data.substr(0, data.size() - 8);
+        uint64_t sum;
+        memcpy(&sum, data.data() + prog.size(), 8);
+        if (sum == fnv1a(prog)) {
+          g_seccompFilter = prog;
+          return;
+        }
+      }
+    }
+  }
+  g_seccompFilter = buildSeccompFilter(profile);
+  if (path.empty()) return;
+  size_t slash = path.rfind('/');
+  if (slash != std::string::npos) mkdir(path.substr(0, slash).c_str(), 0700);
+  std::string tmp = path + "." + std::to_string(getpid()) + ".tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return;  // no cache: next time it is built again
+  uint64_t sum = fnv1a(g_seccompFilter);
+  std::string data = g_seccompFilter + std::string(reinterpret_cast<const char*>(&sum), 8);
+  bool ok = write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()) && fsync(fd) == 0;
+  close(fd);
+  if (!ok || rename(tmp.c_str(), path.c_str()) < 0) unlink(tmp.c_str());
+}
+
+// Loads the prepared filter into this process (inherited by what it execs and forks): what
+// seccomp_load does, without libseccomp's no_new_privs (see buildSeccompFilter).
+void loadSeccomp() {
+  struct sock_fprog prog;
+  prog.len = static_cast<unsigned short>(g_seccompFilter.size() / sizeof(struct sock_filter));
+  prog.filter = reinterpret_cast<struct sock_filter*>(const_cast<char*>(g_seccompFilter.data()));
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) fail(125, "seccomp", errno);
 }
 
 void switchIdentity(const Identity& id) {
@@ -709,7 +781,7 @@ void containerSetup(const Json& cfg) {
   // all allowed by docker's profile.
   const Json& seccomp = cfg["seccomp"];
   bool nnp = cfg["noNewPrivileges"].truthy();
-  if (!seccomp.isNull() && !nnp) loadSeccomp(seccomp);
+  if (!seccomp.isNull() && !nnp) loadSeccomp();
   std::vector<int> caps = capabilityList(cfg);
   dropBoundingSet(caps);
   // Keep permitted capabilities across setuid so root keeps its set; a non-root user gets none.
@@ -718,7 +790,7 @@ void containerSetup(const Json& cfg) {
   setCapabilities(caps, id.uid == 0);
   check(prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0), "prctl PR_SET_KEEPCAPS");
   if (nnp) check(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl PR_SET_NO_NEW_PRIVS");
-  if (!seccomp.isNull() && nnp) loadSeccomp(seccomp);
+  if (!seccomp.isNull() && nnp) loadSeccomp();
   if (allowInit && cfg["init"].truthy()) runInit(args, env, errWrite);
   execProcess(args, env);
 }
@@ -1074,6 +1146,13 @@ int main(int argc, char** argv) {
   Json cfg;
   std::string error;
   if (!berth::JsonParser(text).parse(cfg, error)) reportFailureAndExit(125, error);
+  if (strcmp(argv[1], "rootfs") != 0) {
+    try {
+      prepareSeccomp(cfg);  // on the host side: the cache lives under $BERTH_ROOT
+    } catch (const Failure& f) {
+      reportFailureAndExit(f.code, f.message);
+    }
+  }
   if (strcmp(argv[1], "run") == 0) cmdRun(cfg);
   if (strcmp(argv[1], "rootfs") == 0) cmdRootfs(cfg);
   cmdExec(cfg);
