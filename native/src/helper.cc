@@ -211,7 +211,7 @@ void maskPaths(const std::string& root, const Json& paths) {
     std::string p = root + m.s;
     if (mount(devNull.c_str(), p.c_str(), nullptr, MS_BIND, nullptr) == 0 || errno == ENOENT) continue;
     if (errno != ENOTDIR) fail(125, "mask " + m.s, errno);
-    mountOrFail("tmpfs", p, "tmpfs", MS_RDONLY, "size=0");
+    mountOrFail("tmpfs", p, "tmpfs", MS_RDONLY, nullptr);
   }
 }
 
