@@ -264,6 +264,10 @@ describe('confinement', { skip: !isRoot && 'needs root (namespaces, overlayfs, s
       assert.equal(status(e.stdout, 'CapEff'), '00000000a82435fa'); // default - CHOWN (bit 0) + NET_ADMIN (12) + SYS_ADMIN (21)
       const ex = await berth(['exec', 'confined', 'probe', 'mount', 'keyctl']);
       assert.deepEqual(probeResults(ex.stdout), { mount: 'ok', keyctl: 'EPERM' });
+      // exec --privileged: every capability, the container's seccomp filter still (as runc's exec)
+      const xp = await berth(['exec', '--privileged', 'confined', 'grep', '-E', '^(CapEff|Seccomp):', '/proc/self/status']);
+      assert.equal(status(xp.stdout, 'CapEff'), hostCapBnd());
+      assert.equal(status(xp.stdout, 'Seccomp'), '2');
     } finally {
       await berth(['rm', '-f', 'confined']);
     }
