@@ -17,7 +17,9 @@
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-O2"],
       # Static: no dynamic loader work at each container start (libstdc++, libm, libc).
-      "ldflags": ["-static"]
+      "ldflags": ["-static"],
+      # libseccomp builds and loads the container's seccomp filter (Debian: libseccomp-dev).
+      "libraries": ["-lseccomp"]
     }
   ]
 }

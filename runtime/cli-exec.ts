@@ -1,6 +1,7 @@
 // `berth exec`: run a command inside a running container (the helper enters its namespaces with
 // setns and joins its cgroups). Exit code: the command's, or 125/126/127 as docker's.
 import { bool, list, parseFlags, str, type FlagSpec } from './cli-flags.js';
+import { allCapabilities, CAPABILITIES } from './confinement.js';
 import { ContainerStore } from './container-store.js';
 import { launchHelper, StartError } from './launch.js';
 import { mergeEnv, UsageError } from './process-spec.js';
@@ -13,6 +14,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'env', short: 'e', kind: 'list' },
   { name: 'workdir', short: 'w', kind: 'string' },
   { name: 'user', short: 'u', kind: 'string' },
+  { name: 'privileged', kind: 'bool' },
 ];
 
 export async function main(argv: string[]): Promise<number> {
@@ -35,7 +37,12 @@ export async function main(argv: string[]): Promise<number> {
         user: str(p, 'user') ?? config.Config.User,
         cgroups: config.cgroups.dirs,
         tty: bool(p, 'tty'),
-        noNewPrivileges: true,
+        // docker exec: the container's capabilities (all with --privileged), seccomp profile (even
+        // with --privileged: runc applies the container's) and no_new_privs.
+        capabilities: bool(p, 'privileged') ? allCapabilities().map((c) => CAPABILITIES[c]!) : config.helper.capabilities,
+        seccomp: config.helper.seccomp ?? null,
+        seccompCache: config.helper.seccompCache,
+        noNewPrivileges: config.helper.noNewPrivileges,
         rlimits: [],
       },
       [bool(p, 'interactive') || bool(p, 'tty') ? 'inherit' : 'ignore', 'inherit', 'inherit'],

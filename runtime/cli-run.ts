@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parsePlatform } from '../client/platform.js';
 import { bool, list, parseBytes, parseFlags, str, type FlagSpec } from './cli-flags.js';
+import { resolveConfinement } from './confinement.js';
 import { ContainerStore } from './container-store.js';
 import { createContainer, type RunOptions } from './create-container.js';
 import { ImageNotFoundError } from './image-source.js';
@@ -35,6 +36,10 @@ const RUN_FLAGS: FlagSpec[] = [
   { name: 'net', kind: 'string' },
   { name: 'publish', short: 'p', kind: 'list' },
   { name: 'platform', kind: 'string' },
+  { name: 'privileged', kind: 'bool' },
+  { name: 'cap-add', kind: 'list' },
+  { name: 'cap-drop', kind: 'list' },
+  { name: 'security-opt', kind: 'list' },
   { name: 'help', kind: 'bool' },
 ];
 
@@ -64,6 +69,10 @@ Options:
       --platform string    Run the image for os/arch[/variant] (e.g. linux/arm64): its entry of a
                            multi-platform image, pulled when not stored for it (default:
                            $DOCKER_DEFAULT_PLATFORM, else this host)
+      --privileged         All capabilities, no seccomp profile, no masked or read-only /proc and /sys paths
+      --cap-add list       Add Linux capabilities (CHOWN or CAP_CHOWN, ALL)
+      --cap-drop list      Drop Linux capabilities (ALL drops all but those added)
+      --security-opt list  seccomp=unconfined|PROFILE.json, no-new-privileges[=true|false]
   -i, --interactive        Keep STDIN open
   -t, --tty                Use the caller's terminal
 `;
@@ -146,6 +155,7 @@ export function parseRunArgs(argv: string[]): RunOptions | 'help' {
     // -p implies a network to publish from: the bridge, docker's default. Without it, none (fast).
     network: str(p, 'network') ?? str(p, 'net') ?? (list(p, 'publish').length > 0 ? 'bridge' : 'none'),
     limits: { memoryBytes, cpus: num('cpus', str(p, 'cpus')), pidsLimit: pids },
+    security: resolveConfinement({ privileged: bool(p, 'privileged'), capAdd: list(p, 'cap-add'), capDrop: list(p, 'cap-drop'), securityOpt: list(p, 'security-opt') }),
   };
 }
 

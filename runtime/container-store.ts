@@ -8,6 +8,7 @@ import { readFile, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir } from '../storage/durable-file.js';
 import type { CgroupSet } from './cgroups.js';
+import type { ResolvedSeccomp } from './confinement.js';
 import { releaseIp, type PortBinding } from './network.js';
 import { isContainerId, type RuntimeLayout } from './runtime-layout.js';
 
@@ -38,6 +39,19 @@ export interface HelperConfig {
    */
   ttyStdin?: boolean;
   noNewPrivileges: boolean;
+  /**
+   * Confinement (confinement.ts): capability numbers (bounding, effective and permitted set of a
+   * root process), the seccomp profile resolved for them (null: none), whether /sys is writable,
+   * the paths masked and made read-only. Absent in configs written before these existed: the
+   * helper then applies docker's default capabilities and no seccomp profile.
+   */
+  capabilities?: number[];
+  seccomp?: ResolvedSeccomp | null;
+  /** Where the helper keeps the filter compiled from `seccomp` (RuntimeLayout.seccompFilter). */
+  seccompCache?: string;
+  privileged?: boolean;
+  maskedPaths?: string[];
+  readonlyPaths?: string[];
   rlimits: { name: string; soft: number; hard: number }[];
 }
 
@@ -72,6 +86,10 @@ export interface ContainerConfig {
     Init: boolean;
     NetworkMode: string;
     Binds: string[];
+    Privileged?: boolean;
+    CapAdd?: string[] | null;
+    CapDrop?: string[] | null;
+    SecurityOpt?: string[] | null;
   };
   NetworkSettings: {
     IPAddress: string;

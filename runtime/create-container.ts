@@ -4,11 +4,13 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve as resolvePath, isAbsolute, posix } from 'node:path';
 import { cgroupsFor, type Limits } from './cgroups.js';
+import type { resolveConfinement } from './confinement.js';
 import { ContainerStore, newContainerId, ZERO_TIME, type ContainerConfig, type HelperConfig } from './container-store.js';
 import { configPlatform } from './image-source.js';
 import { resolveImage } from './image-sources.js';
 import { formatPlatform, hostPlatform, platformMatches } from '../client/platform.js';
 import type { Platform } from '../oci/manifest.js';
+import { digestOf } from '../oci/digest.js';
 import { ensureLayers } from './layer-cache.js';
 import { processSpec, UsageError, type ProcessOverrides } from './process-spec.js';
 import type { RuntimeLayout } from './runtime-layout.js';
@@ -32,6 +34,8 @@ export interface RunOptions extends ProcessOverrides {
   init: boolean;
   network: string;
   limits: Limits;
+  /** --privileged, --cap-add/--cap-drop, --security-opt, resolved (confinement.ts). */
+  security: ReturnType<typeof resolveConfinement>;
 }
 
 export interface VolumeSpec {
@@ -105,7 +109,8 @@ export async function createContainer(layout: RuntimeLayout, store: ContainerSto
     cgroups: cgroups.dirs,
     init: o.init,
     tty: o.tty,
-    noNewPrivileges: true,
+    ...o.security.confinement,
+    ...(o.security.confinement.seccomp ? { seccompCache: layout.seccompFilter(digestOf(Buffer.from(JSON.stringify(o.security.confinement.seccomp)))) } : {}),
     rlimits: [],
   };
   const config: ContainerConfig = {
@@ -138,6 +143,7 @@ export async function createContainer(layout: RuntimeLayout, store: ContainerSto
       Init: o.init,
       NetworkMode: o.network,
       Binds: o.volumes,
+      ...o.security.hostConfig,
     },
     NetworkSettings: { IPAddress: address, Gateway: address ? GATEWAY : '', Ports: ports },
     helper,

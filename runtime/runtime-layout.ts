@@ -24,6 +24,7 @@ export { berthRoot };
  *   layers/tmp/                 layers being unpacked (renamed into place when complete)
  *   containers/<id>/            config.json, state.json, upper/, work/, rootfs/ (mount point), log
  *   names/<name>                symlink to the container id: names are claimed atomically
+ *   seccomp/<alg>-<hex>-libseccomp-<version>.bpf   a resolved seccomp profile, compiled (helper.cc)
  */
 export class RuntimeLayout {
   constructor(readonly root: string = berthRoot()) {}
@@ -42,6 +43,11 @@ export class RuntimeLayout {
   }
   get namesDir(): string {
     return join(this.root, 'names');
+  }
+  /** Compiled seccomp filters, by the digest of the resolved profile (the helper adds a suffix). */
+  seccompFilter(digest: string): string {
+    const { algorithm, encoded } = parseDigest(digest);
+    return join(this.root, 'seccomp', `${algorithm}-${encoded}`);
   }
   containerDir(id: string): string {
     if (!isContainerId(id)) throw new Error(`not a container id: ${id}`);

@@ -32,7 +32,13 @@
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <sys/statfs.h>
 #include <unistd.h>
+
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <seccomp.h>
+#include <sys/mman.h>
 
 #include <string>
 #include <vector>
@@ -195,19 +201,49 @@ void setupDev(const std::string& root) {
   for (auto& l : links) check(symlink(l[0], (dev + "/" + l[1]).c_str()), std::string("symlink /dev/") + l[1]);
 }
 
-// Docker masks these /proc entries (runtime-spec config.md maskedPaths / readonlyPaths).
-void maskProc(const std::string& root) {
-  const char* masked[] = {"/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/proc/latency_stats"};
-  for (auto m : masked) {
-    std::string p = root + m;
-    if (access(p.c_str(), F_OK) == 0) mount((root + "/dev/null").c_str(), p.c_str(), nullptr, MS_BIND, nullptr);
+// Masked and read-only paths (runtime-spec config-linux.md maskedPaths / readonlyPaths), as runc
+// applies them: a file is covered by /dev/null, a directory by an empty read-only tmpfs; a read-only
+// path is bind-mounted onto itself and remounted read-only. A path this kernel lacks is skipped.
+// /proc and /sys are fresh kernel mounts here, so no path below them is the image's symlink.
+void maskPaths(const std::string& root, const Json& paths) {
+  std::string devNull = root + "/dev/null";
+  for (const auto& m : paths.a) {
+    std::string p = root + m.s;
+    if (mount(devNull.c_str(), p.c_str(), nullptr, MS_BIND, nullptr) == 0 || errno == ENOENT) continue;
+    if (errno != ENOTDIR) fail(125, "mask " + m.s, errno);
+    mountOrFail("tmpfs", p, "tmpfs", MS_RDONLY, nullptr);
   }
-  const char* ro[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"};
-  for (auto r : ro) {
-    std::string p = root + r;
-    if (access(p.c_str(), F_OK) != 0) continue;
-    if (mount(p.c_str(), p.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0)
-      mount(p.c_str(), p.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
+}
+
+// Docker's lists, for a configuration written before berth sent them (containers created earlier).
+Json orDefault(const Json& v, const char* const* defaults, size_t n) {
+  if (!v.isNull()) return v;
+  Json list;
+  list.kind = Json::Array;
+  for (size_t i = 0; i < n; i++) {
+    Json s;
+    s.kind = Json::String;
+    s.s = defaults[i];
+    list.a.push_back(s);
+  }
+  return list;
+}
+const char* const DEFAULT_MASKED[] = {"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                                      "/proc/sched_debug", "/proc/scsi", "/proc/timer_list", "/proc/timer_stats",
+                                      "/sys/devices/virtual/powercap", "/sys/firmware"};
+const char* const DEFAULT_READONLY[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"};
+
+void readonlyPaths(const std::string& root, const Json& paths) {
+  for (const auto& r : paths.a) {
+    std::string p = root + r.s;
+    if (mount(p.c_str(), p.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0) {
+      if (errno == ENOENT) continue;
+      fail(125, "bind " + r.s, errno);
+    }
+    struct statfs sfs;
+    check(statfs(p.c_str(), &sfs), "statfs " + r.s);
+    unsigned long keep = static_cast<unsigned long>(sfs.f_flags) & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
+    mountOrFail(p.c_str(), p, nullptr, keep | MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr);
   }
 }
 
@@ -344,36 +380,220 @@ Identity resolveUser(const std::string& user) {
   return id;
 }
 
-// Docker's default capability set (moby oci/caps/defaults.go).
+// Docker's default capability set (moby oci/caps/defaults.go): for a configuration without a
+// "capabilities" list (containers created before berth had --cap-add/--cap-drop).
 const int DEFAULT_CAPS[] = {CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FSETID, CAP_FOWNER, CAP_MKNOD, CAP_NET_RAW, CAP_SETGID,
                             CAP_SETUID, CAP_SETFCAP, CAP_SETPCAP, CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_KILL, CAP_AUDIT_WRITE};
 
-bool isDefaultCap(int cap) {
-  for (int c : DEFAULT_CAPS)
+std::vector<int> capabilityList(const Json& cfg) {
+  std::vector<int> caps;
+  if (cfg["capabilities"].kind == Json::Array) {
+    for (const auto& c : cfg["capabilities"].a) caps.push_back(static_cast<int>(c.num(-1)));
+  } else {
+    caps.assign(std::begin(DEFAULT_CAPS), std::end(DEFAULT_CAPS));
+  }
+  return caps;
+}
+
+bool hasCap(const std::vector<int>& caps, int cap) {
+  for (int c : caps)
     if (c == cap) return true;
   return false;
 }
 
-void dropBoundingSet() {
+void dropBoundingSet(const std::vector<int>& caps) {
   for (int cap = 0; cap <= 63; cap++) {
-    if (isDefaultCap(cap)) continue;
+    if (hasCap(caps, cap)) continue;
     if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) < 0) break;  // past the kernel's last capability
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) fail(125, "prctl PR_CAPBSET_DROP " + std::to_string(cap), errno);
   }
 }
 
-void setCapabilities(bool root) {
+// Root gets the set as effective and permitted; another user none (docker without ambient caps).
+// Inheritable stays empty, as docker's since 20.10.14 (CVE-2022-24769).
+void setCapabilities(const std::vector<int>& caps, bool root) {
   struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
   struct __user_cap_data_struct data[2];
   memset(data, 0, sizeof data);
   if (root) {
-    for (int c : DEFAULT_CAPS) {
+    for (int c : caps) {
+      if (c < 0 || c > 63) continue;
       data[c / 32].effective |= 1u << (c % 32);
       data[c / 32].permitted |= 1u << (c % 32);
-      data[c / 32].inheritable |= 1u << (c % 32);
     }
   }
   if (syscall(SYS_capset, &hdr, data) < 0) fail(125, "capset", errno);
+}
+
+// ---- seccomp: the profile comes resolved (runtime/confinement.ts): architectures, rules that
+// apply to this container's capabilities and architecture. Built and loaded as runc does
+// (libcontainer/seccomp/seccomp_linux.go), with libseccomp.
+
+uint32_t seccompAction(const std::string& name, const Json& errnoRet, const std::string& where) {
+  // runc: ERRNO without errnoRet is EPERM; TRACE without it, EPERM too.
+  long ret = errnoRet.kind == Json::Number ? errnoRet.num() : EPERM;
+  if (name == "SCMP_ACT_ALLOW") return SCMP_ACT_ALLOW;
+  if (name == "SCMP_ACT_ERRNO") return SCMP_ACT_ERRNO(static_cast<uint16_t>(ret));
+  if (name == "SCMP_ACT_KILL" || name == "SCMP_ACT_KILL_THREAD") return SCMP_ACT_KILL_THREAD;
+  if (name == "SCMP_ACT_KILL_PROCESS") return SCMP_ACT_KILL_PROCESS;
+  if (name == "SCMP_ACT_TRAP") return SCMP_ACT_TRAP;
+  if (name == "SCMP_ACT_TRACE") return SCMP_ACT_TRACE(static_cast<uint16_t>(ret));
+  if (name == "SCMP_ACT_LOG") return SCMP_ACT_LOG;
+  throw Failure{125, "seccomp: unknown action " + name + " in " + where};
+}
+
+uint32_t seccompArch(const std::string& name) {
+  static const struct {
+    const char* name;
+    uint32_t arch;
+  } arches[] = {{"SCMP_ARCH_X86", SCMP_ARCH_X86}, {"SCMP_ARCH_X86_64", SCMP_ARCH_X86_64}, {"SCMP_ARCH_X32", SCMP_ARCH_X32},
+                {"SCMP_ARCH_ARM", SCMP_ARCH_ARM}, {"SCMP_ARCH_AARCH64", SCMP_ARCH_AARCH64}, {"SCMP_ARCH_MIPS", SCMP_ARCH_MIPS},
+                {"SCMP_ARCH_MIPS64", SCMP_ARCH_MIPS64}, {"SCMP_ARCH_MIPS64N32", SCMP_ARCH_MIPS64N32},
+                {"SCMP_ARCH_MIPSEL", SCMP_ARCH_MIPSEL}, {"SCMP_ARCH_MIPSEL64", SCMP_ARCH_MIPSEL64},
+                {"SCMP_ARCH_MIPSEL64N32", SCMP_ARCH_MIPSEL64N32}, {"SCMP_ARCH_PPC", SCMP_ARCH_PPC},
+                {"SCMP_ARCH_PPC64", SCMP_ARCH_PPC64}, {"SCMP_ARCH_PPC64LE", SCMP_ARCH_PPC64LE},
+                {"SCMP_ARCH_S390", SCMP_ARCH_S390}, {"SCMP_ARCH_S390X", SCMP_ARCH_S390X},
+#ifdef SCMP_ARCH_RISCV64
+                {"SCMP_ARCH_RISCV64", SCMP_ARCH_RISCV64},
+#endif
+  };
+  for (const auto& a : arches)
+    if (name == a.name) return a.arch;
+  return 0;
+}
+
+scmp_compare seccompOp(const std::string& op) {
+  if (op == "SCMP_CMP_NE") return SCMP_CMP_NE;
+  if (op == "SCMP_CMP_LT") return SCMP_CMP_LT;
+  if (op == "SCMP_CMP_LE") return SCMP_CMP_LE;
+  if (op == "SCMP_CMP_EQ") return SCMP_CMP_EQ;
+  if (op == "SCMP_CMP_GE") return SCMP_CMP_GE;
+  if (op == "SCMP_CMP_GT") return SCMP_CMP_GT;
+  if (op == "SCMP_CMP_MASKED_EQ") return SCMP_CMP_MASKED_EQ;
+  throw Failure{125, "seccomp: unknown operator " + op};
+}
+
+uint64_t u64(const Json& v) { return v.kind == Json::Number ? static_cast<uint64_t>(v.n) : 0; }
+
+// The BPF program libseccomp generates for the profile (what seccomp_load would load).
+std::string buildSeccompFilter(const Json& profile) {
+  uint32_t defaultAction = seccompAction(profile["defaultAction"].str(), profile["defaultErrnoRet"], "defaultAction");
+  scmp_filter_ctx ctx = seccomp_init(defaultAction);
+  if (!ctx) throw Failure{125, "seccomp_init failed"};
+  struct Guard {
+    scmp_filter_ctx c;
+    ~Guard() { seccomp_release(c); }
+  } guard{ctx};
+  // no_new_privs is the configuration's business (docker sets it only when asked), not libseccomp's.
+  int rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+  if (rc < 0) fail(125, "seccomp_attr_set NNP", -rc);
+  for (const auto& a : profile["architectures"].a) {
+    uint32_t arch = seccompArch(a.s);
+    if (arch == 0) throw Failure{125, "seccomp: unknown architecture " + a.s};
+    rc = seccomp_arch_add(ctx, arch);
+    if (rc < 0 && rc != -EEXIST) fail(125, "seccomp_arch_add " + a.s, -rc);
+  }
+  for (const auto& rule : profile["syscalls"].a) {
+    uint32_t action = seccompAction(rule["action"].str(), rule["errnoRet"], "a rule");
+    if (action == defaultAction) continue;  // libseccomp refuses a rule that changes nothing (runc skips it)
+    std::vector<scmp_arg_cmp> conds;
+    bool sameIndexTwice = false;
+    for (const auto& arg : rule["args"].a) {
+      scmp_arg_cmp c;
+      c.arg = static_cast<unsigned>(arg["index"].num());
+      c.op = seccompOp(arg["op"].str());
+      c.datum_a = u64(arg["value"]);
+      c.datum_b = u64(arg["valueTwo"]);
+      for (const auto& prev : conds)
+        if (prev.arg == c.arg) sameIndexTwice = true;
+      conds.push_back(c);
+    }
+    for (const auto& n : rule["names"].a) {
+      int nr = seccomp_syscall_resolve_name(n.s.c_str());
+      if (nr == __NR_SCMP_ERROR) continue;  // unknown to this libseccomp: skipped, as runc does
+      if (sameIndexTwice) {
+        // libseccomp cannot AND two comparisons of one argument: one rule each (runc's way).
+        for (const auto& c : conds) {
+          rc = seccomp_rule_add_array(ctx, action, nr, 1, &c);
+          if (rc < 0) fail(125, "seccomp rule " + n.s, -rc);
+        }
+        continue;
+      }
+      rc = seccomp_rule_add_array(ctx, action, nr, static_cast<unsigned>(conds.size()), conds.data());
+      if (rc < 0) fail(125, "seccomp rule " + n.s, -rc);
+    }
+  }
+  int fd = static_cast<int>(syscall(SYS_memfd_create, "seccomp", MFD_CLOEXEC));
+  if (fd < 0) fail(125, "memfd_create", errno);
+  rc = seccomp_export_bpf(ctx, fd);
+  if (rc < 0) {
+    close(fd);
+    fail(125, "seccomp_export_bpf", -rc);
+  }
+  lseek(fd, 0, SEEK_SET);
+  std::string bpf = readAll(fd);
+  close(fd);
+  return bpf;
+}
+
+// FNV-1a, to tell a cached filter from a damaged file.
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+// Generating the filter (three architectures on amd64: x86_64, x86, x32) takes libseccomp ~10 ms
+// per start, so it is made once per resolved profile and kept in `cache` (a path under
+// $BERTH_ROOT named by the profile's digest; the libseccomp version is added, as a newer one may
+// resolve more syscall names): the program, then its FNV-1a. Read and written by the helper on the
+// host side, before the container's namespaces; written to a temp file, fsync'd and renamed.
+std::string g_seccompFilter;  // the program, ready for the container's process to load
+
+void prepareSeccomp(const Json& cfg) {
+  const Json& profile = cfg["seccomp"];
+  if (profile.isNull()) return;
+  std::string cache = cfg["seccompCache"].str();
+  std::string path;
+  if (!cache.empty()) {
+    const scmp_version* v = seccomp_version();
+    path = cache + "-libseccomp-" + std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->micro) + ".bpf";
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      std::string data = readAll(fd);
+      close(fd);
+      if (data.size() > 8 && (data.size() - 8) % sizeof(struct sock_filter) == 0) {
+        std::string prog = data.substr(0, data.size() - 8);
+        uint64_t sum;
+        memcpy(&sum, data.data() + prog.size(), 8);
+        if (sum == fnv1a(prog)) {
+          g_seccompFilter = prog;
+          return;
+        }
+      }
+    }
+  }
+  g_seccompFilter = buildSeccompFilter(profile);
+  if (path.empty()) return;
+  size_t slash = path.rfind('/');
+  if (slash != std::string::npos) mkdir(path.substr(0, slash).c_str(), 0700);
+  std::string tmp = path + "." + std::to_string(getpid()) + ".tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return;  // no cache: next time it is built again
+  uint64_t sum = fnv1a(g_seccompFilter);
+  std::string data = g_seccompFilter + std::string(reinterpret_cast<const char*>(&sum), 8);
+  bool ok = write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()) && fsync(fd) == 0;
+  close(fd);
+  if (!ok || rename(tmp.c_str(), path.c_str()) < 0) unlink(tmp.c_str());
+}
+
+// Loads the prepared filter into this process (inherited by what it execs and forks): what
+// seccomp_load does, without libseccomp's no_new_privs (see buildSeccompFilter).
+void loadSeccomp() {
+  struct sock_fprog prog;
+  prog.len = static_cast<unsigned short>(g_seccompFilter.size() / sizeof(struct sock_filter));
+  prog.filter = reinterpret_cast<struct sock_filter*>(const_cast<char*>(g_seccompFilter.data()));
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) fail(125, "seccomp", errno);
 }
 
 void switchIdentity(const Identity& id) {
@@ -517,9 +737,11 @@ void containerSetup(const Json& cfg) {
   mkdirInside(root, "proc", 0555);
   mountOrFail("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
   mkdirInside(root, "sys", 0555);
-  mountOrFail("sysfs", root + "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, nullptr);
+  // Read-only unless --privileged (docker's).
+  mountOrFail("sysfs", root + "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | (cfg["privileged"].truthy() ? 0 : MS_RDONLY), nullptr);
   setupDev(root);
-  maskProc(root);
+  maskPaths(root, orDefault(cfg["maskedPaths"], DEFAULT_MASKED, std::size(DEFAULT_MASKED)));
+  readonlyPaths(root, orDefault(cfg["readonlyPaths"], DEFAULT_READONLY, std::size(DEFAULT_READONLY)));
   bindMounts(root, cfg["mounts"]);
   for (const auto& f : cfg["files"].a) {
     // Files berth writes for the container (/etc/hostname, /etc/hosts, /etc/resolv.conf).
@@ -552,13 +774,23 @@ void containerSetup(const Json& cfg) {
     check(chdir(cwd.c_str()), "chdir " + cwd);
   }
   applyRlimits(cfg["rlimits"]);
-  dropBoundingSet();
+  // runc's order (standard_init_linux.go): without no_new_privs the filter is loaded while the
+  // helper still has CAP_SYS_ADMIN (the kernel requires one or the other), before capabilities
+  // and identity change; with it, last, after no_new_privs, so the fewest calls run under it.
+  // The calls made after loading it (prctl, capset, setgroups, setres[ug]id, stat, execve) are
+  // all allowed by docker's profile.
+  const Json& seccomp = cfg["seccomp"];
+  bool nnp = cfg["noNewPrivileges"].truthy();
+  if (!seccomp.isNull() && !nnp) loadSeccomp();
+  std::vector<int> caps = capabilityList(cfg);
+  dropBoundingSet(caps);
   // Keep permitted capabilities across setuid so root keeps its set; a non-root user gets none.
   check(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "prctl PR_SET_KEEPCAPS");
   switchIdentity(id);
-  setCapabilities(id.uid == 0);
+  setCapabilities(caps, id.uid == 0);
   check(prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0), "prctl PR_SET_KEEPCAPS");
-  if (cfg["noNewPrivileges"].truthy()) check(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl PR_SET_NO_NEW_PRIVS");
+  if (nnp) check(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl PR_SET_NO_NEW_PRIVS");
+  if (!seccomp.isNull() && nnp) loadSeccomp();
   if (allowInit && cfg["init"].truthy()) runInit(args, env, errWrite);
   execProcess(args, env);
 }
@@ -914,6 +1146,13 @@ int main(int argc, char** argv) {
   Json cfg;
   std::string error;
   if (!berth::JsonParser(text).parse(cfg, error)) reportFailureAndExit(125, error);
+  if (strcmp(argv[1], "rootfs") != 0) {
+    try {
+      prepareSeccomp(cfg);  // on the host side: the cache lives under $BERTH_ROOT
+    } catch (const Failure& f) {
+      reportFailureAndExit(f.code, f.message);
+    }
+  }
   if (strcmp(argv[1], "run") == 0) cmdRun(cfg);
   if (strcmp(argv[1], "rootfs") == 0) cmdRootfs(cfg);
   cmdExec(cfg);
