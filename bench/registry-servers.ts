@@ -46,8 +46,8 @@ async function waitReady(origin: string, child: ChildProcess, log: () => string)
   throw new Error(`server at ${origin} did not become ready: ${log()}`);
 }
 
-async function launch(label: string, dataDir: string, cmd: string, args: string[], origin: string): Promise<ServerUnderTest> {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+async function launch(label: string, dataDir: string, cmd: string, args: string[], origin: string, env?: NodeJS.ProcessEnv): Promise<ServerUnderTest> {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], ...(env ? { env } : {}) });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
@@ -77,12 +77,13 @@ async function launch(label: string, dataDir: string, cmd: string, args: string[
   };
 }
 
-export async function startBerth(): Promise<ServerUnderTest> {
+/** `extraArgs` and `env` (the whole environment) for other storage, e.g. `--storage s3 …` (bench/scale-out.ts). */
+export async function startBerth(opts: { label?: string; extraArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<ServerUnderTest> {
   const dataDir = await mkdtemp(join(tmpdir(), 'berth-bench-'));
   const port = await freePort();
   const bin = fileURLToPath(new URL('../bin/berth.js', import.meta.url));
-  const args = [bin, 'serve', '--listen', `127.0.0.1:${port}`, '--data', join(dataDir, 'data'), '--log-level', 'warn'];
-  return launch('berth', dataDir, process.execPath, args, `http://127.0.0.1:${port}`);
+  const args = [bin, 'serve', '--listen', `127.0.0.1:${port}`, '--data', join(dataDir, 'data'), '--log-level', 'warn', ...(opts.extraArgs ?? [])];
+  return launch(opts.label ?? 'berth', dataDir, process.execPath, args, `http://127.0.0.1:${port}`, opts.env);
 }
 
 export async function startReference(): Promise<ServerUnderTest> {
@@ -109,6 +110,60 @@ export async function startReference(): Promise<ServerUnderTest> {
   const configPath = join(dataDir, 'config.yml');
   await writeFile(configPath, config);
   return launch('reference', dataDir, REFERENCE_BIN, ['serve', configPath], `http://127.0.0.1:${port}`);
+}
+
+export interface ReferenceS3Options {
+  endpoint: string;
+  region: string;
+  bucket: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** Key prefix in the bucket (the driver's rootdirectory). */
+  rootDirectory?: string;
+  /** `redirect: disable`: blob GETs stream through the registry instead of a 307 to a pre-signed URL. */
+  disableRedirect?: boolean;
+}
+
+/**
+ * The reference registry on its S3 driver (distribution 2.8 `s3`, aws-sdk-go v1): path-style
+ * addressing follows from `regionendpoint`; `chunksize` is left at its default (10 MiB parts);
+ * the same in-memory blob descriptor cache as the filesystem variant. Go programs here fail to
+ * start while AWS_CA_BUNDLE is set (../shared/recipes), so it is removed from the environment.
+ */
+export async function startReferenceS3(s3: ReferenceS3Options): Promise<ServerUnderTest> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'registry-bench-'));
+  const port = await freePort();
+  const config = [
+    'version: 0.1',
+    'log:',
+    '  level: warn',
+    '  accesslog:',
+    '    disabled: true',
+    'storage:',
+    '  cache:',
+    '    blobdescriptor: inmemory',
+    '  s3:',
+    `    accesskey: ${s3.accessKeyId}`,
+    `    secretkey: ${s3.secretAccessKey}`,
+    `    region: ${s3.region}`,
+    `    regionendpoint: ${s3.endpoint}`,
+    `    bucket: ${s3.bucket}`,
+    `    secure: ${s3.endpoint.startsWith('https:')}`,
+    '    v4auth: true',
+    `    rootdirectory: ${s3.rootDirectory ?? '/registry'}`,
+    '  redirect:',
+    `    disable: ${s3.disableRedirect ?? true}`,
+    '  delete:',
+    '    enabled: true',
+    'http:',
+    `  addr: 127.0.0.1:${port}`,
+    '',
+  ].join('\n');
+  const configPath = join(dataDir, 'config.yml');
+  await writeFile(configPath, config, { mode: 0o600 });
+  const env = { ...process.env };
+  delete env.AWS_CA_BUNDLE;
+  return launch('reference', dataDir, REFERENCE_BIN, ['serve', configPath], `http://127.0.0.1:${port}`, env);
 }
 
 /** USER_HZ: /proc reports CPU time in these ticks; 100 on every Linux architecture Node runs on. */
