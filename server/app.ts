@@ -104,6 +104,9 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
   registerUploads(router);
   registerBlobs(router);
   app.use(router.routes());
-  app.use(router.allowedMethods({ throw: true, methodNotAllowed: () => new RegistryError('UNSUPPORTED', 'method not allowed on this endpoint', { status: 405 }) }));
+  // A method the router does not know at all (TRACE, PROPFIND, …) is refused as one it knows but
+  // the endpoint lacks: 405 UNSUPPORTED, never the router's default 501 (a 5xx says the registry failed).
+  const unsupported = () => new RegistryError('UNSUPPORTED', 'method not allowed on this endpoint', { status: 405 });
+  app.use(router.allowedMethods({ throw: true, methodNotAllowed: unsupported, notImplemented: unsupported }));
   return app;
 }

@@ -93,26 +93,37 @@ export async function loadArchive(store: LocalImageStore, source: Readable): Pro
   };
 
   try {
-    const loaded = files.has('index.json') && files.has('oci-layout') ? await loadOciLayout(store, lookup) : files.has('manifest.json') ? await loadDockerArchive(store, lookup) : undefined;
-    if (!loaded) throw new Error('archive has neither manifest.json (docker save) nor index.json + oci-layout (OCI image layout)');
-    return { loaded };
+    // Every image is read and checked before any is registered: a failed load registers nothing.
+    const images = files.has('index.json') && files.has('oci-layout') ? await loadOciLayout(store, lookup) : files.has('manifest.json') ? await loadDockerArchive(store, lookup, ingested) : undefined;
+    if (!images) throw new Error('archive has neither manifest.json (docker save) nor index.json + oci-layout (OCI image layout)');
+    for (const img of images) await store.register(img.records, img.refs, img.target);
+    return { loaded: images.flatMap((img) => img.lines) };
   } finally {
     // Whatever the tar held that no image uses (manifest.json, repositories, unused blobs) goes.
     await store.index.update((doc) => store.dropUnreferencedBlobs(doc, ingested));
   }
 }
 
-async function loadOciLayout(store: LocalImageStore, lookup: (n: string) => Stored | undefined): Promise<string[]> {
-  const index = await store.readJson<ImageIndex>(lookup('index.json')!.digest);
-  if (!Array.isArray(index.manifests)) throw new Error('index.json: manifests must be an array');
-  const loaded: string[] = [];
-  for (const desc of index.manifests) {
+/** An image of the archive, read and checked, to be registered once every image of the archive is. */
+interface PendingImage {
+  records: ImageRecord[];
+  refs: ImageReference[];
+  target: string;
+  lines: string[];
+}
+
+async function loadOciLayout(store: LocalImageStore, lookup: (n: string) => Stored | undefined): Promise<PendingImage[]> {
+  const index = await store.readJson<ImageIndex>(lookup('index.json')!.digest, 'index.json');
+  if (typeof index !== 'object' || index === null || !Array.isArray(index.manifests)) throw new Error('index.json: manifests must be an array');
+  const images: PendingImage[] = [];
+  for (const [i, desc] of index.manifests.entries()) {
+    if (typeof desc !== 'object' || desc === null || typeof desc.digest !== 'string' || !isValidDigest(desc.digest)) throw new Error(`index.json: manifests[${i}] has no valid digest`);
     if (!(await store.blobs.has(desc.digest))) throw new Error(`index.json names ${desc.digest}, which the archive does not contain`);
     const records = await recordsFor(store, desc.digest);
-    const ann = desc.annotations ?? {};
+    const ann: Record<string, unknown> = typeof desc.annotations === 'object' && desc.annotations !== null ? desc.annotations : {};
     let ref: ImageReference | undefined;
     for (const n of [ann['io.containerd.image.name'], ann['org.opencontainers.image.ref.name']]) {
-      if (!n) continue;
+      if (!n || typeof n !== 'string') continue;
       try {
         // A bare tag (`1.0`) names no repository: such an image loads untagged, as docker does.
         if (n.includes('/') || !/^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(n)) ref = parseReference(n);
@@ -121,10 +132,9 @@ async function loadOciLayout(store: LocalImageStore, lookup: (n: string) => Stor
       }
       if (ref) break;
     }
-    await store.register(records, ref?.tag ? [ref] : [], desc.digest);
-    loaded.push(ref ? `Loaded image: ${familiarReference(ref)}` : `Loaded image ID: ${desc.digest}`);
+    images.push({ records, refs: ref?.tag ? [ref] : [], target: desc.digest, lines: [ref ? `Loaded image: ${familiarReference(ref)}` : `Loaded image ID: ${desc.digest}`] });
   }
-  return loaded;
+  return images;
 }
 
 /** Records for a manifest and, for an index, its children present in the store. */
@@ -136,26 +146,31 @@ async function recordsFor(store: LocalImageStore, digest: string): Promise<Image
   return out;
 }
 
-async function loadDockerArchive(store: LocalImageStore, lookup: (n: string) => Stored | undefined): Promise<string[]> {
-  const entries = await store.readJson<Array<{ Config?: string; RepoTags?: string[] | null; Layers?: string[] }>>(lookup('manifest.json')!.digest);
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+/** `created`: digests of the manifests written here, dropped with the archive's files if the load fails. */
+async function loadDockerArchive(store: LocalImageStore, lookup: (n: string) => Stored | undefined, created: string[]): Promise<PendingImage[]> {
+  const entries = await store.readJson<Array<{ Config?: unknown; RepoTags?: unknown; Layers?: unknown }>>(lookup('manifest.json')!.digest, 'manifest.json');
   if (!Array.isArray(entries)) throw new Error('manifest.json must be an array');
-  const loaded: string[] = [];
-  for (const e of entries) {
-    const config = e.Config ? lookup(e.Config) : undefined;
+  const images: PendingImage[] = [];
+  for (const [i, e] of entries.entries()) {
+    if (typeof e !== 'object' || e === null) throw new Error(`manifest.json: entry ${i} must be an object`);
+    if (e.Layers !== undefined && e.Layers !== null && !isStringArray(e.Layers)) throw new Error(`manifest.json: entry ${i}: Layers must be an array of file names`);
+    if (e.RepoTags !== undefined && e.RepoTags !== null && !isStringArray(e.RepoTags)) throw new Error(`manifest.json: entry ${i}: RepoTags must be an array of references`);
+    const config = typeof e.Config === 'string' && e.Config ? lookup(e.Config) : undefined;
     if (!config) throw new Error(`manifest.json names config ${JSON.stringify(e.Config)}, which the archive does not contain`);
     const layers: ImageManifest['layers'] = [];
-    for (const l of e.Layers ?? []) {
+    for (const l of (e.Layers as string[] | null | undefined) ?? []) {
       const f = lookup(l);
       if (!f) throw new Error(`manifest.json names layer ${JSON.stringify(l)}, which the archive does not contain`);
       layers.push({ mediaType: (await isGzip(store, f.digest)) ? MediaType.OciLayerGzip : MediaType.OciLayer, digest: f.digest, size: f.size });
     }
+    const refs = ((e.RepoTags as string[] | null | undefined) ?? []).map((t) => parseReference(t));
     const manifest: ImageManifest = { schemaVersion: 2, mediaType: MediaType.OciManifest, config: { mediaType: MediaType.OciConfig, digest: config.digest, size: config.size }, layers };
     const { digest } = await store.blobs.putBytes(Buffer.from(JSON.stringify(manifest)));
+    created.push(digest);
     const record = await store.recordFor(digest);
-    const refs = (e.RepoTags ?? []).map((t) => parseReference(t));
-    await store.register([record], refs, digest);
-    if (refs.length === 0) loaded.push(`Loaded image ID: ${config.digest}`);
-    for (const r of refs) loaded.push(`Loaded image: ${familiarReference(r)}`);
+    images.push({ records: [record], refs, target: digest, lines: refs.length === 0 ? [`Loaded image ID: ${config.digest}`] : refs.map((r) => `Loaded image: ${familiarReference(r)}`) });
   }
-  return loaded;
+  return images;
 }

@@ -55,8 +55,14 @@ export class LocalImageStore {
     return s;
   }
 
-  async readJson<T>(digest: string): Promise<T> {
-    return JSON.parse((await this.blobs.readAll(digest)).toString('utf8')) as T;
+  /** A stored JSON document; `what` names it in the error when it does not parse. */
+  async readJson<T>(digest: string, what = `blob ${digest}`): Promise<T> {
+    const text = (await this.blobs.readAll(digest)).toString('utf8');
+    try {
+      return JSON.parse(text) as T;
+    } catch (e) {
+      throw new Error(`${what} is not valid JSON: ${(e as Error).message}`);
+    }
   }
 
   async manifest(record: ImageRecord): Promise<ImageManifest | OciIndex> {
@@ -79,7 +85,8 @@ export class LocalImageStore {
       return { digest, mediaType: parsed.mediaType, kind: 'index', children, repoDigests, added };
     }
     const m = parsed.json as ImageManifest;
-    const cfg = await this.readJson<ImageConfig>(m.config.digest);
+    const cfg = await this.readJson<ImageConfig>(m.config.digest, `image config ${m.config.digest}`);
+    if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg)) throw new Error(`image config ${m.config.digest} is not a JSON object`);
     const platform: ImageRecord['platform'] = { os: cfg.os ?? 'unknown', architecture: cfg.architecture ?? 'unknown' };
     if (cfg.variant) platform.variant = cfg.variant;
     const record: ImageRecord = {

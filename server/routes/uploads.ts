@@ -77,6 +77,10 @@ export function registerUploads(router: Router<RegistryState>): void {
 
     const algorithm = queryString(ctx, 'digest-algorithm') ?? 'sha256';
     if (!isDigestAlgorithm(algorithm)) throw new RegistryError('DIGEST_INVALID', `unsupported digest-algorithm ${JSON.stringify(algorithm.slice(0, 40))}: use sha256 or sha512`);
+    // A body on a POST that opens a session is not content (distribution ignores it), but it is
+    // read to its end first: a body cut off or badly framed fails the request before a session
+    // exists, rather than leaving one behind an answer of 400.
+    if (!ctx.req.complete) for await (const _ of requestBody(ctx));
     const session = await store.uploads.create(name, algorithm);
     respondEmpty(ctx, 202);
     sessionHeaders(ctx, session);
