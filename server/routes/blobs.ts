@@ -3,7 +3,7 @@
 import type Router from '@koa/router';
 import { respondEmpty, type RegistryContext, type RegistryState } from '../context.js';
 import { parseRangeHeader } from '../http-range.js';
-import { sendFileRange } from '../blob-response.js';
+import { sendFileRange, sendStream } from '../blob-response.js';
 import { requireDeleteEnabled } from './delete-policy.js';
 
 async function blobHeaders(ctx: RegistryContext): Promise<{ name: string; digest: string; size: number }> {
@@ -64,7 +64,9 @@ export function registerBlobs(router: Router<RegistryState>): void {
       await sendFileRange(ctx.res, path, start, end);
       return;
     }
-    ctx.body = await driver.read(digest, { start, end });
+    const source = await driver.read(digest, { start, end });
+    ctx.respond = false;
+    await sendStream(ctx.res, source);
   });
 
   router.delete('/v2/*name/blobs/:digest', async (ctx) => {
