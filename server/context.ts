@@ -8,6 +8,8 @@ export interface RegistryState {
   store: RegistryStore;
   config: ServerConfig;
   log: Logger;
+  /** The authenticated account, set by the access control (for the access log). */
+  user?: string;
 }
 
 export type RegistryContext = ParameterizedContext<RegistryState, { params: Record<string, string> }>;
