@@ -78,14 +78,13 @@ function headerNumber(v: string | number | string[] | undefined): number | undef
 
 /**
  * Watches one request to its end (the response's 'close': the body is sent, or the client went
- * away) and writes its access-log line and metrics. Bytes in: the declared Content-Length, else
- * (a chunked body) what the connection read meanwhile. Bytes out: the Content-Length of the
- * answer, else what the connection wrote meanwhile (headers included).
+ * away) and writes its access-log line and metrics. Bytes in: the request body bytes the
+ * registry read (server/request-body.ts; a body refused unread counts 0). Bytes out: the
+ * Content-Length of the answer, else what the connection wrote meanwhile (headers included).
  */
 function watchRequest(ctx: Koa.ParameterizedContext<RegistryState>, reqId: string, log: Logger, observer: ServerObserver | undefined): void {
   const started = process.hrtime.bigint();
   const socket = ctx.req.socket;
-  const read0 = socket.bytesRead;
   const written0 = socket.bytesWritten;
   const method = ctx.method;
   const info = routeOf(ctx.path);
@@ -94,7 +93,7 @@ function watchRequest(ctx: Koa.ParameterizedContext<RegistryState>, reqId: strin
   ctx.res.once('close', () => {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const status = ctx.status;
-    const bytesIn = headerNumber(ctx.req.headers['content-length']) ?? Math.max(0, socket.bytesRead - read0);
+    const bytesIn = ctx.state.bodyBytes ?? 0;
     const bytesOut = method === 'HEAD' || status === 204 || status === 304 ? 0 : headerNumber(ctx.res.getHeader('content-length')) ?? Math.max(0, socket.bytesWritten - written0);
     if (observer) {
       if (upload) observer.uploadsInFlight(-1);

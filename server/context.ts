@@ -10,6 +10,8 @@ export interface RegistryState {
   log: Logger;
   /** The authenticated account, set by the access control (for the access log). */
   user?: string;
+  /** Request body bytes read so far (server/request-body.ts). */
+  bodyBytes?: number;
 }
 
 export type RegistryContext = ParameterizedContext<RegistryState, { params: Record<string, string> }>;

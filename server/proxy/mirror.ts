@@ -203,13 +203,16 @@ export async function createMirror(store: RegistryStore, config: ServerConfig, l
       await records.touch(name, digest, 'blob');
       return next();
     }
-    hooks?.miss('blob');
     let f = fetches.get(name, digest);
     if (f?.done) {
       // Finished between the check above and now: it is linked, unless evicted since.
-      if (await store.blobLink(name, digest)) return next();
+      if (await store.blobLink(name, digest)) {
+        hooks?.hit('blob');
+        return next();
+      }
       f = undefined;
     }
+    hooks?.miss('blob');
     if (!f && (await store.hasBlob(digest))) {
       if (await linkCachedElsewhere(name, digest)) return next();
     }
