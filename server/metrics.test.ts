@@ -120,6 +120,10 @@ test('requests are counted by method, route pattern and status; no repository na
   assert.equal(req('GET', '/v2/{name}/blobs/{digest}', 200), 2);
   assert.equal(req('GET', 'other', 404), 1);
   assert.equal(m.value('berth_http_request_duration_seconds_count{method="GET",route="/v2/{name}/manifests/{reference}",status="200"}'), 3);
+  const buckets = m.text.split('\n').filter((l) => l.startsWith('berth_http_request_duration_seconds_bucket{') && l.includes('method="GET",route="/v2/{name}/manifests/{reference}",status="200"')).map((l) => Number(l.slice(l.lastIndexOf(' ') + 1)));
+  assert.equal(buckets.length, 17);
+  assert.deepEqual([...buckets].sort((x, y) => x - y), buckets, 'cumulative buckets');
+  assert.equal(buckets.at(-1), 3, 'the +Inf bucket is the count');
   assert.equal(m.value('berth_http_response_bytes_total{route="/v2/{name}/manifests/{reference}"}')! >= 3 * manifest.length, true);
   assert.equal(m.value('berth_http_response_bytes_total{route="/v2/{name}/blobs/{digest}"}'), 2 * 3000);
   assert.equal(m.value('berth_http_request_bytes_total{route="/v2/{name}/blobs/uploads/"}'), 3000 + 37);

@@ -4,10 +4,10 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { RegistryStore } from '../../storage/registry-store.js';
 import { parseListen } from '../config.js';
-import type { ServerObserver } from './hooks.js';
+import type { RequestSample, ServerObserver } from './hooks.js';
 
 /** How often the stored blobs and bytes are counted again (also at start and after each GC run). */
 export const STORED_COUNT_INTERVAL_MS = 60 * 60 * 1000;
@@ -24,14 +24,75 @@ export interface RunningMetrics {
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
+interface Series {
+  labels: { method: string; route: string; status: string };
+  count: number;
+  sum: number;
+  /** Observations per bucket (not cumulative), the last one past the largest bound. */
+  buckets: number[];
+}
+
+type Sample = { labels: Record<string, string | number>; value: number; metricName?: string };
+type Collected = { name: string; help: string; type: string; values: Sample[]; aggregator: string };
+
+/**
+ * The per-request metrics, kept in plain maps and turned into samples only when scraped: a
+ * prom-client Counter.inc or Histogram.observe with labels validates and hashes them on every
+ * call, several times the cost of one Map lookup on a string key, on every request.
+ */
+class RequestStats {
+  private readonly series = new Map<string, Series>();
+  private readonly bytes = new Map<string, { in: number; out: number }>();
+
+  record(s: RequestSample): void {
+    const key = `${s.method} ${s.route} ${s.status}`;
+    let e = this.series.get(key);
+    if (!e) {
+      e = { labels: { method: s.method, route: s.route, status: String(s.status) }, count: 0, sum: 0, buckets: new Array<number>(DURATION_BUCKETS.length + 1).fill(0) };
+      this.series.set(key, e);
+    }
+    e.count++;
+    e.sum += s.seconds;
+    let i = 0;
+    while (i < DURATION_BUCKETS.length && s.seconds > DURATION_BUCKETS[i]!) i++;
+    e.buckets[i]!++;
+    let b = this.bytes.get(s.route);
+    if (!b) this.bytes.set(s.route, (b = { in: 0, out: 0 }));
+    b.in += s.bytesIn;
+    b.out += s.bytesOut;
+  }
+
+  /** Registers the four metrics with `registry` (prom-client takes any object with name and get()). */
+  register(registry: Registry): void {
+    const metric = (name: string, help: string, type: string, values: () => Sample[]) =>
+      registry.registerMetric({ name, help, type, aggregator: 'sum', get: async (): Promise<Collected> => ({ name, help, type, values: values(), aggregator: 'sum' }) } as unknown as Parameters<Registry['registerMetric']>[0]);
+    metric('berth_http_requests_total', 'HTTP requests answered, by method, route pattern and status', 'counter', () => [...this.series.values()].map((e) => ({ labels: e.labels, value: e.count })));
+    metric('berth_http_request_duration_seconds', 'Time from the request headers to the last byte of the answer', 'histogram', () => {
+      const out: Sample[] = [];
+      for (const e of this.series.values()) {
+        let cumulative = 0;
+        DURATION_BUCKETS.forEach((le, i) => {
+          cumulative += e.buckets[i]!;
+          out.push({ metricName: 'berth_http_request_duration_seconds_bucket', labels: { le, ...e.labels }, value: cumulative });
+        });
+        out.push({ metricName: 'berth_http_request_duration_seconds_bucket', labels: { le: '+Inf', ...e.labels }, value: e.count });
+        out.push({ metricName: 'berth_http_request_duration_seconds_sum', labels: e.labels, value: e.sum });
+        out.push({ metricName: 'berth_http_request_duration_seconds_count', labels: e.labels, value: e.count });
+      }
+      return out;
+    });
+    const byRoute = (pick: (b: { in: number; out: number }) => number) => () => [...this.bytes.entries()].filter(([, b]) => pick(b) > 0).map(([route, b]) => ({ labels: { route }, value: pick(b) }));
+    metric('berth_http_request_bytes_total', 'Request body bytes received, by route pattern', 'counter', byRoute((b) => b.in));
+    metric('berth_http_response_bytes_total', 'Response body bytes sent, by route pattern', 'counter', byRoute((b) => b.out));
+  }
+}
+
 export async function startMetrics(listen: string, store: RegistryStore, log: Logger): Promise<RunningMetrics> {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
-  const requests = new Counter({ name: 'berth_http_requests_total', help: 'HTTP requests answered, by method, route pattern and status', labelNames: ['method', 'route', 'status'] as const, registers: [registry] });
-  const duration = new Histogram({ name: 'berth_http_request_duration_seconds', help: 'Time from the request headers to the last byte of the answer', labelNames: ['method', 'route', 'status'] as const, buckets: DURATION_BUCKETS, registers: [registry] });
-  const bytesIn = new Counter({ name: 'berth_http_request_bytes_total', help: 'Request body bytes received, by route pattern', labelNames: ['route'] as const, registers: [registry] });
-  const bytesOut = new Counter({ name: 'berth_http_response_bytes_total', help: 'Response body bytes sent, by route pattern', labelNames: ['route'] as const, registers: [registry] });
+  const requests = new RequestStats();
+  requests.register(registry);
   const uploads = new Gauge({ name: 'berth_uploads_in_flight', help: 'Blob upload requests (POST, PATCH, PUT of uploads) in progress', registers: [registry] });
   const storedBlobs = new Gauge({ name: 'berth_stored_blobs', help: 'Blobs in the blob store, as of berth_stored_content_counted_timestamp_seconds', registers: [registry] });
   const storedBytes = new Gauge({ name: 'berth_stored_bytes', help: 'Bytes of the blobs in the blob store, as of berth_stored_content_counted_timestamp_seconds', registers: [registry] });
@@ -70,11 +131,7 @@ export async function startMetrics(listen: string, store: RegistryStore, log: Lo
 
   const observer: ServerObserver = {
     request(s) {
-      const labels = { method: s.method, route: s.route, status: String(s.status) };
-      requests.inc(labels);
-      duration.observe(labels, s.seconds);
-      if (s.bytesIn > 0) bytesIn.inc({ route: s.route }, s.bytesIn);
-      if (s.bytesOut > 0) bytesOut.inc({ route: s.route }, s.bytesOut);
+      requests.record(s);
     },
     uploadsInFlight(delta) {
       uploads.inc(delta);
