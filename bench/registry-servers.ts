@@ -19,7 +19,7 @@ export interface ServerUnderTest {
 
 const REFERENCE_BIN = '/usr/bin/docker-registry';
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
@@ -77,11 +77,12 @@ async function launch(label: string, dataDir: string, cmd: string, args: string[
   };
 }
 
-export async function startBerth(): Promise<ServerUnderTest> {
+/** `extraArgs` come after the defaults, so a later `--log-level` wins (commander keeps the last). */
+export async function startBerth(extraArgs: string[] = []): Promise<ServerUnderTest> {
   const dataDir = await mkdtemp(join(tmpdir(), 'berth-bench-'));
   const port = await freePort();
   const bin = fileURLToPath(new URL('../bin/berth.js', import.meta.url));
-  const args = [bin, 'serve', '--listen', `127.0.0.1:${port}`, '--data', join(dataDir, 'data'), '--log-level', 'warn'];
+  const args = [bin, 'serve', '--listen', `127.0.0.1:${port}`, '--data', join(dataDir, 'data'), '--log-level', 'warn', ...extraArgs];
   return launch('berth', dataDir, process.execPath, args, `http://127.0.0.1:${port}`);
 }
 
