@@ -29,8 +29,37 @@ export interface RunningRegistry {
 const PURGE_INTERVAL_MS = 60 * 60 * 1000;
 const PROBE_DIGEST = `sha256:${'0'.repeat(64)}`;
 
+/**
+ * The server's log: JSON lines on stdout, gathered into writes of 4 KiB or every 100 ms. One
+ * write(2) per line was most of what the access log cost on a manifest GET (a profile under load:
+ * ~30 µs of ~45 µs per line); pino flushes what is left when the process exits.
+ */
+function stdoutLogger(level: ServerConfig['logLevel']): { log: Logger; flush: () => void } {
+  const dest = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  let pending = false;
+  const log = pino({ level, base: undefined, hooks: { streamWrite: (s) => ((pending = true), s) } }, dest);
+  const timer = setInterval(() => {
+    if (!pending) return;
+    pending = false;
+    dest.flush();
+  }, 100);
+  timer.unref();
+  return {
+    log,
+    flush: () => {
+      clearInterval(timer);
+      try {
+        dest.flushSync();
+      } catch {
+        // a write still in flight: it ends on its own, and pino flushes the rest at exit
+      }
+    },
+  };
+}
+
 export async function startRegistry(config: ServerConfig, opts: { logger?: Logger } = {}): Promise<RunningRegistry> {
-  const log = opts.logger ?? pino({ level: config.logLevel, base: undefined });
+  const own = opts.logger ? undefined : stdoutLogger(config.logLevel);
+  const log = opts.logger ?? own!.log;
   await mkdir(config.data, { recursive: true });
   const store = await openStore(config);
   let access, mirror, metrics;
@@ -149,6 +178,7 @@ export async function startRegistry(config: ServerConfig, opts: { logger?: Logge
       await mirror?.close();
       await metrics?.close();
       await store.close();
+      own?.flush();
     })();
     return closing;
   };
