@@ -19,7 +19,7 @@ export interface ServerUnderTest {
 
 const REFERENCE_BIN = '/usr/bin/docker-registry';
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
@@ -77,7 +77,7 @@ async function launch(label: string, dataDir: string, cmd: string, args: string[
   };
 }
 
-/** `extraArgs` and `env` (the whole environment) for other storage, e.g. `--storage s3 …` (bench/scale-out.ts). */
+/** `extraArgs` (after the defaults, so a later `--log-level` wins) and `env` (the whole environment) for other storage, e.g. `--storage s3 …` (bench/scale-out.ts). */
 export async function startBerth(opts: { label?: string; extraArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<ServerUnderTest> {
   const dataDir = await mkdtemp(join(tmpdir(), 'berth-bench-'));
   const port = await freePort();

@@ -15,6 +15,8 @@ import { registerBlobs } from './routes/blobs.js';
 import { registerUploads } from './routes/uploads.js';
 import { registerReferrers } from './routes/referrers.js';
 import { closeAfterResponse, isLingering } from './lingering-close.js';
+import { methodLabel, RequestIds, routeOf } from './request-info.js';
+import type { ServerObserver } from './metrics/hooks.js';
 
 /** Errors of a client that went away mid-request: nothing to answer, nothing to report loudly. */
 function isClientAbort(e: unknown): boolean {
@@ -28,6 +30,82 @@ export interface AppExtensions {
   access?: Koa.Middleware<RegistryState>;
   /** Mirror mode (server/proxy/mirror.ts). */
   mirror?: Koa.Middleware<RegistryState>;
+  /** Metrics (server/metrics/), when --metrics-listen is on. */
+  observer?: ServerObserver;
+  /** /readyz: resolves when storage and metadata answer, rejects (or never settles) when not. */
+  ready?: () => Promise<void>;
+}
+
+const READY_TIMEOUT_MS = 2000;
+
+/** /healthz (the process answers) and /readyz (storage and metadata answer): a word, no auth, no access log. */
+async function health(ctx: Koa.ParameterizedContext<RegistryState>, log: Logger, ready: (() => Promise<void>) | undefined): Promise<void> {
+  ctx.type = 'text/plain';
+  ctx.set('Cache-Control', 'no-store');
+  if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
+    ctx.status = 405;
+    ctx.set('Allow', 'GET, HEAD');
+    ctx.body = 'method not allowed\n';
+    return;
+  }
+  if (ctx.path === '/healthz' || !ready) {
+    ctx.body = 'ok\n';
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([ready(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS)))]);
+    ctx.body = 'ok\n';
+  } catch (e) {
+    log.debug({ err: (e as Error).message }, 'readiness check failed');
+    ctx.status = 503;
+    ctx.body = 'unavailable\n';
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Uploads in flight: requests that carry blob bytes into an upload. */
+function isUpload(method: string, route: string): boolean {
+  return (method === 'PATCH' || method === 'PUT') ? route === '/v2/{name}/blobs/uploads/{id}' : method === 'POST' && route === '/v2/{name}/blobs/uploads/';
+}
+
+function headerNumber(v: string | number | string[] | undefined): number | undefined {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'string' && /^\d+$/.test(v)) return Number(v);
+  return undefined;
+}
+
+/**
+ * Watches one request to its end (the response's 'close': the body is sent, or the client went
+ * away) and writes its access-log line and metrics. Bytes in: the request body bytes the
+ * registry read (server/request-body.ts; a body refused unread counts 0). Bytes out: the
+ * Content-Length of the answer, else what the connection wrote meanwhile (headers included).
+ */
+function watchRequest(ctx: Koa.ParameterizedContext<RegistryState>, reqId: string, log: Logger, observer: ServerObserver | undefined): void {
+  const started = process.hrtime.bigint();
+  const socket = ctx.req.socket;
+  const written0 = socket.bytesWritten;
+  const method = ctx.method;
+  const info = routeOf(ctx.path);
+  const upload = observer !== undefined && isUpload(method, info.route);
+  if (upload) observer.uploadsInFlight(1);
+  ctx.res.once('close', () => {
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const status = ctx.status;
+    const bytesIn = ctx.state.bodyBytes ?? 0;
+    const bytesOut = method === 'HEAD' || status === 204 || status === 304 ? 0 : headerNumber(ctx.res.getHeader('content-length')) ?? Math.max(0, socket.bytesWritten - written0);
+    if (observer) {
+      if (upload) observer.uploadsInFlight(-1);
+      observer.request({ method: methodLabel(method), route: info.route, status, seconds, bytesIn, bytesOut });
+    }
+    if (log.isLevelEnabled('info')) {
+      log.info(
+        { reqId, method, route: info.route, path: ctx.path, repository: info.repository, status, bytesIn, bytesOut, ms: Math.round(seconds * 1e4) / 10, user: ctx.state.user },
+        'request',
+      );
+    }
+  });
 }
 
 export function createApp(store: RegistryStore, config: ServerConfig, log: Logger, ext: AppExtensions = {}): Koa<RegistryState> {
@@ -35,6 +113,8 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
   const app = new Koa<RegistryState>();
   app.proxy = false;
   app.silent = true;
+  const ids = new RequestIds();
+  const { observer, ready } = ext;
 
   app.use(async (ctx, next) => {
     if (isLingering(ctx.req.socket)) {
@@ -43,11 +123,14 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
       ctx.req.socket.destroy();
       return;
     }
-    const started = process.hrtime.bigint();
+    const reqId = ids.next(ctx.get('X-Request-Id'));
+    ctx.set('X-Request-Id', reqId);
+    if (ctx.path === '/healthz' || ctx.path === '/readyz') return health(ctx, log, ready);
     ctx.state.store = store;
     ctx.state.config = config;
     ctx.state.log = log;
     ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
+    if (observer || log.isLevelEnabled('info')) watchRequest(ctx, reqId, log, observer);
     try {
       await next();
       if (ctx.status === 404 && ctx.body === undefined) {
@@ -65,15 +148,15 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
         ctx.body = new RegistryError('UNSUPPORTED', (e as Error).message, { status }).toBody();
       } else if (e instanceof StorageUnavailableError) {
         // S3 or PostgreSQL down: a retryable spec error, never a half-done write (they are atomic).
-        log.warn({ err: e, method: ctx.method, path: ctx.path }, 'storage unavailable');
+        log.warn({ err: e, reqId, method: ctx.method, path: ctx.path }, 'storage unavailable');
         ctx.status = 503;
         ctx.set('Retry-After', '5');
         ctx.body = new RegistryError('UNAVAILABLE', 'the registry storage is unavailable: retry later (details in the server log)').toBody();
       } else if (isClientAbort(e)) {
         ctx.status = 400;
-        log.debug({ method: ctx.method, path: ctx.path }, 'client aborted the request');
+        log.debug({ reqId, method: ctx.method, path: ctx.path }, 'client aborted the request');
       } else {
-        log.error({ err: e, method: ctx.method, path: ctx.path }, 'request failed');
+        log.error({ err: e, reqId, method: ctx.method, path: ctx.path }, 'request failed');
         ctx.status = 500;
         ctx.body = new RegistryError('UNKNOWN', 'internal error: see the server log').toBody();
       }
@@ -81,10 +164,6 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
       // Answered before the body was read to its end (a refused upload, a 401 before a PUT's
       // body): Connection: close, and the rest is drained, bounded, so the answer is not reset.
       if (!ctx.req.complete && ctx.respond !== false) closeAfterResponse(ctx.req, ctx.res);
-      if (log.isLevelEnabled('info')) {
-        const ms = Number(process.hrtime.bigint() - started) / 1e6;
-        log.info({ method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(ms * 10) / 10 }, 'request');
-      }
     }
   });
 

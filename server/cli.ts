@@ -53,6 +53,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--proxy-password <password>', 'password at the upstream registry; prefer env BERTH_PROXY_PASSWORD or the config file')
     .option('--proxy-tag-ttl <seconds>', 'serve a cached tag this long before asking upstream again (default 300)', Number)
     .option('--proxy-evict-hours <hours>', 'remove cached content unused this long; 0 keeps it (default 168)', Number)
+    .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics, a listener of their own (env BERTH_METRICS_LISTEN; default off)')
     .option('--s3-redirect', 'blob GETs answer 307 to a pre-signed URL (env BERTH_S3_REDIRECT; default on)')
     .option('--no-s3-redirect', 'blob GETs stream the bytes through the registry')
     .helpOption('-h, --help', 'show this help')
@@ -91,6 +92,7 @@ export async function main(argv: string[]): Promise<number> {
     proxyPassword?: string;
     proxyTagTtl?: number;
     proxyEvictHours?: number;
+    metricsListen?: string;
   }>();
   const s3RedirectFlag = argv.includes('--no-s3-redirect') ? false : argv.includes('--s3-redirect') ? true : undefined;
   // commander defaults --delete to true because of --no-delete; only an explicit flag overrides.
@@ -116,6 +118,7 @@ export async function main(argv: string[]): Promise<number> {
       limit: parseLimit({ failures: o.authLimitFailures, windowSeconds: o.authLimitWindow }, { failures: '--auth-limit-failures', windowSeconds: '--auth-limit-window', addresses: '' }),
       token: { realm: o.tokenRealm, service: o.tokenService, keysDir: o.tokenKeys },
     },
+    metricsListen: o.metricsListen,
     proxy: { remoteUrl: o.proxyRemoteUrl, username: o.proxyUsername, password: o.proxyPassword, tagTtlSeconds: o.proxyTagTtl, evictAfterHours: o.proxyEvictHours },
   };
   let registry;
@@ -130,7 +133,7 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   const config = registry.config;
-  registry.log.info({ url: registry.url, listen: config.listen, data: config.data, delete: config.delete, tls: Boolean(config.tls), auth: config.auth?.mode ?? 'none', mirrorOf: config.proxy?.remoteUrl, storage: config.storage.driver, metadata: registry.store.meta.kind }, 'berth registry listening');
+  registry.log.info({ url: registry.url, listen: config.listen, data: config.data, delete: config.delete, tls: Boolean(config.tls), auth: config.auth?.mode ?? 'none', mirrorOf: config.proxy?.remoteUrl, storage: config.storage.driver, metadata: registry.store.meta.kind, metrics: registry.metricsUrl }, 'berth registry listening');
 
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -41,6 +41,8 @@ export interface ServerConfig {
   storage: StorageConfig;
   /** PostgreSQL URL of shared metadata; absent: LevelDB in `data`. */
   metadata?: string;
+  /** Prometheus metrics on their own listener (server/metrics/); absent: off, prom-client not loaded. */
+  metrics?: { listen: string };
 }
 
 export type StorageConfig =
@@ -97,6 +99,7 @@ export type ConfigOverrides = {
   proxy?: ProxyOverrides | undefined;
   storage?: StorageOverrides | undefined;
   metadata?: string | undefined;
+  metricsListen?: string | undefined;
 };
 
 function mergeStorage(base: StorageConfig, o: StorageOverrides | undefined, source: string): StorageConfig {
@@ -139,6 +142,7 @@ function applyOverrides(base: ServerConfig, o: ConfigOverrides, source: string):
   const storageGiven = o.storage && Object.values(o.storage).some((v) => v !== undefined);
   if (storageGiven) c.storage = mergeStorage(c.storage, { ...o.storage, driver: o.storage?.driver ?? c.storage.driver }, source);
   if (o.metadata !== undefined) c.metadata = o.metadata;
+  if (o.metricsListen !== undefined) c.metrics = { listen: o.metricsListen };
   return c;
 }
 
@@ -157,7 +161,8 @@ export async function readConfigFile(path: string): Promise<ConfigOverrides> {
     raw = JSON.parse(text);
   }
   if (raw === null || raw === undefined) return {};
-  const o = configMapping(raw, path, '', ['listen', 'data', 'delete', 'logLevel', 'tls', 'limits', 'uploads', 'gc', 'auth', 'proxy', 'storage', 's3', 'metadata']);
+  const o = configMapping(raw, path, '', ['listen', 'data', 'delete', 'logLevel', 'tls', 'limits', 'uploads', 'gc', 'auth', 'proxy', 'storage', 's3', 'metadata', 'metrics']);
+  const metrics = configMapping(o.metrics ?? {}, path, 'metrics', ['listen']);
   const s3 = configMapping(o.s3 ?? {}, path, 's3', ['bucket', 'endpoint', 'region', 'prefix', 'redirect']);
   const tls = (o.tls ?? {}) as Record<string, unknown>;
   const limits = (o.limits ?? {}) as Record<string, unknown>;
@@ -187,6 +192,7 @@ export async function readConfigFile(path: string): Promise<ConfigOverrides> {
       redirect: bool(s3.redirect, `${path}: s3.redirect`),
     },
     metadata: str(o.metadata, `${path}: metadata`),
+    metricsListen: str(metrics.listen, `${path}: metrics.listen`),
   };
 }
 
@@ -229,6 +235,7 @@ export function envOverrides(env: NodeJS.ProcessEnv): ConfigOverrides {
       redirect: bool(env.BERTH_S3_REDIRECT, 'BERTH_S3_REDIRECT'),
     },
     metadata: env.BERTH_METADATA || undefined,
+    metricsListen: env.BERTH_METRICS_LISTEN || undefined,
   };
 }
 
@@ -251,6 +258,13 @@ export function parseListen(listen: string): { host: string; port: number } {
 
 export function validateConfig(c: ServerConfig): ServerConfig {
   parseListen(c.listen);
+  if (c.metrics) {
+    try {
+      parseListen(c.metrics.listen);
+    } catch (e) {
+      throw new Error(`metrics: ${(e as Error).message}`);
+    }
+  }
   if (c.tls?.selfSigned) c = { ...c, tls: { selfSigned: true, cert: c.tls.cert || join(c.data, 'tls', 'self-signed.crt'), key: c.tls.key || join(c.data, 'tls', 'self-signed.key') } };
   if (c.auth) validateAuth(c.auth);
   if (c.proxy) validateProxy(c.proxy);

@@ -8,6 +8,10 @@ export interface RegistryState {
   store: RegistryStore;
   config: ServerConfig;
   log: Logger;
+  /** The authenticated account, set by the access control (for the access log). */
+  user?: string;
+  /** Request body bytes read so far (server/request-body.ts). */
+  bodyBytes?: number;
 }
 
 export type RegistryContext = ParameterizedContext<RegistryState, { params: Record<string, string> }>;

@@ -7,7 +7,15 @@ import { RegistryError } from '../oci/errors.js';
  * socket, and its unread rest could no longer be drained within bounds by lingering-close.ts.
  */
 export function requestBody(ctx: RegistryContext): AsyncIterable<Buffer> {
-  return ctx.req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>;
+  return counted(ctx.req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>, ctx.state);
+}
+
+/** Adds what is read to `state.bodyBytes` (the access log's and the metrics' bytes in). */
+async function* counted(source: AsyncIterable<Buffer>, state: RegistryContext['state']): AsyncIterable<Buffer> {
+  for await (const chunk of source) {
+    state.bodyBytes = (state.bodyBytes ?? 0) + chunk.length;
+    yield chunk;
+  }
 }
 
 /** Reads a small request body (a manifest, a form) whole, refusing it past `limit` bytes before buffering more. */

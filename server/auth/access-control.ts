@@ -98,7 +98,12 @@ function dropMount(ctx: RegistryContext): void {
   ctx.query = q;
 }
 
-export async function createAccessControl(config: ServerConfig, log: Logger): Promise<AccessControl> {
+export interface AccessControlHooks {
+  /** Credentials given and refused: a wrong password, an invalid token, a refused /token request. */
+  authFailure(mode: 'htpasswd' | 'token'): void;
+}
+
+export async function createAccessControl(config: ServerConfig, log: Logger, hooks?: AccessControlHooks): Promise<AccessControl> {
   const cfg = config.auth ?? DEFAULT_AUTH;
   const users = cfg.htpasswd
     ? new Htpasswd(cfg.htpasswd, {
@@ -150,10 +155,12 @@ export async function createAccessControl(config: ServerConfig, log: Logger): Pr
       if (!creds || !users || !(await users.verify(creds.user, creds.password))) {
         log.info({ user: creds?.user.slice(0, 64), path: ctx.path }, 'authentication failed');
         failed(ctx);
+        hooks?.authFailure('htpasswd');
         challenge(ctx, cfg, need.scopes);
         throw new RegistryError('UNAUTHORIZED', 'invalid username or password');
       }
       account = creds.user;
+      ctx.state.user = account;
     }
     if (account === undefined && need.scopes.length === 0) denied(ctx, [], undefined);
     for (const s of need.scopes) {
@@ -183,9 +190,11 @@ export async function createAccessControl(config: ServerConfig, log: Logger): Pr
     } catch (e) {
       if (!(e instanceof TokenError)) throw e;
       log.info({ reason: e.message, path: ctx.path }, 'bearer token refused');
+      hooks?.authFailure('token');
       challenge(ctx, cfg, need.scopes, 'invalid_token');
       throw new RegistryError('UNAUTHORIZED', `invalid token: ${e.message}`);
     }
+    if (token.sub !== '') ctx.state.user = token.sub;
     const missing = need.scopes.filter((s) => !claimCovers(token.access, s));
     if (missing.length > 0) {
       challenge(ctx, cfg, need.scopes, 'insufficient_scope');
@@ -206,7 +215,9 @@ export async function createAccessControl(config: ServerConfig, log: Logger): Pr
     if (cfg.mode === 'none') return next();
     if (ctx.path === '/token') {
       if (cfg.mode !== 'token' || !tokens) return next();
-      return handleTokenRequest(ctx as RegistryContext, { cfg, policy, tokens, log, limiter });
+      await handleTokenRequest(ctx as RegistryContext, { cfg, policy, tokens, log, limiter });
+      if (ctx.status === 401) hooks?.authFailure('token');
+      return;
     }
     if (!ctx.path.startsWith('/v2')) return next();
     return cfg.mode === 'htpasswd' ? htpasswdMode(ctx as RegistryContext, next) : tokenMode(ctx as RegistryContext, next);

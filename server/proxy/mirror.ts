@@ -16,6 +16,7 @@ import { BlobFetches } from './blob-fetch.js';
 import { CacheRecords } from './cache-records.js';
 import { removeIfUntouched } from '../../storage/gc.js';
 import type { ProxyConfig } from './config.js';
+import type { MirrorHooks } from '../metrics/hooks.js';
 import { Upstream, UpstreamUnavailable } from './upstream.js';
 
 const MANIFEST_ACCEPT = [MediaType.OciManifest, MediaType.OciIndex, MediaType.DockerManifest, MediaType.DockerManifestList].join(', ');
@@ -68,8 +69,13 @@ export async function evictUnused(store: RegistryStore, records: CacheRecords, c
   return out;
 }
 
-export async function createMirror(store: RegistryStore, config: ServerConfig, log: Logger): Promise<Mirror> {
+export async function createMirror(store: RegistryStore, config: ServerConfig, log: Logger, hooks?: MirrorHooks): Promise<Mirror> {
   const cfg = config.proxy as ProxyConfig;
+  /** An upstream that cannot be reached: counted, then the 503 of `unavailable`. */
+  const upstreamDown = (e: UpstreamUnavailable, what: string, kind: 'manifest' | 'blob'): RegistryError => {
+    hooks?.upstreamError(kind);
+    return unavailable(e, what);
+  };
   const upstream = new Upstream(cfg, log);
   const fetches = new BlobFetches(store, upstream);
   const evictMs = cfg.evictAfterHours * 3_600_000;
@@ -85,6 +91,7 @@ export async function createMirror(store: RegistryStore, config: ServerConfig, l
     }
     if (res.statusCode !== 200) {
       await res.body.dump();
+      if (res.statusCode >= 500) hooks?.upstreamError('manifest');
       throw new RegistryError('UNKNOWN', `upstream answered ${res.statusCode} for manifest ${reference}`, { status: 502 });
     }
     const limit = config.limits.maxManifestBytes;
@@ -113,18 +120,25 @@ export async function createMirror(store: RegistryStore, config: ServerConfig, l
   const ensureManifest = async (name: string, reference: string): Promise<void> => {
     if (looksLikeDigest(reference)) {
       parseDigest(reference);
-      if (await store.manifestLink(name, reference)) return void (await records.touch(name, reference, 'manifest'));
+      if (await store.manifestLink(name, reference)) {
+        hooks?.hit('manifest');
+        return void (await records.touch(name, reference, 'manifest'));
+      }
     } else {
       if (!isValidTag(reference)) return; // the route answers TAG_INVALID
       const local = await store.resolveTag(name, reference);
       const checked = await records.tagCheckedAt(name, reference);
-      if (local && checked !== undefined && Date.now() - checked < cfg.tagTtlSeconds * 1000) return void (await records.touch(name, local, 'manifest'));
+      if (local && checked !== undefined && Date.now() - checked < cfg.tagTtlSeconds * 1000) {
+        hooks?.hit('manifest');
+        return void (await records.touch(name, local, 'manifest'));
+      }
       try {
         // Revalidate with a HEAD: the manifest is downloaded again only when the tag moved.
         if (local) {
           const head = await upstream.fetch('HEAD', name, `/v2/${name}/manifests/${reference}`, { accept: MANIFEST_ACCEPT });
           await head.body.dump();
           if (head.statusCode === 200 && head.headers['docker-content-digest'] === local) {
+            hooks?.hit('manifest');
             await records.tagChecked(name, reference);
             await records.touch(name, local, 'manifest');
             return;
@@ -132,12 +146,14 @@ export async function createMirror(store: RegistryStore, config: ServerConfig, l
         }
       } catch (e) {
         if (e instanceof UpstreamUnavailable && local) {
+          hooks?.upstreamError('manifest');
           log.warn({ repository: name, tag: reference, err: e.message }, 'mirror: upstream unreachable, serving the cached tag');
           return;
         }
-        throw e instanceof UpstreamUnavailable ? unavailable(e, `${name}:${reference}`) : e;
+        throw e instanceof UpstreamUnavailable ? upstreamDown(e, `${name}:${reference}`, 'manifest') : e;
       }
     }
+    hooks?.miss('manifest');
     const key = `${name}@${reference}`;
     let flight = manifestFlights.get(key);
     if (!flight) {
@@ -151,10 +167,11 @@ export async function createMirror(store: RegistryStore, config: ServerConfig, l
       if (e instanceof UpstreamUnavailable) {
         const local = looksLikeDigest(reference) ? undefined : await store.resolveTag(name, reference);
         if (local) {
+          hooks?.upstreamError('manifest');
           log.warn({ repository: name, tag: reference, err: e.message }, 'mirror: upstream unreachable, serving the cached tag');
           return;
         }
-        throw unavailable(e, `${name}:${reference}`);
+        throw upstreamDown(e, `${name}:${reference}`, 'manifest');
       }
       throw e;
     }
@@ -171,7 +188,7 @@ export async function createMirror(store: RegistryStore, config: ServerConfig, l
       if (head.statusCode !== 200) return false;
     } catch (e) {
       if (!(e instanceof UpstreamUnavailable)) throw e;
-      throw unavailable(e, `blob ${digest}`);
+      throw upstreamDown(e, `blob ${digest}`, 'blob');
     }
     const size = await store.blobs.stat(digest);
     if (size === undefined) return false;
@@ -182,15 +199,20 @@ export async function createMirror(store: RegistryStore, config: ServerConfig, l
 
   const serveBlob = async (ctx: RegistryContext, name: string, digest: string, next: () => Promise<unknown>): Promise<unknown> => {
     if (await store.blobLink(name, digest)) {
+      hooks?.hit('blob');
       await records.touch(name, digest, 'blob');
       return next();
     }
     let f = fetches.get(name, digest);
     if (f?.done) {
       // Finished between the check above and now: it is linked, unless evicted since.
-      if (await store.blobLink(name, digest)) return next();
+      if (await store.blobLink(name, digest)) {
+        hooks?.hit('blob');
+        return next();
+      }
       f = undefined;
     }
+    hooks?.miss('blob');
     if (!f && (await store.hasBlob(digest))) {
       if (await linkCachedElsewhere(name, digest)) return next();
     }
@@ -199,7 +221,7 @@ export async function createMirror(store: RegistryStore, config: ServerConfig, l
       try {
         head = await upstream.fetch('HEAD', name, `/v2/${name}/blobs/${digest}`);
       } catch (e) {
-        throw e instanceof UpstreamUnavailable ? unavailable(e, `blob ${digest}`) : e;
+        throw e instanceof UpstreamUnavailable ? upstreamDown(e, `blob ${digest}`, 'blob') : e;
       }
       await head.body.dump();
       if (head.statusCode !== 200) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in ${name} upstream`, { detail: { digest } });
@@ -215,7 +237,7 @@ export async function createMirror(store: RegistryStore, config: ServerConfig, l
         await f.ready;
       } catch (e) {
         // The download ended before this client came (a fast failure) or failed before any byte.
-        if (e instanceof UpstreamUnavailable) throw unavailable(e, `blob ${digest}`);
+        if (e instanceof UpstreamUnavailable) throw upstreamDown(e, `blob ${digest}`, 'blob');
         throw e;
       }
       if (!f.elsewhere) break;

@@ -1,0 +1,317 @@
+// Operations of berth serve: Prometheus metrics on their own listener (off by default, prom-client
+// then never loaded), /healthz and /readyz, the access log and X-Request-Id.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { startTestRegistry, type TestRegistry } from './testing.js';
+import { sh } from './test-images.js';
+import { DEFAULT_AUTH } from './auth/config.js';
+import { DEFAULT_PROXY } from './proxy/config.js';
+
+const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+const REPO = 'zebra-team/quokka-app';
+
+interface LogLine {
+  msg: string;
+  level: number;
+  [k: string]: unknown;
+}
+
+function capture(): { logger: pino.Logger; lines: LogLine[]; text: () => string } {
+  const raw: string[] = [];
+  const lines: LogLine[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString().split('\n')) {
+        if (!line) continue;
+        raw.push(line);
+        lines.push(JSON.parse(line) as LogLine);
+      }
+      cb();
+    },
+  });
+  return { logger: pino({ level: 'info', base: undefined }, sink), lines, text: () => raw.join('\n') };
+}
+
+/** The samples of the exposition text: `name{labels}` → value (labels as written). */
+async function scrape(url: string): Promise<{ text: string; value: (series: string) => number | undefined }> {
+  const res = await fetch(url);
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+  const text = await res.text();
+  const samples = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    samples.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return { text, value: (s) => samples.get(s) };
+}
+
+async function until(what: string, check: () => Promise<boolean>, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function pushBlob(base: string, repo: string, bytes: Buffer, headers: Record<string, string> = {}): Promise<string> {
+  const digest = sha256(bytes);
+  const r = await fetch(`${base}/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: new Uint8Array(bytes), headers: { 'content-type': 'application/octet-stream', ...headers } });
+  assert.equal(r.status, 201, await r.text());
+  return digest;
+}
+
+async function pushImage(base: string, repo: string, tag: string, headers: Record<string, string> = {}): Promise<{ manifest: Buffer; digests: string[] }> {
+  const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
+  const layer = Buffer.alloc(3000, 7);
+  const configDigest = await pushBlob(base, repo, config, headers);
+  const layerDigest = await pushBlob(base, repo, layer, headers);
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigest, size: layer.length }],
+    }),
+  );
+  const r = await fetch(`${base}/v2/${repo}/manifests/${tag}`, { method: 'PUT', body: new Uint8Array(manifest), headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json', ...headers } });
+  assert.equal(r.status, 201, await r.text());
+  return { manifest, digests: [configDigest, layerDigest, sha256(manifest)] };
+}
+
+let dir: string;
+let reg: TestRegistry;
+let log: ReturnType<typeof capture>;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'berth-metrics-'));
+  log = capture();
+  reg = await startTestRegistry({ metrics: { listen: '127.0.0.1:0' }, gc: { intervalHours: 0, graceMinutes: 0 } }, { logger: log.logger });
+});
+
+after(async () => {
+  await reg?.destroy();
+  await rm(dir, { recursive: true, force: true });
+});
+
+test('requests are counted by method, route pattern and status; no repository name or digest appears in the exposition', async () => {
+  const { manifest, digests } = await pushImage(reg.url, REPO, 'v1');
+  for (let i = 0; i < 3; i++) assert.equal((await (await fetch(`${reg.url}/v2/${REPO}/manifests/v1`)).arrayBuffer()).byteLength, manifest.length);
+  for (let i = 0; i < 2; i++) assert.equal((await fetch(`${reg.url}/v2/${REPO}/blobs/${digests[1]}`)).status, 200);
+  assert.equal((await fetch(`${reg.url}/v2/${REPO}/manifests/nope`)).status, 404);
+  assert.equal((await fetch(`${reg.url}/v2/${REPO}/manifests/v1`, { method: 'HEAD' })).status, 200);
+  assert.equal((await fetch(`${reg.url}/some/unknown/path-${digests[0]}`)).status, 404);
+
+  const m = await scrape(reg.metricsUrl!);
+  const req = (method: string, route: string, status: number) => m.value(`berth_http_requests_total{method="${method}",route="${route}",status="${status}"}`);
+  assert.equal(req('GET', '/v2/{name}/manifests/{reference}', 200), 3);
+  assert.equal(req('GET', '/v2/{name}/manifests/{reference}', 404), 1);
+  assert.equal(req('HEAD', '/v2/{name}/manifests/{reference}', 200), 1);
+  assert.equal(req('PUT', '/v2/{name}/manifests/{reference}', 201), 1);
+  assert.equal(req('POST', '/v2/{name}/blobs/uploads/', 201), 2);
+  assert.equal(req('GET', '/v2/{name}/blobs/{digest}', 200), 2);
+  assert.equal(req('GET', 'other', 404), 1);
+  assert.equal(m.value('berth_http_request_duration_seconds_count{method="GET",route="/v2/{name}/manifests/{reference}",status="200"}'), 3);
+  const buckets = m.text.split('\n').filter((l) => l.startsWith('berth_http_request_duration_seconds_bucket{') && l.includes('method="GET",route="/v2/{name}/manifests/{reference}",status="200"')).map((l) => Number(l.slice(l.lastIndexOf(' ') + 1)));
+  assert.equal(buckets.length, 17);
+  assert.deepEqual([...buckets].sort((x, y) => x - y), buckets, 'cumulative buckets');
+  assert.equal(buckets.at(-1), 3, 'the +Inf bucket is the count');
+  assert.equal(m.value('berth_http_response_bytes_total{route="/v2/{name}/manifests/{reference}"}')! >= 3 * manifest.length, true);
+  assert.equal(m.value('berth_http_response_bytes_total{route="/v2/{name}/blobs/{digest}"}'), 2 * 3000);
+  assert.equal(m.value('berth_http_request_bytes_total{route="/v2/{name}/blobs/uploads/"}'), 3000 + 37);
+  assert.equal(m.value('berth_http_request_bytes_total{route="/v2/{name}/manifests/{reference}"}'), manifest.length);
+  assert.ok(m.value('process_cpu_user_seconds_total')! >= 0, 'the process metrics are there');
+  assert.ok(m.value('nodejs_eventloop_lag_seconds')! >= 0);
+  for (const secret of ['zebra', 'quokka', ...digests.map((d) => d.slice(7, 19))]) assert.ok(!m.text.includes(secret), `${secret} is not in the exposition`);
+  for (const line of m.text.split('\n').filter((l) => l.startsWith('berth_http_'))) {
+    const route = /route="([^"]*)"/.exec(line)?.[1];
+    assert.ok(route === 'other' || route === '/token' || route?.startsWith('/v2/'), line);
+  }
+  // The metrics listener serves /metrics only.
+  assert.equal((await fetch(reg.metricsUrl!.replace('/metrics', '/v2/'))).status, 404);
+});
+
+test('uploads in flight are a gauge', async () => {
+  const start = await fetch(`${reg.url}/v2/${REPO}/blobs/uploads/`, { method: 'POST' });
+  assert.equal(start.status, 202);
+  const location = new URL(start.headers.get('location')!, reg.url).href;
+  let finish!: () => void;
+  const held = new Promise<void>((r) => (finish = r));
+  const body = new ReadableStream<Uint8Array>({
+    async start(c) {
+      c.enqueue(new Uint8Array(1000));
+      await held;
+      c.enqueue(new Uint8Array(24));
+      c.close();
+    },
+  });
+  const patch = fetch(location, { method: 'PATCH', body, duplex: 'half', headers: { 'content-type': 'application/octet-stream' } } as RequestInit);
+  await until('the gauge to show the upload', async () => (await scrape(reg.metricsUrl!)).value('berth_uploads_in_flight') === 1);
+  finish();
+  assert.equal((await patch).status, 202);
+  await until('the gauge to drop', async () => (await scrape(reg.metricsUrl!)).value('berth_uploads_in_flight') === 0);
+  // A chunked body is counted as the body bytes read.
+  assert.equal((await scrape(reg.metricsUrl!)).value('berth_http_request_bytes_total{route="/v2/{name}/blobs/uploads/{id}"}'), 1024);
+});
+
+test('a GC run moves the GC counters and recounts the stored blobs', async () => {
+  const orphan = Buffer.alloc(5000, 3);
+  const digest = await pushBlob(reg.url, REPO, orphan);
+  assert.equal((await fetch(`${reg.url}/v2/${REPO}/blobs/${digest}`, { method: 'DELETE' })).status, 202);
+  const before = await scrape(reg.metricsUrl!);
+  assert.equal(before.value('berth_gc_runs_total'), 0);
+  reg.collectGarbage();
+  await until('the GC run', async () => (await scrape(reg.metricsUrl!)).value('berth_gc_runs_total') === 1);
+  const m = await scrape(reg.metricsUrl!);
+  assert.equal(m.value('berth_gc_removed_blobs_total'), 1);
+  assert.equal(m.value('berth_gc_freed_bytes_total'), 5000);
+  // Config, layer and manifest of the first test's image stay; the recount follows the GC run.
+  await until('the recount', async () => (await scrape(reg.metricsUrl!)).value('berth_stored_blobs') === 3);
+  const after = await scrape(reg.metricsUrl!);
+  assert.ok(after.value('berth_stored_bytes')! > 3000);
+  assert.ok(Math.abs(after.value('berth_stored_content_counted_timestamp_seconds')! - Date.now() / 1000) < 60);
+});
+
+test('the access log: one line per request with route, repository, bytes, duration and request id; X-Request-Id echoed', async () => {
+  const from = log.lines.length;
+  const given = await fetch(`${reg.url}/v2/${REPO}/manifests/v1`, { headers: { 'x-request-id': 'lb-7f3a.42:x' } });
+  assert.equal(given.headers.get('x-request-id'), 'lb-7f3a.42:x');
+  const bad = await fetch(`${reg.url}/v2/`, { headers: { 'x-request-id': 'has spaces and "quotes"' } });
+  const generated = bad.headers.get('x-request-id')!;
+  assert.match(generated, /^[0-9a-f]{8}-[0-9a-z]+$/);
+  const another = (await fetch(`${reg.url}/v2/`)).headers.get('x-request-id');
+  assert.notEqual(another, generated);
+  await until('the access log lines', async () => log.lines.slice(from).filter((l) => l.msg === 'request').length === 3);
+  const [first, second] = log.lines.slice(from).filter((l) => l.msg === 'request');
+  assert.equal(first!.reqId, 'lb-7f3a.42:x');
+  assert.equal(first!.method, 'GET');
+  assert.equal(first!.route, '/v2/{name}/manifests/{reference}');
+  assert.equal(first!.path, `/v2/${REPO}/manifests/v1`);
+  assert.equal(first!.repository, REPO);
+  assert.equal(first!.status, 200);
+  assert.equal(first!.bytesIn, 0);
+  assert.ok((first!.bytesOut as number) > 100);
+  assert.equal(typeof first!.ms, 'number');
+  assert.equal(first!.level, 30);
+  assert.equal(second!.reqId, generated);
+  assert.equal(second!.repository, undefined);
+});
+
+test('/healthz and /readyz answer a word, are not logged at info, and /readyz is 503 when the metadata is closed', async () => {
+  const from = log.lines.length;
+  for (const p of ['/healthz', '/readyz']) {
+    const r = await fetch(reg.url + p);
+    assert.equal(r.status, 200);
+    assert.equal(await r.text(), 'ok\n');
+  }
+  assert.equal((await fetch(`${reg.url}/healthz`, { method: 'POST' })).status, 405);
+  const other = await startTestRegistry();
+  try {
+    assert.equal((await fetch(`${other.url}/readyz`)).status, 200);
+    await other.store.meta.close();
+    const r = await fetch(`${other.url}/readyz`);
+    assert.equal(r.status, 503);
+    assert.equal(await r.text(), 'unavailable\n');
+    assert.equal((await fetch(`${other.url}/healthz`)).status, 200);
+    assert.equal(other.metricsUrl, undefined);
+  } finally {
+    await other.destroy();
+  }
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(log.lines.slice(from).filter((l) => String(l.path ?? '').endsWith('z')), []);
+  // Health checks are not requests of the registry API: not counted either.
+  assert.ok(!(await scrape(reg.metricsUrl!)).text.includes('healthz'));
+});
+
+test('htpasswd mode: health endpoints need no credentials, auth failures are counted, the user is logged, no secret is', async () => {
+  const users = join(dir, 'users');
+  await sh('htpasswd', ['-B', '-c', '-b', users, 'alice', 'alice-pw-s3cr3t']);
+  const cap = capture();
+  const auth = await startTestRegistry({ metrics: { listen: '127.0.0.1:0' }, auth: { ...DEFAULT_AUTH, mode: 'htpasswd', htpasswd: users } }, { logger: cap.logger });
+  try {
+    const basic = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` });
+    assert.equal((await fetch(`${auth.url}/healthz`)).status, 200);
+    assert.equal((await fetch(`${auth.url}/readyz`)).status, 200);
+    assert.equal((await fetch(`${auth.url}/v2/`)).status, 401, 'no credentials: a challenge, not a failure');
+    assert.equal((await fetch(`${auth.url}/v2/`, { headers: basic('alice', 'wrong-pw-s3cr3t') })).status, 401);
+    assert.equal((await fetch(`${auth.url}/v2/`, { headers: { authorization: 'Bearer tok3n.s3cr3t.value' } })).status, 401);
+    await pushImage(auth.url, 'team/app', 'v1', basic('alice', 'alice-pw-s3cr3t'));
+    const state = await fetch(`${auth.url}/v2/team/app/blobs/uploads/`, { method: 'POST', headers: basic('alice', 'alice-pw-s3cr3t') });
+    const loc = new URL(state.headers.get('location')!, auth.url);
+    loc.searchParams.set('_state', 'st4te-s3cr3t');
+    await (await fetch(loc, { headers: basic('alice', 'alice-pw-s3cr3t') })).arrayBuffer();
+
+    const m = await scrape(auth.metricsUrl!);
+    assert.equal(m.value('berth_auth_failures_total{mode="htpasswd"}'), 2);
+    assert.equal(m.value('berth_http_requests_total{method="GET",route="/v2/",status="401"}'), 3);
+
+    await until('the access log', async () => cap.lines.filter((l) => l.msg === 'request').length >= 8);
+    const pushes = cap.lines.filter((l) => l.msg === 'request' && l.method === 'PUT');
+    assert.equal(pushes[0]!.user, 'alice');
+    assert.equal(cap.lines.find((l) => l.msg === 'request' && l.status === 401)!.user, undefined);
+    const text = cap.text();
+    assert.ok(!/s3cr3t/i.test(text), 'no password, token or upload state in the log');
+    assert.ok(!text.includes(Buffer.from('alice:alice-pw-s3cr3t').toString('base64')));
+    assert.ok(!/authorization/i.test(text));
+  } finally {
+    await auth.destroy();
+  }
+});
+
+test('mirror mode: hits, misses and upstream errors are counted', async () => {
+  const upstream = await startTestRegistry();
+  const mirror = await startTestRegistry({ metrics: { listen: '127.0.0.1:0' }, proxy: { ...DEFAULT_PROXY, remoteUrl: upstream.url } });
+  try {
+    const { digests } = await pushImage(upstream.url, 'lib/app', 'v1');
+    for (let i = 0; i < 2; i++) assert.equal((await (await fetch(`${mirror.url}/v2/lib/app/manifests/v1`)).arrayBuffer()).byteLength > 0, true);
+    assert.equal((await (await fetch(`${mirror.url}/v2/lib/app/blobs/${digests[1]}`)).arrayBuffer()).byteLength, 3000);
+    await until('the blob to be cached', async () => (await mirror.store.blobLink('lib/app', digests[1]!)) !== undefined);
+    assert.equal((await (await fetch(`${mirror.url}/v2/lib/app/blobs/${digests[1]}`)).arrayBuffer()).byteLength, 3000);
+    await upstream.close(100);
+    assert.equal((await fetch(`${mirror.url}/v2/lib/app/manifests/v1`)).status, 200, 'within the tag TTL: from the cache');
+    assert.equal((await fetch(`${mirror.url}/v2/lib/app/manifests/v2`)).status, 503);
+    const m = await scrape(mirror.metricsUrl!);
+    assert.equal(m.value('berth_mirror_misses_total{kind="manifest"}'), 2);
+    assert.equal(m.value('berth_mirror_hits_total{kind="manifest"}'), 2);
+    assert.equal(m.value('berth_mirror_misses_total{kind="blob"}'), 1);
+    assert.equal(m.value('berth_mirror_hits_total{kind="blob"}'), 1);
+    assert.equal(m.value('berth_mirror_upstream_errors_total{kind="manifest"}'), 1);
+  } finally {
+    await mirror.destroy();
+    await upstream.destroy();
+  }
+});
+
+/** Starts a registry in a child process and reports whether prom-client was loaded. */
+async function promClientLoadedIn(metricsOn: boolean): Promise<{ loaded: boolean; listening: boolean }> {
+  const testing = new URL('./testing.js', import.meta.url).href;
+  const code = `
+    import { createRequire } from 'node:module';
+    const { startTestRegistry } = await import(${JSON.stringify(testing)});
+    const reg = await startTestRegistry(${metricsOn ? "{ metrics: { listen: '127.0.0.1:0' } }" : '{}'});
+    await (await fetch(reg.url + '/v2/')).arrayBuffer();
+    const cache = Object.keys(createRequire(import.meta.url).cache);
+    const loaded = cache.some((p) => p.includes('/node_modules/prom-client/'));
+    await reg.destroy();
+    process.stdout.write(JSON.stringify({ loaded, listening: reg.metricsUrl !== undefined }));
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const status = await new Promise<number | null>((r) => child.once('exit', r));
+  assert.equal(status, 0);
+  return JSON.parse(out) as { loaded: boolean; listening: boolean };
+}
+
+test('metrics are off by default: no listener, prom-client never loaded (and loaded when on: the check sees it)', async () => {
+  assert.deepEqual(await promClientLoadedIn(false), { loaded: false, listening: false });
+  assert.deepEqual(await promClientLoadedIn(true), { loaded: true, listening: true });
+});

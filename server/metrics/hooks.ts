@@ -1,0 +1,36 @@
+// What the rest of the server tells the metrics module (server/metrics/prometheus.ts). This file
+// imports nothing: with metrics off (the default) the app holds `undefined` instead of an
+// observer, prom-client is never loaded, and each call site costs one `?.` on undefined.
+import type { GcResult } from '../../storage/gc.js';
+
+/** Pull-through mirror events (server/proxy/mirror.ts): passed in, so the mirror knows no metrics library. */
+export interface MirrorHooks {
+  /** Served from the cache without downloading it (a tag within its TTL or revalidated unchanged, content by digest). */
+  hit(kind: 'manifest' | 'blob'): void;
+  /** Not cached (or the tag moved): fetched from upstream. */
+  miss(kind: 'manifest' | 'blob'): void;
+  /** Upstream unreachable or answering a server error. */
+  upstreamError(kind: 'manifest' | 'blob'): void;
+}
+
+export interface RequestSample {
+  method: string;
+  /** The route pattern (server/request-info.ts), never a repository name or digest. */
+  route: string;
+  status: number;
+  seconds: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export interface ServerObserver {
+  /** One finished request (health checks excluded). */
+  request(s: RequestSample): void;
+  /** A blob upload request (POST with a body, PATCH, PUT of uploads) started (+1) or ended (-1). */
+  uploadsInFlight(delta: 1 | -1): void;
+  /** Credentials that were given and refused (a wrong password, an invalid token). */
+  authFailure(mode: 'htpasswd' | 'token'): void;
+  /** A garbage collection of this process finished. */
+  gcDone(r: GcResult): void;
+  mirror: MirrorHooks;
+}

@@ -1,0 +1,55 @@
+// What the access log and the metrics say about a request: its route pattern (a label of bounded
+// cardinality: never a repository name, tag or digest), its repository, and its request id.
+import { isValidRepositoryName } from '../oci/names.js';
+import { randomHex } from '../storage/random-hex.js';
+
+export interface RouteInfo {
+  route: string;
+  repository?: string;
+}
+
+const OTHER: RouteInfo = { route: 'other' };
+const ROOT: RouteInfo = { route: '/v2/' };
+const CATALOG: RouteInfo = { route: '/v2/_catalog' };
+const TOKEN: RouteInfo = { route: '/token' };
+
+// One regex for every /v2/<name>/... route: the name is everything before the last resource
+// keyword, as the router's `*name` matches it.
+const V2_NAMED = /^\/v2\/(.+)\/(?:(tags\/list)|(manifests)\/[^/]+|(blobs\/uploads)\/([^/]*)|(blobs)\/[^/]+|(referrers)\/[^/]+)$/;
+
+/** The route pattern of `path`, e.g. `/v2/{name}/blobs/{digest}`; `other` for anything unknown. */
+export function routeOf(path: string): RouteInfo {
+  if (path === '/v2/' || path === '/v2') return ROOT;
+  if (path === '/v2/_catalog') return CATALOG;
+  if (path === '/token') return TOKEN;
+  const m = V2_NAMED.exec(path);
+  if (!m) return OTHER;
+  const name = m[1]!;
+  let route: string;
+  if (m[2]) route = '/v2/{name}/tags/list';
+  else if (m[3]) route = '/v2/{name}/manifests/{reference}';
+  else if (m[4]) route = m[5] ? '/v2/{name}/blobs/uploads/{id}' : '/v2/{name}/blobs/uploads/';
+  else if (m[6]) route = '/v2/{name}/blobs/{digest}';
+  else route = '/v2/{name}/referrers/{digest}';
+  return isValidRepositoryName(name) ? { route, repository: name } : { route };
+}
+
+const METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/** The method as a label: the registry's methods, anything else `other`. */
+export function methodLabel(method: string): string {
+  return METHODS.has(method) ? method : 'other';
+}
+
+const WELL_FORMED_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Request ids: a proxy's well-formed X-Request-Id is kept, otherwise `<process prefix>-<counter>`. */
+export class RequestIds {
+  private readonly prefix = randomHex(4);
+  private n = 0;
+
+  next(incoming: string): string {
+    if (incoming !== '' && WELL_FORMED_ID.test(incoming)) return incoming;
+    return `${this.prefix}-${(++this.n).toString(36)}`;
+  }
+}
