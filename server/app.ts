@@ -3,7 +3,7 @@ import Koa from 'koa';
 import Router from '@koa/router';
 import type { Logger } from 'pino';
 import { RegistryError } from '../oci/errors.js';
-import { StorageUnavailableError } from '../storage/blob-driver.js';
+import { StorageUnavailableError, isStorageFull } from '../storage/blob-driver.js';
 import { assertRepositoryName } from '../oci/names.js';
 import type { RegistryStore } from '../storage/registry-store.js';
 import type { ServerConfig } from './config.js';
@@ -152,6 +152,17 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
         ctx.status = 503;
         ctx.set('Retry-After', '5');
         ctx.body = new RegistryError('UNAVAILABLE', 'the registry storage is unavailable: retry later (details in the server log)').toBody();
+      } else if (isStorageFull(e)) {
+        // The data folder's disk is full (ENOSPC, EDQUOT). Writes are atomic (temp file, then
+        // rename; one LevelDB batch), so nothing half-stored is visible; the write is refused.
+        // The distribution spec has no code for this: 507 Insufficient Storage (RFC 4918 §11.5,
+        // "unable to store the representation needed to successfully complete the request",
+        // a condition "considered to be temporary") tells the client exactly why, where a 500
+        // would read as a bug and a 503 would invite blind retries; the body is the spec's error
+        // envelope, code UNKNOWN (clients show its message).
+        log.error({ err: e, method: ctx.method, path: ctx.path }, 'storage full');
+        ctx.status = 507;
+        ctx.body = new RegistryError('UNKNOWN', 'the registry storage is full: the write was refused, nothing was stored; retry once space is freed', { status: 507 }).toBody();
       } else if (isClientAbort(e)) {
         ctx.status = 400;
         log.debug({ reqId, method: ctx.method, path: ctx.path }, 'client aborted the request');

@@ -25,6 +25,21 @@ export class StorageUnavailableError extends Error {
 }
 
 /**
+ * The data folder's file system is full (ENOSPC) or the quota is used up (EDQUOT): an error of a
+ * blob or upload write, or of LevelDB (classic-level reports it as an IO error whose message ends
+ * with the system's text, e.g. "IO error: …/000012.log: No space left on device"), found on the
+ * error or its causes.
+ */
+export function isStorageFull(e: unknown): boolean {
+  for (let err = e, depth = 0; err && depth < 5; err = (err as { cause?: unknown }).cause, depth++) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return true;
+    if (/No space left on device|Disk quota exceeded/.test(String((err as Error).message))) return true;
+  }
+  return false;
+}
+
+/**
  * Wraps the moment a blob becomes visible under its digest: the registry records the commit (GC's
  * grace period comes from that record) and keeps it atomic against GC deleting the same digest.
  * `place` makes the blob visible, or drops the new copy when the digest is already stored.

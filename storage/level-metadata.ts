@@ -13,6 +13,8 @@
 //   meta:      'layout'                        → schema version of this data folder
 //   proxy:     t\0<name>\0<tag>                → ms of a mirror's last upstream check of the tag
 //              a\0<name>\0<digest>             → {at, kind}: when a mirror last served it
+import { readdir, stat, statfs } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Level } from 'level';
 import { KeyedLock } from './keyed-lock.js';
 import type { Descriptor } from '../oci/manifest.js';
@@ -50,8 +52,12 @@ export class LevelMetadata implements RegistryMetadata {
   private readonly mirror;
   private readonly locks = new KeyedLock();
   private readonly jobs = new Set<string>();
+  /** Writes run one at a time (see `write`). */
+  private writes: Promise<unknown> = Promise.resolve();
+  /** A write failed: LevelDB's log may end in a partial record; no write until it was reopened. */
+  private damaged = false;
 
-  constructor(dir: string) {
+  constructor(private readonly dir: string) {
     this.db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
     this.repos = this.db.sublevel<string, RepoRecord>('repos', { valueEncoding: 'json' });
     this.tags = this.db.sublevel<string, string>('tags', { valueEncoding: 'utf8' });
@@ -75,6 +81,51 @@ export class LevelMetadata implements RegistryMetadata {
     await this.db.close();
   }
 
+  /**
+   * Every write goes through here, one at a time. Fix (found by the disk-full campaign): when a
+   * write fails (ENOSPC), LevelDB may have written part of its record to the log, and LevelDB
+   * keeps appending later records after that partial one; they are served from memory, but on the
+   * next open the log reader drops everything from the partial record on (measured: 370 of 379
+   * writes acknowledged after the disk had room again were gone after a reopen). A failed
+   * background flush also leaves LevelDB refusing every write until it is reopened. So after a
+   * failed write no other write runs until the database was closed and opened again: recovery
+   * reads the log up to the partial record (every acknowledged write), stores it in a table and
+   * starts a new log. One write at a time (LevelDB serialises them anyway) makes "after" exact.
+   */
+  private write<T>(fn: () => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      if (this.damaged) await this.reopen();
+      try {
+        return await fn();
+      } catch (e) {
+        if ((e as { code?: string }).code === 'LEVEL_IO_ERROR') this.damaged = true;
+        throw e;
+      }
+    };
+    const done = this.writes.then(run, run);
+    this.writes = done.catch(() => undefined);
+    return done;
+  }
+
+  /**
+   * Reopens the database after a failed write, once its disk has room for the recovery (the log
+   * replayed into a table, a new log): else the write is refused with ENOSPC and the database
+   * stays open for reads. Reads arriving while it closes fail (a few milliseconds, after a disk-full).
+   */
+  private async reopen(): Promise<void> {
+    let logs = 0;
+    for (const f of await readdir(this.dir)) if (f.endsWith('.log')) logs += (await stat(join(this.dir, f)).catch(() => undefined))?.size ?? 0;
+    const fs = await statfs(this.dir);
+    if (fs.bavail * fs.bsize < 2 * logs + (4 << 20)) {
+      throw Object.assign(new Error(`IO error: ${this.dir}: No space left on device (LevelDB waits for room to recover its log)`), { code: 'ENOSPC' });
+    }
+    if (this.db.status === 'open') await this.db.close();
+    await this.db.open();
+    // Sublevels closed with the database, and do not reopen with it.
+    await Promise.all([this.repos, this.tags, this.manifests, this.blobs, this.referrerIndex, this.uploads, this.content, this.layout, this.mirror].map((sub) => sub.open()));
+    this.damaged = false;
+  }
+
   async repositoryExists(name: string): Promise<boolean> {
     return (await this.repos.get(name)) !== undefined;
   }
@@ -96,7 +147,7 @@ export class LevelMetadata implements RegistryMetadata {
   async deleteTag(name: string, tag: string): Promise<boolean> {
     const k = key(name, tag);
     if ((await this.tags.get(k)) === undefined) return false;
-    await this.tags.del(k);
+    await this.write(() => this.tags.del(k));
     return true;
   }
 
@@ -112,7 +163,7 @@ export class LevelMetadata implements RegistryMetadata {
     for (const t of w.tags) batch.put(key(w.name, t), w.digest, { sublevel: this.tags });
     const now = Date.now();
     for (const c of w.touched) batch.put(c.digest, { size: c.size, touched: now }, { sublevel: this.content });
-    await batch.write();
+    await this.write(() => batch.write());
   }
 
   async deleteManifest(name: string, digest: string): Promise<string[] | undefined> {
@@ -128,7 +179,7 @@ export class LevelMetadata implements RegistryMetadata {
         dropped.push(k.slice(name.length + 1));
       }
     }
-    await batch.write();
+    await this.write(() => batch.write());
     return dropped;
   }
 
@@ -145,13 +196,13 @@ export class LevelMetadata implements RegistryMetadata {
     if (!(await this.repositoryExists(name))) batch.put(name, { created: new Date().toISOString() }, { sublevel: this.repos });
     batch.put(key(name, digest), { size }, { sublevel: this.blobs });
     batch.put(digest, { size, touched: Date.now() }, { sublevel: this.content });
-    await batch.write();
+    await this.write(() => batch.write());
   }
 
   async unlinkBlob(name: string, digest: string): Promise<boolean> {
     const k = key(name, digest);
     if ((await this.blobs.get(k)) === undefined) return false;
-    await this.blobs.del(k);
+    await this.write(() => this.blobs.del(k));
     return true;
   }
 
@@ -188,7 +239,7 @@ export class LevelMetadata implements RegistryMetadata {
   async deleteReferrer(name: string, subject: string, digest: string): Promise<boolean> {
     const k = key(name, subject, digest);
     if ((await this.referrerIndex.get(k)) === undefined) return false;
-    await this.referrerIndex.del(k);
+    await this.write(() => this.referrerIndex.del(k));
     return true;
   }
 
@@ -200,7 +251,7 @@ export class LevelMetadata implements RegistryMetadata {
   }
 
   async touchContent(digest: string, size: number): Promise<void> {
-    await this.content.put(digest, { size, touched: Date.now() });
+    await this.write(() => this.content.put(digest, { size, touched: Date.now() }));
   }
 
   getContent(digest: string): Promise<ContentRecord | undefined> {
@@ -208,11 +259,11 @@ export class LevelMetadata implements RegistryMetadata {
   }
 
   async forgetContent(digest: string): Promise<void> {
-    await this.content.del(digest);
+    await this.write(() => this.content.del(digest));
   }
 
   async createUpload(id: string, record: UploadRecord): Promise<void> {
-    await this.uploads.put(id, record);
+    await this.write(() => this.uploads.put(id, record));
   }
 
   getUpload(id: string): Promise<UploadRecord | undefined> {
@@ -224,12 +275,12 @@ export class LevelMetadata implements RegistryMetadata {
     // the write cannot interleave with another update of the same record.
     const current = await this.uploads.get(id);
     if (!current || current.offset !== expectedOffset) return false;
-    await this.uploads.put(id, record);
+    await this.write(() => this.uploads.put(id, record));
     return true;
   }
 
   async deleteUpload(id: string): Promise<void> {
-    await this.uploads.del(id);
+    await this.write(() => this.uploads.del(id));
   }
 
   async *listUploads(): AsyncIterable<[string, UploadRecord]> {
@@ -241,11 +292,11 @@ export class LevelMetadata implements RegistryMetadata {
   }
 
   async setMirrorTagChecked(name: string, tag: string, at: number): Promise<void> {
-    await this.mirror.put(key('t', name, tag), at);
+    await this.write(() => this.mirror.put(key('t', name, tag), at));
   }
 
   async touchMirrorAccess(a: MirrorAccess, at: number): Promise<void> {
-    await this.mirror.put(key('a', a.name, a.digest), { at, kind: a.kind });
+    await this.write(() => this.mirror.put(key('a', a.name, a.digest), { at, kind: a.kind }));
   }
 
   async *mirrorUnusedSince(cutoff: number): AsyncIterable<MirrorAccess> {
@@ -258,7 +309,7 @@ export class LevelMetadata implements RegistryMetadata {
   }
 
   async forgetMirrorAccess(name: string, digest: string): Promise<void> {
-    await this.mirror.del(key('a', name, digest));
+    await this.write(() => this.mirror.del(key('a', name, digest)));
   }
 
   async runJob<T>(job: string, fn: () => Promise<T>): Promise<T | undefined> {
