@@ -7,8 +7,9 @@
 // SEND_BUDGET: 1 MiB each up to 32 concurrent pulls (a single pull runs at full speed), halved as
 // the count doubles, down to 64 KiB (128 KiB at 200 pulls: 50 MiB in all, where a fixed 2 × 1 MiB
 // per pull held 400 MiB). A pull checks the size before each read and swaps a buffer that is too
-// big for a smaller one once the socket has taken its content. Idle buffers are kept for the next
-// pulls (up to IDLE_MAX bytes), so a busy registry does not malloc and free a buffer per request.
+// big for a smaller one once the socket has taken its content (never for a bigger one). Idle
+// buffers are kept for the next pulls (up to IDLE_MAX bytes), so a busy registry does not malloc
+// and free a buffer per request.
 import { open } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 
@@ -83,7 +84,10 @@ export async function sendFileRange(res: ServerResponse, path: string, start: nu
       // The buffer is free again once the socket has taken its previous content.
       if (slot.writing) await Promise.race([slot.writing, closed]);
       const want = Math.min(sendBufferSize(activePulls), cap);
-      if (slot.buf && slot.buf.length !== want) {
+      // Only ever smaller: growing buffers as other pulls end would allocate anew while the small
+      // ones wait in the idle list or for the garbage collector (measured: +20 MB RSS at the end
+      // of a load run, as 200 pulls drained).
+      if (slot.buf && slot.buf.length > want) {
         giveBuffer(slot.buf);
         slot.buf = undefined;
       }
