@@ -545,6 +545,10 @@ test(`load: ${CLIENTS} clients for ${SECONDS} s, GC every ${GC_SECONDS} s`, { ti
     const lines = [
       `load: ${CLIENTS} clients, ${elapsed.toFixed(0)} s, GC every ${GC_SECONDS} s (${log.gcRuns} runs, ${log.gcRemoved} blobs removed)`,
       `server RSS: ${(rss0 / 1e6).toFixed(0)} MB at start, peak ${(peak / 1e6).toFixed(0)} MB (limit ${RSS_LIMIT / 1e6}), end ${((samples.at(-1)?.rss ?? 0) / 1e6).toFixed(0)} MB; test process peak RSS ${(clientPeak / 1e6).toFixed(0)} MB`,
+      `server RSS MB by tenth of the run (peak in each): ${Array.from({ length: 10 }, (_, i) => {
+        const span = samples.filter((x) => x.t >= (i * elapsed * 1000) / 10 && x.t < ((i + 1) * elapsed * 1000) / 10);
+        return span.length ? (Math.max(...span.map((x) => x.rss)) / 1e6).toFixed(0) : '-';
+      }).join(' ')}`,
       `server fds: ${fds0} at start, peak ${fdsPeak} under load, ${fdsEnd} after the clients closed`,
       `pulled ${(counts.pulledBytes / 1e9).toFixed(1)} GB (${(counts.pulledBytes / 1e6 / elapsed).toFixed(0)} MB/s): ${counts.bigPulls} 40 MiB pulls, ${counts.rangePulls} range pulls; ${counts.pushes} images pushed (${counts.blobPushes} blob uploads, ${counts.mounts} mounts, ${counts.manifestBlobUnknown} MANIFEST_BLOB_UNKNOWN re-pushes); ${counts.deletes} manifest + ${counts.tagDeletes} tag deletes; ${counts.manifestGets} manifest GETs; ${counts.catalogPages} _catalog + ${counts.tagPages} tags/list pages`,
       `verified at the end: ${images.length} manifests, ${blobsChecked.size} blob links; fsck: ${report.manifests} manifests, ${report.blobsChecked} blobs checked, ${report.orphans.count} orphans, ${report.problems.length} problems`,
