@@ -18,8 +18,14 @@
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-O2"],
       # Static: no dynamic loader work at each container start (libstdc++, libm, libc).
       "ldflags": ["-static"],
-      # libseccomp builds and loads the container's seccomp filter (Debian: libseccomp-dev).
-      "libraries": ["-lseccomp"]
+      # libseccomp builds the container's seccomp filter (Debian: libseccomp-dev). Without it the
+      # helper still builds (the registry needs nothing of it) and refuses a seccomp profile at run.
+      "conditions": [
+        ["<!(test -f /usr/include/seccomp.h && echo 1 || echo 0)==1", {
+          "defines": ["BERTH_HAVE_LIBSECCOMP"],
+          "libraries": ["-lseccomp"]
+        }]
+      ]
     }
   ]
 }

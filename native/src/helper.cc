@@ -37,7 +37,9 @@
 
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#ifdef BERTH_HAVE_LIBSECCOMP
 #include <seccomp.h>
+#endif
 #include <sys/mman.h>
 
 #include <string>
@@ -425,6 +427,7 @@ void setCapabilities(const std::vector<int>& caps, bool root) {
   if (syscall(SYS_capset, &hdr, data) < 0) fail(125, "capset", errno);
 }
 
+#ifdef BERTH_HAVE_LIBSECCOMP
 // ---- seccomp: the profile comes resolved (runtime/confinement.ts): architectures, rules that
 // apply to this container's capabilities and architecture. Built and loaded as runc does
 // (libcontainer/seccomp/seccomp_linux.go), with libseccomp.
@@ -542,6 +545,7 @@ uint64_t fnv1a(const std::string& s) {
   for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
   return h;
 }
+#endif  // BERTH_HAVE_LIBSECCOMP
 
 // Generating the filter (three architectures on amd64: x86_64, x86, x32) takes libseccomp ~10 ms
 // per start, so it is made once per resolved profile and kept in `cache` (a path under
@@ -553,6 +557,10 @@ std::string g_seccompFilter;  // the program, ready for the container's process 
 void prepareSeccomp(const Json& cfg) {
   const Json& profile = cfg["seccomp"];
   if (profile.isNull()) return;
+#ifndef BERTH_HAVE_LIBSECCOMP
+  // Built on a machine without libseccomp's headers: never run a container unconfined by surprise.
+  throw Failure{125, "this berth was built without libseccomp, so containers cannot get the default seccomp profile: apt-get install libseccomp-dev, then npm rebuild (or run with --security-opt seccomp=unconfined)"};
+#else
   std::string cache = cfg["seccompCache"].str();
   std::string path;
   if (!cache.empty()) {
@@ -585,6 +593,7 @@ void prepareSeccomp(const Json& cfg) {
   bool ok = write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()) && fsync(fd) == 0;
   close(fd);
   if (!ok || rename(tmp.c_str(), path.c_str()) < 0) unlink(tmp.c_str());
+#endif
 }
 
 // Loads the prepared filter into this process (inherited by what it execs and forks): what
