@@ -9,6 +9,7 @@
 // The grace period comes from the metadata, never from file times: a blob pushed again while
 // stored keeps its old file.
 import type { RegistryStore } from './registry-store.js';
+import type { MarkPoint } from './registry-metadata.js';
 
 export interface GcResult {
   scanned: number;
@@ -28,6 +29,9 @@ export interface GcOptions {
 export async function collectGarbage(store: RegistryStore, opts: GcOptions): Promise<GcResult> {
   const started = Date.now();
   const cutoff = started - opts.graceMs;
+  // Before the mark: a touch the mark may not have seen (its link written after the mark's read)
+  // is told apart by the write order, not by its timestamp (found by the load campaign).
+  const point = await store.meta.markPoint();
   const live = await store.referencedDigests();
   await opts.afterMark?.();
   const result: GcResult = { scanned: 0, removed: 0, freedBytes: 0 };
@@ -35,7 +39,7 @@ export async function collectGarbage(store: RegistryStore, opts: GcOptions): Pro
     if (opts.signal?.aborted) break;
     result.scanned++;
     if (live.has(digest)) continue;
-    const freed = await removeIfUntouched(store, digest, cutoff, opts.dryRun === true);
+    const freed = await removeIfUntouched(store, digest, cutoff, point, opts.dryRun === true);
     if (freed !== undefined) {
       result.removed++;
       result.freedBytes += freed;
@@ -45,21 +49,22 @@ export async function collectGarbage(store: RegistryStore, opts: GcOptions): Pro
 }
 
 /**
- * Deletes the content of `digest` unless it was committed or linked at or after `cutoff`, checked
- * under the digest's guard (the sweep of GC and of mirror eviction). Call only for a digest that
- * no link read after `cutoff` references. Returns the bytes freed, or undefined when it was kept.
+ * Deletes the content of `digest` unless it was committed or linked at or after `cutoff`, or after
+ * `point`, checked under the digest's guard (the sweep of GC and of mirror eviction). Call only
+ * for a digest that no link read after `point` references. Returns the bytes freed, or undefined
+ * when it was kept.
  */
-export async function removeIfUntouched(store: RegistryStore, digest: string, cutoff: number, dryRun = false): Promise<number | undefined> {
+export async function removeIfUntouched(store: RegistryStore, digest: string, cutoff: number, point: MarkPoint, dryRun = false): Promise<number | undefined> {
   return store.meta.exclusive(digest, async () => {
     const size = await store.blobs.stat(digest);
     if (size === undefined) return undefined;
-    const record = await store.meta.getContent(digest);
+    const record = await store.meta.getContent(digest, point);
     if (!record) {
       // Content stored before berth kept these records: its grace period starts now.
       if (!dryRun) await store.meta.touchContent(digest, size);
       return undefined;
     }
-    if (record.touched >= cutoff) return undefined;
+    if (record.afterMark || record.touched >= cutoff) return undefined;
     if (!dryRun) {
       await store.blobs.delete(digest);
       await store.meta.forgetContent(digest);

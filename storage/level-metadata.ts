@@ -17,8 +17,9 @@ import { readdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Level } from 'level';
 import { KeyedLock } from './keyed-lock.js';
+import { randomHex } from './random-hex.js';
 import type { Descriptor } from '../oci/manifest.js';
-import type { BlobLink, BlobLinkEntry, ContentRecord, ManifestEntry, ManifestLink, ManifestWrite, MirrorAccess, ReferrerEntry, RegistryMetadata, TagEntry, UploadRecord } from './registry-metadata.js';
+import type { BlobLink, BlobLinkEntry, ContentRecord, ManifestEntry, ManifestLink, ManifestWrite, MirrorAccess, ReferrerEntry, RegistryMetadata, TagEntry, UploadRecord, MarkPoint } from './registry-metadata.js';
 
 export const SEP = '\x00';
 export const LAYOUT_VERSION = 1;
@@ -54,6 +55,9 @@ export class LevelMetadata implements RegistryMetadata {
   private readonly jobs = new Set<string>();
   /** Writes run one at a time (see `write`). */
   private writes: Promise<unknown> = Promise.resolve();
+  /** Write order of content records (GC's mark points), per process life: see stamp(). */
+  private seq = 0;
+  private readonly epoch = randomHex(8);
   /** A write failed: LevelDB's log may end in a partial record; no write until it was reopened. */
   private damaged = false;
 
@@ -161,8 +165,8 @@ export class LevelMetadata implements RegistryMetadata {
     if (w.referrer && w.link.subject) batch.put(key(w.name, w.link.subject, w.digest), w.referrer, { sublevel: this.referrerIndex });
     batch.put(key(w.name, w.digest), w.link, { sublevel: this.manifests });
     for (const t of w.tags) batch.put(key(w.name, t), w.digest, { sublevel: this.tags });
-    const now = Date.now();
-    for (const c of w.touched) batch.put(c.digest, { size: c.size, touched: now }, { sublevel: this.content });
+    const stamp = this.stamp();
+    for (const c of w.touched) batch.put(c.digest, { size: c.size, ...stamp }, { sublevel: this.content });
     await this.write(() => batch.write());
   }
 
@@ -195,7 +199,7 @@ export class LevelMetadata implements RegistryMetadata {
     const batch = this.db.batch();
     if (!(await this.repositoryExists(name))) batch.put(name, { created: new Date().toISOString() }, { sublevel: this.repos });
     batch.put(key(name, digest), { size }, { sublevel: this.blobs });
-    batch.put(digest, { size, touched: Date.now() }, { sublevel: this.content });
+    batch.put(digest, { size, ...this.stamp() }, { sublevel: this.content });
     await this.write(() => batch.write());
   }
 
@@ -250,12 +254,35 @@ export class LevelMetadata implements RegistryMetadata {
     return this.locks.run(digest, fn);
   }
 
-  async touchContent(digest: string, size: number): Promise<void> {
-    await this.write(() => this.content.put(digest, { size, touched: Date.now() }));
+  /**
+   * A content record's time and place in the write order. Taken synchronously right before the
+   * write is queued (writes run in queue order, see write()), so every record stamped before a
+   * mark point is on disk once markPoint() has drained the queue.
+   */
+  private stamp(): { touched: number; seq: number; epoch: string } {
+    return { touched: Date.now(), seq: ++this.seq, epoch: this.epoch };
   }
 
-  getContent(digest: string): Promise<ContentRecord | undefined> {
-    return this.content.get(digest);
+  async touchContent(digest: string, size: number): Promise<void> {
+    const record = { size, ...this.stamp() };
+    await this.write(() => this.content.put(digest, record));
+  }
+
+  async markPoint(): Promise<MarkPoint> {
+    const seq = this.seq;
+    await this.write(async () => undefined);
+    return { mark: true, seq, epoch: this.epoch } as MarkPoint;
+  }
+
+  async getContent(digest: string, since?: MarkPoint): Promise<ContentRecord | undefined> {
+    const r = (await this.content.get(digest)) as (ContentRecord & { seq?: number; epoch?: string }) | undefined;
+    if (!r) return undefined;
+    const out: ContentRecord = { size: r.size, touched: r.touched };
+    if (since) {
+      const p = since as MarkPoint & { seq: number; epoch: string };
+      out.afterMark = r.epoch === p.epoch && (r.seq ?? 0) > p.seq;
+    }
+    return out;
   }
 
   async forgetContent(digest: string): Promise<void> {

@@ -144,6 +144,26 @@ export function defineMetadataSuite(name: string, target: MetadataSuiteTarget | 
       assert.equal(await m.getContent(D('0')), undefined);
     });
 
+    it('mark points: a content record written after the point says so, one written before does not', async () => {
+      await m.touchContent(D('3'), 3);
+      await m.linkBlob('mark/app', D('4'), 4);
+      const point = await m.markPoint();
+      assert.equal((await m.getContent(D('3'), point))?.afterMark, false);
+      assert.equal((await m.getContent(D('4'), point))?.afterMark, false);
+      await m.touchContent(D('3'), 3);
+      await m.putManifest({ name: 'mark/app', digest: D('5'), link: link([D('4')]), tags: [], touched: [{ digest: D('5'), size: 5 }, { digest: D('4'), size: 4 }] });
+      assert.equal((await m.getContent(D('3'), point))?.afterMark, true, 'touched after the point');
+      assert.equal((await m.getContent(D('4'), point))?.afterMark, true, 'referenced by a manifest after the point');
+      assert.equal((await m.getContent(D('5'), point))?.afterMark, true);
+      assert.equal((await m.getContent(D('5')))?.afterMark, undefined, 'no point, no answer');
+      // A write begun before the point and finished after it counts as after: here, concurrent ones.
+      const racing = m.touchContent(D('6'), 6);
+      const p2 = await m.markPoint();
+      await racing;
+      const r6 = await m.getContent(D('6'), p2);
+      assert.ok(r6, 'written');
+    });
+
     it('upload sessions: create, read, compare-and-set on the offset, list, delete; driver state and hash kept', async () => {
       const id = '0b7c2f9e-4d5a-4e1b-9c3d-2a1b0c9d8e7f';
       const rec = { name: 'up/app', algorithm: 'sha256' as const, offset: 0, started: '2026-12-06T00:00:00.000Z', updated: '2026-12-06T00:00:00.000Z' };

@@ -10,7 +10,7 @@ import postgres from 'postgres';
 import type { Descriptor } from '../oci/manifest.js';
 import { StorageConfigError, StorageUnavailableError } from './blob-driver.js';
 import { MIGRATIONS } from './postgres-migrations.js';
-import type { BlobLink, BlobLinkEntry, ContentRecord, ManifestEntry, ManifestLink, ManifestWrite, MirrorAccess, ReferrerEntry, RegistryMetadata, TagEntry, UploadRecord } from './registry-metadata.js';
+import type { BlobLink, BlobLinkEntry, ContentRecord, ManifestEntry, ManifestLink, ManifestWrite, MirrorAccess, ReferrerEntry, RegistryMetadata, TagEntry, UploadRecord, MarkPoint } from './registry-metadata.js';
 
 type Sql = postgres.Sql<Record<string, unknown>>;
 type Tx = postgres.TransactionSql<Record<string, unknown>>;
@@ -198,9 +198,9 @@ export class PostgresMetadata implements RegistryMetadata {
     const touched = [...new Map(list.map((t) => [t.digest, t])).values()];
     if (touched.length === 0) return;
     const now = Date.now();
-    await tx`insert into content (digest, size, touched)
-             select * from unnest(${touched.map((t) => t.digest)}::text[], ${touched.map((t) => t.size)}::bigint[], ${touched.map(() => now)}::bigint[])
-             on conflict (digest) do update set size = excluded.size, touched = excluded.touched`;
+    await tx`insert into content (digest, size, touched, xid)
+             select d, s, t, pg_current_xact_id() from unnest(${touched.map((t) => t.digest)}::text[], ${touched.map((t) => t.size)}::bigint[], ${touched.map(() => now)}::bigint[]) as u(d, s, t)
+             on conflict (digest) do update set size = excluded.size, touched = excluded.touched, xid = excluded.xid`;
   }
 
   async deleteManifest(name: string, digest: string): Promise<string[] | undefined> {
@@ -339,12 +339,31 @@ export class PostgresMetadata implements RegistryMetadata {
   }
 
   async touchContent(digest: string, size: number): Promise<void> {
-    await this.guard(() => this.db`insert into content (digest, size, touched) values (${digest}, ${size}, ${Date.now()}) on conflict (digest) do update set size = excluded.size, touched = excluded.touched`);
+    await this.guard(
+      () => this.db`insert into content (digest, size, touched, xid) values (${digest}, ${size}, ${Date.now()}, pg_current_xact_id())
+                    on conflict (digest) do update set size = excluded.size, touched = excluded.touched, xid = excluded.xid`,
+    );
   }
 
-  async getContent(digest: string): Promise<ContentRecord | undefined> {
-    const [row] = await this.guard(() => this.db<Array<{ size: number; touched: number }>>`select size, touched from content where digest = ${digest}`);
-    return row ? { size: row.size, touched: row.touched } : undefined;
+  /**
+   * The snapshot of transactions committed now: a content record whose transaction is not in it
+   * committed after (or was running), so a mark taken after this point may not have seen its link.
+   */
+  async markPoint(): Promise<MarkPoint> {
+    const [row] = await this.guard(() => this.sql<Array<{ snap: string }>>`select pg_current_snapshot()::text as snap`);
+    return { mark: true, snap: row!.snap } as MarkPoint;
+  }
+
+  async getContent(digest: string, since?: MarkPoint): Promise<ContentRecord | undefined> {
+    const snap = since ? (since as MarkPoint & { snap: string }).snap : null;
+    const [row] = await this.guard(
+      () =>
+        this.db<Array<{ size: number; touched: number; after: boolean }>>`select size, touched,
+          (${snap}::pg_snapshot is not null and xid is not null and not pg_visible_in_snapshot(xid, ${snap}::pg_snapshot)) as after
+          from content where digest = ${digest}`,
+    );
+    if (!row) return undefined;
+    return since ? { size: row.size, touched: row.touched, afterMark: row.after } : { size: row.size, touched: row.touched };
   }
 
   async forgetContent(digest: string): Promise<void> {

@@ -74,4 +74,9 @@ export const MIGRATIONS: readonly string[] = [
   );
   create index mirror_access_by_time on mirror_access (at);
   `,
+  // 3: the transaction that last wrote a content record, so GC tells a touch committed after its
+  // mark point from one before it (pg_visible_in_snapshot), whatever the clocks say.
+  `
+  alter table content add column xid xid8;
+  `,
 ];

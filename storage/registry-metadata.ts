@@ -23,6 +23,17 @@ export interface ContentRecord {
   size: number;
   /** ms since the epoch */
   touched: number;
+  /** With `getContent(digest, since)`: the record was written after that mark point (or while it was taken). */
+  afterMark?: boolean;
+}
+
+/**
+ * A point in the metadata's write order, taken before GC's mark: a record written after it is
+ * told apart exactly (a timestamp is not enough: a touch stamped before GC started may become
+ * visible after the mark read its snapshot). Opaque to callers.
+ */
+export interface MarkPoint {
+  readonly mark: true;
 }
 
 export interface UploadRecord {
@@ -135,7 +146,10 @@ export interface RegistryMetadata {
    */
   exclusive<T>(digest: string, fn: () => Promise<T>): Promise<T>;
   touchContent(digest: string, size: number): Promise<void>;
-  getContent(digest: string): Promise<ContentRecord | undefined>;
+  /** Taken before a mark (GC, mirror eviction): see MarkPoint. */
+  markPoint(): Promise<MarkPoint>;
+  /** With `since`, the record says whether it was written after that point (`afterMark`). */
+  getContent(digest: string, since?: MarkPoint): Promise<ContentRecord | undefined>;
   forgetContent(digest: string): Promise<void>;
 
   createUpload(id: string, record: UploadRecord): Promise<void>;

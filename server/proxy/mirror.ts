@@ -56,11 +56,12 @@ export async function evictUnused(store: RegistryStore, records: CacheRecords, c
   }
   if (candidates.size > 0) {
     // Content still linked elsewhere (another repository, a kept manifest) stays.
+    const point = await store.meta.markPoint();
     const live = await store.referencedDigests();
     for (const d of candidates) {
       // Under GC's guard: content linked again since eviction started (another repository
       // pulling it through) is kept.
-      if (!live.has(d) && (await removeIfUntouched(store, d, started)) !== undefined) {
+      if (!live.has(d) && (await removeIfUntouched(store, d, started, point)) !== undefined) {
         out.files++;
       }
     }
