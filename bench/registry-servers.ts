@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface ServerUnderTest {
@@ -81,9 +81,12 @@ async function launch(label: string, dataDir: string, cmd: string, args: string[
 export async function startBerth(opts: { label?: string; extraArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<ServerUnderTest> {
   const dataDir = await mkdtemp(join(tmpdir(), 'berth-bench-'));
   const port = await freePort();
-  const bin = fileURLToPath(new URL('../bin/berth.js', import.meta.url));
-  const args = [bin, 'serve', '--listen', `127.0.0.1:${port}`, '--data', join(dataDir, 'data'), '--log-level', 'warn', ...(opts.extraArgs ?? [])];
-  return launch(opts.label ?? 'berth', dataDir, process.execPath, args, `http://127.0.0.1:${port}`, opts.env);
+  // Through the bin/berth launcher, as users start it (its settings for `serve` included); it
+  // execs the `node` on PATH: this benchmark's Node first.
+  const launcher = fileURLToPath(new URL('../../bin/berth', import.meta.url));
+  const args = [launcher, 'serve', '--listen', `127.0.0.1:${port}`, '--data', join(dataDir, 'data'), '--log-level', 'warn', ...(opts.extraArgs ?? [])];
+  const env = opts.env ?? process.env;
+  return launch(opts.label ?? 'berth', dataDir, '/bin/sh', args, `http://127.0.0.1:${port}`, { ...env, PATH: `${dirname(process.execPath)}:${env.PATH ?? ''}` });
 }
 
 export async function startReference(): Promise<ServerUnderTest> {
