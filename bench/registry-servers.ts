@@ -89,19 +89,15 @@ export async function startBerth(opts: { label?: string; extraArgs?: string[]; e
   return launch(opts.label ?? 'berth', dataDir, '/bin/sh', args, `http://127.0.0.1:${port}`, { ...env, PATH: `${dirname(process.execPath)}:${env.PATH ?? ''}` });
 }
 
+/** What both reference configurations share: quiet logs and the in-memory blob descriptor cache. */
+const REFERENCE_CONFIG_HEAD = ['version: 0.1', 'log:', '  level: warn', '  accesslog:', '    disabled: true', 'storage:', '  cache:', '    blobdescriptor: inmemory'];
+
 export async function startReference(): Promise<ServerUnderTest> {
   const dataDir = await mkdtemp(join(tmpdir(), 'registry-bench-'));
   const port = await freePort();
   // The Debian default config minus auth, with the in-memory blob descriptor cache it ships with.
   const config = [
-    'version: 0.1',
-    'log:',
-    '  level: warn',
-    '  accesslog:',
-    '    disabled: true',
-    'storage:',
-    '  cache:',
-    '    blobdescriptor: inmemory',
+    ...REFERENCE_CONFIG_HEAD,
     '  filesystem:',
     `    rootdirectory: ${join(dataDir, 'data')}`,
     '  delete:',
@@ -137,14 +133,7 @@ export async function startReferenceS3(s3: ReferenceS3Options): Promise<ServerUn
   const dataDir = await mkdtemp(join(tmpdir(), 'registry-bench-'));
   const port = await freePort();
   const config = [
-    'version: 0.1',
-    'log:',
-    '  level: warn',
-    '  accesslog:',
-    '    disabled: true',
-    'storage:',
-    '  cache:',
-    '    blobdescriptor: inmemory',
+    ...REFERENCE_CONFIG_HEAD,
     '  s3:',
     `    accesskey: ${s3.accessKeyId}`,
     `    secretkey: ${s3.secretAccessKey}`,
