@@ -13,19 +13,27 @@
 //   meta:      'layout'                        → schema version of this data folder
 //   proxy:     t\0<name>\0<tag>                → ms of a mirror's last upstream check of the tag
 //              a\0<name>\0<digest>             → {at, kind}: when a mirror last served it
+//   notify:    <endpoint>\0<seq, 16 hex>       → {event, attempts, notBefore}: a webhook event
+//                                               not yet delivered; seq orders each endpoint's queue
 import { readdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Level } from 'level';
 import { KeyedLock } from './keyed-lock.js';
 import { randomHex } from './random-hex.js';
 import type { Descriptor } from '../oci/manifest.js';
-import type { BlobLink, BlobLinkEntry, ContentRecord, ManifestEntry, ManifestLink, ManifestWrite, MirrorAccess, ReferrerEntry, RegistryMetadata, TagEntry, UploadRecord, MarkPoint } from './registry-metadata.js';
+import type { BlobLink, BlobLinkEntry, ContentRecord, ManifestEntry, ManifestLink, ManifestWrite, MirrorAccess, NotificationWrite, QueuedNotification, ReferrerEntry, RegistryMetadata, TagEntry, UploadRecord, MarkPoint } from './registry-metadata.js';
 
 export const SEP = '\x00';
 export const LAYOUT_VERSION = 1;
 
 interface RepoRecord {
   created: string;
+}
+
+interface NotificationRecord {
+  event: string;
+  attempts: number;
+  notBefore: number;
 }
 
 export function key(...parts: string[]): string {
@@ -51,6 +59,9 @@ export class LevelMetadata implements RegistryMetadata {
   private readonly content;
   private readonly layout;
   private readonly mirror;
+  private readonly notify;
+  /** The last sequence number of a queued notification (read at open, the highest stored). */
+  private notifySeq = 0;
   private readonly locks = new KeyedLock();
   private readonly jobs = new Set<string>();
   /** Writes run one at a time (see `write`). */
@@ -72,6 +83,7 @@ export class LevelMetadata implements RegistryMetadata {
     this.content = this.db.sublevel<string, ContentRecord>('content', { valueEncoding: 'json' });
     this.layout = this.db.sublevel<string, number>('meta', { valueEncoding: 'json' });
     this.mirror = this.db.sublevel<string, unknown>('proxy', { valueEncoding: 'json' });
+    this.notify = this.db.sublevel<string, NotificationRecord>('notify', { valueEncoding: 'json' });
   }
 
   async open(): Promise<void> {
@@ -79,6 +91,8 @@ export class LevelMetadata implements RegistryMetadata {
     const version = await this.layout.get('layout');
     if (version === undefined) await this.layout.put('layout', LAYOUT_VERSION);
     else if (version !== LAYOUT_VERSION) throw new Error(`data folder has layout version ${version}; this berth reads ${LAYOUT_VERSION}`);
+    // Queues are short (events wait only while an endpoint is down): one pass finds the last seq.
+    for await (const k of this.notify.keys()) this.notifySeq = Math.max(this.notifySeq, parseInt(k.slice(k.lastIndexOf(SEP) + 1), 16));
   }
 
   async close(): Promise<void> {
@@ -126,7 +140,7 @@ export class LevelMetadata implements RegistryMetadata {
     if (this.db.status === 'open') await this.db.close();
     await this.db.open();
     // Sublevels closed with the database, and do not reopen with it.
-    await Promise.all([this.repos, this.tags, this.manifests, this.blobs, this.referrerIndex, this.uploads, this.content, this.layout, this.mirror].map((sub) => sub.open()));
+    await Promise.all([this.repos, this.tags, this.manifests, this.blobs, this.referrerIndex, this.uploads, this.content, this.layout, this.mirror, this.notify].map((sub) => sub.open()));
     this.damaged = false;
   }
 
@@ -167,6 +181,7 @@ export class LevelMetadata implements RegistryMetadata {
     for (const t of w.tags) batch.put(key(w.name, t), w.digest, { sublevel: this.tags });
     const stamp = this.stamp();
     for (const c of w.touched) batch.put(c.digest, { size: c.size, ...stamp }, { sublevel: this.content });
+    for (const n of w.notifications ?? []) batch.put(this.notifyKey(n.endpoint), { event: n.event, attempts: 0, notBefore: 0 }, { sublevel: this.notify });
     await this.write(() => batch.write());
   }
 
@@ -337,6 +352,42 @@ export class LevelMetadata implements RegistryMetadata {
 
   async forgetMirrorAccess(name: string, digest: string): Promise<void> {
     await this.write(() => this.mirror.del(key('a', name, digest)));
+  }
+
+  /** The next key of `endpoint`'s queue: taken synchronously, so keys follow the order of calls. */
+  private notifyKey(endpoint: string): string {
+    return key(endpoint, (++this.notifySeq).toString(16).padStart(16, '0'));
+  }
+
+  async enqueueNotifications(events: NotificationWrite[]): Promise<void> {
+    if (events.length === 0) return;
+    const batch = this.notify.batch();
+    for (const n of events) batch.put(this.notifyKey(n.endpoint), { event: n.event, attempts: 0, notBefore: 0 });
+    await this.write(() => batch.write());
+  }
+
+  async pendingNotifications(endpoint: string, limit: number): Promise<QueuedNotification[]> {
+    const rows = await this.notify.iterator({ ...prefixRange(endpoint), limit }).all();
+    return rows.map(([k, r]) => ({ endpoint, id: k.slice(endpoint.length + 1), event: r.event, attempts: r.attempts, notBefore: r.notBefore }));
+  }
+
+  async removeNotification(endpoint: string, id: string): Promise<boolean> {
+    const k = key(endpoint, id);
+    if ((await this.notify.get(k)) === undefined) return false;
+    await this.write(() => this.notify.del(k));
+    return true;
+  }
+
+  async deferNotification(endpoint: string, id: string, attempts: number, notBefore: number): Promise<void> {
+    const k = key(endpoint, id);
+    const r = await this.notify.get(k);
+    if (r) await this.write(() => this.notify.put(k, { ...r, attempts, notBefore }));
+  }
+
+  async countNotifications(endpoint: string): Promise<number> {
+    let n = 0;
+    for await (const _ of this.notify.keys(prefixRange(endpoint))) n++;
+    return n;
   }
 
   async runJob<T>(job: string, fn: () => Promise<T>): Promise<T | undefined> {

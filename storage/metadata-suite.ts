@@ -252,6 +252,41 @@ export function defineMetadataSuite(name: string, target: MetadataSuiteTarget | 
       assert.equal(await m.runJob('gc', async () => 'again'), 'again');
     });
 
+    it('webhook queues: per endpoint, in order, oldest first, until removed', async () => {
+      const ev = (i: number) => JSON.stringify({ id: `e${i}` });
+      await m.enqueueNotifications([{ endpoint: 'hook', event: ev(1) }, { endpoint: 'other', event: ev(2) }, { endpoint: 'hook', event: ev(3) }]);
+      await m.enqueueNotifications([]);
+      await m.enqueueNotifications([{ endpoint: 'hook', event: ev(4) }]);
+      // An endpoint whose name is a prefix of another's sees only its own queue.
+      await m.enqueueNotifications([{ endpoint: 'hook2', event: ev(5) }]);
+      const all = await m.pendingNotifications('hook', 10);
+      assert.deepEqual(all.map((n) => n.event), [ev(1), ev(3), ev(4)]);
+      assert.deepEqual(all.map((n) => [n.endpoint, n.attempts, n.notBefore]), [['hook', 0, 0], ['hook', 0, 0], ['hook', 0, 0]]);
+      assert.deepEqual((await m.pendingNotifications('hook', 2)).map((n) => n.event), [ev(1), ev(3)]);
+      assert.equal(await m.countNotifications('hook'), 3);
+      assert.equal(await m.countNotifications('other'), 1);
+      assert.equal(await m.countNotifications('nobody'), 0);
+      assert.deepEqual(await m.pendingNotifications('nobody', 10), []);
+
+      await m.deferNotification('hook', all[0]!.id, 2, 12345);
+      const head = (await m.pendingNotifications('hook', 1))[0]!;
+      assert.deepEqual([head.event, head.attempts, head.notBefore], [ev(1), 2, 12345]);
+      assert.equal(await m.removeNotification('hook', all[0]!.id), true);
+      assert.equal(await m.removeNotification('hook', all[0]!.id), false, 'removed once');
+      assert.equal(await m.removeNotification('other', all[1]!.id), false, 'an id of another endpoint');
+      await m.deferNotification('hook', all[0]!.id, 3, 1); // gone: nothing comes back
+      assert.deepEqual((await m.pendingNotifications('hook', 10)).map((n) => n.event), [ev(3), ev(4)]);
+      await m.enqueueNotifications([{ endpoint: 'hook', event: ev(6) }]);
+      assert.deepEqual((await m.pendingNotifications('hook', 10)).map((n) => n.event), [ev(3), ev(4), ev(6)], 'a new event goes last');
+      for (const n of await m.pendingNotifications('hook', 10)) await m.removeNotification('hook', n.id);
+      assert.equal(await m.countNotifications('hook'), 0);
+    });
+
+    it('a manifest PUT queues its notifications in the same step', async () => {
+      await m.putManifest({ name: 'hooked/app', digest: D('h'), link: link([]), tags: ['v1'], touched: [], notifications: [{ endpoint: 'same', event: '{"action":"push"}' }] });
+      assert.deepEqual((await m.pendingNotifications('same', 10)).map((n) => n.event), ['{"action":"push"}']);
+    });
+
     if (target.openAnother) {
       const openAnother = target.openAnother;
       describe('shared by replicas', () => {
@@ -301,6 +336,17 @@ export function defineMetadataSuite(name: string, target: MetadataSuiteTarget | 
           release();
           assert.equal(await first, 'a');
           assert.equal(await other.runJob('gc', async () => 'b'), 'b');
+        });
+
+        it('a webhook queue is one queue for every replica', async () => {
+          await m.enqueueNotifications([{ endpoint: 'shared', event: '1' }]);
+          await other.enqueueNotifications([{ endpoint: 'shared', event: '2' }]);
+          await m.enqueueNotifications([{ endpoint: 'shared', event: '3' }]);
+          const seen = await other.pendingNotifications('shared', 10);
+          assert.deepEqual(seen.map((n) => n.event), ['1', '2', '3']);
+          assert.equal(await m.removeNotification('shared', seen[0]!.id), true);
+          assert.equal(await other.removeNotification('shared', seen[0]!.id), false, 'delivered once');
+          assert.equal(await other.countNotifications('shared'), 2);
         });
 
         it('an upload record changed by one replica is a stale write for the other', async () => {

@@ -10,7 +10,7 @@ import postgres from 'postgres';
 import type { Descriptor } from '../oci/manifest.js';
 import { StorageConfigError, StorageUnavailableError } from './blob-driver.js';
 import { MIGRATIONS } from './postgres-migrations.js';
-import type { BlobLink, BlobLinkEntry, ContentRecord, ManifestEntry, ManifestLink, ManifestWrite, MirrorAccess, ReferrerEntry, RegistryMetadata, TagEntry, UploadRecord, MarkPoint } from './registry-metadata.js';
+import type { BlobLink, BlobLinkEntry, ContentRecord, ManifestEntry, ManifestLink, ManifestWrite, MirrorAccess, NotificationWrite, QueuedNotification, ReferrerEntry, RegistryMetadata, TagEntry, UploadRecord, MarkPoint } from './registry-metadata.js';
 
 type Sql = postgres.Sql<Record<string, unknown>>;
 type Tx = postgres.TransactionSql<Record<string, unknown>>;
@@ -189,7 +189,15 @@ export class PostgresMetadata implements RegistryMetadata {
                  on conflict (repository, subject, digest) do update set descriptor = excluded.descriptor`;
       }
       await this.touchAll(tx, w.touched);
+      await this.insertNotifications(tx, w.notifications ?? []);
     });
+  }
+
+  private async insertNotifications(db: Sql | Tx, events: NotificationWrite[]): Promise<void> {
+    if (events.length === 0) return;
+    // unnest ... with ordinality keeps the order given, so ids follow it.
+    await db`insert into notifications (endpoint, event)
+             select e, v from unnest(${events.map((n) => n.endpoint)}::text[], ${events.map((n) => n.event)}::text[]) with ordinality as u(e, v, i) order by i`;
   }
 
   private async touchAll(tx: Tx, list: Array<{ digest: string; size: number }>): Promise<void> {
@@ -422,6 +430,31 @@ export class PostgresMetadata implements RegistryMetadata {
 
   async forgetMirrorAccess(name: string, digest: string): Promise<void> {
     await this.guard(() => this.db`delete from mirror_access where repository = ${name} and digest = ${digest}`);
+  }
+
+  async enqueueNotifications(events: NotificationWrite[]): Promise<void> {
+    await this.guard(() => this.insertNotifications(this.db, events));
+  }
+
+  async pendingNotifications(endpoint: string, limit: number): Promise<QueuedNotification[]> {
+    const rows = await this.guard(
+      () => this.db<Array<{ id: number; event: string; attempts: number; not_before: number }>>`select id, event, attempts, not_before from notifications where endpoint = ${endpoint} order by id limit ${limit}`,
+    );
+    return rows.map((r) => ({ endpoint, id: String(r.id), event: r.event, attempts: r.attempts, notBefore: r.not_before }));
+  }
+
+  async removeNotification(endpoint: string, id: string): Promise<boolean> {
+    const rows = await this.guard(() => this.db`delete from notifications where endpoint = ${endpoint} and id = ${id} returning 1`);
+    return rows.length > 0;
+  }
+
+  async deferNotification(endpoint: string, id: string, attempts: number, notBefore: number): Promise<void> {
+    await this.guard(() => this.db`update notifications set attempts = ${attempts}, not_before = ${notBefore} where endpoint = ${endpoint} and id = ${id}`);
+  }
+
+  async countNotifications(endpoint: string): Promise<number> {
+    const [row] = await this.guard(() => this.db<Array<{ n: number }>>`select count(*)::int as n from notifications where endpoint = ${endpoint}`);
+    return row?.n ?? 0;
   }
 
   async runJob<T>(job: string, fn: () => Promise<T>): Promise<T | undefined> {

@@ -79,4 +79,16 @@ export const MIGRATIONS: readonly string[] = [
   `
   alter table content add column xid xid8;
   `,
+  // 4: webhook queues (server/notifications/): an event per endpoint until delivered; `id` orders
+  // each endpoint's queue. The event is the JSON text delivered, kept as text (jsonb would reorder it).
+  `
+  create table notifications (
+    id bigserial primary key,
+    endpoint text collate "C" not null,
+    event text not null,
+    attempts int not null default 0,
+    not_before bigint not null default 0
+  );
+  create index notifications_by_endpoint on notifications (endpoint, id);
+  `,
 ];

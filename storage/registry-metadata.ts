@@ -65,6 +65,24 @@ export interface ManifestWrite {
   referrer?: Descriptor;
   /** Content records to touch in the same step: the manifest's own bytes and what it references. */
   touched: Array<{ digest: string; size: number }>;
+  /** Notifications of this push, queued in the same step (a crash leaves both or neither). */
+  notifications?: NotificationWrite[];
+}
+
+/** An event to queue for one webhook endpoint (server/notifications/): opaque JSON text here. */
+export interface NotificationWrite {
+  endpoint: string;
+  event: string;
+}
+
+/** A queued event not yet delivered to its endpoint. */
+export interface QueuedNotification extends NotificationWrite {
+  /** Its place in the endpoint's queue (delivery order); opaque to callers. */
+  id: string;
+  /** Failed deliveries so far. */
+  attempts: number;
+  /** ms since the epoch: not to be tried again before. */
+  notBefore: number;
 }
 
 /** One tag with the manifest digest it points at (fsck's listings). */
@@ -177,4 +195,17 @@ export interface RegistryMetadata {
   /** Cached content last served before `cutoff` (ms), in no particular order. */
   mirrorUnusedSince(cutoff: number): AsyncIterable<MirrorAccess>;
   forgetMirrorAccess(name: string, digest: string): Promise<void>;
+
+  // Webhook queues (server/notifications/): one per endpoint, kept until delivered, so a restart
+  // loses no event. Delivery to one endpoint runs in one process at a time (runJob), in order.
+  /** Appends events to their endpoints' queues in the order given: one atomic step. */
+  enqueueNotifications(events: NotificationWrite[]): Promise<void>;
+  /** The first `limit` events of `endpoint`'s queue, oldest first. */
+  pendingNotifications(endpoint: string, limit: number): Promise<QueuedNotification[]>;
+  /** Removes a delivered event; false when it was not queued (any more). */
+  removeNotification(endpoint: string, id: string): Promise<boolean>;
+  /** Records a failed delivery: the attempts so far and when to try again. */
+  deferNotification(endpoint: string, id: string, attempts: number, notBefore: number): Promise<void>;
+  /** Events queued for `endpoint`. */
+  countNotifications(endpoint: string): Promise<number>;
 }
