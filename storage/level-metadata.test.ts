@@ -37,3 +37,27 @@ test('LevelDB: a webhook queue keeps its order across a reopen', async () => {
     await rm(d, { recursive: true, force: true });
   }
 });
+
+test('LevelDB: tags stored before push times were recorded are listed once the folder opens, as pushed at time 0, after newer ones', async () => {
+  const d = await mkdtemp(join(tmpdir(), 'berth-level-old-'));
+  try {
+    const D = (c: string) => `sha256:${c.repeat(64)}`;
+    // A data folder as an older berth left it: tags, no push times, no tagTimes mark.
+    const old = new LevelMetadata(d);
+    await old.open();
+    await old.putManifest({ name: 'team/app', digest: D('a'), link: { mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 1, refs: [] }, tags: ['v1', 'v0'], touched: [] });
+    await old.db.sublevel('tagtime').clear();
+    await old.db.sublevel('recent').clear();
+    await old.db.sublevel('meta').del('tagTimes');
+    assert.deepEqual(await old.recentTags('team/app', 10), []);
+    await old.close();
+    const m = new LevelMetadata(d);
+    await m.open();
+    assert.deepEqual(await m.recentTags('team/app', 10), [{ tag: 'v0', digest: D('a'), pushed: 0 }, { tag: 'v1', digest: D('a'), pushed: 0 }]);
+    await m.putManifest({ name: 'team/app', digest: D('a'), link: { mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 1, refs: [] }, tags: ['v2'], touched: [] });
+    assert.deepEqual((await m.recentTags('team/app', 10)).map((t) => t.tag), ['v2', 'v0', 'v1']);
+    await m.close();
+  } finally {
+    await rm(d, { recursive: true, force: true });
+  }
+});

@@ -10,7 +10,12 @@
 //   referrers: <name>\0<subject>\0<digest>     → descriptor as the referrers API lists it
 //   uploads:   <uuid>                          → UploadRecord
 //   content:   <digest>                        → ContentRecord (GC's grace)
+//   tagtime:   <name>\0<tag>                   → ms the tag was last set by a manifest PUT
+//   recent:    <name>\0<inverted ms>\0<tag>    → manifest digest: the tags newest first (inverted
+//              ms: 13 digits of 9999999999999 - ms, so key order is newest first)
 //   meta:      'layout'                        → schema version of this data folder
+//              'tagTimes'                      → 1 once tags pushed before push times were recorded
+//                                                have entries (pushed 0) in tagtime and recent
 //   proxy:     t\0<name>\0<tag>                → ms of a mirror's last upstream check of the tag
 //              a\0<name>\0<digest>             → {at, kind}: when a mirror last served it
 //   notify:    <endpoint>\0<seq, 16 hex>       → {event, attempts, notBefore}: a webhook event
@@ -21,7 +26,8 @@ import { Level } from 'level';
 import { KeyedLock } from './keyed-lock.js';
 import { randomHex } from './random-hex.js';
 import type { Descriptor } from '../oci/manifest.js';
-import type { BlobLink, BlobLinkEntry, ContentRecord, ManifestEntry, ManifestLink, ManifestWrite, MirrorAccess, NotificationWrite, QueuedNotification, ReferrerEntry, RegistryMetadata, TagEntry, UploadRecord, MarkPoint } from './registry-metadata.js';
+import { RepositoryNameIndex } from './repository-name-index.js';
+import type { BlobLink, BlobLinkEntry, ContentRecord, ManifestEntry, ManifestLink, ManifestWrite, MirrorAccess, NotificationWrite, QueuedNotification, ReferrerEntry, RegistryMetadata, TagEntry, TagPush, TagPushCursor, UploadRecord, MarkPoint } from './registry-metadata.js';
 
 export const SEP = '\x00';
 export const LAYOUT_VERSION = 1;
@@ -46,6 +52,13 @@ export function prefixRange(...parts: string[]): { gt: string; lt: string } {
   return { gt: p, lt: p + '\xff' };
 }
 
+const NEWEST = 9_999_999_999_999;
+
+/** The `recent` key part of a push time: newest sorts first. */
+function inverted(ms: number): string {
+  return String(NEWEST - Math.max(0, Math.min(NEWEST, Math.floor(ms)))).padStart(13, '0');
+}
+
 export class LevelMetadata implements RegistryMetadata {
   readonly kind = 'leveldb' as const;
   readonly shared = false;
@@ -62,6 +75,13 @@ export class LevelMetadata implements RegistryMetadata {
   private readonly notify;
   /** The last sequence number of a queued notification (read at open, the highest stored). */
   private notifySeq = 0;
+  private readonly tagTime;
+  private readonly recent;
+  /** The search index, loaded on the first search (start-up does not pay for it). */
+  private nameIndex: RepositoryNameIndex | undefined;
+  private nameIndexLoading: Promise<RepositoryNameIndex> | undefined;
+  /** Names created while the index loads, merged in when it is ready. */
+  private createdWhileLoading: string[] | undefined;
   private readonly locks = new KeyedLock();
   private readonly jobs = new Set<string>();
   /** Writes run one at a time (see `write`). */
@@ -84,6 +104,8 @@ export class LevelMetadata implements RegistryMetadata {
     this.layout = this.db.sublevel<string, number>('meta', { valueEncoding: 'json' });
     this.mirror = this.db.sublevel<string, unknown>('proxy', { valueEncoding: 'json' });
     this.notify = this.db.sublevel<string, NotificationRecord>('notify', { valueEncoding: 'json' });
+    this.tagTime = this.db.sublevel<string, number>('tagtime', { valueEncoding: 'json' });
+    this.recent = this.db.sublevel<string, string>('recent', { valueEncoding: 'utf8' });
   }
 
   async open(): Promise<void> {
@@ -93,6 +115,72 @@ export class LevelMetadata implements RegistryMetadata {
     else if (version !== LAYOUT_VERSION) throw new Error(`data folder has layout version ${version}; this berth reads ${LAYOUT_VERSION}`);
     // Queues are short (events wait only while an endpoint is down): one pass finds the last seq.
     for await (const k of this.notify.keys()) this.notifySeq = Math.max(this.notifySeq, parseInt(k.slice(k.lastIndexOf(SEP) + 1), 16));
+    if ((await this.layout.get('tagTimes')) !== 1) await this.recordTagTimes();
+  }
+
+  /**
+   * Tags written before push times were recorded get push time 0 (listed last, "unknown"): one
+   * pass over the tags, once per data folder, in batches (a folder without tags costs one read).
+   */
+  private async recordTagTimes(): Promise<void> {
+    let batch = this.db.batch();
+    let n = 0;
+    for await (const [k, digest] of this.tags.iterator()) {
+      if ((await this.tagTime.get(k)) !== undefined) continue;
+      const i = k.indexOf(SEP);
+      batch.put(k, 0, { sublevel: this.tagTime });
+      batch.put(key(k.slice(0, i), inverted(0), k.slice(i + 1)), digest, { sublevel: this.recent });
+      if (++n % 1000 === 0) {
+        const full = batch;
+        await this.write(() => full.write());
+        batch = this.db.batch();
+      }
+    }
+    const last = batch;
+    await this.write(() => last.write());
+    await this.write(() => this.layout.put('tagTimes', 1));
+  }
+
+  /** Search index upkeep: called after a write that created repository `name` succeeded. */
+  private created(name: string): void {
+    if (this.nameIndex) this.nameIndex.add(name);
+    else this.createdWhileLoading?.push(name);
+  }
+
+  private names(): Promise<RepositoryNameIndex> {
+    if (this.nameIndex) return Promise.resolve(this.nameIndex);
+    this.nameIndexLoading ??= (async () => {
+      const seen: string[] = [];
+      this.createdWhileLoading = seen;
+      try {
+        const index = new RepositoryNameIndex(await this.repos.keys().all());
+        for (const n of seen) index.add(n);
+        this.nameIndex = index;
+        return index;
+      } finally {
+        this.createdWhileLoading = undefined;
+        this.nameIndexLoading = undefined;
+      }
+    })();
+    return this.nameIndexLoading;
+  }
+
+  async searchRepositories(term: string, page: { limit: number; after?: string; offset?: number }): Promise<string[]> {
+    return (await this.names()).search(term, page);
+  }
+
+  async countRepositories(term: string): Promise<number> {
+    return (await this.names()).count(term);
+  }
+
+  async recentTags(name: string, limit: number, after?: TagPushCursor): Promise<TagPush[]> {
+    if (limit <= 0) return [];
+    const range = prefixRange(name);
+    const entries = await this.recent.iterator({ gt: after ? key(name, inverted(after.pushed), after.tag) : range.gt, lt: range.lt, limit }).all();
+    return entries.map(([k, digest]) => {
+      const rest = k.slice(name.length + 1);
+      return { tag: rest.slice(14), digest, pushed: NEWEST - Number(rest.slice(0, 13)) };
+    });
   }
 
   async close(): Promise<void> {
@@ -140,7 +228,7 @@ export class LevelMetadata implements RegistryMetadata {
     if (this.db.status === 'open') await this.db.close();
     await this.db.open();
     // Sublevels closed with the database, and do not reopen with it.
-    await Promise.all([this.repos, this.tags, this.manifests, this.blobs, this.referrerIndex, this.uploads, this.content, this.layout, this.mirror, this.notify].map((sub) => sub.open()));
+    await Promise.all([this.repos, this.tags, this.manifests, this.blobs, this.referrerIndex, this.uploads, this.content, this.layout, this.mirror, this.notify, this.tagTime, this.recent].map((sub) => sub.open()));
     this.damaged = false;
   }
 
@@ -164,9 +252,24 @@ export class LevelMetadata implements RegistryMetadata {
 
   async deleteTag(name: string, tag: string): Promise<boolean> {
     const k = key(name, tag);
-    if ((await this.tags.get(k)) === undefined) return false;
-    await this.write(() => this.tags.del(k));
-    return true;
+    // Read and write in the write queue: a concurrent PUT of the tag cannot slip in between.
+    return this.write(async () => {
+      if ((await this.tags.get(k)) === undefined) return false;
+      const batch = this.db.batch();
+      batch.del(k, { sublevel: this.tags });
+      await this.forgetTagTime(batch, name, tag);
+      await batch.write();
+      return true;
+    });
+  }
+
+  /** Adds to `batch` the removal of a tag's push time and newest-first entry. */
+  private async forgetTagTime(batch: ReturnType<Level<string, unknown>['batch']>, name: string, tag: string): Promise<void> {
+    const k = key(name, tag);
+    const old = await this.tagTime.get(k);
+    if (old === undefined) return;
+    batch.del(k, { sublevel: this.tagTime });
+    batch.del(key(name, inverted(old), tag), { sublevel: this.recent });
   }
 
   getManifest(name: string, digest: string): Promise<ManifestLink | undefined> {
@@ -175,14 +278,26 @@ export class LevelMetadata implements RegistryMetadata {
 
   async putManifest(w: ManifestWrite): Promise<void> {
     const batch = this.db.batch();
-    if (!(await this.repositoryExists(w.name))) batch.put(w.name, { created: new Date().toISOString() }, { sublevel: this.repos });
+    const isNew = !(await this.repositoryExists(w.name));
+    if (isNew) batch.put(w.name, { created: new Date().toISOString() }, { sublevel: this.repos });
     if (w.referrer && w.link.subject) batch.put(key(w.name, w.link.subject, w.digest), w.referrer, { sublevel: this.referrerIndex });
     batch.put(key(w.name, w.digest), w.link, { sublevel: this.manifests });
     for (const t of w.tags) batch.put(key(w.name, t), w.digest, { sublevel: this.tags });
     const stamp = this.stamp();
     for (const c of w.touched) batch.put(c.digest, { size: c.size, ...stamp }, { sublevel: this.content });
     for (const n of w.notifications ?? []) batch.put(this.notifyKey(n.endpoint), { event: n.event, attempts: 0, notBefore: 0 }, { sublevel: this.notify });
-    await this.write(() => batch.write());
+    // A tag's previous push time is read in the write queue, so two PUTs of one tag cannot both
+    // keep a newest-first entry.
+    await this.write(async () => {
+      const now = Date.now();
+      for (const t of new Set(w.tags)) {
+        await this.forgetTagTime(batch, w.name, t);
+        batch.put(key(w.name, t), now, { sublevel: this.tagTime });
+        batch.put(key(w.name, inverted(now), t), w.digest, { sublevel: this.recent });
+      }
+      await batch.write();
+    });
+    if (isNew) this.created(w.name);
   }
 
   async deleteManifest(name: string, digest: string): Promise<string[] | undefined> {
@@ -198,7 +313,10 @@ export class LevelMetadata implements RegistryMetadata {
         dropped.push(k.slice(name.length + 1));
       }
     }
-    await this.write(() => batch.write());
+    await this.write(async () => {
+      for (const t of dropped) await this.forgetTagTime(batch, name, t);
+      await batch.write();
+    });
     return dropped;
   }
 
@@ -212,10 +330,12 @@ export class LevelMetadata implements RegistryMetadata {
 
   async linkBlob(name: string, digest: string, size: number): Promise<void> {
     const batch = this.db.batch();
-    if (!(await this.repositoryExists(name))) batch.put(name, { created: new Date().toISOString() }, { sublevel: this.repos });
+    const isNew = !(await this.repositoryExists(name));
+    if (isNew) batch.put(name, { created: new Date().toISOString() }, { sublevel: this.repos });
     batch.put(key(name, digest), { size }, { sublevel: this.blobs });
     batch.put(digest, { size, ...this.stamp() }, { sublevel: this.content });
     await this.write(() => batch.write());
+    if (isNew) this.created(name);
   }
 
   async unlinkBlob(name: string, digest: string): Promise<boolean> {

@@ -237,6 +237,55 @@ export function defineMetadataSuite(name: string, target: MetadataSuiteTarget | 
       assert.deepEqual(await collect(m.mirrorUnusedSince(1000)), []);
     });
 
+    it('search index: names containing a term, in byte order, paged by after and offset, counted; LIKE wildcards are plain characters', async () => {
+      for (const n of ['zq/beta', 'zq/alpha', 'x/zq-gamma', 'zq/a_b', 'zq/axb']) await m.linkBlob(n, D('1'), 1);
+      assert.deepEqual(await m.searchRepositories('zq', { limit: 100 }), ['x/zq-gamma', 'zq/a_b', 'zq/alpha', 'zq/axb', 'zq/beta']);
+      assert.equal(await m.countRepositories('zq'), 5);
+      assert.deepEqual(await m.searchRepositories('zq', { limit: 2 }), ['x/zq-gamma', 'zq/a_b']);
+      assert.deepEqual(await m.searchRepositories('zq', { limit: 2, after: 'zq/a_b' }), ['zq/alpha', 'zq/axb']);
+      assert.deepEqual(await m.searchRepositories('zq', { limit: 2, offset: 3 }), ['zq/axb', 'zq/beta']);
+      assert.deepEqual(await m.searchRepositories('zq', { limit: 0 }), []);
+      assert.deepEqual(await m.searchRepositories('a_b', { limit: 10 }), ['zq/a_b'], '_ is no wildcard');
+      assert.deepEqual(await m.searchRepositories('%', { limit: 10 }), [], '% is no wildcard');
+      assert.equal(await m.countRepositories('%'), 0);
+      assert.deepEqual(await m.searchRepositories('nothing-has-this', { limit: 10 }), []);
+      // Every name for the empty term, the same as the catalog.
+      const all = await m.listRepositories(1000);
+      assert.deepEqual(await m.searchRepositories('', { limit: 1000 }), all);
+      assert.equal(await m.countRepositories(''), all.length);
+      // A repository created after the index was read is found at once (by a manifest PUT too).
+      await m.putManifest({ name: 'zq/delta', digest: D('a'), link: link([]), tags: [], touched: [] });
+      assert.deepEqual(await m.searchRepositories('zq/d', { limit: 10 }), ['zq/delta']);
+      assert.equal(await m.countRepositories('zq'), 6);
+    });
+
+    it('tags newest first: push time recorded by each manifest PUT, paged by cursor, moved and deleted tags follow', async () => {
+      const before = Date.now();
+      await m.putManifest({ name: 'time/app', digest: D('a'), link: link([]), tags: ['old', 'b', 'a'], touched: [] });
+      await sleep(5);
+      await m.putManifest({ name: 'time/app', digest: D('b'), link: link([]), tags: ['mid'], touched: [] });
+      await sleep(5);
+      await m.putManifest({ name: 'time/app', digest: D('c'), link: link([]), tags: ['new'], touched: [] });
+      const all = await m.recentTags('time/app', 10);
+      assert.deepEqual(all.map((t) => [t.tag, t.digest]), [['new', D('c')], ['mid', D('b')], ['a', D('a')], ['b', D('a')], ['old', D('a')]]);
+      assert.ok(all.every((t) => t.pushed >= before && t.pushed <= Date.now()), 'push times are the time of the PUT');
+      assert.ok(all[0]!.pushed > all[1]!.pushed && all[1]!.pushed > all[2]!.pushed);
+      assert.equal(all[2]!.pushed, all[4]!.pushed, 'tags of one PUT share its time');
+      const second = await m.recentTags('time/app', 2, { pushed: all[1]!.pushed, tag: all[1]!.tag });
+      assert.deepEqual(second.map((t) => t.tag), ['a', 'b']);
+      assert.deepEqual((await m.recentTags('time/app', 10, { pushed: all[3]!.pushed, tag: all[3]!.tag })).map((t) => t.tag), ['old']);
+      // A tag pushed again moves to the front with its new manifest, listed once.
+      await sleep(5);
+      await m.putManifest({ name: 'time/app', digest: D('b'), link: link([]), tags: ['old'], touched: [] });
+      assert.deepEqual((await m.recentTags('time/app', 10)).map((t) => [t.tag, t.digest]), [['old', D('b')], ['new', D('c')], ['mid', D('b')], ['a', D('a')], ['b', D('a')]]);
+      // Deleting a tag, or the manifest its tags point at, removes them from the listing.
+      assert.equal(await m.deleteTag('time/app', 'new'), true);
+      assert.deepEqual((await m.deleteManifest('time/app', D('a')))?.sort(), ['a', 'b']);
+      assert.deepEqual((await m.recentTags('time/app', 10)).map((t) => t.tag), ['old', 'mid']);
+      assert.deepEqual(await m.recentTags('time/app', 0), []);
+      assert.deepEqual(await m.recentTags('time/none', 10), []);
+    });
+
     it('runJob: a job already running is not run again', async () => {
       let release!: () => void;
       const gate = new Promise<void>((r) => (release = r));
@@ -300,6 +349,12 @@ export function defineMetadataSuite(name: string, target: MetadataSuiteTarget | 
 
         it('is marked shared, so nothing is cached in a process', () => {
           assert.equal(m.shared, true);
+        });
+
+        it('search and newest-first tags see what another replica wrote, at once', async () => {
+          await other.putManifest({ name: 'replica-b/searched', digest: D('e'), link: link([]), tags: ['x'], touched: [] });
+          assert.deepEqual(await m.searchRepositories('replica-b', { limit: 10 }), ['replica-b/searched']);
+          assert.deepEqual((await m.recentTags('replica-b/searched', 10)).map((t) => t.tag), ['x']);
         });
 
         it('a tag moved or deleted through one replica is seen through the other at once', async () => {

@@ -10,7 +10,7 @@ import postgres from 'postgres';
 import type { Descriptor } from '../oci/manifest.js';
 import { StorageConfigError, StorageUnavailableError } from './blob-driver.js';
 import { MIGRATIONS } from './postgres-migrations.js';
-import type { BlobLink, BlobLinkEntry, ContentRecord, ManifestEntry, ManifestLink, ManifestWrite, MirrorAccess, NotificationWrite, QueuedNotification, ReferrerEntry, RegistryMetadata, TagEntry, UploadRecord, MarkPoint } from './registry-metadata.js';
+import type { BlobLink, BlobLinkEntry, ContentRecord, ManifestEntry, ManifestLink, ManifestWrite, MirrorAccess, NotificationWrite, QueuedNotification, ReferrerEntry, RegistryMetadata, TagEntry, TagPush, TagPushCursor, UploadRecord, MarkPoint } from './registry-metadata.js';
 
 type Sql = postgres.Sql<Record<string, unknown>>;
 type Tx = postgres.TransactionSql<Record<string, unknown>>;
@@ -146,6 +146,32 @@ export class PostgresMetadata implements RegistryMetadata {
     return rows.map((r) => r.name);
   }
 
+  async searchRepositories(term: string, page: { limit: number; after?: string; offset?: number }): Promise<string[]> {
+    if (page.limit <= 0) return [];
+    const like = likePattern(term);
+    const after = page.after ?? '';
+    const rows = await this.guard(
+      () => this.db<Array<{ name: string }>>`select name from repositories where name like ${like} and name > ${after} order by name limit ${page.limit} offset ${page.offset ?? 0}`,
+    );
+    return rows.map((r) => r.name);
+  }
+
+  async countRepositories(term: string): Promise<number> {
+    const [row] = await this.guard(() => this.db<Array<{ n: number }>>`select count(*)::bigint as n from repositories where name like ${likePattern(term)}`);
+    return row?.n ?? 0;
+  }
+
+  async recentTags(name: string, limit: number, after?: TagPushCursor): Promise<TagPush[]> {
+    if (limit <= 0) return [];
+    const rows = await this.guard(() =>
+      after === undefined
+        ? this.db<TagPush[]>`select tag, digest, pushed from tags where repository = ${name} order by pushed desc, tag limit ${limit}`
+        : this.db<TagPush[]>`select tag, digest, pushed from tags where repository = ${name} and (pushed < ${after.pushed} or (pushed = ${after.pushed} and tag > ${after.tag}))
+                             order by pushed desc, tag limit ${limit}`,
+    );
+    return rows.map((r) => ({ tag: r.tag, digest: r.digest, pushed: r.pushed }));
+  }
+
   async listTags(name: string, limit: number, after?: string): Promise<string[]> {
     const rows = await this.guard(() =>
       after === undefined
@@ -181,8 +207,9 @@ export class PostgresMetadata implements RegistryMetadata {
       await tx`insert into manifests (repository, digest, media_type, size, subject, refs)
                values (${w.name}, ${w.digest}, ${w.link.mediaType}, ${w.link.size}, ${w.link.subject ?? null}, ${w.link.refs})
                on conflict (repository, digest) do update set media_type = excluded.media_type, size = excluded.size, subject = excluded.subject, refs = excluded.refs`;
+      const now = Date.now();
       for (const t of w.tags) {
-        await tx`insert into tags (repository, tag, digest) values (${w.name}, ${t}, ${w.digest}) on conflict (repository, tag) do update set digest = excluded.digest`;
+        await tx`insert into tags (repository, tag, digest, pushed) values (${w.name}, ${t}, ${w.digest}, ${now}) on conflict (repository, tag) do update set digest = excluded.digest, pushed = excluded.pushed`;
       }
       if (w.referrer && w.link.subject) {
         await tx`insert into referrers (repository, subject, digest, descriptor) values (${w.name}, ${w.link.subject}, ${w.digest}, ${tx.json(w.referrer as never)})
@@ -472,6 +499,11 @@ export class PostgresMetadata implements RegistryMetadata {
       conn.release();
     }
   }
+}
+
+/** `%term%` for LIKE, its own wildcards (and the escape character) escaped. */
+function likePattern(term: string): string {
+  return `%${term.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
 interface UploadRow {

@@ -91,4 +91,23 @@ export const MIGRATIONS: readonly string[] = [
   );
   create index notifications_by_endpoint on notifications (endpoint, id);
   `,
+  // 5: the search index and tag push times. pg_trgm (trusted since PostgreSQL 13: a database
+  // owner may create it; Debian's postgresql ships it) lets `name like '%term%'` use a GIN index;
+  // where it cannot be created, search scans the repositories table (a sequential scan of short
+  // names: ~2 ms per 10 000). Tags get the time a manifest PUT last set them, and an index that
+  // lists a repository's tags newest first a page at a time.
+  `
+  do $$ begin
+    create extension if not exists pg_trgm;
+  exception when others then
+    raise notice 'pg_trgm is not available (%): repository search scans the table', sqlerrm;
+  end $$;
+  do $$ begin
+    if exists (select 1 from pg_extension where extname = 'pg_trgm') then
+      create index repositories_name_trgm on repositories using gin (name gin_trgm_ops);
+    end if;
+  end $$;
+  alter table tags add column pushed bigint not null default 0;
+  create index tags_newest_first on tags (repository, pushed desc, tag);
+  `,
 ];

@@ -101,6 +101,19 @@ export interface BlobLinkEntry {
   size: number;
 }
 
+/** A tag, the manifest it points at, and when a manifest PUT last set it (ms; 0: before push times were recorded). */
+export interface TagPush {
+  tag: string;
+  digest: string;
+  pushed: number;
+}
+
+/** Where a newest-first tag listing goes on: the last entry of the previous page. */
+export interface TagPushCursor {
+  pushed: number;
+  tag: string;
+}
+
 /** An entry of the referrers API's index: manifest `digest` of the repository has subject `subject`. */
 export interface ReferrerEntry {
   subject: string;
@@ -122,6 +135,19 @@ export interface RegistryMetadata {
   repositoryExists(name: string): Promise<boolean>;
   /** Up to `limit` names after `after`, in byte order. */
   listRepositories(limit: number, after?: string): Promise<string[]>;
+
+  /**
+   * The search index (/v1/search, the web UI): names containing `term` (every name when empty),
+   * in byte order, `limit` of them after `after` or past the first `offset`. Both backends answer
+   * without reading every repository record per call (LevelDB: a name index in memory; PostgreSQL:
+   * a trigram index).
+   */
+  searchRepositories(term: string, page: { limit: number; after?: string; offset?: number }): Promise<string[]>;
+  /** How many names contain `term`. */
+  countRepositories(term: string): Promise<number>;
+
+  /** Up to `limit` tags of `name`, most recently pushed first (ties in byte order), after `after`. */
+  recentTags(name: string, limit: number, after?: TagPushCursor): Promise<TagPush[]>;
 
   /** Up to `limit` tags of `name` after `after`, in byte order. */
   listTags(name: string, limit: number, after?: string): Promise<string[]>;
