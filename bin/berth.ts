@@ -39,6 +39,8 @@ const VERBS: Record<string, { summary: string; load: () => Promise<VerbModule> }
   diff: { summary: "Show the changes in a container's filesystem", load: () => verb('diff') },
   container: { summary: 'Manage containers (prune, ls, and the verbs above)', load: () => containerVerb() },
   volume: { summary: 'Manage named volumes', load: () => import('../runtime/cli-volume.js') },
+  network: { summary: 'Manage networks (ls, create, rm, inspect, connect, disconnect, prune)', load: () => import('../runtime/cli-network.js') },
+  port: { summary: 'List the published ports of a container', load: async () => ({ main: (await import('../runtime/cli-network.js')).port }) },
 };
 
 /** The container verbs other than run and exec share one small module. */

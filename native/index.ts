@@ -15,6 +15,7 @@ interface Addon {
   makeWhiteout(path: string): void;
   setXattr(path: string, name: string, value: Buffer): void;
   getXattr(path: string, name: string): Buffer | undefined;
+  tryLock(fd: number): boolean;
 }
 
 let addon: Addon | undefined;
@@ -62,4 +63,9 @@ export function waitExit(pid: number): Promise<{ code: number | null; signal: nu
   return new Promise((resolve, reject) => {
     load().waitExit(pid, (err, code, signal) => (err ? reject(err) : resolve({ code: code >= 0 ? code : null, signal: signal > 0 ? signal : null })));
   });
+}
+
+/** flock(fd, LOCK_EX | LOCK_NB): whether the lock was taken (released when the fd is closed). */
+export function tryLock(fd: number): boolean {
+  return load().tryLock(fd);
 }

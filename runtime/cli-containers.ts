@@ -87,7 +87,14 @@ function statusText(s: ContainerState): string {
   return `Exited (${s.ExitCode}) ${ago(s.FinishedAt)} ago`;
 }
 
-function inspectJson(c: ContainerConfig, s: ContainerState): object {
+/** NetworkSettings.Networks (networks.ts), for a container on the default bridge or a user network. */
+async function networksOf(c: ContainerConfig): Promise<Record<string, { IPAddress?: string; Gateway?: string }>> {
+  const mode = c.HostConfig.NetworkMode;
+  if (mode === 'none' || mode === 'host' || mode.startsWith('container:')) return {};
+  return (await import('./networks.js')).containerNetworks(layout, c.Id) as Record<string, { IPAddress?: string; Gateway?: string }>;
+}
+
+function inspectJson(c: ContainerConfig, s: ContainerState, networks: Record<string, { IPAddress?: string; Gateway?: string }> = {}): object {
   return {
     Id: c.Id,
     Created: c.Created,
@@ -109,9 +116,11 @@ function inspectJson(c: ContainerConfig, s: ContainerState): object {
     Image: c.ImageId,
     Name: `/${c.Name}`,
     NetworkSettings: {
-      IPAddress: c.NetworkSettings?.IPAddress ?? '',
-      Gateway: c.NetworkSettings?.Gateway ?? '',
+      // docker's top-level fields are the default bridge's.
+      IPAddress: networks.bridge?.IPAddress ?? (Object.keys(networks).length === 0 ? (c.NetworkSettings?.IPAddress ?? '') : ''),
+      Gateway: networks.bridge?.Gateway ?? (Object.keys(networks).length === 0 ? (c.NetworkSettings?.Gateway ?? '') : ''),
       Ports: Object.fromEntries((c.NetworkSettings?.Ports ?? []).map((p) => [`${p.containerPort}/${p.protocol ?? 'tcp'}`, [{ HostIp: p.hostIp, HostPort: String(p.hostPort) }]])),
+      Networks: networks,
     },
     HostConfig: c.HostConfig,
     GraphDriver: { Name: 'overlay2', Data: { LowerDir: c.helper.lower.join(':'), UpperDir: c.helper.upper, WorkDir: c.helper.work } },
@@ -390,7 +399,8 @@ export async function runVerb(verb: string, argv: string[]): Promise<number> {
     for (const ref of p.operands) {
       try {
         const id = await store.lookup(ref);
-        out.push(inspectJson(await store.config(id), await store.state(id)));
+        const config = await store.config(id);
+        out.push(inspectJson(config, await store.state(id), await networksOf(config)));
       } catch (err) {
         process.stderr.write(`Error: ${(err as Error).message}\n`);
         code = 1;

@@ -34,6 +34,9 @@ const RUN_FLAGS: FlagSpec[] = [
   { name: 'init', kind: 'bool' },
   { name: 'network', kind: 'string' },
   { name: 'net', kind: 'string' },
+  { name: 'network-alias', kind: 'list' },
+  { name: 'ip', kind: 'string' },
+  { name: 'volumes-from', kind: 'list' },
   { name: 'publish', short: 'p', kind: 'list' },
   { name: 'platform', kind: 'string' },
   { name: 'privileged', kind: 'bool' },
@@ -64,7 +67,11 @@ Options:
       --pids-limit int     Process limit
       --read-only          Mount the root filesystem read-only
       --init               Run an init as PID 1 that forwards signals and reaps zombies
-      --network string     none (default; bridge with -p), host, or bridge (berth0, an address per container)
+      --network string     none (default; bridge with -p), host, bridge (berth0), container:NAME (its network
+                           namespace), or a network made by 'berth network create' (also --net)
+      --network-alias list Another name the container has on its user network
+      --ip string          Its IPv4 address on its user network
+      --volumes-from list  Mount the volumes and binds of a container: NAME[:ro|rw]
   -p, --publish list       Publish a container's port: [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp] (bridge)
       --platform string    Run the image for os/arch[/variant] (e.g. linux/arm64): its entry of a
                            multi-platform image, pulled when not stored for it (default:
@@ -154,6 +161,9 @@ export function parseRunArgs(argv: string[]): RunOptions | 'help' {
     init: bool(p, 'init'),
     // -p implies a network to publish from: the bridge, docker's default. Without it, none (fast).
     network: str(p, 'network') ?? str(p, 'net') ?? (list(p, 'publish').length > 0 ? 'bridge' : 'none'),
+    networkAliases: list(p, 'network-alias'),
+    ip: str(p, 'ip'),
+    volumesFrom: list(p, 'volumes-from'),
     limits: { memoryBytes, cpus: num('cpus', str(p, 'cpus')), pidsLimit: pids },
     security: resolveConfinement({ privileged: bool(p, 'privileged'), capAdd: list(p, 'cap-add'), capDrop: list(p, 'cap-drop'), securityOpt: list(p, 'security-opt') }),
   };

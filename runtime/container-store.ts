@@ -24,7 +24,10 @@ export interface HelperConfig {
   cwd: string;
   user: string;
   hostname: string;
-  network: 'none' | 'host' | 'bridge';
+  /** bridge: a namespace of its own, plugged in by `hooks`; container: `netns`'s (--network container:). */
+  network: 'none' | 'host' | 'bridge' | 'container';
+  /** The network namespace to join, checked by inode (set at each start: networks.ts). */
+  netns?: { path: string; inode: number };
   /** Host commands run with the container's pid before it starts (bridge veth setup). */
   hooks: string[][];
   mounts: { source: string; target: string; readonly: boolean }[];
@@ -86,6 +89,8 @@ export interface ContainerConfig {
     Init: boolean;
     NetworkMode: string;
     Binds: string[];
+    /** --volumes-from, as given (docker's HostConfig.VolumesFrom). */
+    VolumesFrom?: string[] | null;
     Privileged?: boolean;
     CapAdd?: string[] | null;
     CapDrop?: string[] | null;
@@ -221,6 +226,8 @@ export class ContainerStore {
       }
     }
     if (config?.NetworkSettings?.IPAddress) await releaseIp(config.NetworkSettings.IPAddress);
+    const mode = config?.HostConfig.NetworkMode ?? 'none';
+    if (mode !== 'none' && mode !== 'host' && !mode.startsWith('container:')) await (await import('./networks.js')).leaveNetworks(this.layout, id);
   }
 }
 

@@ -25,15 +25,20 @@ export function limitsOf(config: ContainerConfig): Limits {
 export async function startContainer(store: ContainerStore, config: ContainerConfig, stdio: Stdio, onLaunch?: (l: Launched) => void): Promise<Started> {
   // Cgroups live from start to exit: made (again, for `start`/`restart`) here, removed at the end.
   await createCgroups(config.Id, limitsOf(config));
-  if (config.helper.network === 'bridge') {
-    const { ensureBridge, removeStaleVeth } = await import('./network.js');
-    await ensureBridge();
-    await removeStaleVeth(config.Id);
-  }
+  let helper = config.helper;
+  let address = config.NetworkSettings?.IPAddress ?? '';
+  const networked = networkedContainer(config);
   let launched: Launched | undefined;
   let pid: number;
   try {
-    launched = await launchHelper('run', config.helper, stdio);
+    if (networked) {
+      // The networks joined by now (connect/disconnect while stopped), plugged in by the helper.
+      const { prepareStart } = await import('./networks.js');
+      const prepared = await prepareStart(store, config);
+      helper = { ...helper, hooks: prepared.hooks, ...(prepared.netns ? { netns: prepared.netns } : {}) };
+      address = prepared.address;
+    }
+    launched = await launchHelper('run', helper, stdio);
     onLaunch?.(launched); // before the next await: the output pipes must have readers from the start
     pid = await launched.pid;
   } catch (err) {
@@ -66,7 +71,7 @@ export async function startContainer(store: ContainerStore, config: ContainerCon
   if (config.NetworkSettings?.Ports.length) {
     const { startPortProxies } = await import('./port-proxy.js');
     try {
-      closePorts = await startPortProxies(config.NetworkSettings.Ports, config.NetworkSettings.IPAddress);
+      closePorts = await startPortProxies(config.NetworkSettings.Ports, address);
     } catch (err) {
       launched.kill('SIGKILL'); // the helper's death takes the container with it (PDEATHSIG)
       await launched.exit;
@@ -77,7 +82,13 @@ export async function startContainer(store: ContainerStore, config: ContainerCon
     }
   }
   await store.writeState(config.Id, state, !config.HostConfig.AutoRemove);
+  if (networked) await (await import('./networks.js')).refreshHosts(store, config.Id);
   return { launched, state, closePorts };
+}
+
+/** Whether starting or stopping the container concerns networks.ts (not for none and host: fast path). */
+function networkedContainer(config: ContainerConfig): boolean {
+  return config.helper.network === 'bridge' || config.helper.network === 'container';
 }
 
 /**
@@ -113,6 +124,8 @@ export async function awaitExit(store: ContainerStore, config: ContainerConfig, 
     OOMKilled: oom,
     FinishedAt: new Date().toISOString(),
   }, !config.HostConfig.AutoRemove);
+  // Peers forget it (their /etc/hosts) before --rm removes it.
+  if (config.helper.network === 'bridge') await (await import('./networks.js')).refreshHosts(store, config.Id).catch(() => undefined);
   await cleanup(store, config);
   return code;
 }

@@ -1,8 +1,8 @@
-// Bridge networking: a `berth0` Linux bridge on the host (10.89.0.1/16) and, per container, a
-// veth pair whose inner end becomes the container's eth0 with its own address. Addresses are
-// claimed as files created exclusively under /run/berth/ips: host-wide (the bridge is, whatever
-// BERTH_ROOT each caller uses) and on tmpfs, so claims end with the boot that made them.
-// Published ports (-p) are forwarded by a userland proxy (port-proxy.ts), as docker-proxy does.
+// The default bridge network: a `berth0` Linux bridge on the host (10.89.0.1/16). Its addresses
+// are claimed as files created exclusively under /run/berth/ips: host-wide (the bridge is,
+// whatever BERTH_ROOT each caller uses) and on tmpfs, so claims end with the boot that made them.
+// Endpoints (veth pairs) and user networks: networks.ts. Published ports (-p) are forwarded by a
+// userland proxy (port-proxy.ts), as docker-proxy does; `berth port` lists them (publishedPorts).
 import { mkdir, open, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UsageError } from './process-spec.js';
@@ -87,17 +87,15 @@ export async function removeStaleVeth(id: string): Promise<void> {
   await ip('link', 'del', vethNames(id).host).catch(() => undefined);
 }
 
-/** The helper's hooks: run on the host with the container's pid, before the container starts. */
-export function bridgeHooks(id: string, address: string): string[][] {
-  const { host, peer } = vethNames(id);
-  const inNs = (...args: string[]) => ['nsenter', '-t', '{pid}', '-n', 'ip', ...args];
-  return [
-    ['ip', 'link', 'add', host, 'type', 'veth', 'peer', 'name', peer],
-    ['ip', 'link', 'set', host, 'master', BRIDGE, 'up'],
-    ['ip', 'link', 'set', peer, 'netns', '{pid}'],
-    inNs('link', 'set', peer, 'name', 'eth0'),
-    inNs('addr', 'add', `${address}/${PREFIX}`, 'dev', 'eth0'),
-    inNs('link', 'set', 'eth0', 'up'),
-    inNs('route', 'add', 'default', 'via', GATEWAY),
-  ];
+/**
+ * `berth port CONTAINER [PRIVATE_PORT[/PROTO]]`: docker's lines, sorted by port: `80/tcp ->
+ * 0.0.0.0:8080` for all, `0.0.0.0:8080` for one. Undefined when `filter` matches no binding.
+ */
+export function portLines(bindings: PortBinding[], filter?: string): string[] | undefined {
+  const sorted = [...bindings].sort((a, b) => a.containerPort - b.containerPort || (a.protocol ?? 'tcp').localeCompare(b.protocol ?? 'tcp') || a.hostPort - b.hostPort);
+  if (filter === undefined) return sorted.map((b) => `${b.containerPort}/${b.protocol ?? 'tcp'} -> ${b.hostIp}:${b.hostPort}`);
+  const m = /^(\d+)(?:\/(\w+))?$/.exec(filter);
+  if (!m) throw new UsageError(`Invalid port: ${filter}`, false);
+  const wanted = sorted.filter((b) => b.containerPort === Number(m[1]) && (b.protocol ?? 'tcp') === (m[2] ?? 'tcp'));
+  return wanted.length > 0 ? wanted.map((b) => `${b.hostIp}:${b.hostPort}`) : undefined;
 }

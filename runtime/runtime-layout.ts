@@ -25,6 +25,7 @@ export { berthRoot };
  *   containers/<id>/            config.json, state.json, upper/, work/, rootfs/ (mount point), log
  *   names/<name>                symlink to the container id: names are claimed atomically
  *   seccomp/<alg>-<hex>-libseccomp-<version>.bpf   a resolved seccomp profile, compiled (helper.cc)
+ *   networks/state.json, networks/lock              networks and endpoints (network-store.ts)
  */
 export class RuntimeLayout {
   constructor(readonly root: string = berthRoot()) {}

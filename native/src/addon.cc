@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -132,6 +133,16 @@ Napi::Value WaitExit(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// flock(fd, LOCK_EX|LOCK_NB): true when taken, false when another open file description holds it.
+// Non-blocking so the event loop never waits in the kernel; the caller retries. The kernel drops
+// the lock when the holder exits, so a killed process never leaves it stale.
+Napi::Value TryLock(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0) return Napi::Boolean::New(info.Env(), true);
+  if (errno == EWOULDBLOCK || errno == EINTR) return Napi::Boolean::New(info.Env(), false);
+  throw errnoError(info.Env(), "flock", std::to_string(fd), errno);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pipe", Napi::Function::New(env, Pipe));
   exports.Set("spawn", Napi::Function::New(env, Spawn));
@@ -139,6 +150,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("makeWhiteout", Napi::Function::New(env, MakeWhiteout));
   exports.Set("setXattr", Napi::Function::New(env, SetXattr));
   exports.Set("getXattr", Napi::Function::New(env, GetXattr));
+  exports.Set("tryLock", Napi::Function::New(env, TryLock));
   return exports;
 }
 

@@ -766,7 +766,23 @@ void containerSetup(const Json& cfg) {
   if (cfg["readonly"].truthy()) check(mount(nullptr, "/", nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr), "remount / read-only");
   std::string hostname = cfg["hostname"].str();
   if (!hostname.empty()) check(sethostname(hostname.c_str(), hostname.size()), "sethostname " + hostname);
-  if (cfg["network"].str() != "host") loopbackUp();
+  std::string network = cfg["network"].str();
+  if (network != "host" && network != "container") loopbackUp();
+}
+
+// --network container:NAME: the namespace of the other container's process, opened on the host
+// side before clone and checked against the inode Node read from the same /proc path, so a pid
+// reused by another process since cannot make the container join a foreign namespace.
+int openTargetNetns(const Json& cfg) {
+  const Json& ns = cfg["netns"];
+  std::string path = ns["path"].str();
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) reportFailureAndExit(125, "open " + path + ": " + strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) < 0 || static_cast<long>(st.st_ino) != ns["inode"].num(-1)) {
+    reportFailureAndExit(125, "the network namespace of the container to join changed (" + path + "): it has stopped");
+  }
+  return fd;
 }
 
 // Everything after namespaces are in place, for both `run` and `exec`: user, cwd, caps, exec.
@@ -988,7 +1004,9 @@ void runPtyProxy(pid_t child) {
   Pty pty;
   if (cfg["tty"].truthy()) pty = openPty();
   unsigned long flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
-  if (cfg["network"].str() != "host") flags |= CLONE_NEWNET;
+  std::string network = cfg["network"].str();
+  int netnsFd = network == "container" ? openTargetNetns(cfg) : -1;
+  if (network != "host" && network != "container") flags |= CLONE_NEWNET;
   // Raw clone without a stack behaves like fork, with the child continuing here as PID 1.
   pid_t child = static_cast<pid_t>(syscall(SYS_clone, flags, 0, 0, 0, 0));
   if (child < 0) reportFailureAndExit(125, std::string("clone: ") + strerror(errno));
@@ -1001,6 +1019,10 @@ void runPtyProxy(pid_t child) {
     if (read(syncPipe[0], &go, 1) != 1) _exit(125);  // parent died or failed before releasing us
     close(syncPipe[0]);
     try {
+      if (netnsFd >= 0) {
+        check(setns(netnsFd, CLONE_NEWNET), "setns " + cfg["netns"]["path"].str());
+        close(netnsFd);
+      }
       attachSlave(pty);
       containerSetup(cfg);
       becomeProcess(cfg, errPipe[1], true);
@@ -1010,6 +1032,7 @@ void runPtyProxy(pid_t child) {
   }
   close(errPipe[1]);
   close(syncPipe[0]);
+  if (netnsFd >= 0) close(netnsFd);
   if (pty.slave >= 0) {
     close(pty.slave);
     g_ptyStdin = cfg["ttyStdin"].isNull() || cfg["ttyStdin"].truthy();
