@@ -7,6 +7,7 @@ const FLAGS: Record<string, FlagSpec[]> = {
   ls: [
     { name: 'quiet', short: 'q', kind: 'bool' },
     { name: 'no-trunc', kind: 'bool' },
+    { name: 'filter', short: 'f', kind: 'list' },
   ],
   create: [
     { name: 'driver', short: 'd', kind: 'string' },
@@ -46,7 +47,7 @@ export async function main(argv: string[]): Promise<number> {
   const [a, b] = p.operands;
   switch (sub) {
     case 'ls':
-      return verbs.ls({ quiet: bool(p, 'quiet'), noTrunc: bool(p, 'no-trunc') });
+      return verbs.ls({ quiet: bool(p, 'quiet'), noTrunc: bool(p, 'no-trunc'), filter: list(p, 'filter') });
     case 'create':
       return verbs.create({ name: a!, driver: str(p, 'driver'), subnet: str(p, 'subnet'), gateway: str(p, 'gateway'), labels: verbs.parseLabels(list(p, 'label')) });
     case 'rm':

@@ -59,13 +59,45 @@ export function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('').trimEnd() + '\n').join('');
 }
 
-export async function networkRows(noTrunc = false): Promise<NetworkRow[]> {
-  return (await listNetworks(layout)).map((n) => networkRow(n, noTrunc));
+/**
+ * `network ls --filter KEY=VALUE` as docker's: name (substring), id (prefix), driver, label (KEY
+ * or KEY=VALUE), type (builtin or custom). Filters of one key are ORed, of different keys ANDed.
+ */
+export function filterNetworks(networks: NetworkRecord[], filters: string[]): NetworkRecord[] {
+  const byKey = new Map<string, string[]>();
+  for (const f of filters) {
+    const eq = f.indexOf('=');
+    const key = eq < 0 ? f : f.slice(0, eq);
+    if (!['name', 'id', 'driver', 'label', 'type'].includes(key) || eq < 0) throw new NetworkError(`invalid filter '${f}'`);
+    byKey.set(key, [...(byKey.get(key) ?? []), f.slice(eq + 1)]);
+  }
+  const match = (n: NetworkRecord, key: string, v: string): boolean => {
+    switch (key) {
+      case 'name':
+        return n.Name.includes(v);
+      case 'id':
+        return n.Id.startsWith(v);
+      case 'driver':
+        return n.Driver === v;
+      case 'label': {
+        const eq = v.indexOf('=');
+        return eq < 0 ? v in n.Labels : n.Labels[v.slice(0, eq)] === v.slice(eq + 1);
+      }
+      default:
+        if (v !== 'builtin' && v !== 'custom') throw new NetworkError(`invalid filter: 'type'='${v}'`);
+        return (v === 'builtin') === ['bridge', 'host', 'none'].includes(n.Name);
+    }
+  };
+  return networks.filter((n) => [...byKey].every(([key, values]) => values.some((v) => match(n, key, v))));
 }
 
-export async function ls(o: { quiet?: boolean; noTrunc?: boolean }): Promise<number> {
+export async function networkRows(noTrunc = false, filters: string[] = []): Promise<NetworkRow[]> {
+  return filterNetworks(await listNetworks(layout), filters).map((n) => networkRow(n, noTrunc));
+}
+
+export async function ls(o: { quiet?: boolean; noTrunc?: boolean; filter?: string[] }): Promise<number> {
   try {
-    const rows = await networkRows(o.noTrunc);
+    const rows = await networkRows(o.noTrunc, o.filter);
     if (o.quiet) process.stdout.write(rows.map((r) => `${r.ID}\n`).join(''));
     else process.stdout.write(table([['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE'], ...rows.map((r) => [r.ID, r.Name, r.Driver, r.Scope])]));
     return 0;

@@ -220,6 +220,7 @@ describe('berth network', { skip: !isRoot && 'needs root (bridges, veths, namesp
       [['run', '--rm', '--network', 'bridge', '--ip', '10.89.7.7', image, 'true'], /user specified IP address is supported on user defined networks only/, 125],
       [['run', '--rm', '--network', 'alpha', '--ip', '192.0.2.9', image, 'true'], /Invalid address 192\.0\.2\.9: It does not belong to any of this network's subnets/, 125],
       [['run', '--rm', '--network', 'alpha', '--ip', gateway, image, 'true'], /Address already in use/, 125],
+      [['run', '--rm', '--network', 'alpha', '--network-alias', 'evil\n10.0.0.1 victim', image, 'true'], /invalid network alias/, 125],
     ];
     for (const [args, message, code] of refusals) {
       const r = await berth(args);
@@ -228,6 +229,9 @@ describe('berth network', { skip: !isRoot && 'needs root (bridges, veths, namesp
     }
     assert.equal((JSON.parse((await berth(['network', 'inspect', 'nope'])).stdout) as unknown[]).length, 0);
     assert.deepEqual((await ok(['network', 'ls', '-q'])).split('\n').filter(Boolean).length, 4);
+    assert.equal(await ok(['network', 'ls', '-q', '--no-trunc', '--filter', 'label=team=web']), `${id}\n`);
+    assert.equal(await ok(['network', 'ls', '-q', '-f', 'type=custom', '-f', 'name=alp']), `${id.slice(0, 12)}\n`);
+    assert.equal((await ok(['network', 'ls', '--filter', 'driver=null'])).split('\n')[1]!.split(/\s+/)[1], 'none');
     assert.equal((await ok(['network', 'rm', 'alpha'])).trim(), 'alpha');
     assert.deepEqual(links(bridge), []);
   });

@@ -226,6 +226,8 @@ async function addEndpoint(state: NetworkState, n: NetworkRecord, container: { I
   if (n.Driver !== 'bridge') throw new NetworkError('container sharing network namespace with another container or host cannot be connected to any other network');
   if (n.Endpoints[container.Id]) throw new NetworkError(`endpoint with name ${container.Name} already exists in network ${n.Name}`);
   if ((o.aliases ?? []).length > 0 && n.Name === 'bridge') throw new NetworkError('network-scoped aliases are only supported for user-defined networks', true);
+  // An alias becomes a word of peers' /etc/hosts: a DNS name, nothing that could add a line.
+  for (const a of o.aliases ?? []) if (!NAME_RE.test(a) || a.length > 253) throw new NetworkError(`invalid network alias ${JSON.stringify(a)}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`, true);
   const address = await allocate(n, container.Id, o.ip);
   const endpointId = randomHex(32);
   const endpoint: Endpoint = {
