@@ -30,6 +30,11 @@ export interface Endpoint {
   HostVeth: string;
   /** Join order across the state: the first network a container joined gives its default route. */
   Seq: number;
+  /**
+   * The `run` that joined while creating the container (its pid): until the container's state
+   * directory exists, the endpoint is that process's, and stale only once it is gone.
+   */
+  Owner?: number;
 }
 
 export interface NetworkRecord {

@@ -410,6 +410,25 @@ describe('berth network', { skip: !isRoot && 'needs root (bridges, veths, namesp
     await ok(['network', 'rm', 'ports']);
   });
 
+  test('an endpoint left by a run killed before it wrote its container does not pin the network', async () => {
+    await ok(['network', 'create', '--subnet', freeSubnet(), 'orphaned']);
+    const statePath = join(root, 'networks', 'state.json');
+    const state = JSON.parse(readFileSync(statePath, 'utf8')) as { networks: { Name: string; Endpoints: Record<string, object> }[] };
+    // What a run killed between joining and writing its container leaves: its pid is gone, no state dir.
+    const dead = spawn('true');
+    await new Promise((r) => dead.on('exit', r));
+    const ghost = { Name: 'ghost', EndpointID: 'f'.repeat(64), MacAddress: '02:42:0a:00:00:09', IPAddress: '10.0.0.9', Aliases: [], Interface: 'eth0', HostVeth: 'bvfffffffffffff', Seq: 999, Owner: dead.pid };
+    state.networks.find((n) => n.Name === 'orphaned')!.Endpoints['e'.repeat(64)] = ghost;
+    // A live owner (this test) still creating its container: kept.
+    state.networks.find((n) => n.Name === 'orphaned')!.Endpoints['d'.repeat(64)] = { ...ghost, Name: 'creating', Owner: process.pid };
+    writeFileSync(statePath, JSON.stringify(state));
+    const busy = await berth(['network', 'rm', 'orphaned']);
+    assert.match(busy.stderr, /has active endpoints/);
+    delete state.networks.find((n) => n.Name === 'orphaned')!.Endpoints['d'.repeat(64)];
+    writeFileSync(statePath, JSON.stringify(state));
+    assert.equal(await ok(['network', 'rm', 'orphaned']), 'orphaned\n');
+  });
+
   test('concurrent runs on one network get distinct addresses (the network lock)', async () => {
     await ok(['network', 'create', '--subnet', freeSubnet(), 'busy']);
     const names = ['c1', 'c2', 'c3', 'c4', 'c5'];

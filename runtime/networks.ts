@@ -3,7 +3,7 @@
 // reaching each other by name (hosts-file.ts) and isolated from other networks
 // (network-isolation.ts). State and addresses: network-store.ts; links: network-links.ts.
 // Messages are docker's (checked against Debian's dockerd 20.10 and moby's sources).
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomHex } from '../storage/random-hex.js';
 import type { ContainerConfig, ContainerStore } from './container-store.js';
@@ -117,7 +117,8 @@ function lookup(state: NetworkState, ref: string): NetworkRecord {
 
 /** `network rm`: refused for predefined networks and while any container (running or not) is on it. */
 export async function removeNetwork(layout: RuntimeLayout, ref: string): Promise<NetworkRecord> {
-  return new NetworkStore(layout).update(async (state) => {
+  return new NetworkStore(layout).update(async (current) => {
+    const state = withoutStaleEndpoints(layout, current);
     const n = lookup(state, ref);
     if (PREDEFINED.includes(n.Name)) throw new NetworkError(`${n.Name} is a pre-defined network and cannot be removed`);
     if (Object.keys(n.Endpoints).length > 0) throw new NetworkError(`error while removing network: network ${n.Name} id ${n.Id} has active endpoints`);
@@ -129,7 +130,8 @@ export async function removeNetwork(layout: RuntimeLayout, ref: string): Promise
 
 /** `network prune`: every user network no container is on; their names. */
 export async function pruneNetworks(layout: RuntimeLayout): Promise<string[]> {
-  return new NetworkStore(layout).update(async (state) => {
+  return new NetworkStore(layout).update(async (current) => {
+    const state = withoutStaleEndpoints(layout, current);
     const unused = state.networks.filter((n) => !PREDEFINED.includes(n.Name) && Object.keys(n.Endpoints).length === 0);
     for (const n of unused) {
       await unisolate(n.Bridge!);
@@ -222,6 +224,27 @@ async function allocate(n: NetworkRecord, containerId: string, requested: string
   throw new NetworkError(`no available IPv4 addresses on this network's address pools: ${n.Name} (${n.Id})`);
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Drops endpoints of containers that do not exist: a `run` killed between joining and writing
+ * its container (its pid gone) would otherwise keep a network from being removed forever.
+ */
+function withoutStaleEndpoints(layout: RuntimeLayout, state: NetworkState): NetworkState {
+  const stale = (id: string, ep: Endpoint) => !existsSync(layout.containerDir(id)) && !(ep.Owner !== undefined && alive(ep.Owner));
+  return {
+    ...state,
+    networks: state.networks.map((n) => ({ ...n, Endpoints: Object.fromEntries(Object.entries(n.Endpoints).filter(([id, ep]) => !stale(id, ep))) })),
+  };
+}
+
 async function addEndpoint(state: NetworkState, n: NetworkRecord, container: { Id: string; Name: string }, o: JoinOptions): Promise<{ state: NetworkState; network: NetworkRecord; endpoint: Endpoint }> {
   if (n.Driver !== 'bridge') throw new NetworkError('container sharing network namespace with another container or host cannot be connected to any other network');
   if (n.Endpoints[container.Id]) throw new NetworkError(`endpoint with name ${container.Name} already exists in network ${n.Name}`);
@@ -249,7 +272,9 @@ async function addEndpoint(state: NetworkState, n: NetworkRecord, container: { I
 export async function joinNetwork(layout: RuntimeLayout, container: { Id: string; Name: string }, ref: string, o: JoinOptions = {}): Promise<{ network: NetworkRecord; endpoint: Endpoint }> {
   return new NetworkStore(layout).update(async (state) => {
     const joined = await addEndpoint(state, lookup(state, ref), container, o);
-    return { state: joined.state, result: { network: joined.network, endpoint: joined.endpoint } };
+    const endpoint = { ...joined.endpoint, Owner: process.pid };
+    const networks = joined.state.networks.map((n) => (n.Id === joined.network.Id ? { ...n, Endpoints: { ...n.Endpoints, [container.Id]: endpoint } } : n));
+    return { state: { ...joined.state, networks }, result: { network: joined.network, endpoint } };
   });
 }
 
