@@ -232,6 +232,12 @@ describe('berth network', { skip: !isRoot && 'needs root (bridges, veths, namesp
     assert.equal(await ok(['network', 'ls', '-q', '--no-trunc', '--filter', 'label=team=web']), `${id}\n`);
     assert.equal(await ok(['network', 'ls', '-q', '-f', 'type=custom', '-f', 'name=alp']), `${id.slice(0, 12)}\n`);
     assert.equal((await ok(['network', 'ls', '--filter', 'driver=null'])).split('\n')[1]!.split(/\s+/)[1], 'none');
+    // Without --subnet: the first of docker's pools that overlaps nothing here.
+    await ok(['network', 'create', 'auto']);
+    const auto = (await inspectNetwork('auto')).IPAM.Config[0]!.Subnet;
+    assert.match(auto, /^(172\.(1[89]|2\d|3[01])\.0\.0\/16|192\.168\.\d+\.0\/20)$/);
+    assert.ok(![subnet].some((s) => overlaps(parseSubnet(s)!, parseSubnet(auto)!)));
+    await ok(['network', 'rm', 'auto']);
     assert.equal((await ok(['network', 'rm', 'alpha'])).trim(), 'alpha');
     assert.deepEqual(links(bridge), []);
   });

@@ -32,9 +32,12 @@ export interface CreateNetworkOptions {
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
-/** docker's default address pools, in its order: 172.17-31.0.0/16, then 192.168.0.0/16 in /20s. */
+/**
+ * docker's default address pools, in its order: 172.17-31.0.0/16, then 192.168.0.0/16 in /20s;
+ * without 172.17.0.0/16, docker0's, so that a dockerd started later on this host finds it free.
+ */
 function* defaultPools(): Generator<Subnet> {
-  for (let b = 17; b <= 31; b++) yield parseSubnet(`172.${b}.0.0/16`)!;
+  for (let b = 18; b <= 31; b++) yield parseSubnet(`172.${b}.0.0/16`)!;
   for (let c = 0; c < 256; c += 16) yield parseSubnet(`192.168.${c}.0/20`)!;
 }
 
