@@ -7,13 +7,14 @@ import { StorageUnavailableError, isStorageFull } from '../storage/blob-driver.j
 import { assertRepositoryName } from '../oci/names.js';
 import type { RegistryStore } from '../storage/registry-store.js';
 import type { ServerConfig } from './config.js';
-import type { RegistryState } from './context.js';
+import type { RegistryContext, RegistryState, Viewer } from './context.js';
 import { registerBase } from './routes/base.js';
 import { registerTags } from './routes/tags.js';
 import { registerManifests } from './routes/manifests.js';
 import { registerBlobs } from './routes/blobs.js';
 import { registerUploads } from './routes/uploads.js';
 import { registerReferrers } from './routes/referrers.js';
+import { registerSearch } from './routes/search.js';
 import { closeAfterResponse, isLingering } from './lingering-close.js';
 import { methodLabel, RequestIds, routeOf } from './request-info.js';
 import type { ServerObserver } from './metrics/hooks.js';
@@ -34,7 +35,13 @@ export interface AppExtensions {
   observer?: ServerObserver;
   /** /readyz: resolves when storage and metadata answer, rejects (or never settles) when not. */
   ready?: () => Promise<void>;
+  /** Who calls /v1/search (the access control's `caller`); absent: no authentication, everything visible. */
+  viewerOf?: (ctx: RegistryContext) => Promise<Viewer>;
+  /** Extensions' middleware (server/extensions/): paths outside the registry API, mounted before access control. */
+  extensions?: Array<Koa.Middleware<RegistryState>>;
 }
+
+const EVERYTHING: Viewer = { mayDelete: () => true };
 
 const READY_TIMEOUT_MS = 2000;
 
@@ -178,6 +185,9 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
     }
   });
 
+  // Extensions own paths the API does not use (the web UI: /, /r/…, /ui/…) and do their own
+  // access checks with the same rules; API paths pass through them untouched.
+  for (const mw of ext.extensions ?? []) app.use(mw);
   if (ext.access) app.use(ext.access);
   if (ext.mirror) app.use(ext.mirror);
 
@@ -188,6 +198,7 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
     return next();
   });
   registerBase(router);
+  registerSearch(router, ext.viewerOf ?? (async () => EVERYTHING));
   registerTags(router);
   registerReferrers(router);
   registerManifests(router);

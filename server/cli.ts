@@ -54,6 +54,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--proxy-tag-ttl <seconds>', 'serve a cached tag this long before asking upstream again (default 300)', Number)
     .option('--proxy-evict-hours <hours>', 'remove cached content unused this long; 0 keeps it (default 168)', Number)
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics, a listener of their own (env BERTH_METRICS_LISTEN; default off)')
+    .option('--ui', 'serve the web UI at / (env BERTH_UI; default on)')
+    .option('--no-ui', 'no web UI: only the registry API')
     .option('--s3-redirect', 'blob GETs answer 307 to a pre-signed URL (env BERTH_S3_REDIRECT; default on)')
     .option('--no-s3-redirect', 'blob GETs stream the bytes through the registry')
     .helpOption('-h, --help', 'show this help')
@@ -97,6 +99,7 @@ export async function main(argv: string[]): Promise<number> {
   const s3RedirectFlag = argv.includes('--no-s3-redirect') ? false : argv.includes('--s3-redirect') ? true : undefined;
   // commander defaults --delete to true because of --no-delete; only an explicit flag overrides.
   const deleteFlag = argv.includes('--no-delete') ? false : argv.includes('--delete') ? true : undefined;
+  const uiFlag = argv.includes('--no-ui') ? false : argv.includes('--ui') ? true : undefined;
   const flags: ConfigOverrides = {
     ...storageOverrides(o, { s3Redirect: s3RedirectFlag }),
     listen: o.listen,
@@ -119,6 +122,7 @@ export async function main(argv: string[]): Promise<number> {
       token: { realm: o.tokenRealm, service: o.tokenService, keysDir: o.tokenKeys },
     },
     metricsListen: o.metricsListen,
+    ui: uiFlag,
     proxy: { remoteUrl: o.proxyRemoteUrl, username: o.proxyUsername, password: o.proxyPassword, tagTtlSeconds: o.proxyTagTtl, evictAfterHours: o.proxyEvictHours },
   };
   let registry;

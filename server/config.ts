@@ -43,6 +43,8 @@ export interface ServerConfig {
   metadata?: string;
   /** Prometheus metrics on their own listener (server/metrics/); absent: off, prom-client not loaded. */
   metrics?: { listen: string };
+  /** The web UI at / (server/extensions/ui/); its modules load on its first request. */
+  ui: boolean;
 }
 
 export type StorageConfig =
@@ -76,6 +78,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   uploads: { purgeAfterHours: 168 },
   gc: { intervalHours: 24, graceMinutes: 60 },
   storage: { driver: 'fs' },
+  ui: true,
 };
 
 const DEFAULT_S3_REGION = 'us-east-1';
@@ -100,6 +103,7 @@ export type ConfigOverrides = {
   storage?: StorageOverrides | undefined;
   metadata?: string | undefined;
   metricsListen?: string | undefined;
+  ui?: boolean | undefined;
 };
 
 function mergeStorage(base: StorageConfig, o: StorageOverrides | undefined, source: string): StorageConfig {
@@ -143,6 +147,7 @@ function applyOverrides(base: ServerConfig, o: ConfigOverrides, source: string):
   if (storageGiven) c.storage = mergeStorage(c.storage, { ...o.storage, driver: o.storage?.driver ?? c.storage.driver }, source);
   if (o.metadata !== undefined) c.metadata = o.metadata;
   if (o.metricsListen !== undefined) c.metrics = { listen: o.metricsListen };
+  if (o.ui !== undefined) c.ui = o.ui;
   return c;
 }
 
@@ -161,7 +166,7 @@ export async function readConfigFile(path: string): Promise<ConfigOverrides> {
     raw = JSON.parse(text);
   }
   if (raw === null || raw === undefined) return {};
-  const o = configMapping(raw, path, '', ['listen', 'data', 'delete', 'logLevel', 'tls', 'limits', 'uploads', 'gc', 'auth', 'proxy', 'storage', 's3', 'metadata', 'metrics']);
+  const o = configMapping(raw, path, '', ['listen', 'data', 'delete', 'logLevel', 'tls', 'limits', 'uploads', 'gc', 'auth', 'proxy', 'storage', 's3', 'metadata', 'metrics', 'ui']);
   const metrics = configMapping(o.metrics ?? {}, path, 'metrics', ['listen']);
   const s3 = configMapping(o.s3 ?? {}, path, 's3', ['bucket', 'endpoint', 'region', 'prefix', 'redirect']);
   const tls = (o.tls ?? {}) as Record<string, unknown>;
@@ -193,6 +198,7 @@ export async function readConfigFile(path: string): Promise<ConfigOverrides> {
     },
     metadata: str(o.metadata, `${path}: metadata`),
     metricsListen: str(metrics.listen, `${path}: metrics.listen`),
+    ui: bool(o.ui, `${path}: ui`),
   };
 }
 
@@ -236,6 +242,7 @@ export function envOverrides(env: NodeJS.ProcessEnv): ConfigOverrides {
     },
     metadata: env.BERTH_METADATA || undefined,
     metricsListen: env.BERTH_METRICS_LISTEN || undefined,
+    ui: bool(env.BERTH_UI, 'BERTH_UI'),
   };
 }
 

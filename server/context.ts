@@ -21,3 +21,12 @@ export function respondEmpty(ctx: RegistryContext, status: number): void {
   ctx.body = null;
   ctx.status = status;
 }
+
+/** What the caller of a listing may see and delete (by the access rules): /v1/search and the web UI filter by it. */
+export interface Viewer {
+  /** The authenticated account; absent: anonymous, or no authentication configured. */
+  account?: string;
+  /** Undefined: every repository. */
+  canPull?: (name: string) => boolean;
+  mayDelete(name: string): boolean;
+}

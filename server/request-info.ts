@@ -12,6 +12,7 @@ const OTHER: RouteInfo = { route: 'other' };
 const ROOT: RouteInfo = { route: '/v2/' };
 const CATALOG: RouteInfo = { route: '/v2/_catalog' };
 const TOKEN: RouteInfo = { route: '/token' };
+const SEARCH: RouteInfo = { route: '/v1/search' };
 
 // One regex for every /v2/<name>/... route: the name is everything before the last resource
 // keyword, as the router's `*name` matches it.
@@ -22,6 +23,7 @@ export function routeOf(path: string): RouteInfo {
   if (path === '/v2/' || path === '/v2') return ROOT;
   if (path === '/v2/_catalog') return CATALOG;
   if (path === '/token') return TOKEN;
+  if (path === '/v1/search') return SEARCH;
   const m = V2_NAMED.exec(path);
   if (!m) return OTHER;
   const name = m[1]!;

@@ -7,6 +7,8 @@ import type { RegistryStore } from '../storage/registry-store.js';
 import { collectGarbage, type GcResult } from '../storage/gc.js';
 import { openStore } from './open-store.js';
 import { createApp } from './app.js';
+import { setupExtensions } from './extensions/extension.js';
+import type { RegistryContext } from './context.js';
 import { createTlsServer, ensureSelfSigned } from './tls.js';
 import { parseListen, type ServerConfig } from './config.js';
 
@@ -77,7 +79,15 @@ export async function startRegistry(config: ServerConfig, opts: { logger?: Logge
   const ready = async (): Promise<void> => {
     await Promise.all([store.meta.getContent(PROBE_DIGEST), store.blobs.stat(PROBE_DIGEST)]);
   };
-  const app = createApp(store, config, log, { access: access?.middleware, mirror: mirror?.middleware, observer: metrics?.observer, ready });
+  const extensions = await setupExtensions({ store, config, log, ...(access ? { access } : {}) });
+  const app = createApp(store, config, log, {
+    access: access?.middleware,
+    mirror: mirror?.middleware,
+    observer: metrics?.observer,
+    ready,
+    ...(access ? { viewerOf: (ctx: RegistryContext) => access.caller(ctx) } : {}),
+    extensions,
+  });
 
   let server: Server;
   let stopWatchingTls = () => {};

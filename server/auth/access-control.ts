@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { RegistryError } from '../../oci/errors.js';
-import type { RegistryContext, RegistryState } from '../context.js';
+import type { RegistryContext, RegistryState, Viewer } from '../context.js';
 import type { ServerConfig } from '../config.js';
 import { Acl, ALL_ACTIONS, type Action } from './acl.js';
 import { DEFAULT_AUTH, DEFAULT_LIMIT, type AuthConfig } from './config.js';
@@ -20,7 +20,21 @@ export interface AccessControl {
   middleware: Middleware<RegistryState>;
   /** Rotates signing keys when due (called periodically by the server). */
   maintain(): Promise<void>;
+  /**
+   * Who a request outside /v2 (docker's /v1/search) is from: Basic credentials (both modes:
+   * docker sends the `docker login` password there) or, in token mode, a Bearer token. Bad
+   * credentials throw UNAUTHORIZED with the challenge, a throttled address TOOMANYREQUESTS; no
+   * credentials give an anonymous viewer, or throw UNAUTHORIZED when anonymous pull is off.
+   */
+  caller(ctx: RegistryContext): Promise<Viewer>;
+  /** Checks a password of the users file (the web UI's login form), throttled as every password check. */
+  login(address: string | undefined, user: string, password: string): Promise<boolean>;
+  /** What an account (undefined: anonymous) may see and delete, by the same rules as the API. */
+  viewer(account: string | undefined): Viewer;
+  /** Whether the users file still holds `account` (a web UI session of a removed user ends). */
+  knows(account: string): Promise<boolean>;
 }
+
 
 /** What an account may do: the policy behind both htpasswd mode and the token service. */
 export class Policy {
@@ -223,7 +237,74 @@ export async function createAccessControl(config: ServerConfig, log: Logger, hoo
     return cfg.mode === 'htpasswd' ? htpasswdMode(ctx as RegistryContext, next) : tokenMode(ctx as RegistryContext, next);
   };
 
-  return { middleware, maintain: async () => keys?.rotate() };
+  /** Undefined when the account may pull every repository (no ACL to consult). */
+  const pullFilter = (account: string | undefined): ((name: string) => boolean) | undefined => {
+    if (cfg.anonymousPull || (account !== undefined && !acl)) return undefined;
+    if (account === undefined) return () => false;
+    return (name) => policy.actions(account, name).has('pull');
+  };
+  const viewer = (account: string | undefined): Viewer => {
+    const canPull = pullFilter(account);
+    return {
+      ...(account !== undefined ? { account } : {}),
+      ...(canPull ? { canPull } : {}),
+      mayDelete: (name) => policy.actions(account, name).has('delete'),
+    };
+  };
+
+  const login = async (address: string | undefined, user: string, password: string): Promise<boolean> => {
+    const wait = limiter.retryAfter(address);
+    if (wait !== undefined) throw Object.assign(new RegistryError('TOOMANYREQUESTS', `too many failed authentication attempts from this address: retry in ${wait} s`), { retryAfter: wait });
+    if (users && (await users.verify(user, password))) return true;
+    log.info({ user: user.slice(0, 64), path: 'login' }, 'authentication failed');
+    if (limiter.fail(address)) log.warn({ address, failures: limit.failures, windowSeconds: limit.windowSeconds }, 'authentication failures: this address must wait (429) until the window passes');
+    hooks?.authFailure(cfg.mode === 'token' ? 'token' : 'htpasswd');
+    return false;
+  };
+
+  // registry:catalog:search is what docker's v2 client asks a token for before it searches.
+  const SEARCH_SCOPE: ResourceScope = { type: 'registry', name: 'catalog', actions: ['search'] };
+  const caller = async (ctx: RegistryContext): Promise<Viewer> => {
+    if (cfg.mode === 'none') return { mayDelete: () => true };
+    const header = ctx.get('Authorization');
+    const raw = cfg.mode === 'token' ? bearer(header) : undefined;
+    if (raw) {
+      let token;
+      try {
+        await tokens!.prepare(raw);
+        token = tokens!.verifyAccess(raw);
+      } catch (e) {
+        if (!(e instanceof TokenError)) throw e;
+        hooks?.authFailure('token');
+        challenge(ctx, cfg, [SEARCH_SCOPE], 'invalid_token');
+        throw new RegistryError('UNAUTHORIZED', `invalid token: ${e.message}`);
+      }
+      const account = token.sub === '' ? undefined : token.sub;
+      if (token.local) return viewer(account);
+      // An external issuer's token speaks only through its claims.
+      return { ...(account !== undefined ? { account } : {}), canPull: (name) => claimCovers(token.access, { type: 'repository', name, actions: ['pull'] }), mayDelete: (name) => claimCovers(token.access, { type: 'repository', name, actions: ['delete'] }) };
+    }
+    if (header) {
+      throttle(ctx);
+      const creds = parseBasic(header);
+      if (!creds || !users || !(await users.verify(creds.user, creds.password))) {
+        log.info({ user: creds?.user.slice(0, 64), path: ctx.path }, 'authentication failed');
+        failed(ctx);
+        hooks?.authFailure(cfg.mode === 'token' ? 'token' : 'htpasswd');
+        challenge(ctx, cfg, [SEARCH_SCOPE]);
+        throw new RegistryError('UNAUTHORIZED', 'invalid username or password');
+      }
+      ctx.state.user = creds.user;
+      return viewer(creds.user);
+    }
+    if (!cfg.anonymousPull) {
+      challenge(ctx, cfg, [SEARCH_SCOPE]);
+      throw new RegistryError('UNAUTHORIZED', 'authentication required: docker login first');
+    }
+    return viewer(undefined);
+  };
+
+  return { middleware, maintain: async () => keys?.rotate(), caller, login, viewer, knows: async (account) => (users ? users.has(account) : false) };
 }
 
 /** `_catalog` lists only what the caller may pull (a page may come out shorter than `n`; the Link still leads on). */
