@@ -24,3 +24,27 @@ export function assertRepositoryName(name: string): string {
   }
   return name;
 }
+
+/**
+ * A glob on repository names as the ACL, retention policies and quota namespaces write them: `*`
+ * within a path component, `**` across components, `?` one character; a trailing `/*` (or a lone
+ * `*`) also matches every name below, at any depth, as `team/*` reads to a person.
+ */
+export function repositoryGlob(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (c === '*') {
+      if (glob[i + 1] === '*') {
+        re += '.*';
+        i++;
+      } else if (i === glob.length - 1 && (i === 0 || glob[i - 1] === '/')) {
+        re += '.+';
+      } else {
+        re += '[^/]*';
+      }
+    } else if (c === '?') re += '[^/]';
+    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
+}

@@ -20,6 +20,9 @@
 //              a\0<name>\0<digest>             → {at, kind}: when a mirror last served it
 //   notify:    <endpoint>\0<seq, 16 hex>       → {event, attempts, notBefore}: a webhook event
 //                                               not yet delivered; seq orders each endpoint's queue
+//   nsrefs:    <namespace>\0<digest>           → {size, n}: n links of the namespace's repositories
+//   usage:     <namespace>                     → bytes of the digests counted in the namespace
+//   meta:      'namespaces'                    → the NamespaceScheme fingerprint the counters follow
 import { readdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Level } from 'level';
@@ -27,7 +30,8 @@ import { KeyedLock } from './keyed-lock.js';
 import { randomHex } from './random-hex.js';
 import type { Descriptor } from '../oci/manifest.js';
 import { RepositoryNameIndex } from './repository-name-index.js';
-import type { BlobLink, BlobLinkEntry, ContentRecord, ManifestEntry, ManifestLink, ManifestWrite, MirrorAccess, NotificationWrite, QueuedNotification, ReferrerEntry, RegistryMetadata, TagEntry, TagPush, TagPushCursor, UploadRecord, MarkPoint } from './registry-metadata.js';
+import { NamespaceScheme, assertWithinQuota } from './quota.js';
+import type { BlobLink, BlobLinkEntry, ContentRecord, ManifestEntry, ManifestLink, ManifestWrite, MirrorAccess, NamespaceCount, NotificationWrite, QueuedNotification, ReferrerEntry, RegistryMetadata, TagEntry, TagPush, TagPushCursor, UploadRecord, UsageDrift, MarkPoint } from './registry-metadata.js';
 
 export const SEP = '\x00';
 export const LAYOUT_VERSION = 1;
@@ -35,6 +39,22 @@ export const LAYOUT_VERSION = 1;
 interface RepoRecord {
   created: string;
 }
+
+/** Links of one namespace's repositories to one digest. */
+interface NamespaceRef {
+  size: number;
+  n: number;
+}
+
+/** A link added (+1) or removed (-1) by a write: what the namespace counters follow. */
+interface LinkChange {
+  name: string;
+  digest: string;
+  size: number;
+  delta: 1 | -1;
+}
+
+type Batch = ReturnType<Level<string, unknown>['batch']>;
 
 interface NotificationRecord {
   event: string;
@@ -77,6 +97,9 @@ export class LevelMetadata implements RegistryMetadata {
   private notifySeq = 0;
   private readonly tagTime;
   private readonly recent;
+  private readonly nsRefs;
+  private readonly usage;
+  private scheme = new NamespaceScheme();
   /** The search index, loaded on the first search (start-up does not pay for it). */
   private nameIndex: RepositoryNameIndex | undefined;
   private nameIndexLoading: Promise<RepositoryNameIndex> | undefined;
@@ -101,11 +124,17 @@ export class LevelMetadata implements RegistryMetadata {
     this.referrerIndex = this.db.sublevel<string, Descriptor>('referrers', { valueEncoding: 'json' });
     this.uploads = this.db.sublevel<string, UploadRecord>('uploads', { valueEncoding: 'json' });
     this.content = this.db.sublevel<string, ContentRecord>('content', { valueEncoding: 'json' });
-    this.layout = this.db.sublevel<string, number>('meta', { valueEncoding: 'json' });
+    this.layout = this.db.sublevel<string, number | string>('meta', { valueEncoding: 'json' });
     this.mirror = this.db.sublevel<string, unknown>('proxy', { valueEncoding: 'json' });
     this.notify = this.db.sublevel<string, NotificationRecord>('notify', { valueEncoding: 'json' });
     this.tagTime = this.db.sublevel<string, number>('tagtime', { valueEncoding: 'json' });
     this.recent = this.db.sublevel<string, string>('recent', { valueEncoding: 'utf8' });
+    this.nsRefs = this.db.sublevel<string, NamespaceRef>('nsrefs', { valueEncoding: 'json' });
+    this.usage = this.db.sublevel<string, number>('usage', { valueEncoding: 'json' });
+  }
+
+  useNamespaces(scheme: NamespaceScheme): void {
+    this.scheme = scheme;
   }
 
   async open(): Promise<void> {
@@ -116,6 +145,8 @@ export class LevelMetadata implements RegistryMetadata {
     // Queues are short (events wait only while an endpoint is down): one pass finds the last seq.
     for await (const k of this.notify.keys()) this.notifySeq = Math.max(this.notifySeq, parseInt(k.slice(k.lastIndexOf(SEP) + 1), 16));
     if ((await this.layout.get('tagTimes')) !== 1) await this.recordTagTimes();
+    // Counters made with another grouping (or before berth kept them) are recounted, once.
+    if ((await this.layout.get('namespaces')) !== this.scheme.fingerprint) await this.recountUsage(true);
   }
 
   /**
@@ -228,7 +259,7 @@ export class LevelMetadata implements RegistryMetadata {
     if (this.db.status === 'open') await this.db.close();
     await this.db.open();
     // Sublevels closed with the database, and do not reopen with it.
-    await Promise.all([this.repos, this.tags, this.manifests, this.blobs, this.referrerIndex, this.uploads, this.content, this.layout, this.mirror, this.notify, this.tagTime, this.recent].map((sub) => sub.open()));
+    await Promise.all([this.repos, this.tags, this.manifests, this.blobs, this.referrerIndex, this.uploads, this.content, this.layout, this.mirror, this.notify, this.tagTime, this.recent, this.nsRefs, this.usage].map((sub) => sub.open()));
     this.damaged = false;
   }
 
@@ -250,11 +281,13 @@ export class LevelMetadata implements RegistryMetadata {
     return this.tags.get(key(name, tag));
   }
 
-  async deleteTag(name: string, tag: string): Promise<boolean> {
+  async deleteTag(name: string, tag: string, expect?: { digest: string; pushed?: number }): Promise<boolean> {
     const k = key(name, tag);
     // Read and write in the write queue: a concurrent PUT of the tag cannot slip in between.
     return this.write(async () => {
-      if ((await this.tags.get(k)) === undefined) return false;
+      const digest = await this.tags.get(k);
+      if (digest === undefined) return false;
+      if (expect && (digest !== expect.digest || ((await this.tagTime.get(k)) ?? 0) !== (expect.pushed ?? 0))) return false;
       const batch = this.db.batch();
       batch.del(k, { sublevel: this.tags });
       await this.forgetTagTime(batch, name, tag);
@@ -281,7 +314,6 @@ export class LevelMetadata implements RegistryMetadata {
     const isNew = !(await this.repositoryExists(w.name));
     if (isNew) batch.put(w.name, { created: new Date().toISOString() }, { sublevel: this.repos });
     if (w.referrer && w.link.subject) batch.put(key(w.name, w.link.subject, w.digest), w.referrer, { sublevel: this.referrerIndex });
-    batch.put(key(w.name, w.digest), w.link, { sublevel: this.manifests });
     for (const t of w.tags) batch.put(key(w.name, t), w.digest, { sublevel: this.tags });
     const stamp = this.stamp();
     for (const c of w.touched) batch.put(c.digest, { size: c.size, ...stamp }, { sublevel: this.content });
@@ -290,6 +322,10 @@ export class LevelMetadata implements RegistryMetadata {
     // keep a newest-first entry.
     await this.write(async () => {
       const now = Date.now();
+      const mk = key(w.name, w.digest);
+      // The namespace counters are read in the write queue too: exact, whatever runs concurrently.
+      if ((await this.manifests.get(mk)) === undefined) await this.countLinks(batch, [{ name: w.name, digest: w.digest, size: w.link.size, delta: 1 }], w.quota);
+      batch.put(mk, { ...w.link, pushed: now }, { sublevel: this.manifests });
       for (const t of new Set(w.tags)) {
         await this.forgetTagTime(batch, w.name, t);
         batch.put(key(w.name, t), now, { sublevel: this.tagTime });
@@ -301,23 +337,31 @@ export class LevelMetadata implements RegistryMetadata {
   }
 
   async deleteManifest(name: string, digest: string): Promise<string[] | undefined> {
-    const link = await this.manifests.get(key(name, digest));
-    if (!link) return undefined;
-    const dropped: string[] = [];
-    const batch = this.db.batch();
-    batch.del(key(name, digest), { sublevel: this.manifests });
-    if (link.subject) batch.del(key(name, link.subject, digest), { sublevel: this.referrerIndex });
-    for await (const [k, d] of this.tags.iterator(prefixRange(name))) {
-      if (d === digest) {
-        batch.del(k, { sublevel: this.tags });
-        dropped.push(k.slice(name.length + 1));
+    // All of it in the write queue: a tag PUT for this manifest cannot land between the listing
+    // of its tags and the delete.
+    return this.write(async () => {
+      const link = await this.manifests.get(key(name, digest));
+      if (!link) return undefined;
+      const dropped: string[] = [];
+      const batch = this.db.batch();
+      batch.del(key(name, digest), { sublevel: this.manifests });
+      if (link.subject) batch.del(key(name, link.subject, digest), { sublevel: this.referrerIndex });
+      for await (const [k, d] of this.tags.iterator(prefixRange(name))) {
+        if (d === digest) {
+          batch.del(k, { sublevel: this.tags });
+          dropped.push(k.slice(name.length + 1));
+        }
       }
-    }
-    await this.write(async () => {
       for (const t of dropped) await this.forgetTagTime(batch, name, t);
+      await this.countLinks(batch, [{ name, digest, size: link.size, delta: -1 }]);
       await batch.write();
+      return dropped;
     });
-    return dropped;
+  }
+
+  async referencedBy(name: string, digest: string): Promise<string | undefined> {
+    for await (const [k, link] of this.manifests.iterator(prefixRange(name))) if (link.refs.includes(digest)) return k.slice(name.length + 1);
+    return undefined;
   }
 
   async referrers(name: string, subject: string): Promise<Descriptor[]> {
@@ -328,21 +372,116 @@ export class LevelMetadata implements RegistryMetadata {
     return this.blobs.get(key(name, digest));
   }
 
-  async linkBlob(name: string, digest: string, size: number): Promise<void> {
+  async linkBlob(name: string, digest: string, size: number, opts: { quota?: number } = {}): Promise<void> {
     const batch = this.db.batch();
     const isNew = !(await this.repositoryExists(name));
     if (isNew) batch.put(name, { created: new Date().toISOString() }, { sublevel: this.repos });
-    batch.put(key(name, digest), { size }, { sublevel: this.blobs });
+    const k = key(name, digest);
+    batch.put(k, { size }, { sublevel: this.blobs });
     batch.put(digest, { size, ...this.stamp() }, { sublevel: this.content });
-    await this.write(() => batch.write());
+    await this.write(async () => {
+      if ((await this.blobs.get(k)) === undefined) await this.countLinks(batch, [{ name, digest, size, delta: 1 }], opts.quota);
+      await batch.write();
+    });
     if (isNew) this.created(name);
   }
 
   async unlinkBlob(name: string, digest: string): Promise<boolean> {
     const k = key(name, digest);
-    if ((await this.blobs.get(k)) === undefined) return false;
-    await this.write(() => this.blobs.del(k));
-    return true;
+    return this.write(async () => {
+      const link = await this.blobs.get(k);
+      if (link === undefined) return false;
+      const batch = this.db.batch().del(k, { sublevel: this.blobs });
+      await this.countLinks(batch, [{ name, digest, size: link.size, delta: -1 }]);
+      await batch.write();
+      return true;
+    });
+  }
+
+  /**
+   * Adds the namespace counters' side of `changes` to `batch`. Runs inside the write queue, so
+   * the counters read are those every earlier write left. With `quota`, content new to the
+   * namespace that would take it over the quota throws QuotaExceededError before anything is written.
+   */
+  private async countLinks(batch: Batch, changes: LinkChange[], quota?: number): Promise<void> {
+    const byNamespace = new Map<string, number>();
+    for (const c of changes) {
+      const ns = this.scheme.of(c.name);
+      const rk = key(ns, c.digest);
+      const ref = (await this.nsRefs.get(rk)) ?? { size: c.size, n: 0 };
+      const n = Math.max(0, ref.n + c.delta);
+      if (ref.n === 0 && n > 0) byNamespace.set(ns, (byNamespace.get(ns) ?? 0) + c.size);
+      if (ref.n > 0 && n === 0) byNamespace.set(ns, (byNamespace.get(ns) ?? 0) - ref.size);
+      if (n === 0) batch.del(rk, { sublevel: this.nsRefs });
+      else batch.put(rk, { size: ref.n === 0 ? c.size : ref.size, n }, { sublevel: this.nsRefs });
+    }
+    for (const [ns, delta] of byNamespace) {
+      if (delta === 0) continue;
+      const used = (await this.usage.get(ns)) ?? 0;
+      assertWithinQuota(ns, used, delta, quota);
+      const next = Math.max(0, used + delta);
+      if (next === 0) batch.del(ns, { sublevel: this.usage });
+      else batch.put(ns, next, { sublevel: this.usage });
+    }
+  }
+
+  async namespaceUsage(namespace: string, digest?: string): Promise<{ usedBytes: number; holds: boolean }> {
+    const [used, ref] = await Promise.all([this.usage.get(namespace), digest ? this.nsRefs.get(key(namespace, digest)) : undefined]);
+    return { usedBytes: used ?? 0, holds: (ref?.n ?? 0) > 0 };
+  }
+
+  async listNamespaceUsage(): Promise<NamespaceCount[]> {
+    const out: NamespaceCount[] = [];
+    for await (const [namespace, usedBytes] of this.usage.iterator()) out.push({ namespace, usedBytes });
+    return out;
+  }
+
+  async recountUsage(repair: boolean): Promise<UsageDrift[]> {
+    // In the write queue: no link changes while the links are read and the counters replaced.
+    return this.write(async () => {
+      const counted = new Map<string, NamespaceRef>();
+      const add = (k: string, size: number) => {
+        const i = k.lastIndexOf(SEP);
+        const rk = key(this.scheme.of(k.slice(0, i)), k.slice(i + 1));
+        const r = counted.get(rk);
+        if (r) r.n++;
+        else counted.set(rk, { size, n: 1 });
+      };
+      for await (const [k, link] of this.blobs.iterator()) add(k, link.size);
+      for await (const [k, link] of this.manifests.iterator()) add(k, link.size);
+      const drift = new Map<string, UsageDrift>();
+      const entry = (ns: string): UsageDrift => {
+        let d = drift.get(ns);
+        if (!d) drift.set(ns, (d = { namespace: ns, storedBytes: 0, countedBytes: 0, digests: 0 }));
+        return d;
+      };
+      const nsOf = (rk: string) => rk.slice(0, rk.lastIndexOf(SEP));
+      for (const [rk, r] of counted) entry(nsOf(rk)).countedBytes += r.size;
+      for await (const [ns, used] of this.usage.iterator()) entry(ns).storedBytes = used;
+      const seen = new Set<string>();
+      for await (const [rk, r] of this.nsRefs.iterator()) {
+        seen.add(rk);
+        const c = counted.get(rk);
+        if (!c || c.n !== r.n || c.size !== r.size) entry(nsOf(rk)).digests++;
+      }
+      for (const rk of counted.keys()) if (!seen.has(rk)) entry(nsOf(rk)).digests++;
+      if (repair) {
+        await this.nsRefs.clear();
+        await this.usage.clear();
+        let batch = this.db.batch();
+        for (const [rk, r] of counted) {
+          batch.put(rk, r, { sublevel: this.nsRefs });
+          if (batch.length >= 10_000) {
+            await batch.write();
+            batch = this.db.batch();
+          }
+        }
+        for (const d of drift.values()) if (d.countedBytes > 0) batch.put(d.namespace, d.countedBytes, { sublevel: this.usage });
+        batch.put('namespaces', this.scheme.fingerprint, { sublevel: this.layout });
+        await batch.write();
+      }
+      return [...drift.values()].filter((d) => d.storedBytes !== d.countedBytes || d.digests > 0);
+    });
   }
 
   async referencedDigests(): Promise<Set<string>> {
@@ -357,7 +496,19 @@ export class LevelMetadata implements RegistryMetadata {
 
   // The listings of fsck: LevelDB iterators read ahead in small batches, never a whole range.
   async *tagEntries(name: string): AsyncIterable<TagEntry> {
-    for await (const [k, digest] of this.tags.iterator(prefixRange(name))) yield { tag: k.slice(name.length + 1), digest };
+    // Two ordered ranges of the same keys, read side by side; push time 0 is "unknown".
+    const times = this.tagTime.iterator(prefixRange(name));
+    let next = await times.next();
+    try {
+      for await (const [k, digest] of this.tags.iterator(prefixRange(name))) {
+        while (next !== undefined && next[0] < k) next = await times.next();
+        const e: TagEntry = { tag: k.slice(name.length + 1), digest };
+        if (next !== undefined && next[0] === k && next[1] > 0) e.pushed = next[1];
+        yield e;
+      }
+    } finally {
+      await times.close();
+    }
   }
 
   async *manifestEntries(name: string): AsyncIterable<ManifestEntry> {

@@ -4,6 +4,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RegistryMetadata, ManifestLink } from './registry-metadata.js';
+import { NamespaceScheme, QuotaExceededError } from './quota.js';
 
 export interface MetadataSuiteTarget {
   /** A fresh, opened backend with no data. */
@@ -17,6 +18,13 @@ const D = (c: string) => `sha256:${c.repeat(64)}`;
 
 function link(refs: string[], subject?: string): ManifestLink {
   return { mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 123, refs, ...(subject ? { subject } : {}) };
+}
+
+/** A link as read back, without its push time (checked on its own). */
+function bare(l: ManifestLink | undefined): ManifestLink | undefined {
+  if (!l) return l;
+  const { pushed: _pushed, ...rest } = l;
+  return rest;
 }
 
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
@@ -52,7 +60,7 @@ export function defineMetadataSuite(name: string, target: MetadataSuiteTarget | 
     it('a manifest PUT stores the link, its tags, its referrer entry and touches content, at once', async () => {
       const before = Date.now();
       await m.putManifest({ name: 'team/app', digest: D('a'), link: link([D('1'), D('2')]), tags: ['v1', 'latest', 'V1', '1.0'], touched: [{ digest: D('a'), size: 123 }, { digest: D('1'), size: 7 }, { digest: D('1'), size: 7 }] });
-      assert.deepEqual(await m.getManifest('team/app', D('a')), link([D('1'), D('2')]));
+      assert.deepEqual(bare(await m.getManifest('team/app', D('a'))), link([D('1'), D('2')]));
       assert.deepEqual(await m.listTags('team/app', 10), ['1.0', 'V1', 'latest', 'v1']);
       assert.deepEqual(await m.listTags('team/app', 2, '1.0'), ['V1', 'latest']);
       assert.equal(await m.getTag('team/app', 'v1'), D('a'));
@@ -117,7 +125,7 @@ export function defineMetadataSuite(name: string, target: MetadataSuiteTarget | 
       assert.equal(tagEntries.length, 1234);
       assert.deepEqual(tagEntries.map((t) => t.tag), tags, 'every tag once, in byte order');
       assert.ok(tagEntries.every((t, i) => t.digest === (i < 1000 ? D('a') : D('b'))));
-      assert.deepEqual(await collect(m.manifestEntries('fsck/app')), [
+      assert.deepEqual((await collect(m.manifestEntries('fsck/app'))).map((e) => ({ digest: e.digest, link: bare(e.link) })), [
         { digest: D('a'), link: link([D('1')]) },
         { digest: D('b'), link: link([D('2')], D('a')) },
         { digest: D('c'), link: link([], D('a')) },
@@ -127,12 +135,118 @@ export function defineMetadataSuite(name: string, target: MetadataSuiteTarget | 
         [D('a'), D('b'), D('b')],
         [D('a'), D('c'), D('c')],
       ]);
-      assert.deepEqual(await collect(m.tagEntries('fsck/app2')), [{ tag: 'other', digest: D('d') }], 'one repository only');
+      assert.deepEqual((await collect(m.tagEntries('fsck/app2'))).map((t) => ({ tag: t.tag, digest: t.digest })), [{ tag: 'other', digest: D('d') }], 'one repository only');
       assert.deepEqual(await collect(m.tagEntries('fsck/none')), []);
       assert.equal(await m.deleteReferrer('fsck/app', D('a'), D('c')), true);
       assert.equal(await m.deleteReferrer('fsck/app', D('a'), D('c')), false);
       assert.deepEqual((await m.referrers('fsck/app', D('a'))).map((d) => d.digest), [D('b')]);
       assert.ok(await m.getManifest('fsck/app', D('c')), 'the manifest stays');
+    });
+
+    it('push times: each tag and manifest records its last PUT; a tag pushed again moves; compare-and-delete of a tag', async () => {
+      const t0 = Date.now();
+      await m.putManifest({ name: 'time/app', digest: D('1'), link: link([]), tags: ['a', 'b'], touched: [] });
+      const t1 = Date.now();
+      const first = await collect(m.tagEntries('time/app'));
+      assert.equal(first.length, 2);
+      for (const t of first) assert.ok(t.pushed !== undefined && t.pushed >= t0 && t.pushed <= t1, `${t.tag} pushed ${t.pushed}`);
+      const m1 = await m.getManifest('time/app', D('1'));
+      assert.ok(m1?.pushed !== undefined && m1.pushed >= t0 && m1.pushed <= t1);
+      await sleep(5);
+      await m.putManifest({ name: 'time/app', digest: D('2'), link: link([]), tags: ['b'], touched: [] });
+      const again = new Map((await collect(m.tagEntries('time/app'))).map((t) => [t.tag, t]));
+      assert.equal(again.get('b')?.digest, D('2'));
+      assert.ok(again.get('b')!.pushed! > again.get('a')!.pushed!, 'the tag pushed again is newer');
+      assert.ok((await collect(m.manifestEntries('time/app'))).every((e) => e.link.pushed !== undefined));
+      // Compare-and-delete: refused when the tag moved or was pushed again since it was read.
+      const a = again.get('a')!;
+      assert.equal(await m.deleteTag('time/app', 'a', { digest: D('2'), pushed: a.pushed! }), false, 'another digest');
+      assert.equal(await m.deleteTag('time/app', 'a', { digest: D('1'), pushed: a.pushed! - 1 }), false, 'pushed again since');
+      assert.equal(await m.getTag('time/app', 'a'), D('1'));
+      assert.equal(await m.deleteTag('time/app', 'a', { digest: D('1'), pushed: a.pushed! }), true);
+      assert.equal(await m.getTag('time/app', 'a'), undefined);
+      assert.deepEqual((await collect(m.tagEntries('time/app'))).map((t) => t.tag), ['b']);
+    });
+
+    it('referencedBy: a manifest of the repository that references the digest', async () => {
+      await m.putManifest({ name: 'refby/app', digest: D('1'), link: link([D('a'), D('b')]), tags: [], touched: [] });
+      await m.putManifest({ name: 'refby/other', digest: D('2'), link: link([D('c')]), tags: [], touched: [] });
+      assert.equal(await m.referencedBy('refby/app', D('b')), D('1'));
+      assert.equal(await m.referencedBy('refby/app', D('c')), undefined, 'another repository does not count');
+      assert.equal(await m.referencedBy('refby/app', D('1')), undefined);
+    });
+
+    it('namespace usage: each digest counted once per namespace, links and manifests; unlinks and deletes decrease it', async () => {
+      const used = async (ns: string) => (await m.namespaceUsage(ns)).usedBytes;
+      await m.linkBlob('nsa/one', D('1'), 1000);
+      await m.linkBlob('nsa/two', D('1'), 1000);
+      await m.linkBlob('nsa/two/deep', D('1'), 1000);
+      await m.linkBlob('nsa/one', D('1'), 1000);
+      assert.equal(await used('nsa'), 1000, 'one blob in three repositories of the namespace: counted once');
+      await m.linkBlob('nsb', D('1'), 1000);
+      assert.equal(await used('nsb'), 1000, 'another namespace counts it too');
+      await m.linkBlob('nsa/one', D('2'), 20);
+      await m.putManifest({ name: 'nsa/one', digest: D('3'), link: { ...link([D('1'), D('2')]), size: 300 }, tags: ['v1'], touched: [] });
+      await m.putManifest({ name: 'nsa/one', digest: D('3'), link: { ...link([D('1'), D('2')]), size: 300 }, tags: ['v2'], touched: [] });
+      assert.equal(await used('nsa'), 1320, 'a manifest counts its own bytes, once');
+      assert.deepEqual(await m.namespaceUsage('nsa', D('2')), { usedBytes: 1320, holds: true });
+      assert.equal((await m.namespaceUsage('nsa', D('9'))).holds, false);
+      assert.equal(await m.unlinkBlob('nsa/one', D('1')), true);
+      assert.equal(await m.unlinkBlob('nsa/two', D('1')), true);
+      assert.equal(await used('nsa'), 1320, 'still linked in nsa/two/deep');
+      assert.equal(await m.unlinkBlob('nsa/two/deep', D('1')), true);
+      assert.equal(await used('nsa'), 320);
+      assert.deepEqual((await m.deleteManifest('nsa/one', D('3')))?.sort(), ['v1', 'v2']);
+      assert.equal(await used('nsa'), 20);
+      const listed = new Map((await m.listNamespaceUsage()).map((c) => [c.namespace, c.usedBytes]));
+      assert.equal(listed.get('nsa'), 20);
+      assert.equal(listed.get('nsb'), 1000);
+      assert.deepEqual(await m.recountUsage(false), [], 'the counters agree with the links');
+    });
+
+    it('quotas: a link or manifest that would exceed the namespace quota is refused with nothing written', async () => {
+      await m.linkBlob('q/app', D('1'), 600);
+      await assert.rejects(m.linkBlob('q/app', D('2'), 500, { quota: 1000 }), (e: unknown) => {
+        assert.ok(e instanceof QuotaExceededError);
+        assert.equal(e.code, 'DENIED');
+        assert.match(e.message, /quota exceeded for namespace "q": 600 B used of 1000 B, this push needs 500 B more/);
+        return true;
+      });
+      assert.equal(await m.getBlobLink('q/app', D('2')), undefined, 'not linked');
+      assert.equal(await m.repositoryExists('q/app'), true);
+      assert.equal((await m.namespaceUsage('q')).usedBytes, 600, 'usage unchanged');
+      await assert.rejects(m.linkBlob('q/new', D('2'), 500, { quota: 1000 }), QuotaExceededError);
+      assert.equal(await m.repositoryExists('q/new'), false, 'a refused first push creates no repository');
+      await m.linkBlob('q/other', D('1'), 600, { quota: 600 });
+      assert.ok(await m.getBlobLink('q/other', D('1')), 'content the namespace holds already costs nothing');
+      await m.linkBlob('q/app', D('2'), 400, { quota: 1000 });
+      assert.equal((await m.namespaceUsage('q')).usedBytes, 1000, 'exactly at the quota is allowed');
+      await assert.rejects(m.putManifest({ name: 'q/app', digest: D('3'), link: { ...link([D('1')]), size: 10 }, tags: ['v1'], touched: [], quota: 1000 }), QuotaExceededError);
+      assert.equal(await m.getManifest('q/app', D('3')), undefined);
+      assert.equal(await m.getTag('q/app', 'v1'), undefined);
+      assert.equal((await m.namespaceUsage('q')).usedBytes, 1000);
+    });
+
+    it('recount: another namespace grouping shows as drift; a repair rewrites the counters to match', async () => {
+      await m.linkBlob('grp/x/cache', D('1'), 100);
+      await m.linkBlob('grp/y/cache', D('2'), 10);
+      await m.linkBlob('grp/x/app', D('3'), 1);
+      assert.equal((await m.namespaceUsage('grp')).usedBytes, 111);
+      m.useNamespaces(new NamespaceScheme(['grp/*/cache']));
+      const drift = await m.recountUsage(false);
+      const byNs = new Map(drift.map((d) => [d.namespace, d]));
+      assert.deepEqual(byNs.get('grp/*/cache'), { namespace: 'grp/*/cache', storedBytes: 0, countedBytes: 110, digests: 2 });
+      assert.deepEqual(byNs.get('grp'), { namespace: 'grp', storedBytes: 111, countedBytes: 1, digests: 2 });
+      assert.equal((await m.namespaceUsage('grp/*/cache')).usedBytes, 0, 'a check changes nothing');
+      assert.equal((await m.recountUsage(true)).length, drift.length);
+      assert.deepEqual(await m.recountUsage(false), []);
+      assert.equal((await m.namespaceUsage('grp/*/cache')).usedBytes, 110);
+      assert.equal((await m.namespaceUsage('grp')).usedBytes, 1);
+      await m.linkBlob('grp/z/cache', D('4'), 5);
+      assert.equal((await m.namespaceUsage('grp/*/cache')).usedBytes, 115, 'new links follow the new grouping');
+      m.useNamespaces(new NamespaceScheme());
+      await m.recountUsage(true);
+      assert.equal((await m.namespaceUsage('grp')).usedBytes, 116);
     });
 
     it('content records: touch, read, forget', async () => {

@@ -10,7 +10,8 @@ import postgres from 'postgres';
 import type { Descriptor } from '../oci/manifest.js';
 import { StorageConfigError, StorageUnavailableError } from './blob-driver.js';
 import { MIGRATIONS } from './postgres-migrations.js';
-import type { BlobLink, BlobLinkEntry, ContentRecord, ManifestEntry, ManifestLink, ManifestWrite, MirrorAccess, NotificationWrite, QueuedNotification, ReferrerEntry, RegistryMetadata, TagEntry, TagPush, TagPushCursor, UploadRecord, MarkPoint } from './registry-metadata.js';
+import { NamespaceScheme, QuotaExceededError } from './quota.js';
+import type { BlobLink, BlobLinkEntry, ContentRecord, ManifestEntry, ManifestLink, ManifestWrite, MirrorAccess, NamespaceCount, NotificationWrite, QueuedNotification, ReferrerEntry, RegistryMetadata, TagEntry, TagPush, TagPushCursor, UploadRecord, UsageDrift, MarkPoint } from './registry-metadata.js';
 
 type Sql = postgres.Sql<Record<string, unknown>>;
 type Tx = postgres.TransactionSql<Record<string, unknown>>;
@@ -41,6 +42,7 @@ export class PostgresMetadata implements RegistryMetadata {
   private readonly sql: Sql;
   private readonly tx = new AsyncLocalStorage<Tx>();
   private readonly where: string;
+  private scheme = new NamespaceScheme();
 
   constructor(
     private readonly url: string,
@@ -99,6 +101,13 @@ export class PostgresMetadata implements RegistryMetadata {
       throw new StorageConfigError(`PostgreSQL at ${this.where}: ${(e as Error).message}`);
     }
     await this.migrate();
+    // Counters made with another grouping (or before berth kept them) are recounted, once.
+    const [row] = await this.sql<Array<{ fingerprint: string }>>`select fingerprint from namespace_scheme where id = 1`;
+    if (row?.fingerprint !== this.scheme.fingerprint) await this.recount(true, true);
+  }
+
+  useNamespaces(scheme: NamespaceScheme): void {
+    this.scheme = scheme;
   }
 
   /** Applies the migrations this database lacks, one replica at a time (an advisory lock). */
@@ -186,30 +195,33 @@ export class PostgresMetadata implements RegistryMetadata {
     return row?.digest;
   }
 
-  async deleteTag(name: string, tag: string): Promise<boolean> {
-    const rows = await this.guard(() => this.db`delete from tags where repository = ${name} and tag = ${tag} returning 1`);
+  async deleteTag(name: string, tag: string, expect?: { digest: string; pushed?: number }): Promise<boolean> {
+    const rows = await this.guard(() =>
+      expect
+        ? this.db`delete from tags where repository = ${name} and tag = ${tag} and digest = ${expect.digest} and pushed = ${expect.pushed ?? 0} returning 1`
+        : this.db`delete from tags where repository = ${name} and tag = ${tag} returning 1`,
+    );
     return rows.length > 0;
   }
 
   async getManifest(name: string, digest: string): Promise<ManifestLink | undefined> {
     const [row] = await this.guard(() =>
-      this.db<Array<{ media_type: string; size: number; subject: string | null; refs: string[] }>>`select media_type, size, subject, refs from manifests where repository = ${name} and digest = ${digest}`,
+      this.db<ManifestRow[]>`select media_type, size, subject, refs, pushed from manifests where repository = ${name} and digest = ${digest}`,
     );
-    if (!row) return undefined;
-    const link: ManifestLink = { mediaType: row.media_type, size: row.size, refs: row.refs };
-    if (row.subject) link.subject = row.subject;
-    return link;
+    return row ? linkOf(row) : undefined;
   }
 
   async putManifest(w: ManifestWrite): Promise<void> {
+    const pushed = Date.now();
     await this.atomically(async (tx) => {
       await tx`insert into repositories (name) values (${w.name}) on conflict do nothing`;
-      await tx`insert into manifests (repository, digest, media_type, size, subject, refs)
-               values (${w.name}, ${w.digest}, ${w.link.mediaType}, ${w.link.size}, ${w.link.subject ?? null}, ${w.link.refs})
-               on conflict (repository, digest) do update set media_type = excluded.media_type, size = excluded.size, subject = excluded.subject, refs = excluded.refs`;
-      const now = Date.now();
+      const [row] = await tx<Array<{ inserted: boolean }>>`insert into manifests (repository, digest, media_type, size, subject, refs, pushed)
+               values (${w.name}, ${w.digest}, ${w.link.mediaType}, ${w.link.size}, ${w.link.subject ?? null}, ${w.link.refs}, ${pushed})
+               on conflict (repository, digest) do update set media_type = excluded.media_type, size = excluded.size, subject = excluded.subject, refs = excluded.refs, pushed = excluded.pushed
+               returning (xmax = 0) as inserted`;
+      if (row?.inserted) await this.countLink(tx, w.name, w.digest, w.link.size, 1, w.quota);
       for (const t of w.tags) {
-        await tx`insert into tags (repository, tag, digest, pushed) values (${w.name}, ${t}, ${w.digest}, ${now}) on conflict (repository, tag) do update set digest = excluded.digest, pushed = excluded.pushed`;
+        await tx`insert into tags (repository, tag, digest, pushed) values (${w.name}, ${t}, ${w.digest}, ${pushed}) on conflict (repository, tag) do update set digest = excluded.digest, pushed = excluded.pushed`;
       }
       if (w.referrer && w.link.subject) {
         await tx`insert into referrers (repository, subject, digest, descriptor) values (${w.name}, ${w.link.subject}, ${w.digest}, ${tx.json(w.referrer as never)})
@@ -242,9 +254,122 @@ export class PostgresMetadata implements RegistryMetadata {
     return this.atomically(async (tx) => {
       const tags = await tx<Array<{ tag: string }>>`delete from tags where repository = ${name} and digest = ${digest} returning tag`;
       // The referrer entry goes with the manifest (foreign key, on delete cascade).
-      const gone = await tx`delete from manifests where repository = ${name} and digest = ${digest} returning 1`;
-      return gone.length > 0 ? tags.map((t) => t.tag) : undefined;
+      const [gone] = await tx<Array<{ size: number }>>`delete from manifests where repository = ${name} and digest = ${digest} returning size`;
+      if (!gone) return undefined;
+      await this.countLink(tx, name, digest, gone.size, -1);
+      return tags.map((t) => t.tag);
     });
+  }
+
+  async referencedBy(name: string, digest: string): Promise<string | undefined> {
+    const [row] = await this.guard(() => this.db<Array<{ digest: string }>>`select digest from manifests where repository = ${name} and refs @> array[${digest}]::text[] limit 1`);
+    return row?.digest;
+  }
+
+  /**
+   * One link of `name` to `digest` added or removed, in transaction `tx`: the namespace's
+   * reference count, and its bytes when the digest enters or leaves the namespace. The usage row
+   * is locked until the transaction ends, so two pushes into one namespace check the quota one
+   * after the other; a refusal rolls the whole write back.
+   */
+  private async countLink(tx: Tx, name: string, digest: string, size: number, delta: 1 | -1, quota?: number): Promise<void> {
+    const ns = this.scheme.of(name);
+    let bytes = 0;
+    if (delta > 0) {
+      const [r] = await tx<Array<{ refs: number }>>`insert into namespace_content (namespace, digest, size, refs) values (${ns}, ${digest}, ${size}, 1)
+               on conflict (namespace, digest) do update set refs = namespace_content.refs + 1 returning refs`;
+      if (r?.refs === 1) bytes = size;
+    } else {
+      const [r] = await tx<Array<{ refs: number; size: number }>>`update namespace_content set refs = refs - 1 where namespace = ${ns} and digest = ${digest} returning refs, size`;
+      if (r && r.refs <= 0) {
+        await tx`delete from namespace_content where namespace = ${ns} and digest = ${digest}`;
+        bytes = -r.size;
+      }
+    }
+    if (bytes === 0) return;
+    const [u] = await tx<Array<{ used: number }>>`insert into namespace_usage (namespace, used) values (${ns}, ${Math.max(0, bytes)})
+             on conflict (namespace) do update set used = greatest(0, namespace_usage.used + ${bytes}::bigint) returning used`;
+    if (quota !== undefined && bytes > 0 && u && u.used > quota) throw new QuotaExceededError(ns, u.used - bytes, quota, bytes);
+  }
+
+  async namespaceUsage(namespace: string, digest?: string): Promise<{ usedBytes: number; holds: boolean }> {
+    const [row] = await this.guard(
+      () =>
+        this.db<Array<{ used: number | null; holds: boolean }>>`select (select used from namespace_usage where namespace = ${namespace}) as used,
+          exists (select 1 from namespace_content where namespace = ${namespace} and digest = ${digest ?? ''} and refs > 0) as holds`,
+    );
+    return { usedBytes: row?.used ?? 0, holds: row?.holds ?? false };
+  }
+
+  async listNamespaceUsage(): Promise<NamespaceCount[]> {
+    const rows = await this.guard(() => this.db<Array<{ namespace: string; used: number }>>`select namespace, used from namespace_usage where used > 0 order by namespace`);
+    return rows.map((r) => ({ namespace: r.namespace, usedBytes: r.used }));
+  }
+
+  recountUsage(repair: boolean): Promise<UsageDrift[]> {
+    return this.recount(repair, false);
+  }
+
+  /**
+   * Recounts the namespace counters from the links. A check reads links and counters in one
+   * snapshot (a repeatable-read transaction): counters move with links in the same transactions,
+   * so they agree in any snapshot unless they drifted. A repair holds the counter tables locked
+   * while it reads and rewrites: a link write waits at its counter update and then applies its
+   * change on top of the recount, which did not see its uncommitted link.
+   */
+  private async recount(repair: boolean, onlyIfSchemeChanged: boolean): Promise<UsageDrift[]> {
+    const run = async (tx: Tx): Promise<UsageDrift[]> => {
+      if (repair) {
+        await tx`lock table namespace_content, namespace_usage, namespace_scheme in exclusive mode`;
+        if (onlyIfSchemeChanged) {
+          const [row] = await tx<Array<{ fingerprint: string }>>`select fingerprint from namespace_scheme where id = 1`;
+          if (row?.fingerprint === this.scheme.fingerprint) return [];
+        }
+      }
+      const counted = new Map<string, { ns: string; digest: string; size: number; n: number }>();
+      await tx<Array<{ repository: string; digest: string; size: number }>>`select repository, digest, size from blob_links union all select repository, digest, size from manifests`.cursor(10_000, (rows) => {
+        for (const r of rows) {
+          const ns = this.scheme.of(r.repository);
+          const k = `${ns}\0${r.digest}`;
+          const c = counted.get(k);
+          if (c) c.n++;
+          else counted.set(k, { ns, digest: r.digest, size: r.size, n: 1 });
+        }
+      });
+      const drift = new Map<string, UsageDrift>();
+      const entry = (ns: string): UsageDrift => {
+        let d = drift.get(ns);
+        if (!d) drift.set(ns, (d = { namespace: ns, storedBytes: 0, countedBytes: 0, digests: 0 }));
+        return d;
+      };
+      for (const c of counted.values()) entry(c.ns).countedBytes += c.size;
+      for (const u of await tx<Array<{ namespace: string; used: number }>>`select namespace, used from namespace_usage`) entry(u.namespace).storedBytes = u.used;
+      const seen = new Set<string>();
+      await tx<Array<{ namespace: string; digest: string; size: number; refs: number }>>`select namespace, digest, size, refs from namespace_content`.cursor(10_000, (rows) => {
+        for (const r of rows) {
+          const k = `${r.namespace}\0${r.digest}`;
+          seen.add(k);
+          const c = counted.get(k);
+          if (!c || c.n !== r.refs || c.size !== r.size) entry(r.namespace).digests++;
+        }
+      });
+      for (const [k, c] of counted) if (!seen.has(k)) entry(c.ns).digests++;
+      if (repair) {
+        await tx`delete from namespace_content`;
+        await tx`delete from namespace_usage`;
+        const all = [...counted.values()];
+        for (let i = 0; i < all.length; i += 5000) {
+          const part = all.slice(i, i + 5000);
+          await tx`insert into namespace_content (namespace, digest, size, refs)
+                   select * from unnest(${part.map((c) => c.ns)}::text[], ${part.map((c) => c.digest)}::text[], ${part.map((c) => c.size)}::bigint[], ${part.map((c) => c.n)}::int[])`;
+        }
+        const used = [...drift.values()].filter((d) => d.countedBytes > 0);
+        if (used.length > 0) await tx`insert into namespace_usage (namespace, used) select * from unnest(${used.map((d) => d.namespace)}::text[], ${used.map((d) => d.countedBytes)}::bigint[])`;
+        await tx`insert into namespace_scheme (id, fingerprint) values (1, ${this.scheme.fingerprint}) on conflict (id) do update set fingerprint = excluded.fingerprint`;
+      }
+      return [...drift.values()].filter((d) => d.storedBytes !== d.countedBytes || d.digests > 0);
+    };
+    return this.guard(() => (repair ? (this.sql.begin((tx) => run(tx)) as Promise<UsageDrift[]>) : (this.sql.begin('isolation level repeatable read read only', (tx) => run(tx)) as Promise<UsageDrift[]>)));
   }
 
   async referrers(name: string, subject: string): Promise<Descriptor[]> {
@@ -257,17 +382,23 @@ export class PostgresMetadata implements RegistryMetadata {
     return row ? { size: row.size } : undefined;
   }
 
-  async linkBlob(name: string, digest: string, size: number): Promise<void> {
+  async linkBlob(name: string, digest: string, size: number, opts: { quota?: number } = {}): Promise<void> {
     await this.atomically(async (tx) => {
       await tx`insert into repositories (name) values (${name}) on conflict do nothing`;
-      await tx`insert into blob_links (repository, digest, size) values (${name}, ${digest}, ${size}) on conflict (repository, digest) do update set size = excluded.size`;
+      const [row] = await tx<Array<{ inserted: boolean }>>`insert into blob_links (repository, digest, size) values (${name}, ${digest}, ${size})
+               on conflict (repository, digest) do update set size = excluded.size returning (xmax = 0) as inserted`;
+      if (row?.inserted) await this.countLink(tx, name, digest, size, 1, opts.quota);
       await this.touchAll(tx, [{ digest, size }]);
     });
   }
 
   async unlinkBlob(name: string, digest: string): Promise<boolean> {
-    const rows = await this.guard(() => this.db`delete from blob_links where repository = ${name} and digest = ${digest} returning 1`);
-    return rows.length > 0;
+    return this.atomically(async (tx) => {
+      const [row] = await tx<Array<{ size: number }>>`delete from blob_links where repository = ${name} and digest = ${digest} returning size`;
+      if (!row) return false;
+      await this.countLink(tx, name, digest, row.size, -1);
+      return true;
+    });
   }
 
   async referencedDigests(): Promise<Set<string>> {
@@ -288,30 +419,27 @@ export class PostgresMetadata implements RegistryMetadata {
       const last = after;
       const rows = await this.guard(() =>
         last === undefined
-          ? this.db<TagEntry[]>`select tag, digest from tags where repository = ${name} order by tag limit ${LIST_PAGE}`
-          : this.db<TagEntry[]>`select tag, digest from tags where repository = ${name} and tag > ${last} order by tag limit ${LIST_PAGE}`,
+          ? this.db<Array<{ tag: string; digest: string; pushed: number | null }>>`select tag, digest, pushed from tags where repository = ${name} order by tag limit ${LIST_PAGE}`
+          : this.db<Array<{ tag: string; digest: string; pushed: number | null }>>`select tag, digest, pushed from tags where repository = ${name} and tag > ${last} order by tag limit ${LIST_PAGE}`,
       );
-      for (const r of rows) yield { tag: r.tag, digest: r.digest };
+      // 0: set before push times were recorded (unknown).
+      for (const r of rows) yield r.pushed ? { tag: r.tag, digest: r.digest, pushed: r.pushed } : { tag: r.tag, digest: r.digest };
       if (rows.length < LIST_PAGE) return;
       after = rows[rows.length - 1]!.tag;
     }
   }
 
   async *manifestEntries(name: string): AsyncIterable<ManifestEntry> {
-    type Row = { digest: string; media_type: string; size: number; subject: string | null; refs: string[] };
+    type Row = ManifestRow & { digest: string };
     let after: string | undefined;
     for (;;) {
       const last = after;
       const rows = await this.guard(() =>
         last === undefined
-          ? this.db<Row[]>`select digest, media_type, size, subject, refs from manifests where repository = ${name} order by digest limit ${LIST_PAGE}`
-          : this.db<Row[]>`select digest, media_type, size, subject, refs from manifests where repository = ${name} and digest > ${last} order by digest limit ${LIST_PAGE}`,
+          ? this.db<Row[]>`select digest, media_type, size, subject, refs, pushed from manifests where repository = ${name} order by digest limit ${LIST_PAGE}`
+          : this.db<Row[]>`select digest, media_type, size, subject, refs, pushed from manifests where repository = ${name} and digest > ${last} order by digest limit ${LIST_PAGE}`,
       );
-      for (const r of rows) {
-        const link: ManifestLink = { mediaType: r.media_type, size: r.size, refs: r.refs };
-        if (r.subject) link.subject = r.subject;
-        yield { digest: r.digest, link };
-      }
+      for (const r of rows) yield { digest: r.digest, link: linkOf(r) };
       if (rows.length < LIST_PAGE) return;
       after = rows[rows.length - 1]!.digest;
     }
@@ -504,6 +632,21 @@ export class PostgresMetadata implements RegistryMetadata {
 /** `%term%` for LIKE, its own wildcards (and the escape character) escaped. */
 function likePattern(term: string): string {
   return `%${term.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+interface ManifestRow {
+  media_type: string;
+  size: number;
+  subject: string | null;
+  refs: string[];
+  pushed: number | null;
+}
+
+function linkOf(row: ManifestRow): ManifestLink {
+  const link: ManifestLink = { mediaType: row.media_type, size: row.size, refs: row.refs };
+  if (row.subject) link.subject = row.subject;
+  if (row.pushed !== null) link.pushed = row.pushed;
+  return link;
 }
 
 interface UploadRow {

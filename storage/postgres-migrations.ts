@@ -110,4 +110,25 @@ export const MIGRATIONS: readonly string[] = [
   alter table tags add column pushed bigint not null default 0;
   create index tags_newest_first on tags (repository, pushed desc, tag);
   `,
+  // 6: manifest push times (retention's age of an untagged manifest; tags have theirs since 5) and namespace usage
+  // counters (quotas): per (namespace, digest) the number of the namespace's links to it, per
+  // namespace the bytes counted; the grouping they follow (a changed one is recounted).
+  `
+  alter table manifests add column pushed bigint;
+  create table namespace_content (
+    namespace text collate "C" not null,
+    digest text collate "C" not null,
+    size bigint not null,
+    refs int not null,
+    primary key (namespace, digest)
+  );
+  create table namespace_usage (
+    namespace text collate "C" primary key,
+    used bigint not null
+  );
+  create table namespace_scheme (
+    id int primary key check (id = 1),
+    fingerprint text not null
+  );
+  `,
 ];

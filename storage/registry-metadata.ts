@@ -5,6 +5,7 @@
 // storage/metadata-suite.ts is the one suite every backend passes.
 import type { Descriptor } from '../oci/manifest.js';
 import type { UploadState } from './blob-driver.js';
+import type { NamespaceScheme } from './quota.js';
 
 export interface ManifestLink {
   mediaType: string;
@@ -12,6 +13,8 @@ export interface ManifestLink {
   subject?: string;
   /** Digests this manifest references (blobs and child manifests), for GC and deletes. */
   refs: string[];
+  /** ms since the epoch of its last PUT (retention's age of an untagged manifest); absent for manifests stored before berth recorded it. */
+  pushed?: number;
 }
 
 export interface BlobLink {
@@ -65,6 +68,8 @@ export interface ManifestWrite {
   referrer?: Descriptor;
   /** Content records to touch in the same step: the manifest's own bytes and what it references. */
   touched: Array<{ digest: string; size: number }>;
+  /** The namespace's quota in bytes: a manifest new to the namespace that would exceed it is refused (QuotaExceededError), nothing written. */
+  quota?: number;
   /** Notifications of this push, queued in the same step (a crash leaves both or neither). */
   notifications?: NotificationWrite[];
 }
@@ -89,6 +94,25 @@ export interface QueuedNotification extends NotificationWrite {
 export interface TagEntry {
   tag: string;
   digest: string;
+  /** ms since the epoch of the tag's last PUT; absent for tags stored before berth recorded it. */
+  pushed?: number;
+}
+
+/** A namespace's counter as the metadata holds it (storage/quota.ts). */
+export interface NamespaceCount {
+  namespace: string;
+  usedBytes: number;
+}
+
+/** What a recount of the namespace counters found different from the stored ones (fsck). */
+export interface UsageDrift {
+  namespace: string;
+  /** What the counter says. */
+  storedBytes: number;
+  /** What the links add up to. */
+  countedBytes: number;
+  /** (namespace, digest) reference counts that differ. */
+  digests: number;
 }
 
 export interface ManifestEntry {
@@ -152,8 +176,11 @@ export interface RegistryMetadata {
   /** Up to `limit` tags of `name` after `after`, in byte order. */
   listTags(name: string, limit: number, after?: string): Promise<string[]>;
   getTag(name: string, tag: string): Promise<string | undefined>;
-  /** False when the tag did not exist. */
-  deleteTag(name: string, tag: string): Promise<boolean>;
+  /**
+   * False when the tag did not exist, or with `expect`, when it no longer points at that digest
+   * (or was pushed again since `expect.pushed`): retention's compare-and-delete.
+   */
+  deleteTag(name: string, tag: string, expect?: { digest: string; pushed?: number }): Promise<boolean>;
 
   getManifest(name: string, digest: string): Promise<ManifestLink | undefined>;
   /** The manifest link, its tags, referrer entry, repository and content touches: one atomic step. */
@@ -162,10 +189,15 @@ export interface RegistryMetadata {
   deleteManifest(name: string, digest: string): Promise<string[] | undefined>;
   /** Manifests of `name` whose subject is `subject`. */
   referrers(name: string, subject: string): Promise<Descriptor[]>;
+  /** A manifest of `name` whose references (`refs`) include `digest`, or undefined (retention's re-check under the digest's guard). */
+  referencedBy(name: string, digest: string): Promise<string | undefined>;
 
   getBlobLink(name: string, digest: string): Promise<BlobLink | undefined>;
-  /** Links the blob into `name` (creating the repository) and touches its content record: one step. */
-  linkBlob(name: string, digest: string, size: number): Promise<void>;
+  /**
+   * Links the blob into `name` (creating the repository) and touches its content record: one step.
+   * With `quota`, a blob new to the namespace that would take it over is refused (QuotaExceededError), nothing written.
+   */
+  linkBlob(name: string, digest: string, size: number, opts?: { quota?: number }): Promise<void>;
   /** False when the link did not exist. */
   unlinkBlob(name: string, digest: string): Promise<boolean>;
   /** Every digest a repository links or a manifest is or references (GC's mark). */
@@ -183,6 +215,22 @@ export interface RegistryMetadata {
   referrerEntries(name: string): AsyncIterable<ReferrerEntry>;
   /** Removes one referrers-API entry (fsck's repair of an entry whose manifest is gone); false when absent. */
   deleteReferrer(name: string, subject: string, digest: string): Promise<boolean>;
+
+  // Namespace usage (storage/quota.ts): per (namespace, digest) the number of links of the
+  // namespace's repositories to it (blob links and manifests), and per namespace the bytes of the
+  // digests counted there, updated by every link write in its own atomic step.
+  /** How repositories group into namespaces; set before open(). A store counted with another grouping is recounted at open. */
+  useNamespaces(scheme: NamespaceScheme): void;
+  /** The counter of one namespace, and whether it counts `digest` already. */
+  namespaceUsage(namespace: string, digest?: string): Promise<{ usedBytes: number; holds: boolean }>;
+  /** Every namespace with a counter, in byte order. */
+  listNamespaceUsage(): Promise<NamespaceCount[]>;
+  /**
+   * Recounts the counters from the links (one pass over every blob link and manifest) and returns
+   * how the stored ones differ; with `repair`, replaces them with the recount, atomically against
+   * concurrent link writes.
+   */
+  recountUsage(repair: boolean): Promise<UsageDrift[]>;
 
   /**
    * Runs `fn` while no other `exclusive` call for `digest` runs, in any process sharing this

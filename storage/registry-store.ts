@@ -16,6 +16,7 @@ import { digestOf, parseDigest, looksLikeDigest, type DigestAlgorithm } from '..
 import { parseManifest, type Descriptor } from '../oci/manifest.js';
 import { MediaType } from '../oci/media-types.js';
 import { assertRepositoryName, isValidTag } from '../oci/names.js';
+import { Quotas, assertWithinQuota, type NamespaceUsage } from './quota.js';
 
 export interface StoredManifest {
   digest: string;
@@ -36,6 +37,8 @@ export interface RegistryStoreOptions {
   metadata?: RegistryMetadata;
   /** The blob driver, given the commit guard it must call; files in `<root>` by default. */
   blobDriver?: (guard: CommitGuard) => BlobDriver;
+  /** Namespaces and their limits (storage/quota.ts); usage is counted per first path segment without. */
+  quotas?: Quotas;
 }
 
 /** Cache key of a (repository, tag or digest) pair: NUL is in neither grammar. */
@@ -48,6 +51,7 @@ export class RegistryStore {
   readonly meta: RegistryMetadata;
   readonly blobs: BlobDriver;
   readonly uploads: UploadSessions;
+  readonly quotas: Quotas;
   private readonly manifestBytes: LruCache<string, Buffer>;
   // Tag and link lookups are cached only when this process is the metadata's one writer (LevelDB
   // holds its lock): every write passes through here and invalidates them. With shared metadata
@@ -58,6 +62,8 @@ export class RegistryStore {
   constructor(root: string, opts: RegistryStoreOptions = {}) {
     this.layout = new DataLayout(root);
     this.meta = opts.metadata ?? new LevelMetadata(this.layout.metaDir);
+    this.quotas = opts.quotas ?? new Quotas();
+    this.meta.useNamespaces(this.quotas.scheme);
     if (!this.meta.shared) {
       this.tagCache = new LruCache(50_000);
       this.linkCache = new LruCache(50_000);
@@ -70,7 +76,10 @@ export class RegistryStore {
         }),
     };
     this.blobs = opts.blobDriver ? opts.blobDriver(guard) : new FsBlobDriver(this.layout, guard);
-    this.uploads = new UploadSessions(this.meta, this.blobs);
+    this.uploads = new UploadSessions(this.meta, this.blobs, {
+      admit: (name, digest, size) => this.admit(name, digest, size),
+      link: (name, digest, size) => this.meta.linkBlob(name, digest, size, this.quotaOf(name)),
+    });
     this.manifestBytes = new LruCache(opts.manifestCacheBytes ?? 64 << 20, (b) => b.length);
   }
 
@@ -117,9 +126,56 @@ export class RegistryStore {
     }
   }
 
-  /** Stores a blob pushed whole and links it into `name`, the link made inside the commit guard. */
-  putBlob(name: string, source: ByteSource, expect: { digest: string; size?: number; limit?: number }): Promise<{ digest: string; size: number }> {
-    return this.blobs.put(source, { ...expect, afterCommit: (size) => this.meta.linkBlob(name, expect.digest, size) });
+  /**
+   * Stores a blob pushed whole and links it into `name`, the link made inside the commit guard.
+   * With a quota and a declared size, a blob that cannot fit is refused before a byte is stored.
+   */
+  async putBlob(name: string, source: ByteSource, expect: { digest: string; size?: number; limit?: number }): Promise<{ digest: string; size: number }> {
+    if (expect.size !== undefined) await this.admit(name, expect.digest, expect.size);
+    return this.blobs.put(source, { ...expect, afterCommit: (size) => this.meta.linkBlob(name, expect.digest, size, this.quotaOf(name)) });
+  }
+
+  // ---- quotas --------------------------------------------------------------------------------
+
+  private quotaOf(name: string): { quota?: number } {
+    const quota = this.quotas.limitFor(name);
+    return quota === undefined ? {} : { quota };
+  }
+
+  /**
+   * Refuses (QuotaExceededError: DENIED) content of `size` bytes that `name`'s namespace does not
+   * hold yet and cannot take, before it is stored. A check ahead of the write, so a refused push
+   * leaves no content behind; the write itself checks again, atomically with the link.
+   */
+  async admit(name: string, digest: string, size: number): Promise<void> {
+    const limit = this.quotas.limitFor(name);
+    if (limit === undefined) return;
+    const ns = this.quotas.namespaceOf(name);
+    const { usedBytes, holds } = await this.meta.namespaceUsage(ns, digest);
+    if (!holds) assertWithinQuota(ns, usedBytes, size, limit);
+  }
+
+  /**
+   * Usage of every namespace with content or a configured quota, in byte order, with its limit
+   * (the web UI and the metrics show it). One read of the counters: never a walk of the store.
+   */
+  async quotaUsage(): Promise<NamespaceUsage[]> {
+    const counted = new Map((await this.meta.listNamespaceUsage()).map((c) => [c.namespace, c.usedBytes]));
+    for (const ns of this.quotas.configured()) if (!counted.has(ns)) counted.set(ns, 0);
+    return [...counted.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([namespace, usedBytes]) => {
+        const limit = this.quotas.limitOf(namespace);
+        return limit === undefined ? { namespace, usedBytes } : { namespace, usedBytes, limitBytes: limit };
+      });
+  }
+
+  /** The usage of the namespace `name` belongs to. */
+  async namespaceUsageOf(name: string): Promise<NamespaceUsage> {
+    const namespace = this.quotas.namespaceOf(name);
+    const { usedBytes } = await this.meta.namespaceUsage(namespace);
+    const limit = this.quotas.limitOf(namespace);
+    return limit === undefined ? { namespace, usedBytes } : { namespace, usedBytes, limitBytes: limit };
   }
 
   /** A small blob (a manifest) whole. */
@@ -256,6 +312,11 @@ export class RegistryStore {
           else touched.push({ digest: d.digest, size: l.size });
         }),
       ]);
+      if (checkRefs) {
+        // A quota is checked before the bytes are stored; the write checks again, atomically.
+        const known = await this.meta.getManifest(name, digest);
+        if (!known) await this.admit(name, digest, bytes.length);
+      }
       if (missing.length > 0) {
         throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references ${missing.length === 1 ? 'a blob' : `${missing.length} blobs`} not in repository ${name}: ${missing.map((m) => m.digest).join(', ')}`, {
           detail: missing,
@@ -269,7 +330,8 @@ export class RegistryStore {
         if (parsed.artifactType) referrer.artifactType = parsed.artifactType;
         if (parsed.annotations) referrer.annotations = parsed.annotations;
       }
-      await this.meta.putManifest({ name, digest, link, tags, touched, ...(referrer ? { referrer } : {}) });
+      // A pull-through cache is not held to quotas: it stores what its clients pull.
+      await this.meta.putManifest({ name, digest, link, tags, touched, ...(referrer ? { referrer } : {}), ...(checkRefs ? this.quotaOf(name) : {}) });
     });
     this.linkCache?.set(ck(name, digest), link);
     for (const t of tags) this.tagCache?.set(ck(name, t), digest);
@@ -322,7 +384,7 @@ export class RegistryStore {
   private linkIfStored(name: string, digest: string, size: number): Promise<boolean> {
     return this.meta.exclusive(digest, async () => {
       if (!(await this.hasBlob(digest))) return false;
-      await this.meta.linkBlob(name, digest, size);
+      await this.meta.linkBlob(name, digest, size, this.quotaOf(name));
       return true;
     });
   }

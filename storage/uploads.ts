@@ -25,6 +25,14 @@ export interface ChunkRange {
   end: number;
 }
 
+/** What the store does when a session completes: checks a quota before the bytes are committed, links after. */
+export interface UploadCompletion {
+  /** Throws (QuotaExceededError) when the blob may not be added to the repository; nothing is stored then. */
+  admit(name: string, digest: string, size: number): Promise<void>;
+  /** Links the committed blob into the repository, inside the commit guard. */
+  link(name: string, digest: string, size: number): Promise<void>;
+}
+
 export class UploadSessions {
   /** Running hashes of sessions this process appended to last, valid at `offset`. */
   private readonly running = new Map<string, { hash: RunningHash; offset: number }>();
@@ -33,6 +41,7 @@ export class UploadSessions {
   constructor(
     private readonly meta: RegistryMetadata,
     private readonly driver: BlobDriver,
+    private readonly completion: UploadCompletion = { admit: async () => undefined, link: (name, digest, size) => meta.linkBlob(name, digest, size) },
   ) {}
 
   /** Whether the running digest travels in the record (the driver cannot read bytes back). */
@@ -102,7 +111,15 @@ export class UploadSessions {
         // for the client's retry; a crash in between leaves a record whose bytes are gone, which
         // the next request finds cleanly unknown (lostAsUnknown). The blob is linked into the
         // repository inside the commit guard, so GC cannot take it between commit and link.
-        await this.driver.finishUpload(id, session.driver ?? {}, session.offset, digest, { afterCommit: (size) => this.meta.linkBlob(name, digest, size) });
+        // A refused blob (a quota) ends the session with nothing stored; one refused at the link
+        // (another push took the room meanwhile) leaves unlinked content, which GC collects.
+        try {
+          await this.completion.admit(name, digest, session.offset);
+          await this.driver.finishUpload(id, session.driver ?? {}, session.offset, digest, { afterCommit: (size) => this.completion.link(name, digest, size) });
+        } catch (e) {
+          if ((e as { code?: unknown }).code === 'DENIED') await this.remove(session);
+          throw e;
+        }
         await this.meta.deleteUpload(id);
         this.running.delete(id);
         return { digest, size: session.offset };

@@ -4,6 +4,7 @@
 // person); `account` is a user, a group, or `*` for every authenticated user. Accounts that no
 // rule names get nothing.
 import { readFile } from 'node:fs/promises';
+import { repositoryGlob } from '../../oci/names.js';
 
 export type Action = 'pull' | 'push' | 'delete';
 export const ALL_ACTIONS: readonly Action[] = ['pull', 'push', 'delete'];
@@ -12,26 +13,6 @@ interface Rule {
   account: string;
   pattern: RegExp;
   actions: Set<Action>;
-}
-
-function globToRegExp(glob: string): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '*') {
-      if (glob[i + 1] === '*') {
-        re += '.*';
-        i++;
-      } else if (i === glob.length - 1 && (i === 0 || glob[i - 1] === '/')) {
-        // `team/*` and `*` cover every repository below, at any depth.
-        re += '.+';
-      } else {
-        re += '[^/]*';
-      }
-    } else if (c === '?') re += '[^/]';
-    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`);
 }
 
 export class Acl {
@@ -62,7 +43,7 @@ export class Acl {
         else if (a === 'pull' || a === 'push' || a === 'delete') actions.add(a);
         else throw new Error(`${source}: access[${i}]: unknown action ${JSON.stringify(a)} (pull, push, delete or *)`);
       }
-      return { account: rule.account, pattern: globToRegExp(rule.name), actions };
+      return { account: rule.account, pattern: repositoryGlob(rule.name), actions };
     });
   }
 
