@@ -36,3 +36,12 @@ export function platformMatches(have: Pick<Platform, 'os' | 'architecture' | 'va
   if (!want.variant) return true;
   return norm(have) === norm(want) || (have.variant === undefined && want.architecture !== 'arm');
 }
+
+/**
+ * The one platform choice of the image model: the entry of an index that runs on `want`. Entries
+ * without a platform or for `unknown` (attestations, image-spec/image-index.md) never match; the
+ * first match wins, as in containerd's default matcher.
+ */
+export function choosePlatform<D extends { platform?: Platform | undefined }>(entries: readonly D[], want: Platform): D | undefined {
+  return entries.find((d) => d.platform && d.platform.os !== 'unknown' && d.platform.architecture !== 'unknown' && platformMatches(d.platform, want));
+}

@@ -5,9 +5,9 @@
 import { chmodSync, closeSync, constants, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, symlinkSync, utimesSync, writeSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough, Transform, type Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import * as zlib from 'node:zlib';
+import { compressionOf, decompressor } from '../oci/compression.js';
 import tar from 'tar-stream';
 import { Digester, parseDigest } from '../oci/digest.js';
 import { makeWhiteout, setXattr } from '../native/index.js';
@@ -41,17 +41,6 @@ async function ensureParents(root: string, parts: string[], known: Set<string>):
     known.add(dir);
   }
   return dir;
-}
-
-/** The decompressing stage for a layer media type (image-spec/media-types.md). */
-function decompressor(mediaType: string): Transform {
-  if (mediaType.endsWith('gzip')) return zlib.createGunzip();
-  if (mediaType.endsWith('zstd')) {
-    const z = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress;
-    if (!z) throw new Error(`zstd layers need Node >= 22.15 (this is ${process.version})`);
-    return z();
-  }
-  return new PassThrough();
 }
 
 interface DirTimes {
@@ -93,7 +82,7 @@ export async function unpackLayer(source: Readable, mediaType: string, digest: s
     }
   })();
   // The entries' outcome first: a refused entry also fails the pipeline, as a premature close.
-  const settled = await Promise.allSettled([consume, pipeline(source, tap, decompressor(mediaType), count, extract)]);
+  const settled = await Promise.allSettled([consume, pipeline(source, tap, decompressor(compressionOf(mediaType)), count, extract)]);
   // A tar that stops right after its last entry's content, without that entry's zero padding
   // (and the end-of-archive blocks), ends cleanly for Go's archive/tar, hence for containerd and
   // runc; umoci 0.4 writes such layers (opencontainers/umoci#436). Accept exactly that case: every
