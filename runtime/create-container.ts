@@ -6,7 +6,6 @@ import { join, resolve as resolvePath, isAbsolute, posix } from 'node:path';
 import { cgroupsFor, type Limits } from './cgroups.js';
 import type { resolveConfinement } from './confinement.js';
 import { ContainerStore, newContainerId, ZERO_TIME, type ContainerConfig, type HelperConfig } from './container-store.js';
-import { configPlatform } from './image-source.js';
 import { resolveImage } from './image-sources.js';
 import { formatPlatform, hostPlatform, platformMatches } from '../client/platform.js';
 import type { Platform } from '../oci/manifest.js';
@@ -122,12 +121,13 @@ export async function createContainer(layout: RuntimeLayout, store: ContainerSto
     }
   }
   const image = await resolveImage(o.image, o.platform ? { platform: o.platform } : {});
-  const imagePlatform = configPlatform(image.config);
+  // The os/arch[/variant] the image config declares, '' when it declares none.
+  const imagePlatform = image.config.os && image.config.architecture ? formatPlatform({ os: image.config.os, architecture: image.config.architecture, ...(image.config.variant ? { variant: image.config.variant } : {}) }) : '';
   // docker's warning (the image still runs; an emulator registered with binfmt_misc may run it).
   if (!o.platform && imagePlatform && !platformMatches({ os: image.config.os!, architecture: image.config.architecture!, variant: image.config.variant }, hostPlatform())) {
     process.stderr.write(`WARNING: The requested image's platform (${imagePlatform}) does not match the detected host platform (${formatPlatform(hostPlatform())}) and no specific platform was requested\n`);
   }
-  const lower = await ensureLayers(layout, image.layers);
+  const lower = await ensureLayers(layout, image.image.layers);
   const id = newContainerId();
   const name = o.name ?? randomName();
   // --network container: takes the other's hostname and its hosts/resolv.conf files (docker's).

@@ -1,19 +1,10 @@
-// Which ImageSource serves an image reference given to `berth run`: `oci:DIR[:TAG]` reads an OCI
-// image layout (as skopeo names it); anything else is the client's local image store, pulled
-// into first when missing (docker run's behaviour). Client code is imported only when used.
-import { isAbsolute, resolve as resolvePath } from 'node:path';
+// `berth run`'s image lookup: resolve() of the image model (an OCI layout folder for `oci:DIR`,
+// else the local store), pulling into the store first when the image is missing (docker run's
+// behaviour). Client code is imported only when used.
 import type { Platform } from '../oci/manifest.js';
-import { ImageNotFoundError, PlatformMismatchError, type ResolvedImage } from './image-source.js';
+import { ImageNotFoundError, PlatformMismatchError, type ResolvedImage } from '../client/image/resolve.js';
 
-/** Splits `oci:DIR[:TAG]`; the tag is after the last ':' that follows the last '/'. */
-export function parseOciLayoutRef(ref: string): { dir: string; tag: string } | undefined {
-  if (!ref.startsWith('oci:')) return undefined;
-  const rest = ref.slice(4);
-  const colon = rest.lastIndexOf(':');
-  const slash = rest.lastIndexOf('/');
-  const [dir, tag] = colon > slash ? [rest.slice(0, colon), rest.slice(colon + 1)] : [rest, ''];
-  return { dir: isAbsolute(dir) ? dir : resolvePath(dir), tag };
-}
+export { parseOciLayoutRef } from '../client/image/resolve.js';
 
 export interface ResolveOptions {
   /** Pull from the registry when the local store lacks the image (default true). */
@@ -23,16 +14,12 @@ export interface ResolveOptions {
 }
 
 export async function resolveImage(ref: string, opts: ResolveOptions = {}): Promise<ResolvedImage> {
-  const layoutRef = parseOciLayoutRef(ref);
-  if (layoutRef) {
-    const { OciLayoutSource } = await import('./oci-layout-source.js');
-    return new OciLayoutSource(layoutRef.dir, opts.platform).resolve(layoutRef.tag);
-  }
-  const { LocalStoreSource, pullIntoStore } = await import('./store-image-source.js');
-  const source = await LocalStoreSource.open();
+  const { resolve, parseOciLayoutRef } = await import('../client/image/resolve.js');
+  const p = opts.platform ? { platform: opts.platform } : {};
+  if (parseOciLayoutRef(ref)) return resolve(ref, p);
   let miss: ImageNotFoundError;
   try {
-    return await source.resolve(ref, opts.platform);
+    return await resolve(ref, p);
   } catch (err) {
     if (!(err instanceof ImageNotFoundError) || opts.pull === false) throw err;
     miss = err;
@@ -45,5 +32,22 @@ export async function resolveImage(ref: string, opts: ResolveOptions = {}): Prom
     if (miss instanceof PlatformMismatchError) throw new Error(`${miss.message}; pulling the requested platform failed: ${(err as Error).message}`);
     throw new ImageNotFoundError(ref, (err as Error).message);
   }
-  return source.resolve(ref, opts.platform);
+  return resolve(ref, p);
+}
+
+/** docker run's implicit pull: fetches `input` (for `platform`, else this host) into the local store, progress on stderr. */
+async function pullIntoStore(input: string, platform?: Platform): Promise<void> {
+  const [{ openRegistryContext }, { pull }, { Progress }, { parseReference }] = await Promise.all([
+    import('../client/cli/context.js'),
+    import('../client/pull.js'),
+    import('../client/progress.js'),
+    import('../oci/reference.js'),
+  ]);
+  const ref = parseReference(input);
+  const { transport, store } = await openRegistryContext();
+  try {
+    await pull(transport, store, ref, { progress: new Progress(process.stderr, {}), ...(platform ? { platform } : {}) });
+  } finally {
+    await transport.close();
+  }
 }

@@ -5,7 +5,7 @@ import { randomHex } from '../storage/random-hex.js';
 import { access, mkdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fsyncDir } from '../storage/durable-file.js';
-import type { LayerSource } from './image-source.js';
+import type { Layer } from '../oci/image.js';
 import type { RuntimeLayout } from './runtime-layout.js';
 
 async function exists(path: string): Promise<boolean> {
@@ -16,7 +16,7 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** Returns the unpacked directory of `layer`, unpacking it first if it is not cached. */
-export async function ensureLayer(layout: RuntimeLayout, layer: LayerSource): Promise<string> {
+export async function ensureLayer(layout: RuntimeLayout, layer: Layer): Promise<string> {
   const dir = layout.layerDir(layer.digest);
   if (await exists(dir)) return dir;
   // Only a cache miss pays for the tar code and the native addon.
@@ -25,7 +25,7 @@ export async function ensureLayer(layout: RuntimeLayout, layer: LayerSource): Pr
   const tmp = join(layout.layersTmpDir, randomHex(8));
   await mkdir(tmp, { mode: 0o755 });
   try {
-    await unpackLayer(layer.open(), layer.mediaType, layer.digest, tmp);
+    await unpackLayer(await layer.open(), layer.mediaType, layer.digest, tmp);
     await mkdir(dirname(dir), { recursive: true });
     await rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {
       // Another process unpacked the same digest first: theirs is as good as ours.
@@ -41,7 +41,7 @@ export async function ensureLayer(layout: RuntimeLayout, layer: LayerSource): Pr
 }
 
 /** Unpacks (if needed) every layer; returns overlay lower dirs, topmost first as overlayfs wants. */
-export async function ensureLayers(layout: RuntimeLayout, layers: LayerSource[]): Promise<string[]> {
+export async function ensureLayers(layout: RuntimeLayout, layers: readonly Layer[]): Promise<string[]> {
   const dirs: string[] = [];
   for (const l of layers) dirs.push(await ensureLayer(layout, l));
   return dirs.reverse();

@@ -1,6 +1,6 @@
 // What process a container runs, from the image config and `run` flags, by docker's rules:
 // --entrypoint replaces Entrypoint and drops the image's Cmd; CMD args replace Cmd; -e overrides Env.
-import type { ImageRunConfig } from './image-source.js';
+import type { ImageRunConfig } from '../oci/image.js';
 
 export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 

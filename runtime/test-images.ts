@@ -8,7 +8,7 @@ import { createGzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { digestOf, parseDigest } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
-import type { ImageRunConfig } from './image-source.js';
+import type { ImageRunConfig } from '../oci/image.js';
 
 export const BUSYBOX = '/bin/busybox';
 

@@ -11,7 +11,8 @@ import type { ImageReference } from '../../oci/reference.js';
 import type { LocalImageStore } from '../store/image-store.js';
 import type { ImageRecord } from '../store/image-index.js';
 import type { BlobReader } from './manifest-image.js';
-import { manifestOf } from './manifest-image.js';
+import { blobOf, manifestOf } from './manifest-image.js';
+import type { Readable } from 'node:stream';
 import type { BlobOutcome, ImageSink } from './copy.js';
 
 export function storeReader(store: LocalImageStore): BlobReader {
@@ -84,6 +85,13 @@ export class StoreSink implements ImageSink {
     for (const m of manifests) records.push(await this.store.recordFor(m.digest, opts.repoDigests ?? []));
     await this.store.register(records, tags, target, opts.sources ?? {});
     return records;
+  }
+
+  /** Stores new content (a layer being built) and names it as a Blob read back from the store. */
+  async ingestNew(source: Readable, mediaType: string): Promise<Blob> {
+    const { digest, size } = await this.store.blobs.ingest(source);
+    this.added.push(digest);
+    return blobOf({ digest, size, mediaType }, storeReader(this.store), `blob ${digest}`);
   }
 
   async rollback(): Promise<void> {

@@ -7,25 +7,15 @@ import { join } from 'node:path';
 import { BlobStore } from '../../storage/blob-store.js';
 import { DataLayout } from '../../storage/layout.js';
 import { parseManifest, type ImageIndex as OciIndex, type ImageManifest, type Platform } from '../../oci/manifest.js';
+import type { ImageConfig } from '../../oci/image.js';
 import { isValidDigest } from '../../oci/digest.js';
 import { formatReference, parseReference, repositoryName, type ImageReference } from '../../oci/reference.js';
 import { berthRoot } from '../paths.js';
 import { ImageIndex, type ImageRecord, type IndexDocument } from './image-index.js';
-import { hostPlatform, platformMatches } from '../platform.js';
+import { choosePlatform, hostPlatform } from '../platform.js';
 
-export interface ImageConfig {
-  architecture?: string;
-  os?: string;
-  variant?: string;
-  created?: string;
-  author?: string;
-  config?: Record<string, unknown>;
-  rootfs?: { type: string; diff_ids: string[] };
-  history?: Array<{ created?: string; created_by?: string; empty_layer?: boolean; comment?: string; author?: string }>;
-  [k: string]: unknown;
-}
-
-export interface ResolvedImage {
+/** What a user's IMAGE argument names in the store. */
+export interface StoreMatch {
   record: ImageRecord;
   /** The tag reference the input named, when it named one. */
   ref?: ImageReference;
@@ -134,7 +124,7 @@ export class LocalImageStore {
   }
 
   /** Resolves a user's IMAGE argument: a tag reference, `repo@digest`, or an image ID (prefix). */
-  async resolve(input: string, doc?: IndexDocument): Promise<ResolvedImage> {
+  async resolve(input: string, doc?: IndexDocument): Promise<StoreMatch> {
     const d = doc ?? (await this.index.read());
     let ref: ImageReference | undefined;
     try {
@@ -163,11 +153,7 @@ export class LocalImageStore {
   /** For an index, its locally stored child for `platform` (host by default); an image is itself. */
   platformImage(record: ImageRecord, doc: IndexDocument, platform: Platform = hostPlatform()): ImageRecord | undefined {
     if (record.kind === 'image') return record;
-    for (const c of record.children ?? []) {
-      const child = doc.images[c];
-      if (child?.platform && platformMatches(child.platform, platform)) return child;
-    }
-    return undefined;
+    return choosePlatform((record.children ?? []).flatMap((c) => (doc.images[c] ? [doc.images[c]] : [])), platform);
   }
 
   /** Points `dst` at the image `src` names. */
@@ -189,7 +175,7 @@ export class LocalImageStore {
     const candidates = new Set<string>();
     await this.index.update(async (doc) => {
       for (const input of inputs) {
-        let resolved: ResolvedImage;
+        let resolved: StoreMatch;
         try {
           resolved = await this.resolve(input, doc);
         } catch (e) {
