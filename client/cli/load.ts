@@ -1,5 +1,4 @@
 // berth load [-i FILE] [-q]
-import { open } from 'node:fs/promises';
 import { command, run } from './common.js';
 import { LocalImageStore } from '../store/image-store.js';
 import { loadArchive } from '../archive/load.js';
@@ -11,9 +10,8 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (o: { input?: string; quiet?: boolean }) => {
       if (!o.input && process.stdin.isTTY) throw new Error('requested load from stdin, but stdin is empty: use -i FILE');
       const store = await LocalImageStore.open();
-      // Opened first, so a missing file is a rejected promise rather than a stream 'error' event.
-      const source = o.input ? (await open(o.input, 'r')).createReadStream({ highWaterMark: 1 << 20 }) : process.stdin;
-      const { loaded } = await loadArchive(store, source);
+      // A file is read in place (its tar entries by offset); stdin is spooled first.
+      const { loaded } = await loadArchive(store, o.input ?? process.stdin);
       if (!o.quiet) process.stdout.write(loaded.map((l) => l + '\n').join(''));
     });
   return run('load', program, argv);

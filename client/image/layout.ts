@@ -11,6 +11,7 @@ import type { Blob, ImageOrIndex } from '../../oci/image.js';
 import type { Descriptor, ImageIndex as IndexJson } from '../../oci/manifest.js';
 import { randomHex } from '../../storage/random-hex.js';
 import { fsyncDir } from '../../storage/durable-file.js';
+import { into } from './file-sink.js';
 import type { BlobOutcome, ImageSink } from './copy.js';
 import { blobOf, manifestOf, type BlobReader } from './manifest-image.js';
 
@@ -145,7 +146,7 @@ export class LayoutSink implements ImageSink {
       const fh = await open(tmp, 'w', 0o644);
       try {
         if (Buffer.isBuffer(source)) await fh.writeFile(source);
-        else await pipeline(source, fh.createWriteStream({ autoClose: false }));
+        else await pipeline(source, into(fh));
         await fh.sync();
       } finally {
         await fh.close();
@@ -170,7 +171,7 @@ export class LayoutSink implements ImageSink {
             d.update(c);
             yield c;
           }
-        }, fh.createWriteStream({ autoClose: false }));
+        }, into(fh));
         await fh.sync();
       } finally {
         await fh.close();
