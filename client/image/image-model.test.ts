@@ -151,6 +151,7 @@ describe('every source passes validateImage / validateIndex', () => {
     const single = await makeImage(store, 'model/single:1', ['gzip', 'none', 'gzip']);
     const index = await makeIndex(store, 'model/multi:1');
     const sources: Array<[string, ImageOrIndex]> = [['built image', single]];
+    const tars: TarFile[] = [];
     for (const [name, top] of [['model/single:1', single], ['model/multi:1', index]] as const) {
       sources.push([`store ${name}`, await storeImage(store, top.digest)]);
       const dir = join(work, `layout-${n++}`);
@@ -165,13 +166,16 @@ describe('every source passes validateImage / validateIndex', () => {
       sources.push([`OCI archive ${name}`, await ociSource.image((await ociSource.entries())[0]!)]);
       const docker = await TarFile.open(await save(store, name, 'docker'), work);
       sources.push([`docker archive ${name}`, (await dockerArchiveImages(docker))[0]!.image]);
+      tars.push(oci, docker);
       await store.tag(name, parseReference(`${host}/${name}`));
       await push(transport, store, parseReference(`${host}/${name}`), quiet);
       const remote = new RemoteSource(transport, parseReference(`${host}/${name}`));
       sources.push([`registry ${name}`, await remote.image()]);
     }
-    for (const [what, m] of sources) {
-      await assert.doesNotReject(validate(m), what);
+    try {
+      for (const [what, m] of sources) await assert.doesNotReject(validate(m), what);
+    } finally {
+      for (const t of tars) await t.close();
     }
     // The same image from every source: the same digests, except docker archives (layers stored uncompressed).
     const want = await digests(single);
