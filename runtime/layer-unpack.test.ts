@@ -9,6 +9,7 @@ import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { digestOf } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
+import { compressor, zstdAvailable } from '../oci/compression.js';
 import { getXattr } from '../native/index.js';
 import { LayerRefusedError, unpackLayer } from './layer-unpack.js';
 import { layerTar, type Entry } from './test-images.js';
@@ -107,5 +108,23 @@ describe('unpackLayer', { skip: !isRoot && 'needs root (mknod, trusted.* xattrs,
     const dest = join(dir, 'bad-digest');
     await mkdir(dest);
     await assert.rejects(unpackLayer(Readable.from([gz]), MediaType.OciLayerGzip, digestOf('something else'), dest), /does not match its digest/);
+  });
+
+  test('a zstd layer unpacks where node:zlib has zstd; elsewhere it is refused with the reason', async () => {
+    const tarBytes = gunzipSync(await layerTar([{ name: 'etc/', type: 'directory' }, { name: 'etc/z', content: 'zstd\n' }]));
+    const dest = join(dir, `zstd-${n++}`);
+    await mkdir(dest);
+    if (!zstdAvailable()) {
+      // No compressor needed: the refusal comes before any byte is read.
+      await assert.rejects(unpackLayer(Readable.from([tarBytes]), MediaType.OciLayerZstd, digestOf(tarBytes), dest), { message: `zstd layers need Node ≥ 22.15 (this is Node ${process.versions.node})` });
+      return;
+    }
+    const z = compressor('zstd');
+    const parts: Buffer[] = [];
+    z.on('data', (c: Buffer) => parts.push(c));
+    await new Promise<void>((res, rej) => z.on('end', res).on('error', rej).end(tarBytes));
+    const blob = Buffer.concat(parts);
+    await unpackLayer(Readable.from([blob]), MediaType.OciLayerZstd, digestOf(blob), dest);
+    assert.equal(readFileSync(join(dest, 'etc', 'z'), 'utf8'), 'zstd\n');
   });
 });
