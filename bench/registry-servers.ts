@@ -37,7 +37,8 @@ async function waitReady(origin: string, child: ChildProcess, log: () => string)
     try {
       const res = await fetch(`${origin}/v2/`);
       await res.arrayBuffer();
-      if (res.status === 200) return;
+      // 401: up, with authentication on.
+      if (res.status === 200 || res.status === 401) return;
     } catch {
       // not listening yet
     }

@@ -204,6 +204,11 @@ export class LevelMetadata implements RegistryMetadata {
     return (await this.names()).count(term);
   }
 
+  async newestTags(names: string[]): Promise<Map<string, TagPush>> {
+    const found = await Promise.all(names.map(async (n) => [n, (await this.recentTags(n, 1))[0]] as const));
+    return new Map(found.filter((e): e is readonly [string, TagPush] => e[1] !== undefined));
+  }
+
   async recentTags(name: string, limit: number, after?: TagPushCursor): Promise<TagPush[]> {
     if (limit <= 0) return [];
     const range = prefixRange(name);

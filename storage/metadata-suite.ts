@@ -397,6 +397,11 @@ export function defineMetadataSuite(name: string, target: MetadataSuiteTarget | 
       assert.deepEqual((await m.deleteManifest('time/app', D('a')))?.sort(), ['a', 'b']);
       assert.deepEqual((await m.recentTags('time/app', 10)).map((t) => t.tag), ['old', 'mid']);
       assert.deepEqual(await m.recentTags('time/app', 0), []);
+      const newest = await m.newestTags(['time/app', 'time/none', 'zq/delta']);
+      assert.deepEqual([...newest.keys()], ['time/app'], 'names without tags are left out');
+      assert.deepEqual({ ...newest.get('time/app'), pushed: 0 }, { tag: 'old', digest: D('b'), pushed: 0 });
+      assert.equal(newest.get('time/app')!.pushed, (await m.recentTags('time/app', 1))[0]!.pushed);
+      assert.equal((await m.newestTags([])).size, 0);
       assert.deepEqual(await m.recentTags('time/none', 10), []);
     });
 

@@ -170,6 +170,15 @@ export class PostgresMetadata implements RegistryMetadata {
     return row?.n ?? 0;
   }
 
+  async newestTags(names: string[]): Promise<Map<string, TagPush>> {
+    if (names.length === 0) return new Map();
+    const rows = await this.guard(
+      () => this.db<Array<TagPush & { repository: string }>>`select n.repository, t.tag, t.digest, t.pushed from unnest(${names}::text[]) as n(repository)
+        cross join lateral (select tag, digest, pushed from tags where tags.repository = n.repository order by pushed desc, tag limit 1) t`,
+    );
+    return new Map(rows.map((r) => [r.repository, { tag: r.tag, digest: r.digest, pushed: r.pushed }]));
+  }
+
   async recentTags(name: string, limit: number, after?: TagPushCursor): Promise<TagPush[]> {
     if (limit <= 0) return [];
     const rows = await this.guard(() =>

@@ -170,6 +170,8 @@ export interface RegistryMetadata {
   /** How many names contain `term`. */
   countRepositories(term: string): Promise<number>;
 
+  /** The most recently pushed tag of each of `names` that has one (a page of the UI's list: one query, not one per name). */
+  newestTags(names: string[]): Promise<Map<string, TagPush>>;
   /** Up to `limit` tags of `name`, most recently pushed first (ties in byte order), after `after`. */
   recentTags(name: string, limit: number, after?: TagPushCursor): Promise<TagPush[]>;
 

@@ -123,7 +123,11 @@ export async function createUiApp(x: ExtensionContext): Promise<Middleware<Regis
     const rawPage = typeof ctx.query.page === 'string' && /^\d{1,6}$/.test(ctx.query.page) ? Number(ctx.query.page) : 1;
     const pageNo = Math.max(1, rawPage);
     const found = await findRepositories(store.meta, q, { offset: (pageNo - 1) * LIST_PAGE, limit: LIST_PAGE, canPull: viewer.canPull });
-    const rows = await Promise.all(found.names.map(async (name) => ({ name, ...(await store.meta.recentTags(name, 1).then((t) => (t[0] ? { latest: t[0] } : {}))) })));
+    const newest = await store.meta.newestTags(found.names);
+    const rows = found.names.map((name) => {
+      const latest = newest.get(name);
+      return latest ? { name, latest } : { name };
+    });
     const results = listResults(q, pageNo, LIST_PAGE, found.total, rows);
     if (ctx.query.partial === '1') {
       ctx.type = 'text/html; charset=utf-8';
