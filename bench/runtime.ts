@@ -31,6 +31,14 @@ function timeOnce(cmd: string, args: string[], env?: NodeJS.ProcessEnv): number 
   return ms;
 }
 
+/** `n` subnets 10.200-249.x.0/24 that overlap no route of this host. */
+function freeSubnets(n: number): string[] {
+  const routes = spawnSync('ip', ['-4', '-o', 'route', 'show'], { encoding: 'utf8' }).stdout ?? '';
+  const out: string[] = [];
+  for (let b = 200; b < 250 && out.length < n; b++) if (!routes.includes(`10.${b}.`)) out.push(`10.${b}.0.0/24`);
+  return out;
+}
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
@@ -84,12 +92,28 @@ async function main(): Promise<void> {
         process.on('exit', () => spawnSync('podman', ['rmi', '-f', tag]));
       } else console.log(`podman pull failed, podman not measured: ${pulled.stderr}`);
     }
+    // On a network: berth's user-defined bridge (veth, hosts file, lock) against podman's CNI
+    // bridge network, each on a subnet where this host has no route; both removed at the end.
+    const [berthNet, podmanNet] = freeSubnets(2);
+    if (berthNet && timeOnce(BERTH, ['network', 'create', '--subnet', berthNet, 'bench-net'], env) >= 0) {
+      tools.push({ name: 'berth --network', cmd: BERTH, args: ['run', '--rm', '--network', 'bench-net', image, 'true'], env });
+      process.on('exit', () => spawnSync(BERTH, ['network', 'rm', 'bench-net'], { env }));
+    }
+    const podmanPlain = tools.find((t) => t.name === 'podman run --rm');
+    if (podmanPlain && podmanNet) {
+      const net = `berth-bench-${process.pid}`;
+      if (spawnSync('podman', ['network', 'create', '--subnet', podmanNet, net]).status === 0) {
+        tools.push({ ...podmanPlain, name: 'podman --network', args: podmanPlain.args.map((a) => (a === 'none' ? net : a)) });
+        process.on('exit', () => spawnSync('podman', ['network', 'rm', '-f', net]));
+      }
+    }
     const times = new Map<string, number[]>(tools.map((t) => [t.name, []]));
     for (const t of tools) timeOnce(t.cmd, t.args, t.env); // warm caches
     for (let i = 0; i < RUNS; i++) for (const t of tools) times.get(t.name)!.push(timeOnce(t.cmd, t.args, t.env));
     console.log(`start-to-exit latency of \`true\`, median of ${RUNS} runs (ms):`);
     const med = new Map([...times].map(([k, v]) => [k, median(v)]));
     for (const [k, v] of med) console.log(`  ${k.padEnd(18)} ${v.toFixed(1)}`);
+    if (med.has('berth --network') && med.has('podman --network')) console.log(`  ${'berth / podman, network'.padEnd(22)} ${(med.get('berth --network')! / med.get('podman --network')!).toFixed(2)}x`);
     for (const [name, label] of [['berth run --rm', 'berth (oci:)'], ['berth run (store)', 'berth (store)']] as const) {
       const b = med.get(name);
       if (b === undefined) continue;

@@ -30,6 +30,9 @@ export interface HelperConfig {
   netns?: { path: string; inode: number };
   /** Host commands run with the container's pid before it starts (bridge veth setup). */
   hooks: string[][];
+  /** bridge: the container's ends of its veths to configure, and the default route (set at each start). */
+  interfaces?: { name: string; address: string; prefix: number }[];
+  gateway?: string;
   mounts: { source: string; target: string; readonly: boolean }[];
   files: { source: string; target: string }[];
   cgroups: string[];

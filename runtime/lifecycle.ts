@@ -35,7 +35,8 @@ export async function startContainer(store: ContainerStore, config: ContainerCon
       // The networks joined by now (connect/disconnect while stopped), plugged in by the helper.
       const { prepareStart } = await import('./networks.js');
       const prepared = await prepareStart(store, config);
-      helper = { ...helper, hooks: prepared.hooks, ...(prepared.netns ? { netns: prepared.netns } : {}) };
+      const { address: _address, ...forHelper } = prepared;
+      helper = { ...helper, ...forHelper };
       address = prepared.address;
     }
     launched = await launchHelper('run', helper, stdio);

@@ -1,9 +1,10 @@
 // The host's side of bridge networks, with `ip` (iproute2): a Linux bridge per network (its
 // gateway address on it), and per container endpoint a veth pair whose peer is created straight
 // inside the container's network namespace with its final name (eth0, eth1, …) and docker's MAC.
-// At start the commands run as helper hooks (between clone and exec, `{pid}` replaced by the
-// container's pid); `network connect` on a running container runs the same ones from here.
-import { existsSync, writeFileSync } from 'node:fs';
+// At start that is a helper hook (between clone and exec, `{pid}` replaced by the container's
+// pid) and the helper configures the inside itself; `network connect` on a running container
+// runs the same command from here, and `nsenter ip -batch` for the inside.
+import { existsSync } from 'node:fs';
 import type { Endpoint, NetworkRecord } from './network-store.js';
 import { parseSubnet } from './ipv4.js';
 
@@ -42,7 +43,7 @@ export function hostVethName(endpointId: string): string {
   return `bv${endpointId.slice(0, 13)}`;
 }
 
-/** The `ip -batch` lines run inside the container's namespace for its endpoints. */
+/** The `ip -batch` lines that configure endpoints inside a running container's namespace. */
 function insideLines(endpoints: { network: NetworkRecord; endpoint: Endpoint }[], defaultVia: string | undefined): string {
   const lines: string[] = [];
   for (const { network, endpoint } of endpoints) {
@@ -53,27 +54,32 @@ function insideLines(endpoints: { network: NetworkRecord; endpoint: Endpoint }[]
   return lines.join('\n') + '\n';
 }
 
-function outsideCommands(network: NetworkRecord, endpoint: Endpoint, pid: string): string[][] {
-  return [
-    ['ip', 'link', 'add', endpoint.HostVeth, 'type', 'veth', 'peer', 'name', endpoint.Interface, 'address', endpoint.MacAddress, 'netns', pid],
-    ['ip', 'link', 'set', endpoint.HostVeth, 'master', network.Bridge!, 'up'],
-  ];
+/** The host's side: the pair, its peer made right in the namespace of `pid`, the host end on the bridge and up. */
+function outsideCommand(network: NetworkRecord, endpoint: Endpoint, pid: string): string[] {
+  return ['ip', 'link', 'add', endpoint.HostVeth, 'master', network.Bridge!, 'up', 'type', 'veth', 'peer', 'name', endpoint.Interface, 'address', endpoint.MacAddress, 'netns', pid];
 }
 
-/**
- * Helper hooks that plug every endpoint in at start; the default route goes through the first
- * network joined. The in-namespace part is one `ip -batch` file (`batchFile`), one process for
- * all of them.
- */
-export function startHooks(endpoints: { network: NetworkRecord; endpoint: Endpoint }[], batchFile: string): string[][] {
-  if (endpoints.length === 0) return [];
-  writeFileSync(batchFile, insideLines(endpoints, endpoints[0]!.network.Gateway));
-  return [...endpoints.flatMap(({ network, endpoint }) => outsideCommands(network, endpoint, '{pid}')), ['nsenter', '-t', '{pid}', '-n', 'ip', '-batch', batchFile]];
+export interface StartPlumbing {
+  /** Helper hooks (host side, `{pid}` replaced): one `ip link add` per endpoint. */
+  hooks: string[][];
+  /** What the helper configures inside, before the process starts (helper.cc configureInterfaces). */
+  interfaces: { name: string; address: string; prefix: number }[];
+  /** The default route: through the first network joined. */
+  gateway: string;
+}
+
+export function startPlumbing(endpoints: { network: NetworkRecord; endpoint: Endpoint }[]): StartPlumbing {
+  return {
+    hooks: endpoints.map(({ network, endpoint }) => outsideCommand(network, endpoint, '{pid}')),
+    interfaces: endpoints.map(({ network, endpoint }) => ({ name: endpoint.Interface, address: endpoint.IPAddress, prefix: prefixOf(network) })),
+    gateway: endpoints[0]?.network.Gateway ?? '',
+  };
 }
 
 /** `network connect` on a running container: the same plumbing, now. */
 export async function plugIn(pid: number, network: NetworkRecord, endpoint: Endpoint, defaultRoute: boolean): Promise<void> {
-  for (const [cmd, ...args] of outsideCommands(network, endpoint, String(pid))) await run(cmd!, args);
+  const [cmd, ...args] = outsideCommand(network, endpoint, String(pid));
+  await run(cmd!, args);
   await run('nsenter', ['-t', String(pid), '-n', 'ip', '-batch', '-'], insideLines([{ network, endpoint }], defaultRoute ? network.Gateway : undefined));
 }
 

@@ -11,7 +11,7 @@ import { dnsNames, hostsContent, peerEntries, rewriteInPlace } from './hosts-fil
 import { contains, formatAddress, formatSubnet, lastAddress, macFor, overlaps, parseAddress, parseSubnet, type Subnet } from './ipv4.js';
 import { allocateIp, ensureBridge, releaseIp } from './network.js';
 import { isolate, unisolate } from './network-isolation.js';
-import { deleteLink, ensureBridgeLink, hasDefaultRoute, hostLinkRoutes, hostVethName, linkExists, plugIn, startHooks, unplug } from './network-links.js';
+import { deleteLink, ensureBridgeLink, hasDefaultRoute, hostLinkRoutes, hostVethName, linkExists, plugIn, startPlumbing, unplug } from './network-links.js';
 import { endpointsOf, findNetwork, NetworkStore, PREDEFINED, type Endpoint, type NetworkRecord, type NetworkState } from './network-store.js';
 import type { RuntimeLayout } from './runtime-layout.js';
 
@@ -365,6 +365,8 @@ export function containerNetworks(layout: RuntimeLayout, containerId: string): R
 /** What the helper needs at start, computed then (the container may have joined or left networks). */
 export interface StartNetwork {
   hooks: string[][];
+  interfaces?: { name: string; address: string; prefix: number }[];
+  gateway?: string;
   /** --network container: the namespace to join. */
   netns?: { path: string; inode: number };
   /** The address published ports are forwarded to. */
@@ -406,7 +408,7 @@ export async function prepareStart(store: ContainerStore, config: ContainerConfi
     rewriteHosts(store, state, config, await runningIds(store, neighbours(state, config.Id)));
     return { result: undefined };
   });
-  return { hooks: startHooks(endpoints, join(store.layout.containerDir(config.Id), 'network.batch')), address: endpoints[0]!.endpoint.IPAddress };
+  return { ...startPlumbing(endpoints), address: endpoints[0]!.endpoint.IPAddress };
 }
 
 function assertConnectable(config: ContainerConfig): void {

@@ -13,7 +13,10 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <arpa/inet.h>
 #include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <termios.h>
 #include <pwd.h>
@@ -275,6 +278,51 @@ void loopbackUp() {
       close(s);
       fail(125, "bring up lo", err);
     }
+  }
+  close(s);
+}
+
+// The container's ends of its veth pairs (made in its namespace by the hooks, before it was
+// released): address, netmask and up, then the default route, with the same ioctls as lo. Done
+// here rather than by `nsenter ip` from the host: two processes fewer per start.
+void setInet(int s, unsigned long request, const std::string& name, in_addr_t address, const char* what) {
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  struct sockaddr_in* sin = reinterpret_cast<struct sockaddr_in*>(&ifr.ifr_addr);
+  sin->sin_family = AF_INET;
+  sin->sin_addr.s_addr = address;
+  if (ioctl(s, request, &ifr) < 0) fail(125, std::string(what) + " " + name, errno);
+}
+
+void configureInterfaces(const Json& interfaces, const std::string& gateway) {
+  if (interfaces.a.empty()) return;
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) fail(125, "socket", errno);
+  for (const auto& i : interfaces.a) {
+    std::string name = i["name"].str(), address = i["address"].str();
+    long prefix = i["prefix"].num(-1);
+    struct in_addr a;
+    if (name.empty() || name.size() >= IFNAMSIZ || inet_pton(AF_INET, address.c_str(), &a) != 1 || prefix < 0 || prefix > 32) fail(125, "interface " + name + " " + address, EINVAL);
+    setInet(s, SIOCSIFADDR, name, a.s_addr, "set address of");
+    setInet(s, SIOCSIFNETMASK, name, htonl(prefix == 0 ? 0 : ~0u << (32 - prefix)), "set netmask of");
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) fail(125, "get flags of " + name, errno);
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) fail(125, "bring up " + name, errno);
+  }
+  if (!gateway.empty()) {
+    struct rtentry rt;
+    memset(&rt, 0, sizeof rt);
+    struct sockaddr_in* dst = reinterpret_cast<struct sockaddr_in*>(&rt.rt_dst);
+    struct sockaddr_in* mask = reinterpret_cast<struct sockaddr_in*>(&rt.rt_genmask);
+    struct sockaddr_in* gw = reinterpret_cast<struct sockaddr_in*>(&rt.rt_gateway);
+    dst->sin_family = mask->sin_family = gw->sin_family = AF_INET;
+    if (inet_pton(AF_INET, gateway.c_str(), &gw->sin_addr) != 1) fail(125, "gateway " + gateway, EINVAL);
+    rt.rt_flags = RTF_UP | RTF_GATEWAY;
+    if (ioctl(s, SIOCADDRT, &rt) < 0) fail(125, "default route via " + gateway, errno);
   }
   close(s);
 }
@@ -768,6 +816,7 @@ void containerSetup(const Json& cfg) {
   if (!hostname.empty()) check(sethostname(hostname.c_str(), hostname.size()), "sethostname " + hostname);
   std::string network = cfg["network"].str();
   if (network != "host" && network != "container") loopbackUp();
+  if (network == "bridge") configureInterfaces(cfg["interfaces"], cfg["gateway"].str());
 }
 
 // --network container:NAME: the namespace of the other container's process, opened on the host
