@@ -18,6 +18,7 @@ import { registerSearch } from './routes/search.js';
 import { closeAfterResponse, isLingering } from './lingering-close.js';
 import { methodLabel, RequestIds, routeOf } from './request-info.js';
 import type { ServerObserver } from './metrics/hooks.js';
+import type { RequestNotifier } from './notifications/hooks.js';
 
 /** Errors of a client that went away mid-request: nothing to answer, nothing to report loudly. */
 function isClientAbort(e: unknown): boolean {
@@ -39,6 +40,8 @@ export interface AppExtensions {
   viewerOf?: (ctx: RegistryContext) => Promise<Viewer>;
   /** Extensions' middleware (server/extensions/): paths outside the registry API, mounted before access control. */
   extensions?: Array<Koa.Middleware<RegistryState>>;
+  /** Webhook notifications (server/notifications/), when configured. */
+  notifier?: RequestNotifier;
 }
 
 const EVERYTHING: Viewer = { mayDelete: () => true };
@@ -121,7 +124,7 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
   app.proxy = false;
   app.silent = true;
   const ids = new RequestIds();
-  const { observer, ready } = ext;
+  const { observer, ready, notifier } = ext;
 
   app.use(async (ctx, next) => {
     if (isLingering(ctx.req.socket)) {
@@ -136,6 +139,8 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
     ctx.state.store = store;
     ctx.state.config = config;
     ctx.state.log = log;
+    ctx.state.reqId = reqId;
+    if (notifier) ctx.state.notifier = notifier;
     ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
     if (observer || log.isLevelEnabled('info')) watchRequest(ctx, reqId, log, observer);
     try {

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { configBool, configMapping, configNumber, configString } from './config-values.js';
 import { mergeAuth, parseAuthMode, parseAuthSection, parseLimit, validateAuth, DEFAULT_AUTH, type AuthConfig, type AuthOverrides } from './auth/config.js';
 import { mergeProxy, parseProxySection, validateProxy, type ProxyConfig, type ProxyOverrides } from './proxy/config.js';
+import { parseNotificationsSection, type NotificationsConfig } from './notifications/config.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -45,6 +46,8 @@ export interface ServerConfig {
   metrics?: { listen: string };
   /** The web UI at / (server/extensions/ui/); its modules load on its first request. */
   ui: boolean;
+  /** Webhooks (server/notifications/): config file only; absent or no endpoint: off, not loaded. */
+  notifications?: NotificationsConfig;
 }
 
 export type StorageConfig =
@@ -104,6 +107,7 @@ export type ConfigOverrides = {
   metadata?: string | undefined;
   metricsListen?: string | undefined;
   ui?: boolean | undefined;
+  notifications?: NotificationsConfig | undefined;
 };
 
 function mergeStorage(base: StorageConfig, o: StorageOverrides | undefined, source: string): StorageConfig {
@@ -148,6 +152,7 @@ function applyOverrides(base: ServerConfig, o: ConfigOverrides, source: string):
   if (o.metadata !== undefined) c.metadata = o.metadata;
   if (o.metricsListen !== undefined) c.metrics = { listen: o.metricsListen };
   if (o.ui !== undefined) c.ui = o.ui;
+  if (o.notifications !== undefined) c.notifications = o.notifications;
   return c;
 }
 
@@ -166,7 +171,7 @@ export async function readConfigFile(path: string): Promise<ConfigOverrides> {
     raw = JSON.parse(text);
   }
   if (raw === null || raw === undefined) return {};
-  const o = configMapping(raw, path, '', ['listen', 'data', 'delete', 'logLevel', 'tls', 'limits', 'uploads', 'gc', 'auth', 'proxy', 'storage', 's3', 'metadata', 'metrics', 'ui']);
+  const o = configMapping(raw, path, '', ['listen', 'data', 'delete', 'logLevel', 'tls', 'limits', 'uploads', 'gc', 'auth', 'proxy', 'storage', 's3', 'metadata', 'metrics', 'ui', 'notifications']);
   const metrics = configMapping(o.metrics ?? {}, path, 'metrics', ['listen']);
   const s3 = configMapping(o.s3 ?? {}, path, 's3', ['bucket', 'endpoint', 'region', 'prefix', 'redirect']);
   const tls = (o.tls ?? {}) as Record<string, unknown>;
@@ -199,6 +204,7 @@ export async function readConfigFile(path: string): Promise<ConfigOverrides> {
     metadata: str(o.metadata, `${path}: metadata`),
     metricsListen: str(metrics.listen, `${path}: metrics.listen`),
     ui: bool(o.ui, `${path}: ui`),
+    notifications: parseNotificationsSection(o.notifications, path),
   };
 }
 

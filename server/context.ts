@@ -2,6 +2,7 @@ import type { ParameterizedContext } from 'koa';
 import type { Logger } from 'pino';
 import type { RegistryStore } from '../storage/registry-store.js';
 import type { ServerConfig } from './config.js';
+import type { RequestNotifier } from './notifications/hooks.js';
 
 /** What every route handler can reach: the store, the config and the logger. */
 export interface RegistryState {
@@ -12,6 +13,10 @@ export interface RegistryState {
   user?: string;
   /** Request body bytes read so far (server/request-body.ts). */
   bodyBytes?: number;
+  /** The request id (X-Request-Id), for logs and notifications. */
+  reqId?: string;
+  /** Webhook notifications (server/notifications/), when configured. */
+  notifier?: RequestNotifier;
 }
 
 export type RegistryContext = ParameterizedContext<RegistryState, { params: Record<string, string> }>;

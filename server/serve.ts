@@ -64,12 +64,16 @@ export async function startRegistry(config: ServerConfig, opts: { logger?: Logge
   const log = opts.logger ?? own!.log;
   await mkdir(config.data, { recursive: true });
   const store = await openStore(config);
-  let access, mirror, metrics;
+  let access, mirror, metrics, notifier;
   try {
     // Metrics are an opt-in module: prom-client is loaded only with --metrics-listen.
     metrics = config.metrics ? await (await import('./metrics/prometheus.js')).startMetrics(config.metrics.listen, store, log) : undefined;
     access = config.auth && config.auth.mode !== 'none' ? await (await import('./auth/access-control.js')).createAccessControl(config, log, metrics?.observer) : undefined;
     mirror = config.proxy ? await (await import('./proxy/mirror.js')).createMirror(store, config, log, metrics?.observer.mirror) : undefined;
+    // Webhooks: loaded only when the config file names an endpoint.
+    notifier = config.notifications?.endpoints.length
+      ? (await import('./notifications/notifier.js')).createNotifier(store.meta, config.notifications, { log, ...(metrics ? { metrics: metrics.observer.notifications } : {}) })
+      : undefined;
   } catch (e) {
     await metrics?.close();
     await store.close();
@@ -87,6 +91,7 @@ export async function startRegistry(config: ServerConfig, opts: { logger?: Logge
     ready,
     ...(access ? { viewerOf: (ctx: RegistryContext) => access.caller(ctx) } : {}),
     extensions,
+    notifier,
   });
 
   let server: Server;
@@ -121,6 +126,7 @@ export async function startRegistry(config: ServerConfig, opts: { logger?: Logge
   const addr = server.address() as AddressInfo;
   const shownHost = addr.address === '0.0.0.0' || addr.address === '::' ? '127.0.0.1' : addr.address;
   const url = `${config.tls ? 'https' : 'http'}://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${addr.port}`;
+  notifier?.start(addr.port);
 
   // Background work (upload purge, GC, key rotation, mirror eviction) runs one task of each kind
   // at a time and is tracked, so close() waits for all of it before LevelDB closes; a task does
@@ -185,6 +191,8 @@ export async function startRegistry(config: ServerConfig, opts: { logger?: Logge
       clearTimeout(timer);
       stopping.abort();
       await Promise.all(running);
+      // Events of the requests that just finished are queued; what is undelivered stays queued.
+      await notifier?.close();
       await mirror?.close();
       await metrics?.close();
       await store.close();

@@ -1,7 +1,7 @@
 // Repository-level view of the store: which repository holds which manifests, tags and blobs.
 // Every write that changes what a repository contains is one atomic step of the metadata backend
 // (storage/registry-metadata.ts: LevelDB by default, PostgreSQL for many replicas).
-import type { BlobLink, ManifestLink, RegistryMetadata } from './registry-metadata.js';
+import type { BlobLink, ManifestLink, NotificationWrite, RegistryMetadata } from './registry-metadata.js';
 import { LevelMetadata } from './level-metadata.js';
 import type { BlobDriver, ByteSource, CommitGuard } from './blob-driver.js';
 import { FsBlobDriver } from './drivers/fs.js';
@@ -266,7 +266,11 @@ export class RegistryStore {
     bytes: Buffer,
     contentType: string | undefined,
     extraTags: string[] = [],
-    opts: { requireReferences?: boolean } = {},
+    opts: {
+      requireReferences?: boolean;
+      /** Webhook events of this push (server/notifications/), queued in the manifest's own write. */
+      notifications?: (m: { digest: string; mediaType: string; size: number; tags: string[]; references: Descriptor[] }) => NotificationWrite[];
+    } = {},
   ): Promise<{ digest: string; subject?: string; mediaType: string }> {
     assertRepositoryName(name);
     let digest: string;
@@ -330,8 +334,9 @@ export class RegistryStore {
         if (parsed.artifactType) referrer.artifactType = parsed.artifactType;
         if (parsed.annotations) referrer.annotations = parsed.annotations;
       }
+      const notifications = opts.notifications?.({ digest, mediaType: parsed.mediaType, size: bytes.length, tags, references: [...parsed.blobs, ...parsed.manifests] });
       // A pull-through cache is not held to quotas: it stores what its clients pull.
-      await this.meta.putManifest({ name, digest, link, tags, touched, ...(referrer ? { referrer } : {}), ...(checkRefs ? this.quotaOf(name) : {}) });
+      await this.meta.putManifest({ name, digest, link, tags, touched, ...(referrer ? { referrer } : {}), ...(checkRefs ? this.quotaOf(name) : {}), ...(notifications?.length ? { notifications } : {}) });
     });
     this.linkCache?.set(ck(name, digest), link);
     for (const t of tags) this.tagCache?.set(ck(name, t), digest);
@@ -339,13 +344,14 @@ export class RegistryStore {
     return parsed.subject ? { digest, subject: parsed.subject.digest, mediaType: parsed.mediaType } : { digest, mediaType: parsed.mediaType };
   }
 
-  /** Deletes a manifest and every tag that points at it (distribution-spec/spec.md#deleting-manifests). */
-  async deleteManifest(name: string, digest: string): Promise<void> {
+  /** Deletes a manifest and every tag that points at it (distribution-spec/spec.md#deleting-manifests): the tags removed. */
+  async deleteManifest(name: string, digest: string): Promise<string[]> {
     parseDigest(digest);
     const dropped = await this.meta.deleteManifest(name, digest);
     if (!dropped) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} is not in repository ${name}`);
     this.linkCache?.delete(ck(name, digest));
     for (const t of dropped) this.tagCache?.delete(ck(name, t));
+    return dropped;
   }
 
   /** Manifests in `name` whose subject is `digest`, as the referrers API lists them. */

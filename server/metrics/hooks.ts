@@ -13,6 +13,17 @@ export interface MirrorHooks {
   upstreamError(kind: 'manifest' | 'blob'): void;
 }
 
+/** Webhook notifications (server/notifications/), per endpoint name. */
+export interface NotificationMetrics {
+  queued(endpoint: string, n: number): void;
+  /** Delivered (the endpoint accepted it). */
+  sent(endpoint: string): void;
+  /** A delivery attempt that failed (the event stays queued for a retry). */
+  failed(endpoint: string): void;
+  /** Reads the queue lengths, when the metrics are scraped. */
+  queueLengths(read: () => Promise<Array<[string, number]>>): void;
+}
+
 export interface RequestSample {
   method: string;
   /** The route pattern (server/request-info.ts), never a repository name or digest. */
@@ -33,4 +44,5 @@ export interface ServerObserver {
   /** A garbage collection of this process finished. */
   gcDone(r: GcResult): void;
   mirror: MirrorHooks;
+  notifications: NotificationMetrics;
 }

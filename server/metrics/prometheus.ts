@@ -103,6 +103,20 @@ export async function startMetrics(listen: string, store: RegistryStore, log: Lo
   const mirrorHits = new Counter({ name: 'berth_mirror_hits_total', help: 'Mirror mode: served from the cache without downloading, by kind', labelNames: ['kind'] as const, registers: [registry] });
   const mirrorMisses = new Counter({ name: 'berth_mirror_misses_total', help: 'Mirror mode: fetched from upstream, by kind', labelNames: ['kind'] as const, registers: [registry] });
   const mirrorErrors = new Counter({ name: 'berth_mirror_upstream_errors_total', help: 'Mirror mode: upstream unreachable or answering a server error, by kind', labelNames: ['kind'] as const, registers: [registry] });
+  const notifyQueued = new Counter({ name: 'berth_notifications_queued_total', help: 'Webhook events queued, by endpoint', labelNames: ['endpoint'] as const, registers: [registry] });
+  const notifySent = new Counter({ name: 'berth_notifications_sent_total', help: 'Webhook events delivered (answered 2xx or 3xx), by endpoint', labelNames: ['endpoint'] as const, registers: [registry] });
+  const notifyFailed = new Counter({ name: 'berth_notifications_failed_total', help: 'Webhook delivery attempts that failed and will be retried, by endpoint', labelNames: ['endpoint'] as const, registers: [registry] });
+  let readQueues: (() => Promise<Array<[string, number]>>) | undefined;
+  new Gauge({
+    name: 'berth_notifications_pending',
+    help: 'Webhook events queued and not yet delivered, by endpoint (read from the metadata when scraped)',
+    labelNames: ['endpoint'] as const,
+    registers: [registry],
+    async collect() {
+      if (!readQueues) return;
+      for (const [endpoint, n] of await readQueues()) this.set({ endpoint }, n);
+    },
+  });
   const authFailures = new Counter({ name: 'berth_auth_failures_total', help: 'Credentials given and refused (wrong password, invalid token, refused /token request), by auth mode', labelNames: ['mode'] as const, registers: [registry] });
 
   // Stored content: one listing of the blob store, each blob's size from its content record in
@@ -149,6 +163,12 @@ export async function startMetrics(listen: string, store: RegistryStore, log: Lo
       hit: (kind) => mirrorHits.inc({ kind }),
       miss: (kind) => mirrorMisses.inc({ kind }),
       upstreamError: (kind) => mirrorErrors.inc({ kind }),
+    },
+    notifications: {
+      queued: (endpoint, n) => notifyQueued.inc({ endpoint }, n),
+      sent: (endpoint) => notifySent.inc({ endpoint }),
+      failed: (endpoint) => notifyFailed.inc({ endpoint }),
+      queueLengths: (read) => (readQueues = read),
     },
   };
 

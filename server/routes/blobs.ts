@@ -15,6 +15,8 @@ async function blobHeaders(ctx: RegistryContext): Promise<{ name: string; digest
   ctx.set('Accept-Ranges', 'bytes');
   ctx.set('Cache-Control', 'max-age=31536000');
   ctx.type = 'application/octet-stream';
+  // distribution sends a pull event for GET and HEAD alike; queued off the answer's path.
+  if (ctx.state.notifier?.wants('pull')) void ctx.state.notifier.record(ctx, 'pull', [{ repository: name, kind: 'blob', mediaType: 'application/octet-stream', digest, size }]);
   return { name, digest, size };
 }
 
@@ -73,6 +75,7 @@ export function registerBlobs(router: Router<RegistryState>): void {
     requireDeleteEnabled(ctx);
     const { name, digest } = ctx.params as { name: string; digest: string };
     await ctx.state.store.unlinkBlob(name, digest);
+    await ctx.state.notifier?.record(ctx, 'delete', [{ repository: name, digest }]);
     respondEmpty(ctx, 202);
   });
 }

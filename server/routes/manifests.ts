@@ -5,6 +5,7 @@ import { respondEmpty, type RegistryContext, type RegistryState } from '../conte
 import { RegistryError } from '../../oci/errors.js';
 import { looksLikeDigest } from '../../oci/digest.js';
 import { bareMediaType } from '../../oci/media-types.js';
+import { parseManifest } from '../../oci/manifest.js';
 import { readBoundedBody } from '../request-body.js';
 import { requireDeleteEnabled } from './delete-policy.js';
 
@@ -33,7 +34,23 @@ async function fetchManifest(ctx: RegistryContext, withBytes: boolean) {
   ctx.set('Docker-Content-Digest', m.digest);
   ctx.set('ETag', `"${m.digest}"`);
   ctx.type = m.mediaType;
+  // distribution sends a pull event for GET and HEAD alike (its HEAD runs the GET handler);
+  // queued off the answer's path.
+  const notifier = ctx.state.notifier;
+  if (notifier?.wants('pull')) {
+    const references = notifier.includeReferences && withBytes ? referencesOf(m.bytes, m.mediaType) : undefined;
+    void notifier.record(ctx, 'pull', [{ repository: name, kind: 'manifest', mediaType: m.mediaType, digest: m.digest, size: m.size, ...(looksLikeDigest(reference) ? {} : { tag: reference }), ...(references ? { references } : {}) }]);
+  }
   return m;
+}
+
+function referencesOf(bytes: Buffer, mediaType: string) {
+  try {
+    const p = parseManifest(bytes, mediaType);
+    return [...p.blobs, ...p.manifests];
+  } catch {
+    return undefined;
+  }
 }
 
 export function registerManifests(router: Router<RegistryState>): void {
@@ -55,7 +72,9 @@ export function registerManifests(router: Router<RegistryState>): void {
     if (tagParams.length > 0 && !looksLikeDigest(reference)) {
       throw new RegistryError('TAG_INVALID', '?tag= may only be used when pushing by digest', { status: 400 });
     }
-    const result = await ctx.state.store.putManifest(name, reference, bytes, ctx.get('Content-Type') || undefined, tagParams);
+    const events = ctx.state.notifier?.wants('push') ? ctx.state.notifier.manifestPushEvents(ctx, name) : undefined;
+    const result = await ctx.state.store.putManifest(name, reference, bytes, ctx.get('Content-Type') || undefined, tagParams, events ? { notifications: events.build } : {});
+    events?.queued();
     respondEmpty(ctx, 201);
     ctx.set('Location', `/v2/${name}/manifests/${result.digest}`);
     ctx.set('Docker-Content-Digest', result.digest);
@@ -67,8 +86,14 @@ export function registerManifests(router: Router<RegistryState>): void {
     requireDeleteEnabled(ctx);
     const { name, reference } = ctx.params as { name: string; reference: string };
     if (!(await ctx.state.store.repositoryExists(name))) throw new RegistryError('NAME_UNKNOWN', `repository ${name} is not known to this registry`);
-    if (looksLikeDigest(reference)) await ctx.state.store.deleteManifest(name, reference);
-    else await ctx.state.store.deleteTag(name, reference);
+    if (looksLikeDigest(reference)) {
+      const tags = await ctx.state.store.deleteManifest(name, reference);
+      // As distribution: the manifest's delete event, then one per tag that went with it.
+      await ctx.state.notifier?.record(ctx, 'delete', [{ repository: name, digest: reference }, ...tags.map((tag) => ({ repository: name, tag }))]);
+    } else {
+      await ctx.state.store.deleteTag(name, reference);
+      await ctx.state.notifier?.record(ctx, 'delete', [{ repository: name, tag: reference }]);
+    }
     respondEmpty(ctx, 202);
   });
 }

@@ -33,6 +33,14 @@ function sessionHeaders(ctx: RegistryContext, s: UploadSession): void {
   ctx.set('Docker-Upload-UUID', s.id);
 }
 
+/** distribution's blob descriptors carry this type: ignore lists drop blob events by it. */
+const BLOB_TYPE = 'application/octet-stream';
+
+/** A blob push or mount event, queued before the client is answered. */
+function blobEvent(ctx: RegistryContext, action: 'push' | 'mount', name: string, digest: string, size: number, from?: string): Promise<void> {
+  return ctx.state.notifier?.record(ctx, action, [{ repository: name, kind: 'blob', mediaType: BLOB_TYPE, digest, size, ...(from ? { fromRepository: from } : {}) }]) ?? Promise.resolve();
+}
+
 function blobCreated(ctx: RegistryContext, name: string, digest: string): void {
   respondEmpty(ctx, 201);
   ctx.set('Location', `/v2/${name}/blobs/${digest}`);
@@ -57,6 +65,7 @@ export function registerUploads(router: Router<RegistryState>): void {
       if (from) assertRepositoryName(from);
       const size = await store.mountBlob(name, from, mount);
       if (size !== undefined) {
+        await blobEvent(ctx, 'mount', name, mount, size, from);
         blobCreated(ctx, name, mount);
         return;
       }
@@ -71,6 +80,7 @@ export function registerUploads(router: Router<RegistryState>): void {
       const limit = blobLimit(ctx);
       if (expectedSize !== undefined && expectedSize > limit) throw new RegistryError('SIZE_INVALID', `blob exceeds the upload limit of ${limit} bytes`, { status: 413 });
       const stored = await store.putBlob(name, requestBody(ctx), { digest, limit, ...(expectedSize !== undefined ? { size: expectedSize } : {}) });
+      await blobEvent(ctx, 'push', name, stored.digest, stored.size);
       blobCreated(ctx, name, stored.digest);
       return;
     }
@@ -109,6 +119,7 @@ export function registerUploads(router: Router<RegistryState>): void {
     const range = parseContentRange(ctx.get('Content-Range') || undefined);
     const final = hasBody(ctx) ? { source: requestBody(ctx), limit: blobLimit(ctx), ...(range ? { range } : {}) } : undefined;
     const stored = await ctx.state.store.uploads.complete(ctx.params.id!, name, digest, final);
+    await blobEvent(ctx, 'push', name, stored.digest, stored.size);
     blobCreated(ctx, name, stored.digest);
   });
 
