@@ -83,7 +83,7 @@ export async function startContainer(store: ContainerStore, config: ContainerCon
     }
   }
   await store.writeState(config.Id, state, !config.HostConfig.AutoRemove);
-  if (networked) await (await import('./networks.js')).refreshHosts(store, config.Id);
+  if (networked) await (await import('./networks.js')).refreshHosts(store, config.Id, [], false); // its peers learn of it
   return { launched, state, closePorts };
 }
 
@@ -126,7 +126,7 @@ export async function awaitExit(store: ContainerStore, config: ContainerConfig, 
     FinishedAt: new Date().toISOString(),
   }, !config.HostConfig.AutoRemove);
   // Peers forget it (their /etc/hosts) before --rm removes it.
-  if (config.helper.network === 'bridge') await (await import('./networks.js')).refreshHosts(store, config.Id).catch(() => undefined);
+  if (config.helper.network === 'bridge') await (await import('./networks.js')).refreshHosts(store, config.Id, [], false).catch(() => undefined);
   await cleanup(store, config);
   return code;
 }

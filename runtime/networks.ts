@@ -305,10 +305,10 @@ async function runningIds(store: ContainerStore, ids: Iterable<string>): Promise
   return out;
 }
 
-/** Ids of the containers sharing a user network with `containerId`, and itself. */
+/** Ids of the containers sharing a user network with `containerId` (the default bridge gives no names), and itself. */
 function neighbours(state: NetworkState, containerId: string): Set<string> {
   const ids = new Set([containerId]);
-  for (const n of state.networks) if (n.Endpoints[containerId]) for (const id of Object.keys(n.Endpoints)) ids.add(id);
+  for (const n of state.networks) if (n.Name !== 'bridge' && n.Endpoints[containerId]) for (const id of Object.keys(n.Endpoints)) ids.add(id);
   return ids;
 }
 
@@ -323,9 +323,10 @@ function rewriteHosts(store: ContainerStore, state: NetworkState, config: Contai
  * Brings the /etc/hosts of `containerId` and of every container sharing a network with it up to
  * date: after it started, stopped, joined or left a network.
  */
-export async function refreshHosts(store: ContainerStore, containerId: string, extra: string[] = []): Promise<void> {
+export async function refreshHosts(store: ContainerStore, containerId: string, extra: string[] = [], self = true): Promise<void> {
   const networks = new NetworkStore(store.layout);
-  if (endpointsOf(networks.read(), containerId).length === 0 && extra.length === 0) return;
+  // Alone on its networks and its own file current (written before it started): nothing to do.
+  if (extra.length === 0 && neighbours(networks.read(), containerId).size <= (self ? 0 : 1)) return;
   await networks.update(async (state) => {
     const ids = new Set([...neighbours(state, containerId), ...extra]);
     const running = await runningIds(store, ids);
