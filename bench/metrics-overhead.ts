@@ -1,20 +1,29 @@
-// What metrics and the access log cost on the hottest read: manifest GET throughput of a berth
-// serve child process with both off (log level warn, no --metrics-listen) against metrics on
-// (--metrics-listen, scraped once per run) and the access log on (level info; the child's stdout
-// is /dev/null, so every line is serialized and written, as to a file); also each alone.
-//   node dist/bench/metrics-overhead.js [--rounds 3] [--seconds 3] [--slice-ms 250] [--warmup 2] [--connections 16]
+// What metrics and the access log cost on the hottest read: manifest GET throughput measured by
+// wrk against `berth serve` child processes (started through bin/berth, as users start it) with
+// both off (log level warn, no --metrics-listen) and both on (--metrics-listen, log level info:
+// every request serialized and written to the child's stdout, /dev/null, as to a file); also each
+// alone. All servers run at once, idle but the one under load; each round drives every
+// configuration in turn, starting with a different one each round, so a burst of load from other
+// processes (this machine is shared) falls on each configuration alike.
+//   node dist/bench/metrics-overhead.js [--rounds 7] [--seconds 4] [--connections 16] [--threads 1]
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { freePort, startBerth } from './registry-servers.js';
 import { RegistryClient, tinyImage } from './registry-operations.js';
+
+const run = promisify(execFile);
 
 function option(name: string): string | undefined {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
-const rounds = Number(option('--rounds') ?? 3);
-const seconds = Number(option('--seconds') ?? 3);
+const rounds = Number(option('--rounds') ?? 7);
+const seconds = Number(option('--seconds') ?? 4);
 const connections = Number(option('--connections') ?? 16);
-const warmup = Number(option('--warmup') ?? 2);
+// One wrk thread: on a 2-core machine the other core is the server's (Node answers on one thread).
+const threads = Number(option('--threads') ?? 1);
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 /** User + system CPU seconds of a process (all threads), from /proc/PID/stat. */
 async function cpuSeconds(pid: number): Promise<number> {
@@ -29,6 +38,15 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
+/** One wrk run: requests per second and requests made; any non-2xx answer or socket error fails the run. */
+async function wrk(url: string, secs: number): Promise<{ rps: number; requests: number }> {
+  const { stdout } = await run('wrk', [`-t${threads}`, `-c${connections}`, `-d${secs}s`, '-H', `Accept: ${OCI_MANIFEST}`, url], { maxBuffer: 1 << 20 });
+  const rps = Number(/^Requests\/sec:\s+([\d.]+)/m.exec(stdout)?.[1]);
+  const requests = Number(/^\s*(\d+) requests in/m.exec(stdout)?.[1]);
+  if (/Non-2xx or 3xx responses/.test(stdout) || /Socket errors/.test(stdout) || !(rps > 0)) throw new Error(`wrk: ${stdout}`);
+  return { rps, requests };
+}
+
 interface Config {
   label: string;
   args: () => Promise<string[]>;
@@ -42,42 +60,31 @@ const configs: Config[] = [
   { label: 'metrics + access log', args: async () => ['--log-level', 'info', '--metrics-listen', `127.0.0.1:${await freePort()}`], metrics: true },
 ];
 
-// All four servers run at once, idle but one: each round drives them in turn for `slice` ms at a
-// time until each had `seconds` of load, so a burst of load from other processes (this machine is
-// shared) falls on every configuration alike instead of on whichever ran at that moment.
-const sliceMs = Number(option('--slice-ms') ?? 250);
 const img = tinyImage();
 const servers = [];
 for (const c of configs) {
   const args = await c.args();
   const server = await startBerth({ extraArgs: args });
-  const client = new RegistryClient(server.origin, connections);
-  servers.push({ c, args, server, client });
+  servers.push({ c, args, server });
 }
 const results = new Map<string, Array<{ rps: number; cpuUs: number }>>();
+const made = new Map<string, number>();
 try {
   for (const s of servers) {
-    await s.client.pushSmall('perf/manifest', img.blob, img.blobDigest);
-    await s.client.putManifest('perf/manifest', 'latest', img.manifest);
-    await s.client.manifestLoad('perf/manifest', 'latest', img.manifest.length, connections, warmup); // warm-up (JIT)
+    const client = new RegistryClient(s.server.origin, 2);
+    await client.pushSmall('perf/manifest', img.blob, img.blobDigest);
+    await client.putManifest('perf/manifest', 'latest', img.manifest);
+    await client.close();
+    made.set(s.c.label, (await wrk(`${s.server.origin}/v2/perf/manifest/manifests/latest`, 2)).requests); // warm-up (JIT)
   }
-  const made = new Map<string, number>();
   for (let round = 0; round < rounds; round++) {
-    const acc = servers.map(() => ({ requests: 0, seconds: 0, cpu: 0 }));
-    for (let t = 0; t < seconds * 1000; t += sliceMs) {
-      for (const [i, s] of servers.entries()) {
-        const cpu0 = await cpuSeconds(s.server.pid);
-        const r = await s.client.manifestLoad('perf/manifest', 'latest', img.manifest.length, connections, sliceMs / 1000);
-        acc[i]!.cpu += (await cpuSeconds(s.server.pid)) - cpu0;
-        acc[i]!.requests += r.requests;
-        acc[i]!.seconds += r.requests / r.rps;
-      }
-    }
-    for (const [i, s] of servers.entries()) {
-      const a = acc[i]!;
-      const row = { rps: a.requests / a.seconds, cpuUs: (a.cpu / a.requests) * 1e6 };
+    for (let k = 0; k < servers.length; k++) {
+      const s = servers[(k + round) % servers.length]!;
+      const cpu0 = await cpuSeconds(s.server.pid);
+      const r = await wrk(`${s.server.origin}/v2/perf/manifest/manifests/latest`, seconds);
+      const row = { rps: r.rps, cpuUs: (((await cpuSeconds(s.server.pid)) - cpu0) / r.requests) * 1e6 };
       (results.get(s.c.label) ?? results.set(s.c.label, []).get(s.c.label)!).push(row);
-      made.set(s.c.label, (made.get(s.c.label) ?? 0) + a.requests);
+      made.set(s.c.label, made.get(s.c.label)! + r.requests);
       console.log(`round ${round + 1} ${s.c.label.padEnd(24)} ${row.rps.toFixed(0).padStart(6)} req/s  ${row.cpuUs.toFixed(1)} CPU-µs/req`);
     }
   }
@@ -85,25 +92,28 @@ try {
     // The requests are counted: a wrong figure would be no figure.
     const text = await (await fetch(`http://${s.args[s.args.indexOf('--metrics-listen') + 1]}/metrics`)).text();
     const n = Number(/^berth_http_requests_total\{method="GET",route="\/v2\/\{name\}\/manifests\/\{reference\}",status="200"\} (\d+)/m.exec(text)?.[1]);
-    if (!(n >= made.get(s.c.label)!)) throw new Error(`${s.c.label}: metrics counted ${n} manifest GETs, the load made ${made.get(s.c.label)}+`);
+    if (!(n >= made.get(s.c.label)!)) throw new Error(`${s.c.label}: metrics counted ${n} manifest GETs, wrk made ${made.get(s.c.label)}+`);
   }
 } finally {
-  for (const s of servers) {
-    await s.client.close();
-    await s.server.stop();
-  }
+  for (const s of servers) await s.server.stop();
 }
 
 const load = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
-console.log(`\nmanifest GET, ${connections} keep-alive connections, ${seconds} s per configuration per round in ${sliceMs} ms slices, ${rounds} rounds (median); load average ${load}`);
+console.log(`\nmanifest GET by wrk (${threads} thread, ${connections} connections, Accept: ${OCI_MANIFEST}), ${seconds} s per configuration per round, ${rounds} rounds (median; min-max of req/s); load average ${load}`);
 const base = results.get(configs[0]!.label)!;
 const baseRps = median(base.map((x) => x.rps));
 const baseCpu = median(base.map((x) => x.cpuUs));
-console.log('| configuration | req/s | vs off | server CPU-µs/request | vs off |');
-console.log('|---|---:|---:|---:|---:|');
+console.log('| configuration | req/s (median) | min-max | vs off | server CPU-µs/request | vs off |');
+console.log('|---|---:|---:|---:|---:|---:|');
 for (const c of configs) {
   const r = results.get(c.label)!;
   const rps = median(r.map((x) => x.rps));
   const cpu = median(r.map((x) => x.cpuUs));
-  console.log(`| ${c.label} | ${rps.toFixed(0)} | ${(rps / baseRps).toFixed(3)} | ${cpu.toFixed(1)} | ${(cpu / baseCpu).toFixed(3)} |`);
+  const lo = Math.min(...r.map((x) => x.rps));
+  const hi = Math.max(...r.map((x) => x.rps));
+  console.log(`| ${c.label} | ${rps.toFixed(0)} | ${lo.toFixed(0)}-${hi.toFixed(0)} | ${(rps / baseRps).toFixed(3)} | ${cpu.toFixed(1)} | ${(cpu / baseCpu).toFixed(3)} |`);
 }
+// Paired per round: each round's ratio of both-on to off (the two ran seconds apart).
+const both = results.get(configs[3]!.label)!;
+const paired = both.map((x, i) => x.rps / base[i]!.rps);
+console.log(`\nmetrics + access log / off, per round: ${paired.map((x) => x.toFixed(3)).join(' ')}; median ${median(paired).toFixed(3)}`);
