@@ -13,6 +13,7 @@ const ALLOWED = {
   client: ['client', 'storage', 'oci'],
   native: ['native'],
   runtime: ['runtime', 'client', 'native', 'storage', 'oci'],
+  build: ['build', 'runtime', 'client', 'storage', 'oci'],
   'conformance-tests': ['conformance-tests', 'oci'],
 };
 const TEST_EXTRA = ['server/testing.ts', 'storage/testing/', 'conformance-tests/fixtures/'];
@@ -49,7 +50,7 @@ function walk(dir) {
   const out = [];
   for (const e of readdirSync(dir)) {
     const p = join(dir, e);
-    if (e === 'node_modules' || e === 'build') continue;
+    if (e === 'node_modules' || p === join(root, 'native', 'build')) continue;
     if (statSync(p).isDirectory()) out.push(...walk(p));
     else if (p.endsWith('.ts')) out.push(p);
   }

@@ -1,0 +1,119 @@
+// A layer being built (RUN's filesystem diff, COPY/ADD's files) as a gzip'd tar streamed into the
+// local store. Reproducible: entries in the order given (callers give them sorted by path), no
+// user or group names, no gzip timestamp (zlib writes mtime 0), and with SOURCE_DATE_EPOCH set
+// every mtime is clamped to it (BuildKit's rewrite-timestamp), so unchanged inputs give the
+// same digest. Whiteouts are image-spec's `.wh.` files (image-spec/layer.md "Whiteouts").
+import { createHash } from 'node:crypto';
+import { Transform, type Readable } from 'node:stream';
+import { createGzip } from 'node:zlib';
+import tar from 'tar-stream';
+import type { LocalImageStore } from '../client/store/image-store.js';
+import { MediaType } from '../oci/media-types.js';
+
+export interface LayerEntry {
+  /** Path inside the image, no leading '/', no trailing '/'. */
+  path: string;
+  /** whiteout: `path` deleted; opaque: the directory `path` hides what lower layers had in it. */
+  type: 'file' | 'directory' | 'symlink' | 'link' | 'whiteout' | 'opaque';
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  mtime?: Date;
+  /** file: its size (the body must have exactly this many bytes). */
+  size?: number;
+  /** symlink target, or the path (inside the image) a hard link names. */
+  linkname?: string;
+  /** file: its content. */
+  open?: () => Readable | Promise<Readable>;
+}
+
+/** A layer stored in the local store. */
+export interface BuiltLayer {
+  /** Digest of the gzip'd blob (manifest's layers[]). */
+  digest: string;
+  /** Digest of the uncompressed tar (config's rootfs.diff_ids). */
+  diffId: string;
+  size: number;
+  mediaType: string;
+}
+
+/** SOURCE_DATE_EPOCH as a Date, when set to a number of seconds. */
+export function sourceDateEpoch(): Date | undefined {
+  const v = process.env.SOURCE_DATE_EPOCH;
+  if (v === undefined || !/^\d+$/.test(v)) return undefined;
+  return new Date(Number(v) * 1000);
+}
+
+function clamp(mtime: Date | undefined, epoch: Date | undefined): Date {
+  const t = mtime ?? epoch ?? new Date(0);
+  return epoch && t.getTime() > epoch.getTime() ? epoch : t;
+}
+
+/**
+ * Writes `entries` as one layer into `store`. Returns undefined when there are none: the step
+ * made no change, and its history entry is an empty layer (as BuildKit does).
+ */
+export async function writeLayer(store: LocalImageStore, entries: AsyncIterable<LayerEntry> | Iterable<LayerEntry>): Promise<BuiltLayer | undefined> {
+  const epoch = sourceDateEpoch();
+  const iter = (Symbol.asyncIterator in entries ? entries[Symbol.asyncIterator]() : (entries as Iterable<LayerEntry>)[Symbol.iterator]()) as AsyncIterator<LayerEntry> | Iterator<LayerEntry>;
+  const first = await iter.next();
+  if (first.done) return undefined;
+  const pack = tar.pack();
+  const diffHash = createHash('sha256');
+  const hashing = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      diffHash.update(chunk);
+      cb(null, chunk);
+    },
+  });
+  const stored = store.blobs.ingest(pack.pipe(hashing).pipe(createGzip()));
+  stored.catch(() => undefined); // awaited below; an early failure of the entries must not leave it unhandled
+  const put = (header: Parameters<typeof pack.entry>[0], body?: Readable) =>
+    new Promise<void>((resolve, reject) => {
+      const done = (err?: Error | null) => (err ? reject(err) : resolve());
+      if (body) {
+        body.on('error', reject);
+        body.pipe(pack.entry(header, done));
+      } else if (header.type === 'file') pack.entry(header, Buffer.alloc(0), done);
+      else pack.entry(header, done);
+    });
+  try {
+    let next: IteratorResult<LayerEntry> = first;
+    while (!next.done) {
+      const e = next.value;
+      const common = { uid: e.uid ?? 0, gid: e.gid ?? 0, mtime: clamp(e.mtime, epoch), uname: '', gname: '' };
+      const slash = e.path.lastIndexOf('/');
+      const dir = slash < 0 ? '' : e.path.slice(0, slash + 1);
+      const base = e.path.slice(slash + 1);
+      switch (e.type) {
+        case 'whiteout':
+          await put({ name: `${dir}.wh.${base}`, type: 'file', size: 0, mode: 0o600, ...common });
+          break;
+        case 'opaque':
+          await put({ name: `${e.path}/.wh..wh..opq`, type: 'file', size: 0, mode: 0o600, ...common });
+          break;
+        case 'directory':
+          await put({ name: `${e.path}/`, type: 'directory', mode: e.mode ?? 0o755, ...common });
+          break;
+        case 'symlink':
+          await put({ name: e.path, type: 'symlink', linkname: e.linkname ?? '', mode: e.mode ?? 0o777, ...common });
+          break;
+        case 'link':
+          await put({ name: e.path, type: 'link', linkname: e.linkname ?? '', mode: e.mode ?? 0o644, ...common });
+          break;
+        case 'file':
+          if (!e.open || !e.size) await put({ name: e.path, type: 'file', size: 0, mode: e.mode ?? 0o644, ...common });
+          else await put({ name: e.path, type: 'file', size: e.size, mode: e.mode ?? 0o644, ...common }, await e.open());
+          break;
+      }
+      next = await iter.next();
+    }
+    pack.finalize();
+  } catch (err) {
+    pack.destroy(err as Error);
+    await stored.catch(() => undefined);
+    throw err;
+  }
+  const { digest, size } = await stored;
+  return { digest, diffId: `sha256:${diffHash.digest('hex')}`, size, mediaType: MediaType.OciLayerGzip };
+}
