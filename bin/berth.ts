@@ -11,6 +11,7 @@ const VERBS: Record<string, { summary: string; load: () => Promise<VerbModule> }
   logout: { summary: 'Log out from a registry', load: async () => ({ main: (await import('../client/cli/login.js')).logout }) },
   pull: { summary: 'Download an image from a registry', load: () => import('../client/cli/pull.js') },
   push: { summary: 'Upload an image to a registry', load: () => import('../client/cli/push.js') },
+  search: { summary: 'Search a registry for repositories', load: () => import('../client/cli/search.js') },
   images: { summary: 'List images', load: async () => ({ main: (await import('../client/cli/local-images.js')).images }) },
   tag: { summary: 'Create a tag that refers to an image', load: async () => ({ main: (await import('../client/cli/local-images.js')).tag }) },
   rmi: { summary: 'Remove images', load: async () => ({ main: withLayerCleanup(refusingImagesInUse((await import('../client/cli/local-images.js')).rmi, 0), 'removed') }) },

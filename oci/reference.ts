@@ -7,6 +7,8 @@ import { isValidRepositoryName, isValidTag } from './names.js';
 export const DOCKER_HUB = 'docker.io';
 /** The host that serves Docker Hub's Distribution API (docker.io itself only redirects). */
 export const DOCKER_HUB_API_HOST = 'registry-1.docker.io';
+/** The host of Docker Hub's index, which serves docker's search (/v1/search). */
+export const DOCKER_HUB_INDEX_HOST = 'index.docker.io';
 export const DEFAULT_TAG = 'latest';
 
 export class ReferenceError extends Error {

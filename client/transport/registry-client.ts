@@ -7,7 +7,7 @@ import { Agent, request } from './undici-core.js';
 import type { LookupFunction } from 'node:net';
 import type { Readable } from 'node:stream';
 import { RegistryError } from '../../oci/errors.js';
-import { DOCKER_HUB, DOCKER_HUB_API_HOST } from '../../oci/reference.js';
+import { DOCKER_HUB, DOCKER_HUB_API_HOST, DOCKER_HUB_INDEX_HOST } from '../../oci/reference.js';
 import { AccessPolicy } from '../../oci/access-policy.js';
 import { parseChallenge, type Challenge } from '../../oci/auth-challenge.js';
 import { basicAuthorization, requestToken, TokenError, type RegistryToken } from '../../oci/registry-token.js';
@@ -180,7 +180,7 @@ export class RegistryClient {
   private async creds(): Promise<Credentials | undefined> {
     if (this.credentials === null) {
       // Credentials are filed under the registry's name: Docker Hub's API host is docker.io's.
-      const registry = this.host === DOCKER_HUB_API_HOST ? DOCKER_HUB : this.host;
+      const registry = this.host === DOCKER_HUB_API_HOST || this.host === DOCKER_HUB_INDEX_HOST ? DOCKER_HUB : this.host;
       this.credentials = this.transport.options.credentials ? this.transport.options.credentials(registry) : await findCredentials(registry);
     }
     return this.credentials ?? undefined;
