@@ -140,7 +140,7 @@ async function bench(backend: string): Promise<void> {
         };
         const cases: Array<[string, string, Record<string, string>, (b: string) => void]> = [
           ['UI list, first page (no filter)', '/', ui, lists(visible)],
-          ['UI list, page 40', '/?page=40', ui, lists(visible)],
+          ['UI list, page 20', '/?page=20', ui, lists(visible)],
           ['UI list, filter `svc-12` (first page)', '/?q=svc-12', ui, () => undefined],
           ['UI filter as typed (list part only)', '/?q=svc-12&partial=1', ui, () => undefined],
           ['/v1/search?q=svc-12&n=25', '/v1/search?q=svc-12&n=25', headers, (b) => void JSON.parse(b)],

@@ -13,6 +13,7 @@ import { startTestRegistry, type TestRegistry } from './testing.js';
 import { sh } from './test-images.js';
 import { DEFAULT_AUTH } from './auth/config.js';
 import { DEFAULT_PROXY } from './proxy/config.js';
+import { parseExposition, seriesKey, type Family } from './testing-exposition.js';
 
 const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const REPO = 'zebra-team/quokka-app';
@@ -39,19 +40,16 @@ function capture(): { logger: pino.Logger; lines: LogLine[]; text: () => string 
   return { logger: pino({ level: 'info', base: undefined }, sink), lines, text: () => raw.join('\n') };
 }
 
-/** The samples of the exposition text: `name{labels}` → value (labels as written). */
-async function scrape(url: string): Promise<{ text: string; value: (series: string) => number | undefined }> {
+/** The exposition, parsed strictly (server/testing-exposition.ts): `name{labels}` → value (labels as written). */
+async function scrape(url: string): Promise<{ text: string; families: Map<string, Family>; value: (series: string) => number | undefined }> {
   const res = await fetch(url);
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
   const text = await res.text();
+  const families = parseExposition(text);
   const samples = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const i = line.lastIndexOf(' ');
-    samples.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return { text, value: (s) => samples.get(s) };
+  for (const f of families.values()) for (const s of f.samples) samples.set(seriesKey(s), s.value);
+  return { text, families, value: (s) => samples.get(s) };
 }
 
 async function until(what: string, check: () => Promise<boolean>, ms = 5000): Promise<void> {
@@ -120,7 +118,14 @@ test('requests are counted by method, route pattern and status; no repository na
   assert.equal(req('GET', '/v2/{name}/blobs/{digest}', 200), 2);
   assert.equal(req('GET', 'other', 404), 1);
   assert.equal(m.value('berth_http_request_duration_seconds_count{method="GET",route="/v2/{name}/manifests/{reference}",status="200"}'), 3);
-  const buckets = m.text.split('\n').filter((l) => l.startsWith('berth_http_request_duration_seconds_bucket{') && l.includes('method="GET",route="/v2/{name}/manifests/{reference}",status="200"')).map((l) => Number(l.slice(l.lastIndexOf(' ') + 1)));
+  const duration = m.families.get('berth_http_request_duration_seconds')!;
+  assert.equal(duration.type, 'histogram');
+  const buckets = duration.samples.filter((x) => x.name.endsWith('_bucket') && seriesKey(x).includes('method="GET",route="/v2/{name}/manifests/{reference}",status="200"')).map((x) => x.value);
+  const types = Object.fromEntries([...m.families.values()].filter((f) => f.name.startsWith('berth_')).map((f) => [f.name, f.type]));
+  for (const [name, type] of Object.entries({ berth_http_requests_total: 'counter', berth_http_request_bytes_total: 'counter', berth_http_response_bytes_total: 'counter', berth_uploads_in_flight: 'gauge', berth_stored_blobs: 'gauge', berth_stored_bytes: 'gauge', berth_gc_runs_total: 'counter', berth_gc_freed_bytes_total: 'counter', berth_auth_failures_total: 'counter' })) {
+    assert.equal(types[name], type, `${name} is a ${type}`);
+    assert.ok(m.families.get(name)!.help, `${name} has a HELP line`);
+  }
   assert.equal(buckets.length, 17);
   assert.deepEqual([...buckets].sort((x, y) => x - y), buckets, 'cumulative buckets');
   assert.equal(buckets.at(-1), 3, 'the +Inf bucket is the count');
@@ -314,4 +319,31 @@ async function promClientLoadedIn(metricsOn: boolean): Promise<{ loaded: boolean
 test('metrics are off by default: no listener, prom-client never loaded (and loaded when on: the check sees it)', async () => {
   assert.deepEqual(await promClientLoadedIn(false), { loaded: false, listening: false });
   assert.deepEqual(await promClientLoadedIn(true), { loaded: true, listening: true });
+});
+
+test('the exposition parser is strict: it refuses what a Prometheus server refuses', () => {
+  const ok = '# HELP a_total A.\n# TYPE a_total counter\na_total{x="1\\"q\\\\"} 3\n# TYPE h histogram\nh_bucket{le="1"} 1\nh_bucket{le="+Inf"} 2\nh_sum 4\nh_count 2\n';
+  const f = parseExposition(ok);
+  assert.equal(f.get('a_total')!.help, 'A.');
+  assert.deepEqual(f.get('a_total')!.samples[0]!.labels, [['x', '1"q\\']]);
+  assert.equal(seriesKey(f.get('a_total')!.samples[0]!), 'a_total{x="1\\"q\\\\"}');
+  for (const [bad, why] of [
+    ['a 1', /no newline/],
+    ['a{x="1} 1\n', /unterminated/],
+    ['a{x=1} 1\n', /not quoted/],
+    ['a one\n', /bad value/],
+    ['a 1 2 3\n', /after the timestamp/],
+    ['# TYPE a counter\na -1\n', /counter below 0/],
+    ['a 1\n# TYPE a gauge\n', /TYPE of a after its samples/],
+    ['# TYPE a gauge\n# TYPE a gauge\n', /second TYPE/],
+    ['# TYPE a gauge\na{x="1"} 1\nb 1\na{x="2"} 1\n', /not contiguous/],
+    ['a{x="1"} 1\na{x="1"} 2\n', /twice/],
+    ['# TYPE h histogram\nh_bucket{le="1"} 2\nh_bucket{le="+Inf"} 1\nh_count 1\n', /not cumulative/],
+    ['# TYPE h histogram\nh_bucket{le="1"} 1\nh_count 1\n', /no \+Inf bucket/],
+    ['# TYPE h histogram\nh_bucket{le="+Inf"} 2\nh_count 1\n', /_count 1 is not/],
+    ['# TYPE a strange\n', /unknown type/],
+    ['9a 1\n', /no metric name/],
+  ] as Array<[string, RegExp]>) {
+    assert.throws(() => parseExposition(bad), why, JSON.stringify(bad));
+  }
 });

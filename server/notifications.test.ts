@@ -20,12 +20,15 @@ import { postgresMissing, startPostgres, type TestPostgres } from '../storage/te
 import { buildTestImage, hostOf, skopeoCopy } from './test-images.js';
 import { parseNotificationsSection } from './notifications/config.js';
 import { EVENTS_MEDIA_TYPE } from './notifications/notifier.js';
+import { parseExposition, seriesKey } from './testing-exposition.js';
 
 
 interface Delivery {
   headers: IncomingHttpHeaders;
   body: string;
   answered: number | 'none';
+  /** When the call's body had arrived (ms, performance.now()). */
+  at: number;
 }
 
 interface Event {
@@ -53,7 +56,7 @@ class Receiver {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         const step = this.plan.shift() ?? 200;
-        this.calls.push({ headers: req.headers, body: Buffer.concat(chunks).toString(), answered: step === 'hang' ? 'none' : step });
+        this.calls.push({ headers: req.headers, body: Buffer.concat(chunks).toString(), answered: step === 'hang' ? 'none' : step, at: performance.now() });
         if (step === 'hang') {
           this.hanging.push(() => res.destroy());
           return;
@@ -205,6 +208,11 @@ describe('webhook notifications', { timeout: 180_000 }, () => {
       assert.deepEqual(main.calls.slice(0, 3).map((c) => c.answered), [500, 'none', 200]);
       const firstIds = main.calls.slice(0, 3).map((c) => (JSON.parse(c.body) as { events: Event[] }).events[0]!.id);
       assert.equal(new Set(firstIds).size, 1);
+      // Backoff 100 ms doubling from the first failure (threshold 1): the retry after the 500 waits
+      // 100 ms; the one after the timeout waits the 300 ms timeout, then 200 ms.
+      const [c0, c1, c2] = main.calls as [Delivery, Delivery, Delivery];
+      assert.ok(c1.at - c0.at >= 95, `retry after the 500 came ${Math.round(c1.at - c0.at)} ms later, not after the 100 ms backoff`);
+      assert.ok(c2.at - c1.at >= 490, `retry after the timeout came ${Math.round(c2.at - c1.at)} ms later, not after 300 ms + the doubled 200 ms backoff`);
       assert.equal(main.calls.length, expected.length + 2, 'each event sent once it was accepted');
       assert.equal(new Set(events.map((e) => e.id)).size, events.length, 'ids are unique');
 
@@ -236,7 +244,8 @@ describe('webhook notifications', { timeout: 180_000 }, () => {
 
       // Metrics per endpoint, the queue empty.
       const text = await (await fetch(reg.metricsUrl!)).text();
-      const value = (line: string) => Number(new RegExp(`^${line.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)?.[1]);
+      const samples = new Map([...parseExposition(text).values()].flatMap((f) => f.samples.map((x) => [seriesKey(x), x.value] as const)));
+      const value = (series: string) => samples.get(series);
       assert.equal(value('berth_notifications_queued_total{endpoint="main"}'), expected.length);
       assert.equal(value('berth_notifications_sent_total{endpoint="main"}'), expected.length);
       assert.equal(value('berth_notifications_failed_total{endpoint="main"}'), 2);
