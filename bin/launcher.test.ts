@@ -62,12 +62,14 @@ function run(cmd: string, args: string[], env: Record<string, string>): Promise<
   });
 }
 
-test('the launcher keeps Node from reading NODE_EXTRA_CA_CERTS at start-up, also through a symlink', async () => {
+test('the launcher keeps Node from reading NODE_EXTRA_CA_CERTS at start-up, also through a symlink', async (t) => {
   const env = { NODE_EXTRA_CA_CERTS: join(dir, 'missing.pem') };
-  // Node itself reads the file before any JavaScript runs (and warns when it cannot).
+  // Node 20 reads the file before any JavaScript runs (and warns when it cannot); Node 24 defers it
+  // to the first TLS context and warns no more, so only the launched runs are asserted there.
   const direct = await run(process.execPath, [ENTRY, '--version'], env);
   assert.equal(direct.stdout, VERSION);
-  assert.match(direct.stderr, /Ignoring extra certs from .*missing\.pem/);
+  if (Number(process.versions.node.split('.')[0]) <= 20) assert.match(direct.stderr, /Ignoring extra certs from .*missing\.pem/);
+  else t.diagnostic(`Node ${process.version} at start-up with a missing NODE_EXTRA_CA_CERTS printed: ${JSON.stringify(direct.stderr)}`);
   const launched = await run(LAUNCHER, ['--version'], env);
   assert.deepEqual(launched, { code: 0, stdout: VERSION, stderr: '' });
   // npm installs the launcher as node_modules/.bin/berth → ../berth/bin/berth.
