@@ -10,8 +10,11 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 
 export interface RootfsView {
-  /** Unpacked layers, topmost first (overlay lowerdir order); empty for scratch. */
-  readonly lowerDirs: readonly string[];
+  /**
+   * The unpacked layers, topmost first (overlay lowerdir order); empty for scratch. Unpacked on
+   * the first call (a layer this build just wrote is unpacked only when something reads it).
+   */
+  layers(): Promise<readonly string[]>;
   /**
    * Mounts the view read-only and returns where; release() unmounts it. Paths under it are host
    * paths: resolve symlinks of the image inside it (never with the host's root).
@@ -24,11 +27,14 @@ export interface MountedRootfs {
   release(): Promise<void>;
 }
 
-/** A view of `lowerDirs`, mounted under `tmpRoot` (on the same filesystem as the layers). */
-export function rootfsView(lowerDirs: readonly string[], tmpRoot: string): RootfsView {
+/** A view of the dirs `unpack` gives (memoized), mounted under `tmpRoot`. */
+export function rootfsView(unpack: () => Promise<readonly string[]>, tmpRoot: string): RootfsView {
+  let dirs: Promise<readonly string[]> | undefined;
+  const layers = () => (dirs ??= unpack());
   return {
-    lowerDirs,
+    layers,
     async mount() {
+      const lowerDirs = await layers();
       await mkdir(tmpRoot, { recursive: true });
       const dir = await mkdtemp(join(tmpRoot, 'view-'));
       const target = join(dir, 'root');
