@@ -21,8 +21,10 @@ function hours(v: string): number {
 export async function main(argv: string[]): Promise<number> {
   // `berth serve user add|rm|passwd|ls`: the users file of --auth htpasswd|token.
   if (argv[0] === 'user') return (await import('./auth/user-cli.js')).main(argv.slice(1));
+  // `berth serve retention [--dry-run]`: the config file's retention rules, applied once.
+  if (argv[0] === 'retention') return (await import('./retention-cli.js')).main(argv.slice(1));
   const program = addStorageOptions(new Command('berth serve'))
-    .description('Run the registry: the OCI Distribution / Docker Registry v2 API, data on this machine.\nUsers of --auth htpasswd|token: berth serve user add|passwd|rm|ls (see berth serve user --help).')
+    .description('Run the registry: the OCI Distribution / Docker Registry v2 API, data on this machine.\nUsers of --auth htpasswd|token: berth serve user add|passwd|rm|ls (see berth serve user --help).\nRetention rules of the config file, once: berth serve retention [--dry-run] (see berth serve retention --help).')
     .option('--listen <host:port>', `address to listen on (env BERTH_LISTEN; default ${DEFAULT_CONFIG.listen})`)
     .option('--delete', 'allow DELETE of manifests, tags and blobs (env BERTH_DELETE; default on)')
     .option('--no-delete', 'refuse DELETE with 405 UNSUPPORTED')

@@ -5,6 +5,9 @@ import { configBool, configMapping, configNumber, configString } from './config-
 import { mergeAuth, parseAuthMode, parseAuthSection, parseLimit, validateAuth, DEFAULT_AUTH, type AuthConfig, type AuthOverrides } from './auth/config.js';
 import { mergeProxy, parseProxySection, validateProxy, type ProxyConfig, type ProxyOverrides } from './proxy/config.js';
 import { parseNotificationsSection, type NotificationsConfig } from './notifications/config.js';
+import { parseQuotasSection, parseRetentionSection } from './policy-config.js';
+import type { QuotaConfig } from '../storage/quota.js';
+import type { RetentionRule } from '../storage/retention.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -48,6 +51,10 @@ export interface ServerConfig {
   ui: boolean;
   /** Webhooks (server/notifications/): config file only; absent or no endpoint: off, not loaded. */
   notifications?: NotificationsConfig;
+  /** Bytes per namespace (storage/quota.ts): config file only; absent: usage counted per first path segment, no limit. */
+  quotas?: QuotaConfig;
+  /** Tag retention rules (storage/retention.ts), run before each GC: config file only; absent: none. */
+  retention?: RetentionRule[];
 }
 
 export type StorageConfig =
@@ -108,6 +115,8 @@ export type ConfigOverrides = {
   metricsListen?: string | undefined;
   ui?: boolean | undefined;
   notifications?: NotificationsConfig | undefined;
+  quotas?: QuotaConfig | undefined;
+  retention?: RetentionRule[] | undefined;
 };
 
 function mergeStorage(base: StorageConfig, o: StorageOverrides | undefined, source: string): StorageConfig {
@@ -153,6 +162,8 @@ function applyOverrides(base: ServerConfig, o: ConfigOverrides, source: string):
   if (o.metricsListen !== undefined) c.metrics = { listen: o.metricsListen };
   if (o.ui !== undefined) c.ui = o.ui;
   if (o.notifications !== undefined) c.notifications = o.notifications;
+  if (o.quotas !== undefined) c.quotas = o.quotas;
+  if (o.retention !== undefined) c.retention = o.retention;
   return c;
 }
 
@@ -171,7 +182,7 @@ export async function readConfigFile(path: string): Promise<ConfigOverrides> {
     raw = JSON.parse(text);
   }
   if (raw === null || raw === undefined) return {};
-  const o = configMapping(raw, path, '', ['listen', 'data', 'delete', 'logLevel', 'tls', 'limits', 'uploads', 'gc', 'auth', 'proxy', 'storage', 's3', 'metadata', 'metrics', 'ui', 'notifications']);
+  const o = configMapping(raw, path, '', ['listen', 'data', 'delete', 'logLevel', 'tls', 'limits', 'uploads', 'gc', 'auth', 'proxy', 'storage', 's3', 'metadata', 'metrics', 'ui', 'notifications', 'quotas', 'retention']);
   const metrics = configMapping(o.metrics ?? {}, path, 'metrics', ['listen']);
   const s3 = configMapping(o.s3 ?? {}, path, 's3', ['bucket', 'endpoint', 'region', 'prefix', 'redirect']);
   const tls = (o.tls ?? {}) as Record<string, unknown>;
@@ -205,6 +216,8 @@ export async function readConfigFile(path: string): Promise<ConfigOverrides> {
     metricsListen: str(metrics.listen, `${path}: metrics.listen`),
     ui: bool(o.ui, `${path}: ui`),
     notifications: parseNotificationsSection(o.notifications, path),
+    quotas: parseQuotasSection(o.quotas, path),
+    retention: parseRetentionSection(o.retention, path),
   };
 }
 

@@ -1,6 +1,7 @@
 // Opening the registry's store from its configuration, the one way for every verb that needs it
 // (`berth serve`, `berth fsck`): PostgreSQL and the AWS SDK are loaded only when asked for.
 import { RegistryStore } from '../storage/registry-store.js';
+import { Quotas } from '../storage/quota.js';
 import { StorageConfigError, type BlobDriver, type CommitGuard } from '../storage/blob-driver.js';
 import type { ServerConfig } from './config.js';
 
@@ -19,7 +20,9 @@ export async function openStore(config: ServerConfig): Promise<RegistryStore> {
   const storage = config.storage;
   // The AWS SDK only with --storage s3: the default start does not load it.
   const blobDriver = storage.driver === 's3' ? await s3DriverFactory(storage) : undefined;
-  const store = new RegistryStore(config.data, { ...(metadata ? { metadata } : {}), ...(blobDriver ? { blobDriver } : {}) });
+  // Namespaces group the usage counters even without limits; a change of grouping recounts them at open.
+  const quotas = new Quotas(config.quotas);
+  const store = new RegistryStore(config.data, { quotas, ...(metadata ? { metadata } : {}), ...(blobDriver ? { blobDriver } : {}) });
   try {
     await store.open();
   } catch (e) {

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type { RegistryStore } from '../storage/registry-store.js';
 import { collectGarbage, type GcResult } from '../storage/gc.js';
+import type { RetentionResult } from '../storage/retention.js';
 import { openStore } from './open-store.js';
 import { createApp } from './app.js';
 import { setupExtensions } from './extensions/extension.js';
@@ -157,9 +158,24 @@ export async function startRegistry(config: ServerConfig, opts: { logger?: Logge
   const purgeTimer = setInterval(purge, PURGE_INTERVAL_MS);
   purgeTimer.unref();
 
-  const gc = () => background('gc', () => collectGarbage(store, { graceMs: config.gc.graceMinutes * 60_000, signal: stopping.signal }), (r) => {
-    metrics?.observer.gcDone(r as GcResult);
-    log.info(r as object, 'garbage collection done');
+  // Retention rules run first, in the same job: the blobs their removals release go in this
+  // GC's sweep (their content records are older than the grace period).
+  const graceMs = config.gc.graceMinutes * 60_000;
+  const retentionRules = config.retention?.length ? config.retention : undefined;
+  const gcJob = async (): Promise<{ gc: GcResult; retention?: RetentionResult }> => {
+    let retention: RetentionResult | undefined;
+    if (retentionRules) {
+      const { runRetention } = await import('./retention-run.js');
+      retention = await runRetention(store, retentionRules, { graceMs, log, signal: stopping.signal });
+      metrics?.observer.retentionDone(retention);
+    }
+    const gc = await collectGarbage(store, { graceMs, signal: stopping.signal });
+    return retention ? { gc, retention } : { gc };
+  };
+  const gc = () => background('gc', gcJob, (r) => {
+    const { gc: result } = r as { gc: GcResult };
+    metrics?.observer.gcDone(result);
+    log.info(result as object, 'garbage collection done');
   }, 'garbage collection failed');
   const gcTimer = config.gc.intervalHours > 0 ? setInterval(gc, config.gc.intervalHours * 3600 * 1000) : undefined;
   gcTimer?.unref();

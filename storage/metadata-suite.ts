@@ -209,7 +209,7 @@ export function defineMetadataSuite(name: string, target: MetadataSuiteTarget | 
       await assert.rejects(m.linkBlob('q/app', D('2'), 500, { quota: 1000 }), (e: unknown) => {
         assert.ok(e instanceof QuotaExceededError);
         assert.equal(e.code, 'DENIED');
-        assert.match(e.message, /quota exceeded for namespace "q": 600 B used of 1000 B, this push needs 500 B more/);
+        assert.match(e.message, /quota exceeded for namespace "q": 1000 bytes \(used 600 B \+ 500 B\)/);
         return true;
       });
       assert.equal(await m.getBlobLink('q/app', D('2')), undefined, 'not linked');

@@ -88,7 +88,7 @@ export class QuotaExceededError extends RegistryError {
     readonly limitBytes: number,
     readonly neededBytes: number,
   ) {
-    super('DENIED', `quota exceeded for namespace "${namespace}": ${formatBytes(usedBytes)} used of ${formatBytes(limitBytes)}, this push needs ${formatBytes(neededBytes)} more`, {
+    super('DENIED', `quota exceeded for namespace "${namespace}": ${limitBytes} bytes (used ${formatBytes(usedBytes)} + ${formatBytes(neededBytes)})`, {
       detail: { namespace, usedBytes, limitBytes, neededBytes },
     });
   }

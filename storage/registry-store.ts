@@ -16,7 +16,7 @@ import { digestOf, parseDigest, looksLikeDigest, type DigestAlgorithm } from '..
 import { parseManifest, type Descriptor } from '../oci/manifest.js';
 import { MediaType } from '../oci/media-types.js';
 import { assertRepositoryName, isValidTag } from '../oci/names.js';
-import { Quotas, assertWithinQuota, type NamespaceUsage } from './quota.js';
+import { Quotas, QuotaExceededError, assertWithinQuota, type NamespaceUsage } from './quota.js';
 
 export interface StoredManifest {
   digest: string;
@@ -58,6 +58,8 @@ export class RegistryStore {
   // another replica may move a tag at any moment, so nothing is cached.
   private readonly tagCache: LruCache<string, string> | undefined;
   private readonly linkCache: LruCache<string, ManifestLink> | undefined;
+  /** When this process last refused a push into each repository for its quota (ms): sessions opened before are refused too. */
+  private readonly refusedAt = new LruCache<string, number>(10_000);
 
   constructor(root: string, opts: RegistryStoreOptions = {}) {
     this.layout = new DataLayout(root);
@@ -77,8 +79,15 @@ export class RegistryStore {
     };
     this.blobs = opts.blobDriver ? opts.blobDriver(guard) : new FsBlobDriver(this.layout, guard);
     this.uploads = new UploadSessions(this.meta, this.blobs, {
-      admit: (name, digest, size) => this.admit(name, digest, size),
-      link: (name, digest, size) => this.meta.linkBlob(name, digest, size, this.quotaOf(name)),
+      admit: async (name, digest, size, started) => {
+        await this.assertNotRefused(name, started);
+        await this.admit(name, digest, size);
+      },
+      link: async (name, digest, size, started) => {
+        await this.assertNotRefused(name, started);
+        await this.meta.linkBlob(name, digest, size, this.quotaOf(name));
+      },
+      refused: async (name) => void (await this.releaseRefusedPush(name)),
     });
     this.manifestBytes = new LruCache(opts.manifestCacheBytes ?? 64 << 20, (b) => b.length);
   }
@@ -131,8 +140,10 @@ export class RegistryStore {
    * With a quota and a declared size, a blob that cannot fit is refused before a byte is stored.
    */
   async putBlob(name: string, source: ByteSource, expect: { digest: string; size?: number; limit?: number }): Promise<{ digest: string; size: number }> {
-    if (expect.size !== undefined) await this.admit(name, expect.digest, expect.size);
-    return this.blobs.put(source, { ...expect, afterCommit: (size) => this.meta.linkBlob(name, expect.digest, size, this.quotaOf(name)) });
+    return this.releasingRefused(name, async () => {
+      if (expect.size !== undefined) await this.admit(name, expect.digest, expect.size);
+      return this.blobs.put(source, { ...expect, afterCommit: (size) => this.meta.linkBlob(name, expect.digest, size, this.quotaOf(name)) });
+    });
   }
 
   // ---- quotas --------------------------------------------------------------------------------
@@ -153,6 +164,55 @@ export class RegistryStore {
     const ns = this.quotas.namespaceOf(name);
     const { usedBytes, holds } = await this.meta.namespaceUsage(ns, digest);
     if (!holds) assertWithinQuota(ns, usedBytes, size, limit);
+  }
+
+  /**
+   * A push refused for its quota leaves nothing behind (docs/server.md#quotas). A client pushes
+   * the layers of an image first, each its own upload, then the manifest; the registry cannot tell
+   * which earlier uploads belong to the push refused now, so the refusal releases what no manifest
+   * of `name` holds: open upload sessions of `name` are ended, sessions opened before the refusal
+   * and completing later are refused (in this process), and blob links of `name` that no manifest
+   * of `name` references are removed (their content is left to GC). A concurrent push into the
+   * same repository, while its namespace is at its quota, is refused with it.
+   */
+  async releaseRefusedPush(name: string): Promise<{ sessions: number; unlinked: number }> {
+    this.refusedAt.set(name, Date.now());
+    const sessions = await this.uploads.abandon(name);
+    const referenced = new Set<string>();
+    for await (const m of this.meta.manifestEntries(name)) {
+      referenced.add(m.digest);
+      for (const r of m.link.refs) referenced.add(r);
+    }
+    const orphans: string[] = [];
+    for await (const b of this.meta.blobLinks(name)) if (!referenced.has(b.digest)) orphans.push(b.digest);
+    let unlinked = 0;
+    for (const digest of orphans) {
+      // Under the digest's guard: a manifest PUT that references it either landed (kept) or will
+      // find it unlinked (MANIFEST_BLOB_UNKNOWN).
+      const removed = await this.meta.exclusive(digest, async () => (await this.meta.referencedBy(name, digest)) === undefined && this.meta.unlinkBlob(name, digest));
+      if (removed) unlinked++;
+    }
+    return { sessions, unlinked };
+  }
+
+  /** Runs a push step of `name`; a quota refusal releases the rest of the push before it is rethrown. */
+  private async releasingRefused<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof QuotaExceededError) await this.releaseRefusedPush(name);
+      throw e;
+    }
+  }
+
+  /** A session of a push refused after it started is refused too (its other layers were released). */
+  private async assertNotRefused(name: string, started: string): Promise<void> {
+    const refused = this.refusedAt.get(name);
+    if (refused === undefined || Date.parse(started) > refused) return;
+    const ns = this.quotas.namespaceOf(name);
+    throw new RegistryError('DENIED', `quota exceeded for namespace "${ns}": ${this.quotas.limitOf(ns) ?? 0} bytes (a push into ${name} was refused meanwhile: this upload was part of it, push again)`, {
+      detail: { namespace: ns },
+    });
   }
 
   /**
@@ -219,6 +279,13 @@ export class RegistryStore {
   async deleteTag(name: string, tag: string): Promise<void> {
     if (!(await this.meta.deleteTag(name, tag))) throw new RegistryError('MANIFEST_UNKNOWN', `tag ${tag} is not in repository ${name}`);
     this.tagCache?.delete(ck(name, tag));
+  }
+
+  /** Compare-and-delete (retention): false when the tag is gone or no longer `expect` (pushed again since). */
+  async deleteTagIf(name: string, tag: string, expect: { digest: string; pushed?: number }): Promise<boolean> {
+    const removed = await this.meta.deleteTag(name, tag, expect);
+    this.tagCache?.delete(ck(name, tag));
+    return removed;
   }
 
   // ---- manifests -----------------------------------------------------------------------------
@@ -300,7 +367,7 @@ export class RegistryStore {
     // manifest's digest and of every digest it references, the batch touching each: GC either
     // deleted a referenced blob before (then it is missing here) or sees the touch and keeps it
     // (storage/content-records.ts). A pull-through cache stores a manifest before its blobs.
-    await this.exclusiveAll(checkRefs ? [digest, ...link.refs] : [digest], async () => {
+    await this.releasingRefused(name, () => this.exclusiveAll(checkRefs ? [digest, ...link.refs] : [digest], async () => {
       // distribution-spec/spec.md#push: references must exist, the subject need not.
       const missing: Array<{ digest: string; mediaType: string }> = [];
       const touched = [{ digest, size: bytes.length }];
@@ -337,7 +404,7 @@ export class RegistryStore {
       const notifications = opts.notifications?.({ digest, mediaType: parsed.mediaType, size: bytes.length, tags, references: [...parsed.blobs, ...parsed.manifests] });
       // A pull-through cache is not held to quotas: it stores what its clients pull.
       await this.meta.putManifest({ name, digest, link, tags, touched, ...(referrer ? { referrer } : {}), ...(checkRefs ? this.quotaOf(name) : {}), ...(notifications?.length ? { notifications } : {}) });
-    });
+    }));
     this.linkCache?.set(ck(name, digest), link);
     for (const t of tags) this.tagCache?.set(ck(name, t), digest);
     this.manifestBytes.set(digest, bytes);
@@ -400,7 +467,7 @@ export class RegistryStore {
     parseDigest(digest);
     if (from === undefined) return undefined;
     const link = await this.blobLink(from, digest);
-    if (!link || !(await this.linkIfStored(name, digest, link.size))) return undefined;
+    if (!link || !(await this.releasingRefused(name, () => this.linkIfStored(name, digest, link.size)))) return undefined;
     return link.size;
   }
 

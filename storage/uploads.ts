@@ -27,10 +27,15 @@ export interface ChunkRange {
 
 /** What the store does when a session completes: checks a quota before the bytes are committed, links after. */
 export interface UploadCompletion {
-  /** Throws (QuotaExceededError) when the blob may not be added to the repository; nothing is stored then. */
-  admit(name: string, digest: string, size: number): Promise<void>;
+  /**
+   * Throws (QuotaExceededError, or DENIED for a session of a push refused meanwhile) when the blob
+   * may not be added to the repository; nothing is stored then. `started`: the session's start.
+   */
+  admit(name: string, digest: string, size: number, started: string): Promise<void>;
   /** Links the committed blob into the repository, inside the commit guard. */
-  link(name: string, digest: string, size: number): Promise<void>;
+  link(name: string, digest: string, size: number, started: string): Promise<void>;
+  /** A completion was refused (DENIED): called once the session's lock is released. */
+  refused?(name: string): Promise<void>;
 }
 
 export class UploadSessions {
@@ -89,7 +94,7 @@ export class UploadSessions {
    */
   complete(id: string, name: string, digest: string, final?: { source: ByteSource; range?: ChunkRange; limit?: number }): Promise<{ digest: string; size: number }> {
     const expected = parseDigest(digest);
-    return this.locked(id, async () => {
+    const done = this.locked(id, async () => {
       let session = await this.get(id, name);
       return this.lostAsUnknown(session, async () => {
         if (final) session = await this.appendLocked(session, final.source, final.range, final.limit);
@@ -114,8 +119,8 @@ export class UploadSessions {
         // A refused blob (a quota) ends the session with nothing stored; one refused at the link
         // (another push took the room meanwhile) leaves unlinked content, which GC collects.
         try {
-          await this.completion.admit(name, digest, session.offset);
-          await this.driver.finishUpload(id, session.driver ?? {}, session.offset, digest, { afterCommit: (size) => this.completion.link(name, digest, size) });
+          await this.completion.admit(name, digest, session.offset, session.started);
+          await this.driver.finishUpload(id, session.driver ?? {}, session.offset, digest, { afterCommit: (size) => this.completion.link(name, digest, size, session.started) });
         } catch (e) {
           if ((e as { code?: unknown }).code === 'DENIED') await this.remove(session);
           throw e;
@@ -125,6 +130,27 @@ export class UploadSessions {
         return { digest, size: session.offset };
       });
     });
+    if (!this.completion.refused) return done;
+    // The rest of a refused push is released outside the session's lock (it cancels sessions).
+    return done.catch(async (e: unknown) => {
+      if ((e as { code?: unknown }).code === 'DENIED') await this.completion.refused!(name);
+      throw e;
+    });
+  }
+
+  /**
+   * Ends every open session of repository `name` without waiting for requests on them (a push
+   * refused for its quota): a PATCH or PUT still running then fails, finding its session gone.
+   */
+  async abandon(name: string): Promise<number> {
+    const ids: Array<[string, UploadRecord]> = [];
+    for await (const [id, record] of this.meta.listUploads()) if (record.name === name) ids.push([id, record]);
+    for (const [id, record] of ids) {
+      await this.meta.deleteUpload(id);
+      this.running.delete(id);
+      await this.driver.abortUpload(id, record.driver ?? {}).catch(() => undefined);
+    }
+    return ids.length;
   }
 
   cancel(id: string, name: string): Promise<void> {

@@ -2,6 +2,7 @@
 // imports nothing: with metrics off (the default) the app holds `undefined` instead of an
 // observer, prom-client is never loaded, and each call site costs one `?.` on undefined.
 import type { GcResult } from '../../storage/gc.js';
+import type { RetentionResult } from '../../storage/retention.js';
 
 /** Pull-through mirror events (server/proxy/mirror.ts): passed in, so the mirror knows no metrics library. */
 export interface MirrorHooks {
@@ -43,6 +44,8 @@ export interface ServerObserver {
   authFailure(mode: 'htpasswd' | 'token'): void;
   /** A garbage collection of this process finished. */
   gcDone(r: GcResult): void;
+  /** A retention run of this process finished (before its GC). */
+  retentionDone(r: RetentionResult): void;
   mirror: MirrorHooks;
   notifications: NotificationMetrics;
 }

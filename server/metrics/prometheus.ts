@@ -117,6 +117,37 @@ export async function startMetrics(listen: string, store: RegistryStore, log: Lo
       for (const [endpoint, n] of await readQueues()) this.set({ endpoint }, n);
     },
   });
+  const retentionRuns = new Counter({ name: 'berth_retention_runs_total', help: 'Retention runs of this process (each before a garbage collection)', registers: [registry] });
+  const retentionTags = new Counter({ name: 'berth_retention_removed_tags_total', help: 'Tags removed by retention rules', registers: [registry] });
+  const retentionManifests = new Counter({ name: 'berth_retention_removed_manifests_total', help: 'Manifests removed by retention rules', registers: [registry] });
+  const retentionBlobs = new Counter({ name: 'berth_retention_unlinked_blobs_total', help: 'Blob links removed with the manifests retention removed (content freed by the GC that follows)', registers: [registry] });
+  // Namespace usage: the metadata's counters (storage/quota.ts), read when scraped, one read of
+  // them all (shared by the two gauges of one scrape); every replica reports the same values.
+  let usageRead: { at: number; read: ReturnType<RegistryStore['quotaUsage']> } | undefined;
+  const readUsage = (): ReturnType<RegistryStore['quotaUsage']> => {
+    if (!usageRead || Date.now() - usageRead.at > 1000) usageRead = { at: Date.now(), read: store.quotaUsage() };
+    return usageRead.read;
+  };
+  new Gauge({
+    name: 'berth_namespace_usage_bytes',
+    help: 'Bytes of the distinct blobs and manifests linked into the repositories of each namespace (read from the metadata when scraped)',
+    labelNames: ['namespace'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const u of await readUsage()) this.set({ namespace: u.namespace }, u.usedBytes);
+    },
+  });
+  new Gauge({
+    name: 'berth_namespace_quota_bytes',
+    help: 'Quota of each namespace that has one, in bytes',
+    labelNames: ['namespace'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const u of await readUsage()) if (u.limitBytes !== undefined) this.set({ namespace: u.namespace }, u.limitBytes);
+    },
+  });
   const authFailures = new Counter({ name: 'berth_auth_failures_total', help: 'Credentials given and refused (wrong password, invalid token, refused /token request), by auth mode', labelNames: ['mode'] as const, registers: [registry] });
 
   // Stored content: one listing of the blob store, each blob's size from its content record in
@@ -158,6 +189,12 @@ export async function startMetrics(listen: string, store: RegistryStore, log: Lo
       gcRemoved.inc(r.removed);
       gcFreed.inc(r.freedBytes);
       void countStored();
+    },
+    retentionDone(r) {
+      retentionRuns.inc();
+      retentionTags.inc(r.removedTags);
+      retentionManifests.inc(r.removedManifests);
+      retentionBlobs.inc(r.unlinkedBlobs);
     },
     mirror: {
       hit: (kind) => mirrorHits.inc({ kind }),

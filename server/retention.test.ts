@@ -1,0 +1,284 @@
+// Retention (docs/server.md#retention) against real registries: 1 000 tags in one repository
+// pushed over HTTP, `berth serve retention --dry-run` and the real run as child processes on the
+// same data folder (their lists compared), what is left pulled by a restarted registry; untagged
+// manifests aged out with index children and referrers of kept manifests kept; the registry's
+// own run before its GC (SIGUSR2's path), its log and metrics, and compare-and-delete.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { pino } from 'pino';
+import { Writable } from 'node:stream';
+import { startTestRegistry, type TestRegistry } from './testing.js';
+import { applyRetention, applyRepositoryPlan, planRepository, RetentionPolicy } from '../storage/retention.js';
+
+const run = promisify(execFile);
+const BERTH = fileURLToPath(new URL('../bin/berth.js', import.meta.url));
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+
+const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+async function pushBlob(base: string, repo: string, bytes: Buffer): Promise<{ digest: string; size: number }> {
+  const digest = sha(bytes);
+  const res = await fetch(`${base}/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: new Uint8Array(bytes), headers: { 'Content-Type': 'application/octet-stream' } });
+  assert.equal(res.status, 201, `blob push: ${await res.text()}`);
+  return { digest, size: bytes.length };
+}
+
+async function putManifest(base: string, repo: string, ref: string, body: object, mediaType = OCI_MANIFEST): Promise<{ digest: string; size: number; mediaType: string }> {
+  const bytes = Buffer.from(JSON.stringify(body));
+  const res = await fetch(`${base}/v2/${repo}/manifests/${ref}`, { method: 'PUT', body: new Uint8Array(bytes), headers: { 'Content-Type': mediaType } });
+  assert.equal(res.status, 201, `manifest push: ${await res.text()}`);
+  return { digest: sha(bytes), size: bytes.length, mediaType };
+}
+
+/** An image of its own config and layer (a few hundred random bytes each), under `ref` (a tag or its digest). */
+async function pushImage(base: string, repo: string, ref: string | undefined, extra: { subject?: { digest: string; size: number; mediaType: string }; artifactType?: string } = {}) {
+  const config = await pushBlob(base, repo, Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', nonce: randomBytes(8).toString('hex') })));
+  const layer = await pushBlob(base, repo, randomBytes(300));
+  const body: Record<string, unknown> = {
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    config: { mediaType: extra.artifactType ?? 'application/vnd.oci.image.config.v1+json', ...config },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...layer }],
+    ...(extra.subject ? { subject: extra.subject } : {}),
+  };
+  const bytes = Buffer.from(JSON.stringify(body));
+  const m = await putManifest(base, repo, ref ?? sha(bytes), body);
+  return { ...m, config: config.digest, layer: layer.digest };
+}
+
+async function pushIndex(base: string, repo: string, ref: string | undefined, children: Array<{ digest: string; size: number; mediaType: string }>) {
+  const body = { schemaVersion: 2, mediaType: OCI_INDEX, manifests: children.map((c, i) => ({ ...c, platform: { architecture: i === 0 ? 'amd64' : 'arm64', os: 'linux' } })) };
+  const bytes = Buffer.from(JSON.stringify(body));
+  return putManifest(base, repo, ref ?? sha(bytes), body, OCI_INDEX);
+}
+
+async function status(url: string, method = 'GET'): Promise<number> {
+  const res = await fetch(url, { method, headers: { Accept: `${OCI_MANIFEST}, ${OCI_INDEX}` } });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+/** Waits until the clock moves past the last push, so every tag has its own push time. */
+async function nextMillisecond(): Promise<void> {
+  const t = Date.now();
+  while (Date.now() === t) await new Promise((r) => setImmediate(r));
+}
+
+async function berth(args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return run(process.execPath, [BERTH, ...args], { maxBuffer: 64 << 20 });
+}
+
+type Removal = { what: 'tag' | 'manifest'; repository: string; tag?: string; digest: string; reason?: string };
+
+function removals(stdout: string): { items: Removal[]; summary: { removedTags: number; removedManifests: number; unlinkedBlobs: number; skipped: number; dryRun: boolean }; gc?: { removed: number } } {
+  const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const last = lines.pop() as { summary: never; gc?: never };
+  return { items: lines as unknown as Removal[], summary: last.summary, ...(last.gc ? { gc: last.gc } : {}) };
+}
+
+const key = (r: Removal) => (r.what === 'tag' ? `tag ${r.repository}:${r.tag} ${r.digest}` : `manifest ${r.repository}@${r.digest}`);
+
+describe('retention: 1 000 tags in one repository, berth serve retention --dry-run and the real run', { timeout: 300_000 }, () => {
+  let work: string;
+  let data: string;
+  let configFile: string;
+  let reg: TestRegistry | undefined;
+  const tags: Array<{ tag: string; digest: string; layer: string; config: string }> = [];
+  let multi: { digest: string; children: string[] };
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), 'berth-retention-'));
+    data = join(work, 'data');
+    configFile = join(work, 'berth.yaml');
+    await writeFile(
+      configFile,
+      [
+        'gc:',
+        '  graceMinutes: 0',
+        'retention:',
+        '  - repositories: "big/*"',
+        '    keepNewest: 10',
+        '    keepTags: ["release-[0-9]+", "stable"]',
+        '',
+      ].join('\n'),
+    );
+    reg = await startTestRegistry({ data, gc: { intervalHours: 0, graceMinutes: 0 } });
+    const base = reg.url;
+    // An index early in the history, its children untagged: it goes, and they with it.
+    const c1 = await pushImage(base, 'big/app', undefined);
+    const c2 = await pushImage(base, 'big/app', undefined);
+    const idx = await pushIndex(base, 'big/app', 'multi', [c1, c2]);
+    multi = { digest: idx.digest, children: [c1.digest, c2.digest] };
+    await nextMillisecond();
+    for (let i = 0; i < 1000; i++) {
+      const tag = i % 100 === 50 ? `release-${i}` : `t${String(i).padStart(4, '0')}`;
+      const m = await pushImage(base, 'big/app', tag);
+      tags.push({ tag, digest: m.digest, layer: m.layer, config: m.config });
+      await nextMillisecond();
+    }
+    // Another repository, not under the rule: untouched.
+    await pushImage(base, 'other/app', 'old');
+    await reg.close();
+    reg = undefined;
+  });
+
+  after(async () => {
+    await reg?.close();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('the dry run lists exactly what the real run removes; newest 10 and the pattern are kept; the index goes with its children', async () => {
+    const dry = removals((await berth(['serve', 'retention', '--dry-run', '--format', 'json', '--data', data, '--config', configFile])).stdout);
+    assert.equal(dry.summary.dryRun, true);
+    const keptTags = new Set([...tags.slice(-10).map((t) => t.tag), ...tags.filter((t) => t.tag.startsWith('release-')).map((t) => t.tag)]);
+    assert.equal(keptTags.size, 20);
+    const expectedTags = tags.filter((t) => !keptTags.has(t.tag));
+    assert.equal(dry.summary.removedTags, expectedTags.length + 1, '980 tags and multi');
+    const dryTags = dry.items.filter((r) => r.what === 'tag');
+    assert.deepEqual(new Set(dryTags.map((r) => r.tag)), new Set([...expectedTags.map((t) => t.tag), 'multi']));
+    const dryManifests = new Set(dry.items.filter((r) => r.what === 'manifest').map((r) => r.digest));
+    assert.deepEqual(dryManifests, new Set([...expectedTags.map((t) => t.digest), multi.digest, ...multi.children]));
+    // The index before its children (they are referenced until it goes).
+    const order = dry.items.filter((r) => r.what === 'manifest').map((r) => r.digest);
+    assert.ok(order.indexOf(multi.digest) < order.indexOf(multi.children[0]!) && order.indexOf(multi.digest) < order.indexOf(multi.children[1]!));
+    assert.equal(dry.items.find((r) => r.what === 'manifest' && r.digest === multi.children[0])?.reason, 'unreferenced');
+    assert.equal(dry.items.find((r) => r.what === 'manifest' && r.digest === tags[0]!.digest)?.reason, 'tags-removed');
+    assert.equal(dry.summary.unlinkedBlobs, 2 * (expectedTags.length + 2), 'config and layer of each removed image');
+
+    // The dry run removed nothing: a second dry run says the same.
+    const again = removals((await berth(['serve', 'retention', '--dry-run', '--format', 'json', '--data', data, '--config', configFile])).stdout);
+    assert.deepEqual(again.items.map(key).sort(), dry.items.map(key).sort());
+
+    const started = Date.now();
+    const real = removals((await berth(['serve', 'retention', '--gc', '--format', 'json', '--data', data, '--config', configFile])).stdout);
+    const seconds = (Date.now() - started) / 1000;
+    assert.equal(real.summary.dryRun, false);
+    assert.equal(real.summary.skipped, 0);
+    assert.deepEqual(real.items.map(key).sort(), dry.items.map(key).sort(), 'the real run removed what the dry run listed');
+    assert.equal(real.summary.unlinkedBlobs, dry.summary.unlinkedBlobs);
+    assert.equal(real.gc?.removed, dry.summary.unlinkedBlobs + dry.summary.removedManifests, 'GC freed the removed manifests and their blobs in the same run');
+    process.stdout.write(`# retention of 1 000 tags: ${real.summary.removedTags} tags, ${real.summary.removedManifests} manifests, ${real.summary.unlinkedBlobs} blob links removed, then GC, in ${seconds.toFixed(1)} s (child process, LevelDB)\n`);
+
+    // A third run finds nothing more to remove.
+    const after = removals((await berth(['serve', 'retention', '--dry-run', '--format', 'json', '--data', data, '--config', configFile])).stdout);
+    assert.equal(after.items.length, 0);
+  });
+
+  it('a restarted registry serves every kept tag whole, and none of the removed ones', async () => {
+    reg = await startTestRegistry({ data, gc: { intervalHours: 0, graceMinutes: 0 } });
+    const base = reg.url;
+    const listed = (await (await fetch(`${base}/v2/big/app/tags/list?n=1000`)).json()) as { tags: string[] };
+    const kept = tags.filter((t) => t.tag.startsWith('release-') || tags.indexOf(t) >= 990);
+    assert.deepEqual(listed.tags.sort(), kept.map((t) => t.tag).sort());
+    for (const t of kept) {
+      assert.equal(await status(`${base}/v2/big/app/manifests/${t.tag}`), 200, t.tag);
+      assert.equal(await status(`${base}/v2/big/app/blobs/${t.layer}`), 200, `${t.tag} layer`);
+      assert.equal(await status(`${base}/v2/big/app/blobs/${t.config}`), 200, `${t.tag} config`);
+    }
+    for (const t of tags.slice(0, 5)) {
+      assert.equal(await status(`${base}/v2/big/app/manifests/${t.tag}`), 404);
+      assert.equal(await status(`${base}/v2/big/app/manifests/${t.digest}`), 404);
+      assert.equal(await status(`${base}/v2/big/app/blobs/${t.layer}`), 404);
+    }
+    assert.equal(await status(`${base}/v2/big/app/manifests/${multi.children[0]}`), 404);
+    assert.equal(await status(`${base}/v2/other/app/manifests/old`), 200, 'a repository under no rule is untouched');
+    // Usage of the namespace went down with the removals: 20 images of ~700 bytes remain.
+    const usage = await reg.store.namespaceUsageOf('big/app');
+    assert.ok(usage.usedBytes > 0 && usage.usedBytes < 20 * 2000, `usage ${usage.usedBytes}`);
+  });
+});
+
+describe('retention: untagged manifests by age, index children and referrers kept, run before the GC of the registry', { timeout: 120_000 }, () => {
+  let reg: TestRegistry;
+  const lines: Array<Record<string, unknown>> = [];
+
+  before(async () => {
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const l of chunk.toString().split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
+        done();
+      },
+    });
+    reg = await startTestRegistry(
+      {
+        gc: { intervalHours: 0, graceMinutes: 0 },
+        metrics: { listen: '127.0.0.1:0' },
+        retention: [{ repositories: 'age/**', untaggedOlderThanMs: 1500 }],
+      },
+      { logger: pino({ level: 'info' }, sink) },
+    );
+  });
+
+  after(async () => {
+    await reg.destroy();
+  });
+
+  it('removes old untagged manifests and referrers of removed subjects; keeps children of a tagged index, referrers of kept manifests and young ones', async () => {
+    const base = reg.url;
+    const old = await pushImage(base, 'age/app', undefined);
+    const oldSig = await pushImage(base, 'age/app', undefined, { subject: old, artifactType: 'application/vnd.example.signature' });
+    const child1 = await pushImage(base, 'age/app', undefined);
+    const child2 = await pushImage(base, 'age/app', undefined);
+    const idx = await pushIndex(base, 'age/app', 'v1', [child1, child2]);
+    const idxSig = await pushImage(base, 'age/app', undefined, { subject: idx, artifactType: 'application/vnd.example.signature' });
+    // An index that is itself untagged and old: it goes, and its child with it.
+    const orphanChild = await pushImage(base, 'age/app', undefined);
+    const orphanIdx = await pushIndex(base, 'age/app', undefined, [orphanChild]);
+    await new Promise((r) => setTimeout(r, 1700));
+    const young = await pushImage(base, 'age/app', undefined);
+
+    // The dry run through the library, as the CLI does it.
+    const planned: string[] = [];
+    const dry = await applyRetention(reg.store, new RetentionPolicy(reg.config.retention!), { dryRun: true, onRemoved: (r) => planned.push(r.digest) });
+    assert.deepEqual(new Set(planned), new Set([old.digest, oldSig.digest, orphanIdx.digest, orphanChild.digest]));
+    assert.equal(dry.removedTags, 0);
+
+    reg.collectGarbage();
+    const deadline = Date.now() + 20_000;
+    while (!lines.some((l) => l.msg === 'garbage collection done') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const removedLogged = lines.filter((l) => l.msg === 'retention removed manifest').map((l) => l.digest);
+    assert.deepEqual(new Set(removedLogged), new Set(planned), 'the log names each removed manifest');
+    const gcLine = lines.find((l) => l.msg === 'garbage collection done')!;
+    assert.ok((gcLine.removed as number) >= 4 + 2 * 3, `GC of the same run freed the removed manifests and their blobs: ${JSON.stringify(gcLine)}`);
+    const order = lines.map((l) => l.msg);
+    assert.ok(order.indexOf('retention done') < order.indexOf('garbage collection done'), 'retention runs before the GC mark');
+
+    for (const d of [old, oldSig, orphanIdx, orphanChild]) assert.equal(await status(`${base}/v2/age/app/manifests/${d.digest}`), 404);
+    for (const d of [idx, child1, child2, idxSig, young]) assert.equal(await status(`${base}/v2/age/app/manifests/${d.digest}`), 200);
+    assert.equal(await status(`${base}/v2/age/app/blobs/${child1.layer}`), 200, 'a kept child keeps its layer');
+    assert.equal(await status(`${base}/v2/age/app/blobs/${old.layer}`), 404, 'a removed manifest releases its layer');
+
+    const metrics = await (await fetch(reg.metricsUrl!)).text();
+    assert.match(metrics, /^berth_retention_removed_manifests_total 4$/m);
+    assert.match(metrics, /^berth_retention_removed_tags_total 0$/m);
+    assert.match(metrics, /^berth_retention_runs_total 1$/m);
+  });
+
+  it('compare-and-delete: a tag pushed again after the scan is kept, and so is its manifest', async () => {
+    const base = reg.url;
+    const a = await pushImage(base, 'age/race', 'a');
+    await nextMillisecond();
+    await pushImage(base, 'age/race', 'b');
+    const policy = new RetentionPolicy([{ repositories: 'age/race', keepNewest: 1 }]);
+    // The plan is made, then `a` is pushed again (same manifest, a new push time) before it is applied.
+    const rule = policy.ruleFor('age/race')!;
+    const plan = await planRepository(reg.store, 'age/race', rule, Date.now());
+    assert.deepEqual(plan.tags.map((t) => t.tag), ['a']);
+    await nextMillisecond();
+    await putManifest(base, 'age/race', 'a', JSON.parse(Buffer.from(await (await fetch(`${base}/v2/age/race/manifests/${a.digest}`, { headers: { Accept: OCI_MANIFEST } })).arrayBuffer()).toString()));
+    // Applying the stale plan: nothing of `a` goes.
+    const result = await applyRepositoryPlan(reg.store, plan);
+    assert.equal(result.removedTags, 0);
+    assert.equal(result.removedManifests, 0);
+    assert.equal(result.skipped, 2);
+    assert.equal(await status(`${base}/v2/age/race/manifests/a`), 200);
+  });
+});
