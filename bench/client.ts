@@ -1,25 +1,36 @@
-// berth push/pull against `skopeo copy` in the same run: a 3-layer image of random bytes
-// (~BENCH_CLIENT_MB MB, default 300) to and from in-process Berth registries on loopback.
+// berth push/pull against `skopeo copy` in the same run, on each Node (issue 13's client targets).
 //   npm run build && node dist/bench/client.js
-// BENCH_ROUNDS rounds (default 3), medians. Cold push: each tool into a fresh registry. Warm push:
-// the same again (every blob is there).
-// Pull: each tool from the registry into an empty destination (berth: a fresh BERTH_ROOT;
-// skopeo: an OCI layout directory).
-import { spawn } from 'node:child_process';
+// The image: busybox plus BENCH_CLIENT_LAYERS layers of random bytes (default 3), BENCH_CLIENT_MIB
+// MiB in all (default 122: issue 13's 4-layer image), built with umoci. The registry:
+// BENCH_REGISTRY=reference (default; Debian's docker-registry, distribution 2.8) or berth (an
+// in-process Berth registry). berth runs on this process's Node and on Node 24 (scripts/node24.sh;
+// BENCH_NODE24=0 to leave it out).
+// BENCH_ROUNDS rounds (default 5), medians and paired ratios (berth / skopeo of the same round).
+// Each round gives every tool its own empty registry; the tools take turns going first; `sync`
+// (untimed) runs before every step so no tool pays in its fsyncs for what another just wrote.
+//   push (cold): from the local store (berth) or the OCI layout (skopeo) into the empty registry.
+//   push (warm): the same again, every blob there.
+//   pull (cold): from the registry into an empty BERTH_ROOT (berth) or OCI layout folder (skopeo).
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startTestRegistry, type TestRegistry } from '../server/testing.js';
-import { buildImage } from '../client/testing/peers.js';
+import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startTestRegistry } from '../server/testing.js';
+import { buildImage, startReferenceRegistry } from '../client/testing/peers.js';
 
 // The `berth` command as users run it (the launcher in bin/, which starts Node on dist/bin/berth.js).
-const BERTH = new URL('../../bin/berth', import.meta.url).pathname;
-const MB = Number(process.env.BENCH_CLIENT_MB ?? 300);
+const BERTH = fileURLToPath(new URL('../../bin/berth', import.meta.url));
+const NODE24 = fileURLToPath(new URL('../../scripts/node24.sh', import.meta.url));
+const MIB = Number(process.env.BENCH_CLIENT_MIB ?? 122);
+const LAYERS = Number(process.env.BENCH_CLIENT_LAYERS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const REGISTRY = process.env.BENCH_REGISTRY ?? 'reference';
 
-function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<number> {
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const start = process.hrtime.bigint();
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('error', reject);
@@ -27,98 +38,128 @@ function run(cmd: string, args: string[], env: Record<string, string> = {}): Pro
   });
 }
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-
-type Op = 'push (cold)' | 'push (warm)' | 'pull (cold)';
-type Tool = 'berth' | 'skopeo';
-
-/** Flushes dirty pages (not timed): without it the second tool of a pair pays, in its own fsyncs,
- * for writing back the hundreds of MB the first one just wrote. */
-const sync = (): Promise<number> => run('sync', []);
+/** Flushes dirty pages (not timed): without it the next tool pays, in its own fsyncs, for writing
+ * back the hundreds of MB the previous one just wrote. */
+const sync = (): Promise<number> => run('sync', [], process.env);
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
+interface Registry {
+  host: string;
+  stop(): Promise<void>;
+}
+
+async function startRegistry(): Promise<Registry> {
+  if (REGISTRY === 'berth') {
+    const r = await startTestRegistry();
+    return { host: new URL(r.url).host, stop: () => r.destroy() };
+  }
+  const r = await startReferenceRegistry();
+  return { host: r.host, stop: () => r.stop() };
+}
+
+type Op = 'push (cold)' | 'push (warm)' | 'pull (cold)';
+const OPS: Op[] = ['push (cold)', 'push (warm)', 'pull (cold)'];
+
+interface Tool {
+  name: string;
+  node?: string;
+  push(host: string): Promise<number>;
+  pull(host: string): Promise<number>;
+}
+
 async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'berth-bench-client-'));
-  const registries: TestRegistry[] = [];
+  const registries: Registry[] = [];
   try {
-    process.stdout.write(`building a 3-layer image of ${MB} MB with umoci…\n`);
-    // busybox plus two random layers; the third layer is most of the bytes.
-    const layout = await buildImage(work, 'bench', { extraLayers: 2, layerBytes: Math.floor((MB * 1e6) / 2) });
+    const layerBytes = Math.floor(((MIB - 1) * 1024 * 1024) / LAYERS);
+    process.stdout.write(`building a ${LAYERS + 1}-layer image of ${MIB} MiB with umoci…\n`);
+    const layout = await buildImage(work, 'bench', { extraLayers: LAYERS, layerBytes });
+    const { NODE_EXTRA_CA_CERTS: _unused, ...base } = process.env;
     const root = join(work, 'berth-root');
-    const env = { BERTH_ROOT: root, BERTH_CONFIG: join(work, 'daemon.json'), HOME: work };
-    await writeFile(env.BERTH_CONFIG, '{}');
+    const env: NodeJS.ProcessEnv = { ...base, BERTH_ROOT: root, BERTH_CONFIG: join(work, 'daemon.json'), HOME: work };
+    await writeFile(env.BERTH_CONFIG!, '{}');
     // berth pushes from its local store: the image is loaded from an OCI archive once (not timed).
     const archive = join(work, 'img.tar');
-    await run('skopeo', ['copy', `oci:${layout}:bench`, `oci-archive:${archive}:bench/img:1`]);
+    await run('skopeo', ['copy', `oci:${layout}:bench`, `oci-archive:${archive}:bench/img:1`], env);
+    await run(BERTH, ['load', '-i', archive], env);
 
-    const times: Record<Op, Record<Tool, number[]>> = {
-      'push (cold)': { berth: [], skopeo: [] },
-      'push (warm)': { berth: [], skopeo: [] },
-      'pull (cold)': { berth: [], skopeo: [] },
-    };
-    for (let round = 0; round < ROUNDS; round++) {
-      // Each round: two empty registries, and the tools take turns going first.
-      const [skReg, beReg] = await Promise.all([startTestRegistry(), startTestRegistry()]);
-      registries.push(skReg, beReg);
-      const sk = new URL(skReg.url).host;
-      const be = new URL(beReg.url).host;
-      await rm(root, { recursive: true, force: true });
-      await run(BERTH, ['load', '-i', archive], env);
-      await run(BERTH, ['tag', 'bench/img:1', `${be}/bench/img:1`], env);
-      const skPullDir = join(work, 'sk-pull');
-      const steps: Record<Op, Record<Tool, () => Promise<number>>> = {
-        'push (cold)': {
-          skopeo: () => run('skopeo', ['copy', '--dest-tls-verify=false', `oci:${layout}:bench`, `docker://${sk}/bench/img:1`]),
-          berth: () => run(BERTH, ['push', `${be}/bench/img:1`], env),
-        },
-        'push (warm)': {
-          skopeo: () => run('skopeo', ['copy', '--dest-tls-verify=false', `oci:${layout}:bench`, `docker://${sk}/bench/img:1`]),
-          berth: () => run(BERTH, ['push', `${be}/bench/img:1`], env),
-        },
-        'pull (cold)': {
-          skopeo: async () => {
-            await rm(skPullDir, { recursive: true, force: true });
-            await mkdir(skPullDir, { recursive: true });
-            await sync();
-            return run('skopeo', ['copy', '--src-tls-verify=false', `docker://${sk}/bench/img:1`, `oci:${skPullDir}:bench`]);
-          },
-          berth: async () => {
-            await rm(root, { recursive: true, force: true });
-            await sync();
-            return run(BERTH, ['pull', `${be}/bench/img:1`], env);
-          },
-        },
-      };
-      const order: Tool[] = round % 2 === 0 ? ['skopeo', 'berth'] : ['berth', 'skopeo'];
-      for (const op of Object.keys(steps) as Op[]) {
-        for (const tool of order) {
+    const skPullDir = join(work, 'sk-pull');
+    const tools: Tool[] = [
+      {
+        name: 'skopeo',
+        push: (host) => run('skopeo', ['copy', '--dest-tls-verify=false', `oci:${layout}:bench`, `docker://${host}/bench/img:1`], env),
+        pull: async (host) => {
+          await rm(skPullDir, { recursive: true, force: true });
+          await mkdir(skPullDir, { recursive: true });
           await sync();
-          times[op][tool].push(await steps[op][tool]());
+          return run('skopeo', ['copy', '--src-tls-verify=false', `docker://${host}/bench/img:1`, `oci:${skPullDir}:bench`], env);
+        },
+      },
+    ];
+    const nodes: Array<{ label: string; env: NodeJS.ProcessEnv }> = [{ label: 'berth', env }];
+    if (process.env.BENCH_NODE24 !== '0') {
+      const dir = spawnSync('sh', [NODE24], { encoding: 'utf8' });
+      if (dir.status === 0) nodes.push({ label: 'berth@24', env: { ...env, PATH: `${dir.stdout.trim()}${delimiter}${env.PATH ?? ''}` } });
+      else process.stdout.write(`(no Node 24: ${dir.stderr.trim()})\n`);
+    }
+    for (const n of nodes) {
+      const version = spawnSync('node', ['--version'], { env: n.env, encoding: 'utf8' }).stdout.trim();
+      const pullRoot = join(work, `pull-${n.label}`);
+      tools.push({
+        name: n.label,
+        node: version,
+        push: async (host) => {
+          await run(BERTH, ['tag', 'bench/img:1', `${host}/bench/img:1`], env);
+          return run(BERTH, ['push', `${host}/bench/img:1`], n.env);
+        },
+        pull: async (host) => {
+          await rm(pullRoot, { recursive: true, force: true });
+          await sync();
+          return run(BERTH, ['pull', `${host}/bench/img:1`], { ...n.env, BERTH_ROOT: pullRoot });
+        },
+      });
+    }
+
+    const times = new Map<string, Record<Op, number[]>>(tools.map((t) => [t.name, { 'push (cold)': [], 'push (warm)': [], 'pull (cold)': [] }]));
+    for (let round = 0; round < ROUNDS; round++) {
+      const regs = await Promise.all(tools.map(() => startRegistry()));
+      registries.push(...regs);
+      const order = tools.map((_, i) => (i + round) % tools.length);
+      for (const op of OPS) {
+        for (const i of order) {
+          const t = tools[i]!;
+          await sync();
+          const host = regs[i]!.host;
+          times.get(t.name)![op].push(await (op === 'pull (cold)' ? t.pull(host) : t.push(host)));
         }
       }
-      await Promise.all([skReg.destroy(), beReg.destroy()]);
+      await Promise.all(regs.map((r) => r.stop()));
       registries.length = 0;
+      process.stdout.write(`round ${round + 1}/${ROUNDS} done\n`);
     }
 
-    process.stdout.write(`\nmedian of ${ROUNDS} rounds (each: fresh registries, tools alternate going first, sync before each step)\n`);
-    process.stdout.write(`${'operation'.padEnd(14)}${'berth s'.padStart(10)}${'skopeo s'.padStart(10)}${'ratio'.padStart(8)}   runs berth | skopeo\n`);
-    const results: Record<string, { berth: number; skopeo: number; runs: Record<Tool, number[]> }> = {};
-    for (const [op, r] of Object.entries(times)) {
-      const b = median(r.berth);
-      const k = median(r.skopeo);
-      results[op] = { berth: b, skopeo: k, runs: r };
-      const runs = `${r.berth.map((x) => x.toFixed(2)).join(' ')} | ${r.skopeo.map((x) => x.toFixed(2)).join(' ')}`;
-      process.stdout.write(`${op.padEnd(14)}${b.toFixed(2).padStart(10)}${k.toFixed(2).padStart(10)}${(b / k).toFixed(2).padStart(8)}   ${runs}\n`);
+    const sk = times.get('skopeo')!;
+    const results: Record<string, unknown> = {};
+    process.stdout.write(`\n${REGISTRY === 'berth' ? 'Berth registry' : "Debian's docker-registry"}, ${MIB} MiB in ${LAYERS + 1} layers; median of ${ROUNDS} rounds (each: fresh registries, tools rotate going first, sync before each step)\n`);
+    process.stdout.write(`${'operation'.padEnd(14)}${'tool'.padEnd(22)}${'s'.padStart(7)}${'skopeo s'.padStart(10)}${'ratio'.padStart(8)}   runs\n`);
+    for (const op of OPS) {
+      for (const t of tools.slice(1)) {
+        const r = times.get(t.name)![op];
+        const ratios = r.map((x, k) => x / sk[op][k]!);
+        const label = `${t.name} (${t.node})`;
+        results[`${op} ${label}`] = { berth: median(r), skopeo: median(sk[op]), ratio: median(ratios), runs: r, skopeoRuns: sk[op] };
+        process.stdout.write(`${op.padEnd(14)}${label.padEnd(22)}${median(r).toFixed(3).padStart(7)}${median(sk[op]).toFixed(3).padStart(10)}${median(ratios).toFixed(2).padStart(8)}   ${r.map((x) => x.toFixed(2)).join(' ')} | ${sk[op].map((x) => x.toFixed(2)).join(' ')}\n`);
+      }
     }
-    const out = new URL('./results/', import.meta.url.replace('/dist/bench/', '/bench/')).pathname;
+    const out = fileURLToPath(new URL('./results/', import.meta.url.replace('/dist/bench/', '/bench/')));
     await mkdir(out, { recursive: true });
-    await writeFile(join(out, `client-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ mb: MB, rounds: ROUNDS, results }, null, 2));
+    await writeFile(join(out, `client-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ registry: REGISTRY, mib: MIB, layers: LAYERS + 1, rounds: ROUNDS, results }, null, 2));
   } finally {
-    await Promise.all(registries.map((r) => r.destroy()));
+    await Promise.all(registries.map((r) => r.stop()));
     await rm(work, { recursive: true, force: true });
   }
 }
