@@ -21,6 +21,7 @@ const VERBS: Record<string, { summary: string; load: () => Promise<VerbModule> }
   save: { summary: 'Save images to a tar archive (docker-archive or OCI layout)', load: () => import('../client/cli/save.js') },
   load: { summary: 'Load images from a tar archive', load: () => import('../client/cli/load.js') },
   import: { summary: 'Create an image from a rootfs tarball', load: () => import('../client/cli/import.js') },
+  build: { summary: 'Build an image from a Dockerfile', load: () => import('../build/cli.js') },
   run: { summary: 'Create and run a new container from an image', load: () => import('../runtime/cli-run.js') },
   exec: { summary: 'Run a command in a running container', load: () => import('../runtime/cli-exec.js') },
   ps: { summary: 'List containers', load: () => verb('ps') },

@@ -15,8 +15,8 @@ export type { BuiltLayer, LayerEntry, RootfsView, Vars };
 
 /** The files a build may read: a folder, or a tar from stdin unpacked to one (build/context.ts). */
 export interface ContextSource {
-  /** The context's root on the host; every read stays under it. */
-  readonly dir: string;
+  /** The context's root on the host (every read stays under it); undefined for a Dockerfile alone on stdin. */
+  readonly dir: string | undefined;
 }
 
 export interface CopyStep {

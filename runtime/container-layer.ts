@@ -45,3 +45,49 @@ export async function* containerChanges(config: ContainerConfig): AsyncGenerator
   }
   yield* walk('');
 }
+
+/** One change as a layer tar entry (`berth build` packs RUN's changes from these). */
+export interface ChangeEntry {
+  /** Path inside the container without the leading '/'. */
+  path: string;
+  type: 'file' | 'directory' | 'symlink' | 'whiteout' | 'opaque';
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: Date;
+  size: number;
+  linkname?: string;
+  /** Where the content is on the host (the upper dir). */
+  hostPath: string;
+  /** A directory also in the image, with the same mode and owner: changed only by what is under it (or by mount points). */
+  sameAsLower?: boolean;
+}
+
+/**
+ * The container's changes as layer entries, parents before children: deletions as whiteouts,
+ * an overlay-opaque directory followed by its opaque marker (image-spec/layer.md "Whiteouts").
+ * Sockets, FIFOs and devices made inside a container are not carried into images.
+ */
+export async function* changeEntries(config: ContainerConfig): AsyncGenerator<ChangeEntry> {
+  const [{ readlink }, { getXattr }] = await Promise.all([import('node:fs/promises'), import('../native/index.js')]);
+  for await (const c of containerChanges(config)) {
+    const st = c.stat;
+    const common = { path: c.path.slice(1), uid: st.uid, gid: st.gid, mode: st.mode & 0o7777, mtime: st.mtime, size: 0, hostPath: c.hostPath };
+    if (c.kind === 'D') yield { ...common, type: 'whiteout' };
+    else if (st.isDirectory()) {
+      const lower = c.kind === 'C' ? await lowerStat(config, c.path) : undefined;
+      const same = lower !== undefined && lower.isDirectory() && lower.mode === st.mode && lower.uid === st.uid && lower.gid === st.gid;
+      yield { ...common, type: 'directory', ...(same ? { sameAsLower: true } : {}) };
+      if (getXattr(c.hostPath, 'trusted.overlay.opaque')?.toString() === 'y') yield { ...common, type: 'opaque' };
+    } else if (st.isSymbolicLink()) yield { ...common, type: 'symlink', linkname: await readlink(c.hostPath) };
+    else if (st.isFile()) yield { ...common, type: 'file', size: st.size };
+  }
+}
+
+async function lowerStat(config: ContainerConfig, path: string): Promise<Stats | undefined> {
+  for (const lower of config.helper.lower) {
+    const st = await lstat(join(lower, path)).catch(() => undefined);
+    if (st) return st;
+  }
+  return undefined;
+}

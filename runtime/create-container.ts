@@ -7,6 +7,7 @@ import { cgroupsFor, type Limits } from './cgroups.js';
 import type { resolveConfinement } from './confinement.js';
 import { ContainerStore, newContainerId, ZERO_TIME, type ContainerConfig, type HelperConfig } from './container-store.js';
 import { resolveImage } from './image-sources.js';
+import type { ResolvedImage } from './image-source.js';
 import { formatPlatform, hostPlatform, platformMatches } from '../client/platform.js';
 import type { Platform } from '../oci/manifest.js';
 import { digestOf } from '../oci/digest.js';
@@ -43,6 +44,8 @@ export interface RunOptions extends ProcessOverrides {
   limits: Limits;
   /** --privileged, --cap-add/--cap-drop, --security-opt, resolved (confinement.ts). */
   security: ReturnType<typeof resolveConfinement>;
+  /** The image, already resolved (berth build's RUN: the image being built); `image` then only names it. */
+  resolvedImage?: ResolvedImage;
 }
 
 export interface VolumeSpec {
@@ -120,7 +123,7 @@ export async function createContainer(layout: RuntimeLayout, store: ContainerSto
       if (!mounts.some((x) => x.target === m.target)) mounts.push({ source: m.source, target: m.target, readonly: m.readonly || readonly });
     }
   }
-  const image = await resolveImage(o.image, o.platform ? { platform: o.platform } : {});
+  const image = o.resolvedImage ?? (await resolveImage(o.image, o.platform ? { platform: o.platform } : {}));
   // The os/arch[/variant] the image config declares, '' when it declares none.
   const imagePlatform = image.config.os && image.config.architecture ? formatPlatform({ os: image.config.os, architecture: image.config.architecture, ...(image.config.variant ? { variant: image.config.variant } : {}) }) : '';
   // docker's warning (the image still runs; an emulator registered with binfmt_misc may run it).

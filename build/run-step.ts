@@ -1,0 +1,120 @@
+// RUN: the command runs in a container of berth's own runtime (runtime/create-container.ts,
+// lifecycle.ts: overlay of the image's layers so far, namespaces, cgroups, the chosen network),
+// and the changes of its writable layer (runtime/container-layer.ts) become the step's layer.
+// The container is removed whatever happens: a failed RUN leaves no half layer behind.
+import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Writable } from 'node:stream';
+import type { LocalImageStore } from '../client/store/image-store.js';
+import type { Image, ImageConfig } from '../oci/image.js';
+import type { ResolvedImage } from '../runtime/image-source.js';
+import type { ChangeEntry } from '../runtime/container-layer.js';
+import { writeLayer, type BuiltLayer } from './layer-writer.js';
+
+export interface RunStepOptions {
+  /** The image so far (layers in the store, config as built up to this step). */
+  image: Image;
+  config: ImageConfig;
+  imageId: string;
+  /** argv of the process (shell form already wrapped in the stage's SHELL). */
+  args: string[];
+  /** ARG values visible to the command (ENV of the image wins over them). */
+  argEnv: string[];
+  network: 'none' | 'host' | 'bridge';
+  /** Host dirs to mount: cache mounts (rw, persistent) and bind mounts (ro unless rw). */
+  mounts: { source: string; target: string; readonly: boolean }[];
+  /** Where the command's output goes as it runs. */
+  output: Writable;
+  store: LocalImageStore;
+}
+
+export class RunFailed extends Error {
+  constructor(
+    readonly command: string,
+    readonly code: number,
+  ) {
+    super(`The command '${command}' returned a non-zero code: ${code}`);
+  }
+}
+
+/** Runs the step; returns its layer (undefined when it changed nothing). */
+export async function runStep(o: RunStepOptions, onStart: (containerId: string) => void): Promise<BuiltLayer | undefined> {
+  const [{ createContainer }, { ContainerStore }, { RuntimeLayout }, { startContainer, awaitExit }, { resolveConfinement }, { changeEntries }, { createReadStream }] = await Promise.all([
+    import('../runtime/create-container.js'),
+    import('../runtime/container-store.js'),
+    import('../runtime/runtime-layout.js'),
+    import('../runtime/lifecycle.js'),
+    import('../runtime/confinement.js'),
+    import('../runtime/container-layer.js'),
+    import('node:fs'),
+  ]);
+  const layout = new RuntimeLayout(o.store.root);
+  const containers = new ContainerStore(layout);
+  const resolved: ResolvedImage = { id: o.imageId, image: o.image, config: o.config };
+  const run = o.config.config ?? {};
+  // The ARGs first: the image's ENV of the same name wins (docker's precedence).
+  const envNames = new Set((run.Env ?? []).map((e) => e.slice(0, e.indexOf('='))));
+  const config = await createContainer(layout, containers, {
+    image: o.imageId,
+    resolvedImage: { ...resolved, config: { ...o.config, config: { ...run, Entrypoint: null, Cmd: null } } },
+    cmd: o.args,
+    entrypoint: '',
+    env: o.argEnv.filter((e) => !envNames.has(e.slice(0, e.indexOf('=')))),
+    ...(run.WorkingDir ? { workdir: run.WorkingDir } : {}),
+    user: run.User ?? '',
+    autoRemove: false,
+    detach: false,
+    interactive: false,
+    tty: false,
+    volumes: o.mounts.map((m) => `${m.source}:${m.target}${m.readonly ? ':ro' : ''}`),
+    publish: [],
+    readOnly: false,
+    init: false,
+    network: o.network,
+    limits: {},
+    security: resolveConfinement({ privileged: false, capAdd: [], capDrop: [], securityOpt: [] }),
+  });
+  onStart(config.Id);
+  try {
+    let copied: Promise<unknown> = Promise.resolve();
+    const started = await startContainer(containers, config, ['ignore', 'pipe', 'pipe'], (l) => {
+      const pipeOut = (s: NodeJS.ReadableStream) =>
+        new Promise<void>((resolve) => {
+          s.on('data', (d: Buffer) => o.output.write(d));
+          s.on('end', resolve);
+          s.on('error', () => resolve());
+        });
+      copied = Promise.all([pipeOut(l.child!.stdout!), pipeOut(l.child!.stderr!)]);
+    });
+    const code = await awaitExit(containers, config, started);
+    await copied;
+    if (code !== 0) throw new RunFailed(o.args.join(' '), code);
+    return await writeLayer(
+      o.store,
+      (async function* () {
+        // A directory of the image that only got mount points (/etc for /etc/hosts) or nothing
+        // under it is no change: held back until something under it is one.
+        const held: ChangeEntry[] = [];
+        for await (const e of changeEntries(config)) {
+          while (held.length > 0 && !e.path.startsWith(`${held[held.length - 1]!.path}/`)) held.pop();
+          if (e.type === 'directory' && e.sameAsLower) {
+            held.push(e);
+            continue;
+          }
+          for (const h of held.splice(0)) yield h;
+          yield { ...e, ...(e.type === 'file' && e.size > 0 ? { open: () => createReadStream(e.hostPath) } : {}) };
+        }
+      })(),
+    );
+  } finally {
+    await containers.remove(config.Id);
+  }
+}
+
+/** A rw bind mount's source, copied so the command's writes are thrown away (BuildKit's rw binds). */
+export async function scratchCopy(source: string, tmpRoot: string): Promise<{ dir: string; release(): Promise<void> }> {
+  await mkdir(tmpRoot, { recursive: true });
+  const dir = await mkdtemp(join(tmpRoot, 'bind-'));
+  await cp(source, join(dir, 'data'), { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+  return { dir: join(dir, 'data'), release: () => rm(dir, { recursive: true, force: true }) };
+}
