@@ -1,0 +1,274 @@
+// `berth build` end to end, as root for real: RUN steps in berth's runtime, the image in the
+// local store, then `berth run`, `images`, `history`, `save`, `push` on it. Offline: the base
+// image is made from busybox-static (runtime/test-images.ts) and put in the store.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { buildImage, busyboxLayer } from '../runtime/test-images.js';
+import { startTestRegistry, type TestRegistry } from '../server/testing.js';
+
+const BERTH = fileURLToPath(new URL('../bin/berth.js', import.meta.url));
+const isRoot = process.getuid?.() === 0;
+// The verb reads its context through build/context.ts, written alongside (issue 12's second half).
+const hasContext = existsSync(fileURLToPath(new URL('./context.js', import.meta.url)));
+
+let dir: string;
+let root: string;
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function berth(args: string[], opts: { env?: Record<string, string>; cwd?: string; input?: string } = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BERTH, ...args], { env: { ...process.env, BERTH_ROOT: root, ...opts.env }, cwd: opts.cwd ?? dir, stdio: [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    if (opts.input !== undefined) child.stdin!.end(opts.input);
+  });
+}
+
+/** A context folder with a Dockerfile (and files); returns its path. */
+async function context(name: string, dockerfile: string, files: Record<string, string> = {}): Promise<string> {
+  const ctx = join(dir, name);
+  await mkdir(ctx, { recursive: true });
+  await writeFile(join(ctx, 'Dockerfile'), dockerfile);
+  for (const [f, content] of Object.entries(files)) await writeFile(join(ctx, f), content);
+  return ctx;
+}
+
+async function buildOk(args: string[], opts: { env?: Record<string, string> } = {}): Promise<Result> {
+  const r = await berth(['build', '--progress', 'plain', ...args], opts);
+  assert.equal(r.code, 0, `berth build ${args.join(' ')}\n${r.stdout}\n${r.stderr}`);
+  return r;
+}
+
+const run = async (...args: string[]) => {
+  const r = await berth(['run', '--rm', ...args]);
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout;
+};
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const { port } = srv.address() as AddressInfo;
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
+}
+
+describe('berth build', { skip: (!isRoot && 'needs root (namespaces, overlayfs, cgroups)') || (!hasContext && 'build/context.ts is not there yet') }, () => {
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'berth-build-'));
+    root = join(dir, 'root');
+    const layout = join(dir, 'layout');
+    await buildImage(layout, 'busybox', [busyboxLayer()], { Cmd: ['sh'] });
+    // The base in the local store under a name, as a pulled image would be.
+    const { resolve } = await import('../client/image/resolve.js');
+    const { LocalImageStore } = await import('../client/store/image-store.js');
+    const { StoreSink } = await import('../client/image/store-image.js');
+    const { copy } = await import('../client/image/copy.js');
+    const { parseReference } = await import('../oci/reference.js');
+    const base = await resolve(`oci:${layout}:busybox`);
+    const sink = new StoreSink(await LocalImageStore.open(root));
+    await copy(base.image, sink);
+    await sink.commit([base.image], [parseReference('busybox:latest')], base.image.digest);
+  });
+  after(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('RUN writes a web page into the image; berth run -p serves it', async () => {
+    const ctx = await context('web', ['FROM busybox', 'RUN mkdir -p /www && echo "<h1>built by berth</h1>" > /www/index.html', 'EXPOSE 80', 'CMD ["httpd", "-f", "-p", "80", "-h", "/www"]', ''].join('\n'));
+    const r = await buildOk(['-t', 'web:1', ctx]);
+    assert.match(r.stdout, /^Step 1\/4 : FROM busybox\n/);
+    assert.match(r.stdout, /Step 2\/4 : RUN mkdir -p \/www/);
+    assert.match(r.stdout, / ---> Running in [0-9a-f]{12}\n/);
+    assert.match(r.stdout, /Successfully built [0-9a-f]{12}\nSuccessfully tagged web:1\n$/);
+    const port = await freePort();
+    const started = await berth(['run', '-d', '--name', 'web1', '-p', `127.0.0.1:${port}:80`, 'web:1']);
+    assert.equal(started.code, 0, started.stderr);
+    try {
+      let body = '';
+      for (let i = 0; i < 50 && !body; i++) {
+        body = await fetch(`http://127.0.0.1:${port}/`).then((res) => res.text(), () => '');
+        if (!body) await new Promise((res) => setTimeout(res, 100));
+      }
+      assert.equal(body, '<h1>built by berth</h1>\n');
+    } finally {
+      await berth(['rm', '-f', 'web1']);
+    }
+    const config = JSON.parse((await berth(['image', 'inspect', 'web:1'])).stdout) as Array<{ Config: { ExposedPorts: object; Cmd: string[] } }>;
+    assert.deepEqual(config[0]!.Config.ExposedPorts, { '80/tcp': {} });
+  });
+
+  test('ARG and ENV substitution, --build-arg, USER and WORKDIR as berth run sees them', async () => {
+    const ctx = await context(
+      'vars',
+      [
+        'ARG BASE=busybox',
+        'FROM ${BASE}',
+        'ARG WHO=nobody',
+        'ARG UNSET',
+        'ENV GREETING="hello ${WHO}" ALT=${UNSET:-fallback} PLUS=${WHO:+set} NONE=${UNSET:+x}',
+        'ENV DIR=/srv',
+        'WORKDIR $DIR',
+        'WORKDIR app',
+        'USER app',
+        'RUN echo "$GREETING $ALT $PLUS [$NONE] $WHO" > note && id -u > uid',
+        '',
+      ].join('\n'),
+    );
+    await buildOk(['-t', 'vars', '--build-arg', 'WHO=berth', ctx]);
+    assert.equal(await run('vars', 'sh', '-c', 'pwd; id -un; cat note uid; echo "$GREETING|$WHO"'), '/srv/app\napp\nhello berth fallback set [] berth\n1000\nhello berth|\n');
+    const hist = await berth(['history', '--no-trunc', 'vars']);
+    assert.match(hist.stdout, /\|1 WHO=berth \/bin\/sh -c echo "\$GREETING/);
+    assert.match(hist.stdout, /\/bin\/sh -c #\(nop\)\s+USER app/);
+  });
+
+  test('a file deleted in a later step is absent from the image (a whiteout in its layer)', async () => {
+    const ctx = await context('delete', ['FROM busybox', 'RUN mkdir /data && echo secret > /data/key && echo keep > /data/keep', 'RUN rm /data/key', ''].join('\n'));
+    await buildOk(['-t', 'deleted', ctx]);
+    assert.equal(await run('deleted', 'ls', '/data'), 'keep\n');
+    const save = await berth(['save', '-o', join(dir, 'deleted.tar'), 'deleted']);
+    assert.equal(save.code, 0, save.stderr);
+    const { execFileSync } = await import('node:child_process');
+    const listing = execFileSync('sh', ['-c', `mkdir -p ${dir}/deleted && tar -xf ${dir}/deleted.tar -C ${dir}/deleted && for l in $(find ${dir}/deleted -type f -size +0 | grep -v json); do tar -tzf $l 2>/dev/null || tar -tf $l 2>/dev/null; done`]).toString();
+    assert.match(listing, /^data\/\.wh\.key$/m);
+  });
+
+  test('RUN heredocs: a script alone, with a shebang, and a command reading one', async () => {
+    const ctx = await context(
+      'heredoc',
+      ['FROM busybox', 'RUN <<EOF', 'echo one > /one', 'echo two >> /one', 'EOF', 'RUN <<EOT', '#!/bin/sh', 'echo "shebang $0" > /two', 'EOT', 'RUN cat > /three <<"EOF"', 'literal $HOME', 'EOF', ''].join('\n'),
+    );
+    await buildOk(['-t', 'heredoc', ctx]);
+    assert.equal(await run('heredoc', 'cat', '/one', '/three'), 'one\ntwo\nliteral $HOME\n');
+    assert.match(await run('heredoc', 'cat', '/two'), /^shebang /);
+  });
+
+  test('multi-stage: --target builds only the stages it needs', async () => {
+    const ctx = await context(
+      'stages',
+      ['FROM busybox AS base', 'RUN echo base > /base', 'FROM base AS broken', 'RUN exit 3', 'FROM base AS app', 'RUN cat /base > /app', 'FROM app', 'RUN exit 4', ''].join('\n'),
+    );
+    const r = await buildOk(['-t', 'staged', '--target', 'app', ctx]);
+    assert.doesNotMatch(r.stdout, /exit 3|exit 4/);
+    assert.match(r.stdout, /Step 4\/4 : RUN cat \/base > \/app/);
+    assert.equal(await run('staged', 'cat', '/app'), 'base\n');
+    const missing = await berth(['build', '--target', 'nope', ctx]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /target stage "nope" could not be found/);
+  });
+
+  test('cache: the second build runs no RUN; --no-cache runs them; a cache mount survives between builds', async () => {
+    const df = ['FROM busybox', 'RUN --mount=type=cache,target=/cache,id=counter echo run >> /cache/runs && wc -l < /cache/runs > /count', 'CMD ["cat", "/count"]', ''].join('\n');
+    const ctx = await context('cached', df);
+    const runs = join(root, 'build', 'mounts', createHash('sha256').update('counter').digest('hex'), 'runs');
+    const first = await buildOk(['-t', 'cached', ctx]);
+    assert.equal(readFileSync(runs, 'utf8'), 'run\n');
+    const second = await buildOk(['-t', 'cached', ctx]);
+    assert.equal(readFileSync(runs, 'utf8'), 'run\n', 'the RUN did not run again');
+    assert.match(second.stdout, /Step 2\/3 : RUN[^\n]*\n ---> Using cache\n/);
+    const id = (r: Result) => /Successfully built ([0-9a-f]{12})/.exec(r.stdout)?.[1];
+    assert.equal(id(second), id(first), 'a fully cached build gives the same image');
+    await buildOk(['-t', 'cached', '--no-cache', ctx]);
+    assert.equal(readFileSync(runs, 'utf8'), 'run\nrun\n');
+    assert.equal(await run('cached'), '2\n', 'the cache folder kept the first build\'s line');
+    assert.equal(await run('cached', 'sh', '-c', 'ls -A /cache 2>/dev/null; true'), '', 'what the cache mount held is not in the image');
+  });
+
+  test('-q prints the image ID only; --iidfile; several -t; --label; SOURCE_DATE_EPOCH gives the same image from scratch again', async () => {
+    const ctx = await context('quiet', ['FROM busybox', 'RUN echo hi > /hi', 'LABEL stage=test', ''].join('\n'));
+    const env = { SOURCE_DATE_EPOCH: '1700000000' };
+    const iid = join(dir, 'iid');
+    const r = await berth(['build', '-q', '--no-cache', '-t', 'q:1', '-t', 'q:2', '--label', 'extra=yes', '--iidfile', iid, ctx], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^sha256:[0-9a-f]{64}\n$/);
+    assert.equal(readFileSync(iid, 'utf8'), r.stdout.trim());
+    const again = await berth(['build', '-q', '--no-cache', '--label', 'extra=yes', ctx], { env });
+    assert.equal(again.stdout, r.stdout, 'the same inputs give the same image ID');
+    const images = await berth(['images']);
+    assert.match(images.stdout, /^q\s+1\s+/m);
+    assert.match(images.stdout, /^q\s+2\s+/m);
+    const inspect = JSON.parse((await berth(['image', 'inspect', 'q:1'])).stdout) as Array<{ Config: { Labels: Record<string, string> }; Created: string }>;
+    assert.deepEqual(inspect[0]!.Config.Labels, { stage: 'test', extra: 'yes' });
+  });
+
+  test('config kept in docker format: HEALTHCHECK, SHELL, ONBUILD (triggered in a build FROM it), STOPSIGNAL, VOLUME; --format oci', async () => {
+    const ctx = await context(
+      'config',
+      ['FROM busybox', 'SHELL ["/bin/sh", "-ec"]', 'HEALTHCHECK --interval=5s --retries=2 CMD true', 'STOPSIGNAL SIGUSR1', 'VOLUME /data', 'ONBUILD RUN echo triggered > /onbuild', 'ENTRYPOINT ["echo"]', ''].join('\n'),
+    );
+    await buildOk(['-t', 'withconfig', ctx]);
+    const cfg = JSON.parse((await berth(['image', 'inspect', 'withconfig'])).stdout) as Array<{ Config: Record<string, unknown> }>;
+    const c = cfg[0]!.Config;
+    assert.deepEqual(c.Healthcheck, { Test: ['CMD-SHELL', 'true'], Interval: 5e9, Retries: 2 });
+    assert.deepEqual(c.Shell, ['/bin/sh', '-ec']);
+    assert.deepEqual(c.OnBuild, ['RUN echo triggered > /onbuild']);
+    assert.equal(c.StopSignal, 'SIGUSR1');
+    assert.deepEqual(c.Volumes, { '/data': {} });
+    const child = await context('child', ['FROM withconfig', 'CMD ["child"]', ''].join('\n'));
+    const r = await buildOk(['-t', 'child', '--format', 'oci', child]);
+    assert.match(r.stdout, /# Executing 1 build trigger/);
+    assert.equal(await run('--entrypoint', 'cat', 'child', '/onbuild'), 'triggered\n');
+    assert.equal(await run('child'), 'child\n');
+    const childCfg = JSON.parse((await berth(['image', 'inspect', 'child'])).stdout) as Array<{ Config: Record<string, unknown> }>;
+    assert.equal(childCfg[0]!.Config.OnBuild ?? null, null, 'triggers fire once');
+    const { LocalImageStore } = await import('../client/store/image-store.js');
+    const store = await LocalImageStore.open(root);
+    const { record } = await store.resolve('child');
+    assert.equal(record.mediaType, 'application/vnd.oci.image.manifest.v1+json');
+    assert.equal((await store.resolve('withconfig')).record.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+  });
+
+  test('bad input: unknown instruction and unterminated heredoc with their line; a failing RUN leaves no tag', async () => {
+    const unknown = await berth(['build', await context('bad1', 'FROM busybox\n\nFORM x\n')]);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /Dockerfile:3: unknown instruction: FORM/);
+    const heredoc = await berth(['build', await context('bad2', 'FROM busybox\nRUN <<EOF\necho never\n')]);
+    assert.equal(heredoc.code, 1);
+    assert.match(heredoc.stderr, /Dockerfile:2: unterminated heredoc/);
+    const failing = await berth(['build', '--progress', 'plain', '-t', 'never:1', await context('bad3', 'FROM busybox\nRUN echo some output && exit 3\nCMD ["x"]\n')]);
+    assert.equal(failing.code, 1);
+    assert.match(failing.stdout, /some output/);
+    assert.match(failing.stderr, /The command '\/bin\/sh -c echo some output && exit 3' returned a non-zero code: 3/);
+    assert.doesNotMatch((await berth(['images'])).stdout, /never/);
+    assert.equal((await berth(['ps', '-a', '-q'])).stdout, '', 'no build container left');
+    const quiet = await berth(['build', '-q', await context('bad4', 'FROM busybox\nRUN echo shown on failure; exit 2\n')]);
+    assert.equal(quiet.code, 1);
+    assert.match(quiet.stderr, /shown on failure/);
+  });
+
+  test('a built image is pushed to berth serve (--push) and pulled back by a fresh store', async () => {
+    let registry: TestRegistry | undefined;
+    try {
+      registry = await startTestRegistry();
+      const name = `127.0.0.1:${registry.port}/built/app:1`;
+      const ctx = await context('push', ['FROM busybox', 'RUN echo pushed > /msg', 'CMD ["cat", "/msg"]', ''].join('\n'));
+      const r = await berth(['build', '--progress', 'plain', '-t', name, '--push', ctx]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /Successfully tagged 127\.0\.0\.1:\d+\/built\/app:1\n/);
+      const fresh = join(dir, 'fresh');
+      const pulled = await berth(['run', '--rm', name], { env: { BERTH_ROOT: fresh } });
+      assert.equal(pulled.code, 0, pulled.stderr);
+      assert.equal(pulled.stdout, 'pushed\n');
+    } finally {
+      await registry?.destroy();
+    }
+    assert.ok(existsSync(root));
+  });
+});
