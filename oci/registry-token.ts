@@ -1,13 +1,18 @@
 // A Bearer token from a challenge's realm (docker-registry-api/token.md#requesting-a-token):
 // GET realm?service=…&scope=… with Basic credentials when there are any, answered with
 // token/access_token, expires_in and issued_at. The caller sends the request (the client and the
-// server load undici differently), this module decides where it may go and reads the answer.
-import type { Dispatcher } from 'undici';
+// server send it differently), this module decides where it may go and reads the answer.
 import type { AccessPolicy } from './access-policy.js';
 import { realmRefusal, type Challenge } from './auth-challenge.js';
 
 /** token.md#token-response-fields: a token without expires_in lives 60 seconds. */
 export const DEFAULT_TOKEN_SECONDS = 60;
+
+/** What `send` answers with: undici's ResponseData (the server) and the client's http-pool Response both fit. */
+export interface TokenResponse {
+  statusCode: number;
+  body: { text(): Promise<string> };
+}
 
 export interface TokenRequest {
   /** The registry's Bearer challenge. */
@@ -21,7 +26,7 @@ export interface TokenRequest {
   /** token.md's `account` parameter (a login's verification names the user). */
   account?: string;
   /** Sends the GET; only called for a realm realmRefusal allows. */
-  send(url: URL, headers: Record<string, string>): Promise<Dispatcher.ResponseData>;
+  send(url: URL, headers: Record<string, string>): Promise<TokenResponse>;
 }
 
 export interface RegistryToken {
@@ -71,7 +76,7 @@ export async function requestToken(req: TokenRequest): Promise<RegistryToken> {
   if (req.challenge.params.service) url.searchParams.set('service', req.challenge.params.service);
   for (const s of new Set(req.scopes)) url.searchParams.append('scope', s);
   if (req.account) url.searchParams.set('account', req.account);
-  let res: Dispatcher.ResponseData;
+  let res: TokenResponse;
   try {
     res = await req.send(url, req.credentials ? { authorization: basicAuthorization(req.credentials) } : {});
   } catch (e) {

@@ -4,7 +4,7 @@
 // socket read; on a pull of 300 MB from a loopback registry that was ~0.4 s of a 1.1 s pull
 // (docs/performance.md, client section). Only the simple case is handled here: a response framed
 // by Content-Length. Anything else (a redirect, a challenge, a chunked body) is reported to the
-// caller, which asks again through undici (RegistryClient.getBlob).
+// caller, which asks again through its pooled request (RegistryClient.getBlob).
 import { connect, type LookupFunction, type Socket } from 'node:net';
 
 /** Where a body goes: a writer whose buffers the socket reads into (BlobIngest is one). */
@@ -44,7 +44,7 @@ export interface PlainGetOptions {
 const MAX_HEAD = 64 << 10;
 const SCRATCH = 16 << 10;
 
-/** A response this reader does not parse: the caller asks again through undici. */
+/** A response this reader does not parse: the caller asks again through its pooled request. */
 export class PlainHttpError extends Error {
   constructor(message: string) {
     super(message);
@@ -208,7 +208,7 @@ function parseHead(text: string): Head {
   }
   const statusCode = Number(status[1]);
   let contentLength: number | undefined;
-  // A body framed any other way (chunked, or ending with the connection) is left to undici.
+  // A body framed any other way (chunked, or ending with the connection) is left to the pooled request (http-pool.ts).
   if (headers['transfer-encoding'] === undefined && headers['content-length'] !== undefined) {
     if (!/^\d{1,15}$/.test(headers['content-length'])) throw new PlainHttpError(`invalid Content-Length ${JSON.stringify(headers['content-length'])}`);
     contentLength = Number(headers['content-length']);

@@ -1,9 +1,8 @@
-// HTTP to one registry endpoint over undici (keep-alive connection reuse), with the challenge
+// HTTP to one registry endpoint over Node's node:http/node:https (keep-alive pools, http-pool.ts), with the challenge
 // flow of docker-registry-api/token.md: ping /v2/, then Basic, or Bearer tokens fetched from the
 // realm with service + scope and cached per scope until they expire.
-import type { Dispatcher } from 'undici';
 import { registryTlsOptions } from '../../oci/trusted-cas.js';
-import { Agent, request } from './undici-core.js';
+import { HttpPool, request, type HttpMethod, type Response } from './http-pool.js';
 import type { LookupFunction } from 'node:net';
 import type { Readable } from 'node:stream';
 import { RegistryError } from '../../oci/errors.js';
@@ -16,11 +15,11 @@ import { bodyChunks } from './body-chunks.js';
 import { plainGet, PlainHttpError, type BodySink } from './plain-get.js';
 import type { ClientConfig } from '../config.js';
 
-export type Response = Dispatcher.ResponseData;
+export type { Response };
 type Body = string | Buffer | Readable | null;
 
 export interface RequestOptions {
-  method?: Dispatcher.HttpMethod;
+  method?: HttpMethod;
   /** Path starting with /v2/, or an absolute URL (upload Locations). */
   path: string;
   headers?: Record<string, string>;
@@ -51,8 +50,8 @@ export interface BlobResponse {
   destroy(): void;
 }
 
-/** The same over undici: body chunks are copied into the sink. */
-function undiciBlobResponse(res: Response): BlobResponse {
+/** The same over http-pool.ts: body chunks are copied into the sink. */
+function pooledBlobResponse(res: Response): BlobResponse {
   return {
     statusCode: res.statusCode,
     headers: res.headers,
@@ -86,9 +85,8 @@ export interface TransportOptions {
 export class Transport {
   readonly policy: AccessPolicy;
   readonly config: ClientConfig;
-  private readonly agentOptions: ConstructorParameters<typeof Agent>[0] & object;
-  private verifiedAgent: Agent | undefined;
-  private unverifiedAgent: Agent | undefined;
+  private verifiedAgent: HttpPool | undefined;
+  private unverifiedAgent: HttpPool | undefined;
   private readonly clients = new Map<string, RegistryClient>();
   readonly options: TransportOptions;
 
@@ -96,20 +94,21 @@ export class Transport {
     this.config = config;
     this.options = options;
     this.policy = new AccessPolicy(config.insecureRegistries);
-    const connect = options.lookup ? { lookup: options.lookup } : {};
-    const common = { keepAliveTimeout: 30_000, connections: 16, headersTimeout: HEADERS_TIMEOUT, bodyTimeout: BODY_TIMEOUT };
-    this.agentOptions = { ...common, connect };
+  }
+
+  private pool(tls: HttpPool['options']['tls']): HttpPool {
+    const { lookup } = this.options;
+    return new HttpPool({ tls, ...(lookup ? { lookup } : {}), keepAliveTimeout: 30_000, connections: 16, headersTimeout: HEADERS_TIMEOUT, bodyTimeout: BODY_TIMEOUT });
   }
 
   /** Pools are made on first use: the verified one reads the extra CAs (oci/trusted-cas.ts). */
-  agentFor(host: string): Agent {
-    const { connect } = this.agentOptions;
+  agentFor(host: string): HttpPool {
     if (this.policy.isInsecure(host)) {
       // `ca: []`: nothing is verified, so the TLS context need not parse Node's ~140 bundled roots
       // (28 ms of every push or pull to a loopback registry, which tries HTTPS before HTTP).
-      return (this.unverifiedAgent ??= new Agent({ ...this.agentOptions, connect: { ...connect, rejectUnauthorized: false, ca: [] } }));
+      return (this.unverifiedAgent ??= this.pool({ rejectUnauthorized: false, ca: [] }));
     }
-    return (this.verifiedAgent ??= new Agent({ ...this.agentOptions, connect: { ...connect, ...registryTlsOptions() } }));
+    return (this.verifiedAgent ??= this.pool(registryTlsOptions()));
   }
 
   /** The client of `host`; `scheme` pins http/https (mirrors written with a scheme). */
@@ -124,7 +123,8 @@ export class Transport {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.verifiedAgent?.close(), this.unverifiedAgent?.close()]);
+    this.verifiedAgent?.close();
+    this.unverifiedAgent?.close();
   }
 }
 
@@ -167,7 +167,7 @@ export class RegistryClient {
     this.pinnedScheme = scheme;
   }
 
-  private get agent(): Agent {
+  private get agent(): HttpPool {
     return this.pinnedScheme === 'http' ? this.transport.agentFor('127.0.0.1') : this.transport.agentFor(this.host);
   }
 
@@ -317,7 +317,7 @@ export class RegistryClient {
         if (!(e instanceof PlainHttpError)) throw new UnreachableError(`GET ${url.pathname} on ${this.host} failed: ${describe(e)}`);
       }
     }
-    return undiciBlobResponse(await this.request(opts));
+    return pooledBlobResponse(await this.request(opts));
   }
 
   /** Sends a request, answering an auth challenge once; non-`ok` statuses throw RegistryError. */
@@ -336,8 +336,6 @@ export class RegistryClient {
           method: opts.method ?? 'GET',
           headers: sameOrigin ? headers : Object.fromEntries(Object.entries(headers).filter(([k]) => k !== 'authorization')),
           body: opts.body?.() ?? null,
-          // Large body reads: a blob streams through in few chunks (fewer await turns per MB).
-          highWaterMark: 1 << 20,
           dispatcher: sameOrigin ? this.agent : this.transport.agentFor(url.host),
         });
       } catch (e) {
