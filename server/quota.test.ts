@@ -192,6 +192,17 @@ describe('quotas: refusals leave nothing behind, usage in the metrics and after 
     assert.ok(m.value('berth_namespace_usage_bytes{namespace="free"}')! > 19_000);
   });
 
+  it('the web UI shows the namespace usage against its quota on a repository page', async () => {
+    const page = await (await fetch(`${reg.url}/r/team/app`)).text();
+    const used = await usage('team');
+    const m = /Namespace <code>team<\/code> uses ([^<]+) of its 20 KiB quota \((\d+)%\) <meter min="0" max="20000" value="(\d+)"/.exec(page);
+    assert.ok(m, page.slice(0, 2000));
+    assert.equal(Number(m[3]), used);
+    assert.equal(Number(m[2]), Math.round((used / LIMIT) * 100));
+    const free = await (await fetch(`${reg.url}/r/free/app`)).text();
+    assert.match(free, /Namespace <code>free<\/code> uses [0-9.]+ KiB\./);
+  });
+
   it('usage goes down after deletes, and the content after GC', async () => {
     const start = await usage('team');
     const img = await pushImage(reg.url, 'team/gone', 'v1', 1_500);

@@ -1,6 +1,7 @@
 // The UI's pages as server-rendered HTML (html.ts escapes every value). Each view takes plain
 // data; ui-app.ts reads the store and checks access.
 import { ago, formatBytes, html, isoTime, shortDigest, type Html } from './html.js';
+import type { NamespaceUsage } from '../../../storage/quota.js';
 import type { ImageConfig, ImageSummary, ManifestDoc } from './image-summary.js';
 import { platformName } from './image-summary.js';
 import type { Descriptor } from '../../../oci/manifest.js';
@@ -73,9 +74,17 @@ export interface TagRow {
   summary?: ImageSummary;
 }
 
-export function repositoryPage(c: Chrome, name: string, rows: TagRow[], opts: { next?: string; first: boolean; mayDelete: boolean; notice?: string }): Html {
+/** The storage its namespace uses (docs/server.md#quotas), against its quota when it has one. */
+function usageLine(u: NamespaceUsage): Html {
+  if (u.limitBytes === undefined) return html`<p class="muted usage">Namespace <code>${u.namespace}</code> uses ${formatBytes(u.usedBytes)}.</p>`;
+  const pct = u.limitBytes > 0 ? Math.min(100, Math.round((u.usedBytes / u.limitBytes) * 100)) : 100;
+  return html`<p class="muted usage">Namespace <code>${u.namespace}</code> uses ${formatBytes(u.usedBytes)} of its ${formatBytes(u.limitBytes)} quota (${String(pct)}%) <meter min="0" max="${String(u.limitBytes)}" value="${String(u.usedBytes)}" high="${String(Math.floor(u.limitBytes * 0.9))}"></meter></p>`;
+}
+
+export function repositoryPage(c: Chrome, name: string, rows: TagRow[], opts: { next?: string; first: boolean; mayDelete: boolean; notice?: string; usage?: NamespaceUsage }): Html {
   const newest = rows[0]?.tag.tag;
   return html`<div class="crumbs"><a href="/">Repositories</a> /</div><h1>${name}</h1>
+    ${opts.usage ? usageLine(opts.usage) : ''}
     ${opts.notice ? html`<div class="notice">${opts.notice}</div>` : ''}
     ${newest && opts.first ? html`${pullLine('pull-docker', `docker pull ${c.host}/${name}:${newest}`)}${pullLine('pull-berth', `berth pull ${c.host}/${name}:${newest}`)}` : ''}
     <h2>Tags</h2>

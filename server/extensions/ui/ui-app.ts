@@ -151,6 +151,8 @@ export async function createUiApp(x: ExtensionContext): Promise<Middleware<Regis
       mayDelete: deletable && viewer.mayDelete(name),
       ...(more && last ? { next: `${last.pushed}-${last.tag}` } : {}),
       ...(deleted ? { notice: `Deleted ${deleted}.` } : {}),
+      // One read of the namespace's counter (storage/quota.ts), never a walk of its content.
+      usage: await store.namespaceUsageOf(name),
     }));
   }
 
