@@ -8,7 +8,7 @@ import type { Platform } from '../oci/manifest.js';
 import { familiarReference, parseReference, type ImageReference } from '../oci/reference.js';
 import { DockerfileError } from './dockerfile.js';
 import { BuildError, shortId } from './builder.js';
-import { RunFailed } from './run-step.js';
+import { Interrupted, RunFailed } from './run-step.js';
 import { plainProgress, quietProgress, ttyProgress, type BuildProgress } from './progress.js';
 import type { ContextSource } from './copy-contract.js';
 
@@ -204,6 +204,10 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     progress.failed();
     progress.end();
+    if (err instanceof Interrupted) {
+      process.stderr.write(`berth: ${err.message}\n`);
+      return 128 + (err.signal === 'SIGINT' ? 2 : err.signal === 'SIGTERM' ? 15 : 1);
+    }
     if (err instanceof RunFailed || err instanceof DockerfileError || err instanceof BuildError) {
       process.stderr.write(`${err instanceof DockerfileError ? '' : 'berth: '}${err.message}\n`);
       return 1;

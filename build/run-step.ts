@@ -75,9 +75,19 @@ export async function runStep(o: RunStepOptions, onStart: (containerId: string) 
     security: resolveConfinement({ privileged: false, capAdd: [], capDrop: [], securityOpt: [] }),
   });
   onStart(config.Id);
+  // Ctrl-C or a stop of the build ends the step's container with it, then the build fails.
+  let interrupted: NodeJS.Signals | undefined;
+  let kill: (() => void) | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    interrupted ??= sig;
+    kill?.();
+  };
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
   try {
     let copied: Promise<unknown> = Promise.resolve();
     const started = await startContainer(containers, config, ['ignore', 'pipe', 'pipe'], (l) => {
+      kill = () => l.kill('SIGKILL');
+      if (interrupted) kill();
       const pipeOut = (s: NodeJS.ReadableStream) =>
         new Promise<void>((resolve) => {
           s.on('data', (d: Buffer) => o.output.write(d));
@@ -88,6 +98,7 @@ export async function runStep(o: RunStepOptions, onStart: (containerId: string) 
     });
     const code = await awaitExit(containers, config, started);
     await copied;
+    if (interrupted) throw new Interrupted(interrupted);
     if (code !== 0) throw new RunFailed(o.args.join(' '), code);
     return await writeLayer(
       o.store,
@@ -107,7 +118,17 @@ export async function runStep(o: RunStepOptions, onStart: (containerId: string) 
       })(),
     );
   } finally {
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
     await containers.remove(config.Id);
+  }
+}
+
+const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/** The build was stopped by a signal while a RUN ran. */
+export class Interrupted extends Error {
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`build stopped by ${signal}: the running step's container was removed, no image written`);
   }
 }
 
