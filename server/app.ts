@@ -17,6 +17,7 @@ import { registerReferrers } from './routes/referrers.js';
 import { registerSearch } from './routes/search.js';
 import { closeAfterResponse, isLingering } from './lingering-close.js';
 import { methodLabel, RequestIds, routeOf } from './request-info.js';
+import { createAccessLog, type AccessLog } from './access-log.js';
 import type { ServerObserver } from './metrics/hooks.js';
 import type { RequestNotifier } from './notifications/hooks.js';
 
@@ -42,6 +43,8 @@ export interface AppExtensions {
   extensions?: Array<Koa.Middleware<RegistryState>>;
   /** Webhook notifications (server/notifications/), when configured. */
   notifier?: RequestNotifier;
+  /** Where access-log lines go (server/access-log.ts); default: the logger's `info`. */
+  accessLog?: AccessLog;
 }
 
 const EVERYTHING: Viewer = { mayDelete: () => true };
@@ -92,8 +95,8 @@ function headerNumber(v: string | number | string[] | undefined): number | undef
  * registry read (server/request-body.ts; a body refused unread counts 0). Bytes out: the
  * Content-Length of the answer, else what the connection wrote meanwhile (headers included).
  */
-function watchRequest(ctx: Koa.ParameterizedContext<RegistryState>, reqId: string, log: Logger, observer: ServerObserver | undefined): void {
-  const started = process.hrtime.bigint();
+function watchRequest(ctx: Koa.ParameterizedContext<RegistryState>, reqId: string, accessLog: AccessLog | undefined, observer: ServerObserver | undefined): void {
+  const started = performance.now();
   const socket = ctx.req.socket;
   const written0 = socket.bytesWritten;
   const method = ctx.method;
@@ -101,20 +104,15 @@ function watchRequest(ctx: Koa.ParameterizedContext<RegistryState>, reqId: strin
   const upload = observer !== undefined && isUpload(method, info.route);
   if (upload) observer.uploadsInFlight(1);
   ctx.res.once('close', () => {
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const ms = performance.now() - started;
     const status = ctx.status;
     const bytesIn = ctx.state.bodyBytes ?? 0;
     const bytesOut = method === 'HEAD' || status === 204 || status === 304 ? 0 : headerNumber(ctx.res.getHeader('content-length')) ?? Math.max(0, socket.bytesWritten - written0);
     if (observer) {
       if (upload) observer.uploadsInFlight(-1);
-      observer.request({ method: methodLabel(method), route: info.route, status, seconds, bytesIn, bytesOut });
+      observer.request({ method: methodLabel(method), route: info.route, status, seconds: ms / 1000, bytesIn, bytesOut });
     }
-    if (log.isLevelEnabled('info')) {
-      log.info(
-        { reqId, method, route: info.route, path: ctx.path, repository: info.repository, status, bytesIn, bytesOut, ms: Math.round(seconds * 1e4) / 10, user: ctx.state.user },
-        'request',
-      );
-    }
+    accessLog?.({ reqId, method, route: info.route, path: ctx.path, repository: info.repository, status, bytesIn, bytesOut, ms: Math.round(ms * 10) / 10, user: ctx.state.user });
   });
 }
 
@@ -125,6 +123,8 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
   app.silent = true;
   const ids = new RequestIds();
   const { observer, ready, notifier } = ext;
+  // The access log is the logger's `info` level: off at warn and above.
+  const accessLog = log.isLevelEnabled('info') ? (ext.accessLog ?? createAccessLog(log)) : undefined;
 
   app.use(async (ctx, next) => {
     if (isLingering(ctx.req.socket)) {
@@ -142,7 +142,7 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
     ctx.state.reqId = reqId;
     if (notifier) ctx.state.notifier = notifier;
     ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
-    if (observer || log.isLevelEnabled('info')) watchRequest(ctx, reqId, log, observer);
+    if (observer || accessLog) watchRequest(ctx, reqId, accessLog, observer);
     try {
       await next();
       if (ctx.status === 404 && ctx.body === undefined) {
