@@ -2,13 +2,15 @@
 // lifecycle.ts: overlay of the image's layers so far, namespaces, cgroups, the chosen network),
 // and the changes of its writable layer (runtime/container-layer.ts) become the step's layer.
 // The container is removed whatever happens: a failed RUN leaves no half layer behind.
-import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, cp, lstat, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { LocalImageStore } from '../client/store/image-store.js';
 import type { Image, ImageConfig } from '../oci/image.js';
 import type { ResolvedImage } from '../runtime/image-source.js';
 import type { ChangeEntry } from '../runtime/container-layer.js';
+import type { ContainerConfig } from '../runtime/container-store.js';
+import type { RuntimeLayout } from '../runtime/runtime-layout.js';
 import { writeLayer, type BuiltLayer } from './layer-writer.js';
 
 export interface RunStepOptions {
@@ -100,7 +102,7 @@ export async function runStep(o: RunStepOptions, onStart: (containerId: string) 
     await copied;
     if (interrupted) throw new Interrupted(interrupted);
     if (code !== 0) throw new RunFailed(o.args.join(' '), code);
-    return await writeLayer(
+    const layer = await writeLayer(
       o.store,
       (async function* () {
         // A directory of the image that only got mount points (/etc for /etc/hosts) or nothing
@@ -117,6 +119,8 @@ export async function runStep(o: RunStepOptions, onStart: (containerId: string) 
         }
       })(),
     );
+    if (layer) await adoptUpper(layout, config, layer.digest).catch(() => undefined); // the next step then unpacks it from the tar
+    return layer;
   } finally {
     for (const s of STOP_SIGNALS) process.off(s, onSignal);
     await containers.remove(config.Id);
@@ -138,4 +142,29 @@ export async function scratchCopy(source: string, tmpRoot: string): Promise<{ di
   const dir = await mkdtemp(join(tmpRoot, 'bind-'));
   await cp(source, join(dir, 'data'), { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
   return { dir: join(dir, 'data'), release: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * The step's upper dir becomes the unpacked copy of the layer just written from it (what
+ * runtime/layer-cache.ts would unpack from the tar, overlay whiteouts and opaque marks included),
+ * so the next step mounts it at once (containers/storage's overlay driver does the same). The
+ * mount points berth made that are not in the image (/dev, /proc, /sys, /etc/hosts…, mount
+ * targets) are removed first; a folder of the image copied up only for them stays, as it is no
+ * change. Skipped when the layer is already unpacked (the same content built before).
+ */
+async function adoptUpper(layout: RuntimeLayout, config: ContainerConfig, digest: string): Promise<void> {
+  const dir = layout.layerDir(digest);
+  if (await access(dir).then(() => true, () => false)) return;
+  const h = config.helper;
+  const inLower = async (path: string) => {
+    for (const lower of h.lower) if (await lstat(join(lower, path)).catch(() => undefined)) return true;
+    return false;
+  };
+  for (const point of ['/dev', '/proc', '/sys', ...h.files.map((f) => f.target), ...h.mounts.map((m) => m.target)]) {
+    if (!(await inLower(point))) await rm(join(h.upper, point), { recursive: true, force: true });
+  }
+  await mkdir(dirname(dir), { recursive: true });
+  await rename(h.upper, dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err; // unpacked meanwhile by another build
+  });
 }
