@@ -125,6 +125,8 @@ describe('berth build', { skip: (!isRoot && 'needs root (namespaces, overlayfs, 
         'ARG UNSET',
         'ENV GREETING="hello ${WHO}" ALT=${UNSET:-fallback} PLUS=${WHO:+set} NONE=${UNSET:+x}',
         'ENV DIR=/srv',
+        'ARG TARGETARCH',
+        'RUN test -n "$TARGETARCH" && echo "$TARGETARCH" > /arch',
         'WORKDIR $DIR',
         'WORKDIR app',
         'USER app',
@@ -135,7 +137,8 @@ describe('berth build', { skip: (!isRoot && 'needs root (namespaces, overlayfs, 
     await buildOk(['-t', 'vars', '--build-arg', 'WHO=berth', ctx]);
     assert.equal(await run('vars', 'sh', '-c', 'pwd; id -un; cat note uid; echo "$GREETING|$WHO"'), '/srv/app\napp\nhello berth fallback set [] berth\n1000\nhello berth|\n');
     const hist = await berth(['history', '--no-trunc', 'vars']);
-    assert.match(hist.stdout, /\|1 WHO=berth \/bin\/sh -c echo "\$GREETING/);
+    assert.match(hist.stdout, /\|2 WHO=berth TARGETARCH=\w+ \/bin\/sh -c echo "\$GREETING/);
+    assert.equal(await run('vars', 'cat', '/arch'), `${process.arch === 'x64' ? 'amd64' : process.arch}\n`);
     assert.match(hist.stdout, /\/bin\/sh -c #\(nop\)\s+USER app/);
   });
 

@@ -94,6 +94,25 @@ function parseDuration(s: string, flag: string, line: number, file: string): num
   return Math.round(total);
 }
 
+/** BuildKit's automatic platform ARGs: in FROM lines, and in a stage once declared (`ARG TARGETARCH`). */
+const PLATFORM_ARGS = ['BUILDPLATFORM', 'BUILDOS', 'BUILDARCH', 'BUILDVARIANT', 'TARGETPLATFORM', 'TARGETOS', 'TARGETARCH', 'TARGETVARIANT'];
+
+async function platformArgs(target: Platform | undefined): Promise<Map<string, string>> {
+  const { hostPlatform, formatPlatform } = await import('../client/platform.js');
+  const build = hostPlatform();
+  const t = target ?? build;
+  return new Map([
+    ['BUILDPLATFORM', formatPlatform(build)],
+    ['BUILDOS', build.os],
+    ['BUILDARCH', build.architecture],
+    ['BUILDVARIANT', build.variant ?? ''],
+    ['TARGETPLATFORM', formatPlatform(t)],
+    ['TARGETOS', t.os],
+    ['TARGETARCH', t.architecture],
+    ['TARGETVARIANT', t.variant ?? ''],
+  ]);
+}
+
 export class Builder {
   private readonly cache: StepCache;
   private readonly tmpRoot: string;
@@ -117,7 +136,7 @@ export class Builder {
     this.escape = df.escape;
     if (df.syntax !== undefined) o.warn(`# syntax=${df.syntax} ignored: berth builds with its own Dockerfile frontend`);
     // Meta args (before the first FROM): usable in FROM lines, and as defaults of a stage's ARG.
-    const meta = new Map<string, string>();
+    const meta = await platformArgs(o.platform);
     for (const ins of df.instructions) {
       if (ins.keyword === 'FROM') break;
       if (ins.keyword !== 'ARG') continue;
@@ -131,7 +150,7 @@ export class Builder {
     this.stages = plan.stages;
     this.total = plan.needed.reduce((n, i) => n + 1 + plan.stages[i]!.instructions.length, 0);
     for (const i of plan.needed) this.results.set(i, await this.buildStage(plan.stages[i]!, meta));
-    const unused = [...o.buildArgs.keys()].filter((k) => !this.usedArgs.has(k) && !PREDEFINED_ARGS.includes(k));
+    const unused = [...o.buildArgs.keys()].filter((k) => !this.usedArgs.has(k) && !PREDEFINED_ARGS.includes(k) && !PLATFORM_ARGS.includes(k));
     if (unused.length > 0) o.warn(`[Warning] One or more build-args [${unused.join(' ')}] were not consumed`);
     const final = this.results.get(plan.target.index)!;
     if (Object.keys(o.labels).length > 0) {
