@@ -134,6 +134,8 @@ test('requests are counted by method, route pattern and status; no repository na
   assert.equal(m.value('berth_http_request_bytes_total{route="/v2/{name}/blobs/uploads/"}'), 3000 + 37);
   assert.equal(m.value('berth_http_request_bytes_total{route="/v2/{name}/manifests/{reference}"}'), manifest.length);
   assert.ok(m.value('process_cpu_user_seconds_total')! >= 0, 'the process metrics are there');
+  for (const name of ['process_resident_memory_bytes', 'process_open_fds', 'nodejs_heap_space_size_used_bytes', 'nodejs_eventloop_lag_p99_seconds', 'nodejs_version_info', 'nodejs_active_handles_total']) assert.ok(m.families.get(name)?.samples.length, `${name} is there`);
+  assert.equal(m.families.get('nodejs_gc_duration_seconds')?.type, 'histogram');
   assert.ok(m.value('nodejs_eventloop_lag_seconds')! >= 0);
   // Only the namespace gauges name a namespace (the first path segment), by design; the rest of the name never appears.
   assert.equal(m.value('berth_namespace_usage_bytes{namespace="zebra-team"}'), 3000 + 37 + manifest.length);
@@ -349,4 +351,16 @@ test('the exposition parser is strict: it refuses what a Prometheus server refus
   ] as Array<[string, RegExp]>) {
     assert.throws(() => parseExposition(bad), why, JSON.stringify(bad));
   }
+});
+
+test('GC durations: every collection counted by kind (scavenges made here are seen)', async () => {
+  const before = (await scrape(reg.metricsUrl!)).value('nodejs_gc_duration_seconds_count{kind="minor"}') ?? 0;
+  // Young-generation garbage: several scavenges.
+  let keep = 0;
+  for (let i = 0; i < 200_000; i++) keep += new Array<number>(64).fill(i).length;
+  assert.ok(keep > 0);
+  await new Promise((r) => setTimeout(r, 50)); // GC entries reach observers after the task
+  const m = await scrape(reg.metricsUrl!);
+  assert.ok(m.value('nodejs_gc_duration_seconds_count{kind="minor"}')! > before, 'scavenges counted');
+  for (const x of m.families.get('nodejs_gc_duration_seconds')!.samples) assert.ok(['minor', 'major', 'incremental', 'weakcb'].includes(x.labels.find(([n]) => n === 'kind')![1]));
 });

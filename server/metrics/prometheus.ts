@@ -4,7 +4,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { collectProcessMetrics } from './process-metrics.js';
 import type { RegistryStore } from '../../storage/registry-store.js';
 import { parseListen } from '../config.js';
 import type { RequestSample, ServerObserver } from './hooks.js';
@@ -41,15 +42,21 @@ type Collected = { name: string; help: string; type: string; values: Sample[]; a
  * call, several times the cost of one Map lookup on a string key, on every request.
  */
 class RequestStats {
-  private readonly series = new Map<string, Series>();
+  /** route → method → status → series: route and method are constant strings (their hashes are cached), status a number; no key string is built per request. */
+  private readonly byRoute = new Map<string, Map<string, Map<number, Series>>>();
+  private readonly series: Series[] = [];
   private readonly bytes = new Map<string, { in: number; out: number }>();
 
   record(s: RequestSample): void {
-    const key = `${s.method} ${s.route} ${s.status}`;
-    let e = this.series.get(key);
+    let methods = this.byRoute.get(s.route);
+    if (!methods) this.byRoute.set(s.route, (methods = new Map()));
+    let statuses = methods.get(s.method);
+    if (!statuses) methods.set(s.method, (statuses = new Map()));
+    let e = statuses.get(s.status);
     if (!e) {
       e = { labels: { method: s.method, route: s.route, status: String(s.status) }, count: 0, sum: 0, buckets: new Array<number>(DURATION_BUCKETS.length + 1).fill(0) };
-      this.series.set(key, e);
+      statuses.set(s.status, e);
+      this.series.push(e);
     }
     e.count++;
     e.sum += s.seconds;
@@ -66,10 +73,10 @@ class RequestStats {
   register(registry: Registry): void {
     const metric = (name: string, help: string, type: string, values: () => Sample[]) =>
       registry.registerMetric({ name, help, type, aggregator: 'sum', get: async (): Promise<Collected> => ({ name, help, type, values: values(), aggregator: 'sum' }) } as unknown as Parameters<Registry['registerMetric']>[0]);
-    metric('berth_http_requests_total', 'HTTP requests answered, by method, route pattern and status', 'counter', () => [...this.series.values()].map((e) => ({ labels: e.labels, value: e.count })));
+    metric('berth_http_requests_total', 'HTTP requests answered, by method, route pattern and status', 'counter', () => this.series.map((e) => ({ labels: e.labels, value: e.count })));
     metric('berth_http_request_duration_seconds', 'Time from the request headers to the last byte of the answer', 'histogram', () => {
       const out: Sample[] = [];
-      for (const e of this.series.values()) {
+      for (const e of this.series) {
         let cumulative = 0;
         DURATION_BUCKETS.forEach((le, i) => {
           cumulative += e.buckets[i]!;
@@ -89,7 +96,7 @@ class RequestStats {
 
 export async function startMetrics(listen: string, store: RegistryStore, log: Logger): Promise<RunningMetrics> {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  const stopProcessMetrics = collectProcessMetrics(registry);
 
   const requests = new RequestStats();
   requests.register(registry);
@@ -246,6 +253,7 @@ export async function startMetrics(listen: string, store: RegistryStore, log: Lo
     countStored,
     async close() {
       clearInterval(timer);
+      stopProcessMetrics();
       stopped = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
