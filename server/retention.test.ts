@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { Writable } from 'node:stream';
 import { startTestRegistry, type TestRegistry } from './testing.js';
+import { postgresMissing, startPostgres, type TestPostgres } from '../storage/testing/postgres.js';
 import { applyRetention, applyRepositoryPlan, planRepository, RetentionPolicy } from '../storage/retention.js';
 
 const run = promisify(execFile);
@@ -280,5 +281,71 @@ describe('retention: untagged manifests by age, index children and referrers kep
     assert.equal(result.removedManifests, 0);
     assert.equal(result.skipped, 2);
     assert.equal(await status(`${base}/v2/age/race/manifests/a`), 200);
+  });
+});
+
+describe('retention on PostgreSQL metadata: the CLI beside running replicas, one replica runs the job', { skip: postgresMissing() ?? false, timeout: 180_000 }, () => {
+  let pg: TestPostgres;
+  let work: string;
+  let url: string;
+  let a: TestRegistry;
+  let b: TestRegistry;
+  const logs: Array<Array<Record<string, unknown>>> = [[], []];
+  const tags: Array<{ tag: string; digest: string; layer: string }> = [];
+
+  before(async () => {
+    pg = await startPostgres();
+    url = await pg.createDatabase('retention');
+    work = await mkdtemp(join(tmpdir(), 'berth-retention-pg-'));
+    const retention = [{ repositories: 'pg/*', keepNewest: 5, keepTags: ['keep-.*'] }];
+    const sink = (i: number) =>
+      new Writable({
+        write(chunk: Buffer, _enc, done) {
+          for (const l of chunk.toString().split('\n')) if (l.trim()) logs[i]!.push(JSON.parse(l) as Record<string, unknown>);
+          done();
+        },
+      });
+    const config = { data: join(work, 'data'), metadata: url, gc: { intervalHours: 0, graceMinutes: 0 }, retention };
+    a = await startTestRegistry(config, { logger: pino({ level: 'info' }, sink(0)) });
+    b = await startTestRegistry(config, { logger: pino({ level: 'info' }, sink(1)) });
+    for (let i = 0; i < 40; i++) {
+      const tag = i % 10 === 3 ? `keep-${i}` : `t${String(i).padStart(2, '0')}`;
+      const m = await pushImage(i % 2 ? a.url : b.url, 'pg/app', tag);
+      tags.push({ tag, digest: m.digest, layer: m.layer });
+      await nextMillisecond();
+    }
+    await writeFile(join(work, 'berth.yaml'), `retention:\n  - repositories: "pg/*"\n    keepNewest: 5\n    keepTags: ["keep-.*"]\n`);
+  });
+
+  after(async () => {
+    await a?.close();
+    await b?.close();
+    await pg?.stop();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it('the dry run reads the shared metadata while the replicas serve; the job removes exactly that, once', async () => {
+    const dry = removals((await berth(['serve', 'retention', '--dry-run', '--format', 'json', '--data', join(work, 'data'), '--metadata', url, '--config', join(work, 'berth.yaml')])).stdout);
+    const kept = new Set([...tags.slice(-5).map((t) => t.tag), ...tags.filter((t) => t.tag.startsWith('keep-')).map((t) => t.tag)]);
+    assert.equal(kept.size, 9);
+    assert.deepEqual(new Set(dry.items.filter((r) => r.what === 'tag').map((r) => r.tag)), new Set(tags.filter((t) => !kept.has(t.tag)).map((t) => t.tag)));
+    // Both replicas are asked at once: one runs retention and GC, the other skips (the job's lock).
+    a.collectGarbage();
+    b.collectGarbage();
+    const deadline = Date.now() + 30_000;
+    const done = () => logs.flat().some((l) => l.msg === 'garbage collection done');
+    while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 300));
+    const removedTags = logs.flat().filter((l) => l.msg === 'retention removed tag').map((l) => `tag ${l.repository}:${l.tag} ${l.digest}`);
+    const removedManifests = logs.flat().filter((l) => l.msg === 'retention removed manifest').map((l) => `manifest ${l.repository}@${l.digest}`);
+    assert.deepEqual([...removedTags, ...removedManifests].sort(), dry.items.map(key).sort());
+    assert.equal(logs.filter((l) => l.some((x) => x.msg === 'retention done')).length, 1, 'one replica ran the job');
+    const listed = (await (await fetch(`${a.url}/v2/pg/app/tags/list`)).json()) as { tags: string[] };
+    assert.deepEqual(listed.tags.sort(), [...kept].sort());
+    for (const t of tags) {
+      const want = kept.has(t.tag) ? 200 : 404;
+      assert.equal(await status(`${b.url}/v2/pg/app/manifests/${t.digest}`), want, t.tag);
+      assert.equal(await status(`${a.url}/v2/pg/app/blobs/${t.layer}`), want, `${t.tag} layer`);
+    }
   });
 });
