@@ -93,6 +93,8 @@ describe('web UI in chromium', { skip: skip ?? false, timeout: 180_000 }, () => 
   it('list → repository → image → delete a tag, then the manifest', async () => {
     const { ctx, page } = await fresh();
     const host = new URL(open.url).host;
+    const fetched: string[] = [];
+    ctx.on('request', (r) => fetched.push(r.url()));
     await page.goto(open.url + '/');
     assert.equal(await page.title(), 'Repositories · Berth');
     assert.match((await page.textContent('.count'))!, /^123 repositories/);
@@ -136,6 +138,9 @@ describe('web UI in chromium', { skip: skip ?? false, timeout: 180_000 }, () => 
     await page.click('button:has-text("Delete manifest")');
     await page.waitForURL(/deleted=sha256/);
     assert.equal((await fetch(`${open.url}/v2/team/app/manifests/${app.digest}`)).status, 404);
+    // Everything the pages loaded came from the registry itself: no CDN, no font, no tracker.
+    assert.ok(fetched.length > 8);
+    assert.deepEqual(fetched.filter((u) => new URL(u).origin !== open.url), []);
     await ctx.close();
   });
 
@@ -209,6 +214,33 @@ describe('web UI in chromium', { skip: skip ?? false, timeout: 180_000 }, () => 
     // A forged session cookie is no login.
     const forged = await fetch(`${guarded.url}/`, { redirect: 'manual', headers: { cookie: `berth_session=${Buffer.from(JSON.stringify({ u: 'alice', e: Date.now() + 1e6 })).toString('base64url')}.AAAA` } });
     assert.equal(forged.status, 303);
+  });
+
+  it('with --auth token: the same login form (the token service’s users), the same rules, and a logout', async () => {
+    const users = join(work, 'users');
+    const acl = join(work, 'acl.json');
+    const token = await startTestRegistry({ auth: { ...DEFAULT_AUTH, mode: 'token', htpasswd: users, acl, limit: { ...DEFAULT_LIMIT, failures: 1000 } } });
+    const { ctx, page } = await fresh();
+    try {
+      for (const n of ['team/app', 'secret/plans', 'other/thing']) await token.store.meta.linkBlob(n, D, 1);
+      await page.goto(token.url + '/');
+      await page.waitForURL(/\/ui\/login\?next=%2F$/);
+      await page.fill('input[name=user]', 'bob');
+      await page.fill('input[name=password]', 'bob-pw');
+      await page.click('button:has-text("Log in")');
+      await page.waitForURL(token.url + '/');
+      assert.equal((await page.textContent('.who .muted'))!.trim(), 'bob');
+      assert.deepEqual(await page.locator('table.repos tbody td:first-child').allTextContents(), ['secret/plans', 'team/app']);
+      await page.goto(`${token.url}/r/other/thing`);
+      assert.match((await page.textContent('main'))!, /Not found/);
+      await page.click('button:has-text("Log out")');
+      await page.waitForURL(/\/ui\/login/);
+      await page.goto(`${token.url}/r/team/app`);
+      await page.waitForURL(/\/ui\/login\?next=%2Fr%2Fteam%2Fapp$/);
+    } finally {
+      await ctx.close();
+      await token.destroy();
+    }
   });
 
   it('--no-ui: / and the UI paths are the API’s 404', async () => {
