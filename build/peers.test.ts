@@ -1,0 +1,93 @@
+// An image built by `berth build` is pushed to `berth serve`, then pulled and run by real peers:
+// podman (Debian's, with its own storage in a temp folder) and docker (a private dockerd, as the
+// conformance tests start it). Each prints what `berth run` prints: config (Env, WorkingDir,
+// User, Entrypoint/Cmd) and files (a RUN's output, a deletion) are understood the same way.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { buildImage, busyboxLayer } from '../runtime/test-images.js';
+import { startTestRegistry, type TestRegistry } from '../server/testing.js';
+import { dockerMissing, startDockerd, type DockerDaemon } from '../conformance-tests/fixtures/peer-daemon.js';
+
+const BERTH = fileURLToPath(new URL('../bin/berth.js', import.meta.url));
+const isRoot = process.getuid?.() === 0;
+const hasContext = existsSync(fileURLToPath(new URL('./context.js', import.meta.url)));
+const podmanMissing = spawnSync('podman', ['--version']).status === 0 ? undefined : 'podman is not installed (apt-get install podman)';
+
+let dir: string;
+let root: string;
+let registry: TestRegistry;
+let ref: string;
+const EXPECTED = 'app|/srv/app|hello from RUN|berth build|gone\n';
+
+function berth(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BERTH, ...args], { env: { ...process.env, BERTH_ROOT: root }, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+describe('an image built by berth, pulled by podman and docker from berth serve', { skip: (!isRoot && 'needs root') || (!hasContext && 'build/context.ts is not there yet') }, () => {
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'berth-build-peers-'));
+    root = join(dir, 'root');
+    await buildImage(join(dir, 'layout'), 'busybox', [busyboxLayer()]);
+    registry = await startTestRegistry();
+    ref = `127.0.0.1:${registry.port}/built/peers:1`;
+    const ctx = join(dir, 'ctx');
+    await mkdir(ctx);
+    await writeFile(
+      join(ctx, 'Dockerfile'),
+      [
+        `FROM oci:${join(dir, 'layout')}:busybox`,
+        'ENV MSG="berth build"',
+        'RUN mkdir -p /srv/app /opt && echo "hello from RUN" > /srv/app/greeting && echo x > /opt/tmpfile',
+        'RUN rm /opt/tmpfile',
+        'WORKDIR /srv/app',
+        'USER app',
+        'ENTRYPOINT ["sh", "-c"]',
+        `CMD ["echo \\"$(id -un)|$(pwd)|$(cat greeting)|$MSG|$(test -e /opt/tmpfile && echo present || echo gone)\\""]`,
+        '',
+      ].join('\n'),
+    );
+    const built = await berth(['build', '--progress', 'plain', '-t', ref, '--push', ctx]);
+    assert.equal(built.code, 0, `${built.stdout}\n${built.stderr}`);
+    const own = await berth(['run', '--rm', ref]);
+    assert.equal(own.stdout, EXPECTED, own.stderr);
+  });
+  after(async () => {
+    await registry?.destroy();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('podman pulls it and runs it with the same output', { skip: podmanMissing }, async () => {
+    // podman's default nofile/nproc limits exceed this host's hard limits (as bench/runtime.ts).
+    const storage = ['--root', join(dir, 'podman', 'root'), '--runroot', join(dir, 'podman', 'run'), '--storage-driver', 'vfs'];
+    // Asynchronously: the registry answers from this very process.
+    const { stdout } = await promisify(execFile)('podman', [...storage, 'run', '--rm', '--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', '--tls-verify=false', ref], { env: { ...process.env, CONTAINERS_REGISTRIES_CONF: '/dev/null' } });
+    assert.equal(stdout, EXPECTED);
+  });
+
+  test('docker pulls it and runs it with the same output', { skip: dockerMissing() }, async () => {
+    let dockerd: DockerDaemon | undefined;
+    try {
+      dockerd = await startDockerd({ insecureRegistries: [`127.0.0.1:${registry.port}`] });
+      await dockerd.docker('pull', ref);
+      const out = await dockerd.docker('run', '--rm', '--network', 'none', ref);
+      assert.equal(out.stdout, EXPECTED);
+    } finally {
+      await dockerd?.stop();
+    }
+  });
+});
