@@ -108,6 +108,7 @@ function removalLine(r: FsckRemoval): string {
   if (r.what === 'manifest') return `removed manifest ${r.repository}@${r.reference}${r.tags && r.tags.length > 0 ? ` with its tags ${r.tags.join(', ')}` : ''}`;
   if (r.what === 'tag') return `removed tag ${r.repository}:${r.reference}`;
   if (r.what === 'blob-link') return `removed blob link ${r.repository} ${r.reference}`;
+  if (r.what === 'usage') return `recounted the usage of namespace ${r.reference}`;
   return `removed referrer entry ${r.repository} ${r.reference}`;
 }
 

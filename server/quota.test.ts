@@ -13,6 +13,7 @@ import { startTestRegistry, type TestRegistry } from './testing.js';
 import { postgresMissing, startPostgres, type TestPostgres } from '../storage/testing/postgres.js';
 import { parseExposition, seriesKey } from './testing-exposition.js';
 import { loadConfig } from './config.js';
+import { fsck } from '../storage/fsck.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -288,5 +289,17 @@ describe('quotas on PostgreSQL metadata: one quota across two replicas', { skip:
     const results = await Promise.all([uploadBlob(a.url, 'team/x', randomBytes(900)), uploadBlob(b.url, 'team/y', randomBytes(900)), uploadBlob(a.url, 'team/z', randomBytes(900))]);
     assert.ok(results.some((r) => r.status === 403));
     assert.ok((await a.store.meta.namespaceUsage('team')).usedBytes <= 10_000);
+  });
+
+  it('berth fsck finds a counter that drifted from the links, and --repair recounts it', async () => {
+    const right = (await a.store.meta.namespaceUsage('team')).usedBytes;
+    assert.equal((await fsck(a.store, { verifyContent: false })).problems.length, 0);
+    await pg.psql(`update namespace_usage set used = 1 where namespace = 'team'`, 'quota');
+    const found = await fsck(a.store, { verifyContent: false });
+    assert.deepEqual(found.problems.map((p) => [p.kind, p.reference]), [['usage-drift', 'team']]);
+    assert.match(found.problems[0]!.detail, new RegExp(`says 1 bytes, its links add up to ${right}`));
+    const repaired = await fsck(b.store, { verifyContent: false, repair: true });
+    assert.deepEqual(repaired.removed, [{ what: 'usage', repository: 'team', reference: 'team' }]);
+    assert.equal((await a.store.meta.namespaceUsage('team')).usedBytes, right);
   });
 });

@@ -8,6 +8,7 @@
 //   tags       every tag points at a manifest link of the repository
 //   blob links content stored, hashing to the digest, of the recorded size
 //   referrers  every referrers-API entry's manifest is linked in the repository
+// then the namespace usage counters (quotas) against a recount from the links (--repair: recounted),
 // then, over the whole store: stored blobs nothing links or references (orphans: GC's business,
 // counted, not a problem) and upload sessions older than the purge age (counted).
 //
@@ -35,7 +36,8 @@ export type FsckProblemKind =
   | 'reference-corrupt'
   | 'blob-missing'
   | 'blob-corrupt'
-  | 'referrer-dangling';
+  | 'referrer-dangling'
+  | 'usage-drift';
 
 export interface FsckProblem {
   kind: FsckProblemKind;
@@ -47,7 +49,8 @@ export interface FsckProblem {
 }
 
 export interface FsckRemoval {
-  what: 'tag' | 'manifest' | 'blob-link' | 'referrer';
+  /** `usage`: a namespace's counters replaced by the recount (`reference`: the namespace). */
+  what: 'tag' | 'manifest' | 'blob-link' | 'referrer' | 'usage';
   repository: string;
   reference: string;
   /** Tags that went with a removed manifest. */
@@ -248,6 +251,18 @@ export async function fsck(store: RegistryStore, opts: FsckOptions = {}): Promis
         if (await store.meta.deleteReferrer(name, subject, digest)) report.removed.push({ what: 'referrer', repository: name, reference: digest });
       }
     }
+  }
+
+  // Namespace usage (quotas): the counters against a recount from the links; --repair replaces
+  // them, atomically against concurrent link writes (registry-metadata.ts recountUsage).
+  for (const d of await store.meta.recountUsage(opts.repair === true)) {
+    problem({
+      kind: 'usage-drift',
+      repository: d.namespace,
+      reference: d.namespace,
+      detail: `namespace usage counter says ${d.storedBytes} bytes, its links add up to ${d.countedBytes} (${d.digests} digest counts differ)`,
+    });
+    if (opts.repair) report.removed.push({ what: 'usage', repository: d.namespace, reference: d.namespace });
   }
 
   // Orphans: stored content no link or manifest of any repository named (every such digest has a
