@@ -81,3 +81,29 @@ test('the escape directive changes the continuation character', () => {
   assert.equal(df.instructions[1]!.args, 'echo a   b');
   assert.equal(df.instructions[2]!.args, 'C:\\x /y');
 });
+
+test('stages: names, meta args in FROM, and only what the target needs (FROM, COPY --from, RUN --mount from=)', async () => {
+  const { planStages } = await import('./stages.js');
+  const df = parseDockerfile(
+    [
+      'ARG TAG=1.0',
+      'FROM base:${TAG} AS deps',
+      'RUN true',
+      'FROM deps AS unused',
+      'FROM scratch AS assets',
+      'FROM busybox AS tools',
+      'FROM deps AS final',
+      'COPY --from=assets /a /a',
+      'RUN --mount=type=bind,from=tools,target=/t true',
+      'COPY --from=other/image:2 /b /b',
+    ].join('\n'),
+  );
+  const plan = planStages(df, new Map([['TAG', '2.0']]), undefined);
+  assert.equal(plan.stages[0]!.base, 'base:2.0');
+  assert.equal(plan.target.name, 'final');
+  assert.deepEqual(plan.needed, [0, 2, 3, 4], 'the unused stage is not built; an image name is no stage');
+  assert.deepEqual(planStages(df, new Map(), 'ASSETS').needed, [2], 'stage names compare case-insensitively');
+  assert.throws(() => planStages(parseDockerfile('FROM a AS x\nCOPY --from=y /a /a\nFROM b AS y\n'), new Map(), 'x'), /Dockerfile:2: invalid from flag value y: stage y is defined after it is used/);
+  assert.throws(() => planStages(parseDockerfile('FROM a AS x\nFROM b AS x\n'), new Map(), undefined), /Dockerfile:2: duplicate name x/);
+  assert.throws(() => planStages(parseDockerfile('RUN true\nFROM a\n'), new Map(), undefined), /Dockerfile:1: no build stage in current context/);
+});
