@@ -3,7 +3,7 @@
 // image is made from busybox-static (runtime/test-images.ts) and put in the store.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -148,7 +148,6 @@ describe('berth build', { skip: (!isRoot && 'needs root (namespaces, overlayfs, 
     assert.equal(await run('deleted', 'ls', '/data'), 'keep\n');
     const save = await berth(['save', '-o', join(dir, 'deleted.tar'), 'deleted']);
     assert.equal(save.code, 0, save.stderr);
-    const { execFileSync } = await import('node:child_process');
     const listing = execFileSync('sh', ['-c', `mkdir -p ${dir}/deleted && tar -xf ${dir}/deleted.tar -C ${dir}/deleted && for l in $(find ${dir}/deleted -type f -size +0 | grep -v json); do tar -tzf $l 2>/dev/null || tar -tf $l 2>/dev/null; done`]).toString();
     assert.match(listing, /^data\/\.wh\.key$/m);
   });
@@ -236,6 +235,56 @@ describe('berth build', { skip: (!isRoot && 'needs root (namespaces, overlayfs, 
     const { record } = await store.resolve('child');
     assert.equal(record.mediaType, 'application/vnd.oci.image.manifest.v1+json');
     assert.equal((await store.resolve('withconfig')).record.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+  });
+
+  test('the tutorial: FROM scratch, ADD a static binary, CMD runs it', async () => {
+    const ctx = await context('scratch', ['FROM scratch', 'ADD hello /', 'CMD ["/hello"]', ''].join('\n'), {
+      'hello.c': '#include <stdio.h>\nint main(void) { puts("Hello from a static binary"); return 0; }\n',
+    });
+    execFileSync('gcc', ['-static', '-O2', '-o', join(ctx, 'hello'), join(ctx, 'hello.c')]);
+    await buildOk(['-t', 'hello', ctx]);
+    assert.equal(await run('hello'), 'Hello from a static binary\n');
+    const inspect = JSON.parse((await berth(['image', 'inspect', 'hello'])).stdout) as Array<{ Config: { Env: string[] }; RootFS: { Layers: string[] } }>;
+    assert.equal(inspect[0]!.RootFS.Layers.length, 1);
+  });
+
+  test('multi-stage: COPY --from an earlier stage; COPY heredoc with ARG expansion', async () => {
+    const ctx = await context(
+      'copyfrom',
+      [
+        'FROM busybox AS build',
+        'RUN mkdir /out && echo artifact > /out/result',
+        'FROM busybox',
+        'ARG NAME=world',
+        'COPY --from=build /out/result /app/result',
+        'COPY <<EOF /app/greeting',
+        'hello ${NAME}',
+        'EOF',
+        'CMD ["cat", "/app/result", "/app/greeting"]',
+        '',
+      ].join('\n'),
+    );
+    await buildOk(['-t', 'copyfrom', ctx]);
+    assert.equal(await run('copyfrom'), 'artifact\nhello world\n');
+    const unknown = await berth(['build', await context('badfrom', 'FROM busybox\nCOPY --from=nosuchstage /x /x\n')]);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /Dockerfile:2: .*nosuchstage/);
+  });
+
+  test('cache: changing one copied file re-runs only the steps after it; touching it without a change re-runs nothing', async () => {
+    const df = ['FROM busybox', 'COPY a /a', 'RUN --mount=type=cache,target=/m,id=touch cat /a >> /m/log', 'COPY b /b', 'RUN --mount=type=cache,target=/m,id=touch cat /b >> /m/log', ''].join('\n');
+    const ctx = await context('touch', df, { a: 'a1\n', b: 'b1\n' });
+    const log = join(root, 'build', 'mounts', createHash('sha256').update('touch').digest('hex'), 'log');
+    await buildOk([ctx]);
+    assert.equal(readFileSync(log, 'utf8'), 'a1\nb1\n');
+    await writeFile(join(ctx, 'b'), 'b2\n');
+    const second = await buildOk([ctx]);
+    assert.equal(readFileSync(log, 'utf8'), 'a1\nb1\nb2\n', 'only the RUN after the changed COPY ran');
+    assert.equal(second.stdout.match(/Using cache/g)?.length, 2);
+    const { utimesSync } = await import('node:fs');
+    utimesSync(join(ctx, 'a'), new Date(), new Date(Date.now() + 60_000));
+    await buildOk([ctx]);
+    assert.equal(readFileSync(log, 'utf8'), 'a1\nb1\nb2\n', 'a new mtime is no change');
   });
 
   test('bad input: unknown instruction and unterminated heredoc with their line; a failing RUN leaves no tag', async () => {

@@ -580,8 +580,14 @@ export class Builder {
       const layers = [...s.layers];
       return rootfsView(() => this.unpacked(layers), this.tmpRoot);
     }
-    const { image, config } = await this.baseImage(ref, this.o.platform, line);
-    const layers = baseLayers(image, config);
+    let base;
+    try {
+      base = await this.baseImage(ref, this.o.platform, line);
+    } catch (err) {
+      // docker's rule: a --from that names no earlier stage is an image reference.
+      throw new BuildError(`${(err as Error).message} (--from=${ref} names no stage before line ${line} either)`);
+    }
+    const layers = baseLayers(base.image, base.config);
     return rootfsView(() => this.unpacked(layers), this.tmpRoot);
   }
 
