@@ -51,9 +51,11 @@ function clamp(mtime: Date | undefined, epoch: Date | undefined): Date {
 
 /**
  * Writes `entries` as one layer into `store`. Returns undefined when there are none: the step
- * made no change, and its history entry is an empty layer (as BuildKit does).
+ * made no change, and its history entry is an empty layer (as BuildKit does). The layer is also
+ * unpacked into the runtime's layer cache as it is written, unless `unpack` is false (RUN: its
+ * container's upper dir becomes that copy).
  */
-export async function writeLayer(store: LocalImageStore, entries: AsyncIterable<LayerEntry> | Iterable<LayerEntry>): Promise<BuiltLayer | undefined> {
+export async function writeLayer(store: LocalImageStore, entries: AsyncIterable<LayerEntry> | Iterable<LayerEntry>, opts: { unpack?: boolean } = {}): Promise<BuiltLayer | undefined> {
   const epoch = sourceDateEpoch();
   const iter = (Symbol.asyncIterator in entries ? entries[Symbol.asyncIterator]() : (entries as Iterable<LayerEntry>)[Symbol.iterator]()) as AsyncIterator<LayerEntry> | Iterator<LayerEntry>;
   const first = await iter.next();
@@ -66,10 +68,16 @@ export async function writeLayer(store: LocalImageStore, entries: AsyncIterable<
       cb(null, chunk);
     },
   });
-  const stored = store.blobs.ingest(pack.pipe(hashing).pipe(createGzip()));
+  const gzip = createGzip();
+  // pipe() does not carry a failure along: a destroyed pack must fail the ingest, not hang it.
+  pack.on('error', (e: Error) => hashing.destroy(e));
+  hashing.on('error', (e) => gzip.destroy(e));
+  const stored = store.blobs.ingest(pack.pipe(hashing).pipe(gzip));
   stored.catch(() => undefined); // awaited below; an early failure of the entries must not leave it unhandled
-  const put = (header: Parameters<typeof pack.entry>[0], body?: Readable) =>
-    new Promise<void>((resolve, reject) => {
+  const unpack = opts.unpack === false ? undefined : await unpackAlongside(store);
+  const put = (header: Parameters<typeof pack.entry>[0], body?: Readable) => {
+    const toLayerDir = unpack?.entry(header as Parameters<NonNullable<typeof unpack>['entry']>[0], body);
+    const written = new Promise<void>((resolve, reject) => {
       const done = (err?: Error | null) => (err ? reject(err) : resolve());
       if (body) {
         body.on('error', reject);
@@ -77,6 +85,8 @@ export async function writeLayer(store: LocalImageStore, entries: AsyncIterable<
       } else if (header.type === 'file') pack.entry(header, Buffer.alloc(0), done);
       else pack.entry(header, done);
     });
+    return toLayerDir ? Promise.all([written, toLayerDir]).then(() => undefined) : written;
+  };
   try {
     let next: IteratorResult<LayerEntry> = first;
     while (!next.done) {
@@ -112,8 +122,56 @@ export async function writeLayer(store: LocalImageStore, entries: AsyncIterable<
   } catch (err) {
     pack.destroy(err as Error);
     await stored.catch(() => undefined);
+    await unpack?.abort();
     throw err;
   }
   const { digest, size } = await stored;
+  await unpack?.commit(digest);
   return { digest, diffId: `sha256:${diffHash.digest('hex')}`, size, mediaType: MediaType.OciLayerGzip };
+}
+
+/**
+ * The layer unpacked as it is written, into the runtime's layer cache (runtime/layer-cache.ts)
+ * of the same root: the next step (a RUN, a COPY --from view) or `berth run` mounts it without
+ * reading the tar back. Best effort: a failure drops the unpacked copy, never the layer, and the
+ * cache then unpacks the tar when something needs it. Root only (owners are set).
+ */
+async function unpackAlongside(store: LocalImageStore) {
+  if (process.getuid?.() !== 0) return undefined;
+  const [{ unpackingLayer }, { EntryUnpacker }, { RuntimeLayout }, { PassThrough }] = await Promise.all([
+    import('../runtime/layer-cache.js'),
+    import('../runtime/layer-unpack.js'),
+    import('../runtime/runtime-layout.js'),
+    import('node:stream'),
+  ]);
+  const target = await unpackingLayer(new RuntimeLayout(store.root)).catch(() => undefined);
+  if (!target) return undefined;
+  const unpacker = new EntryUnpacker(target.dir);
+  let broken = false;
+  return {
+    /** Applies one tar entry; a body is teed (the tar gets the original). */
+    entry(header: Parameters<typeof unpacker.apply>[0], body?: Readable): Promise<void> | undefined {
+      if (broken) return undefined;
+      let copy: Readable = PassThrough.from([]);
+      if (body) {
+        const tee = new PassThrough();
+        body.pipe(tee);
+        copy = tee;
+      }
+      return unpacker.apply(header, copy).catch(() => {
+        broken = true;
+        copy.resume(); // keep the tar's copy flowing
+      });
+    },
+    async commit(digest: string) {
+      if (broken) return target.abort();
+      try {
+        unpacker.finish();
+        await target.commit(digest);
+      } catch {
+        await target.abort();
+      }
+    },
+    abort: () => target.abort(),
+  };
 }

@@ -118,6 +118,7 @@ export async function runStep(o: RunStepOptions, onStart: (containerId: string) 
           yield { ...e, ...(e.type === 'file' && e.size > 0 ? { open: () => createReadStream(e.hostPath) } : {}) };
         }
       })(),
+      { unpack: false },
     );
     if (layer) await adoptUpper(layout, config, layer.digest).catch(() => undefined); // the next step then unpacks it from the tar
     return layer;

@@ -46,3 +46,27 @@ export async function ensureLayers(layout: RuntimeLayout, layers: readonly Layer
   for (const l of layers) dirs.push(await ensureLayer(layout, l));
   return dirs.reverse();
 }
+
+/**
+ * A layer unpacked while it was written (berth build): an empty temp dir to unpack into, then
+ * `commit(digest)` renames it into the cache under the digest the writer computed (or drops it
+ * when that layer is there already), `abort()` drops it.
+ */
+export async function unpackingLayer(layout: RuntimeLayout): Promise<{ dir: string; commit(digest: string): Promise<void>; abort(): Promise<void> }> {
+  await mkdir(layout.layersTmpDir, { recursive: true });
+  const tmp = join(layout.layersTmpDir, randomHex(8));
+  await mkdir(tmp, { mode: 0o755 });
+  return {
+    dir: tmp,
+    async commit(digest) {
+      const dir = layout.layerDir(digest);
+      if (await exists(dir)) return void (await rm(tmp, { recursive: true, force: true }));
+      await mkdir(dirname(dir), { recursive: true });
+      await rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
+        await rm(tmp, { recursive: true, force: true });
+      });
+    },
+    abort: () => rm(tmp, { recursive: true, force: true }),
+  };
+}

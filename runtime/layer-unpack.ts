@@ -199,3 +199,24 @@ async function applyEntry(root: string, h: Header, body: Readable, dirTimes: Dir
   else utimesSync(path, mtime, mtime);
 }
 
+
+/**
+ * Applies entries one at a time into `dest` with the same rules as unpackLayer (for a layer being
+ * written: berth build tees its tar entries here, so the layer is unpacked without reading its
+ * tar back). finish() sets the directory times once every entry is in.
+ */
+export class EntryUnpacker {
+  private readonly dirTimes: DirTimes[] = [];
+  private readonly known = new Set<string>();
+  constructor(readonly dest: string) {}
+  async apply(header: Header, body: Readable): Promise<void> {
+    try {
+      await applyEntry(this.dest, header, body, this.dirTimes, this.known);
+    } finally {
+      body.resume();
+    }
+  }
+  finish(): void {
+    for (const d of this.dirTimes.reverse()) utimesSync(d.path, d.mtime, d.mtime);
+  }
+}
