@@ -15,6 +15,11 @@ function human(n: number): string {
 
 export { human as humanSize };
 
+/** The 12 hex digits docker shows for a layer (`1ad94f5d392b: Pushed`). */
+export function shortDigest(d: string): string {
+  return d.slice(d.indexOf(':') + 1, d.indexOf(':') + 13);
+}
+
 export class Progress {
   private readonly out: Writable & { isTTY?: boolean; columns?: number };
   private readonly tty: boolean;

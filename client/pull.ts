@@ -9,7 +9,7 @@ import { familiarReference, formatReference, repositoryName, type ImageReference
 import { copy } from './image/copy.js';
 import { RemoteSource, withDownloads } from './image/remote.js';
 import { StoreSink } from './image/store-image.js';
-import type { Progress } from './progress.js';
+import { shortDigest, type Progress } from './progress.js';
 import type { LocalImageStore } from './store/image-store.js';
 import type { Transport } from './transport/registry-client.js';
 
@@ -22,10 +22,6 @@ export interface PullOptions {
 export interface PullResult {
   digest: string;
   upToDate: boolean;
-}
-
-export function shortDigest(d: string): string {
-  return d.slice(d.indexOf(':') + 1, d.indexOf(':') + 13);
 }
 
 export async function pull(transport: Transport, store: LocalImageStore, ref: ImageReference, opts: PullOptions): Promise<PullResult> {

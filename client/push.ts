@@ -6,8 +6,7 @@ import { familiarRepository, repositoryName, type ImageReference } from '../oci/
 import { copy } from './image/copy.js';
 import { RemoteSink } from './image/remote.js';
 import { storeImage } from './image/store-image.js';
-import { shortDigest } from './pull.js';
-import type { Progress } from './progress.js';
+import { shortDigest, type Progress } from './progress.js';
 import type { LocalImageStore } from './store/image-store.js';
 import type { Transport } from './transport/registry-client.js';
 

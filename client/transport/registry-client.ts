@@ -8,12 +8,17 @@ import type { Readable } from 'node:stream';
 import { RegistryError } from '../../oci/errors.js';
 import { DOCKER_HUB, DOCKER_HUB_API_HOST, DOCKER_HUB_INDEX_HOST } from '../../oci/reference.js';
 import { AccessPolicy } from '../../oci/access-policy.js';
-import { parseChallenge, type Challenge } from '../../oci/auth-challenge.js';
-import { basicAuthorization, requestToken, TokenError, type RegistryToken } from '../../oci/registry-token.js';
-import { findCredentials, type Credentials } from '../credentials.js';
-import { bodyChunks } from './body-chunks.js';
-import { plainGet, PlainHttpError, type BodySink } from './plain-get.js';
+import type { Challenge } from '../../oci/auth-challenge.js';
+import type { RegistryToken } from '../../oci/registry-token.js';
+import type { Credentials } from '../credentials.js';
+import type { BodySink } from './plain-get.js';
 import type { ClientConfig } from '../config.js';
+
+// Imported when first needed: a registry without auth never loads the challenge, token and
+// credentials modules, and a push never loads the blob reader (each ESM module costs ~0.4-0.7 ms
+// of start-up; docs/performance.md, "Start-up").
+const authChallenge = () => import('../../oci/auth-challenge.js');
+const registryToken = () => import('../../oci/registry-token.js');
 
 export type { Response };
 type Body = string | Buffer | Readable | null;
@@ -56,6 +61,7 @@ function pooledBlobResponse(res: Response): BlobResponse {
     statusCode: res.statusCode,
     headers: res.headers,
     async pipeTo(sink, skip) {
+      const { bodyChunks } = await import('./body-chunks.js');
       for await (const raw of bodyChunks(res.body)) {
         let c = raw;
         if (skip > 0) {
@@ -181,7 +187,7 @@ export class RegistryClient {
     if (this.credentials === null) {
       // Credentials are filed under the registry's name: Docker Hub's API host is docker.io's.
       const registry = this.host === DOCKER_HUB_API_HOST || this.host === DOCKER_HUB_INDEX_HOST ? DOCKER_HUB : this.host;
-      this.credentials = this.transport.options.credentials ? this.transport.options.credentials(registry) : await findCredentials(registry);
+      this.credentials = this.transport.options.credentials ? this.transport.options.credentials(registry) : await (await import('../credentials.js')).findCredentials(registry);
     }
     return this.credentials ?? undefined;
   }
@@ -209,7 +215,7 @@ export class RegistryClient {
         await res.body.dump();
         if (res.statusCode >= 500) throw new UnreachableError(`registry ${this.host} answered /v2/ with HTTP ${res.statusCode}`);
         this.base = base;
-        if (res.statusCode === 401) this.challenge = parseChallenge(res.headers['www-authenticate']);
+        if (res.statusCode === 401) this.challenge = (await authChallenge()).parseChallenge(res.headers['www-authenticate']);
         return;
       } catch (e) {
         if (e instanceof UnreachableError) throw e;
@@ -236,7 +242,7 @@ export class RegistryClient {
     const creds = await this.creds();
     if (!this.challenge) return;
     if (this.challenge.scheme === 'basic') {
-      const res = await request(`${this.baseUrl}/v2/`, { method: 'GET', headers: this.basicHeader(creds), dispatcher: this.agent });
+      const res = await request(`${this.baseUrl}/v2/`, { method: 'GET', headers: await this.basicHeader(creds), dispatcher: this.agent });
       await res.body.dump();
       if (res.statusCode === 401 || res.statusCode === 403) throw new RegistryError('UNAUTHORIZED', `login to ${this.host} failed: incorrect username or password`, { status: res.statusCode });
       if (res.statusCode >= 300) throw new RegistryError('UNKNOWN', `login to ${this.host} failed: HTTP ${res.statusCode}`);
@@ -245,8 +251,8 @@ export class RegistryClient {
     await this.fetchToken(this.challenge, [], true);
   }
 
-  private basicHeader(creds: Credentials | undefined): Record<string, string> {
-    return creds ? { authorization: basicAuthorization(creds) } : {};
+  private async basicHeader(creds: Credentials | undefined): Promise<Record<string, string>> {
+    return creds ? { authorization: (await registryToken()).basicAuthorization(creds) } : {};
   }
 
   /** Fetches (or reuses) a bearer token for `scopes` from the challenge's realm (oci/registry-token.ts). */
@@ -255,6 +261,7 @@ export class RegistryClient {
     const cached = this.tokens.get(key);
     if (cached && cached.expiresAt > Date.now() && !forLogin) return cached.token;
     const creds = await this.creds();
+    const { requestToken, TokenError } = await registryToken();
     let issued: RegistryToken;
     try {
       issued = await requestToken({
@@ -308,6 +315,7 @@ export class RegistryClient {
     await this.ping();
     const url = new URL(opts.path, this.baseUrl);
     if (url.protocol === 'http:' && url.origin === this.baseUrl) {
+      const { plainGet, PlainHttpError } = await import('./plain-get.js');
       const headers = { ...(opts.headers ?? {}), ...(await this.authHeaders(opts.scopes ?? [])) };
       try {
         const res = await plainGet(url, headers, { lookup: this.transport.options.lookup, headersTimeout: HEADERS_TIMEOUT, bodyTimeout: BODY_TIMEOUT });
@@ -344,7 +352,7 @@ export class RegistryClient {
       if (res.statusCode === 401 && !retriedAuth && sameOrigin) {
         await res.body.dump();
         retriedAuth = true;
-        const ch = parseChallenge(res.headers['www-authenticate']);
+        const ch = (await authChallenge()).parseChallenge(res.headers['www-authenticate']);
         if (ch) {
           this.challenge = ch;
           // The challenge names the scope it wants (e.g. pull on a mount's source repository).
