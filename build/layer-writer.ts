@@ -62,10 +62,24 @@ export async function writeLayer(store: LocalImageStore, entries: AsyncIterable<
   if (first.done) return undefined;
   const pack = tar.pack();
   const diffHash = createHash('sha256');
+  // tar-stream emits a header, a body and its padding per entry: gathered into 256 KiB batches
+  // before gzip, since zlib's cost per write dominates for many small files.
+  let batch: Buffer[] = [];
+  let batched = 0;
   const hashing = new Transform({
     transform(chunk: Buffer, _e, cb) {
       diffHash.update(chunk);
-      cb(null, chunk);
+      batch.push(chunk);
+      batched += chunk.length;
+      if (batched >= 256 << 10) {
+        const out = Buffer.concat(batch);
+        batch = [];
+        batched = 0;
+        cb(null, out);
+      } else cb();
+    },
+    flush(cb) {
+      cb(null, batched > 0 ? Buffer.concat(batch) : undefined);
     },
   });
   const gzip = createGzip();
