@@ -139,6 +139,12 @@ describe('retention: 1 000 tags in one repository, berth serve retention --dry-r
   it('the dry run lists exactly what the real run removes; newest 10 and the pattern are kept; the index goes with its children', async () => {
     const dry = removals((await berth(['serve', 'retention', '--dry-run', '--format', 'json', '--data', data, '--config', configFile])).stdout);
     assert.equal(dry.summary.dryRun, true);
+    // The text form: one line per removal in the same order, then the summary.
+    const textLines = (await berth(['serve', 'retention', '--dry-run', '--data', data, '--config', configFile])).stdout.trim().split('\n');
+    assert.equal(textLines.length, dry.items.length + 1);
+    assert.match(textLines[0]!, /^would remove tag big\/app:(multi|t\d{4}) \(sha256:[a-f0-9]{64}, pushed \d{4}-\d\d-\d\dT[0-9:.]+Z\)$/);
+    assert.ok(textLines.some((l) => /^would remove manifest big\/app@sha256:[a-f0-9]{64} \(unreferenced, application\/vnd\.oci\.image\.manifest\.v1\+json, pushed /.test(l)));
+    assert.equal(textLines.at(-1), `dry run: 1 repository under a rule: would remove ${dry.summary.removedTags} tags, ${dry.summary.removedManifests} manifests, ${dry.summary.unlinkedBlobs} blob links`);
     const keptTags = new Set([...tags.slice(-10).map((t) => t.tag), ...tags.filter((t) => t.tag.startsWith('release-')).map((t) => t.tag)]);
     assert.equal(keptTags.size, 20);
     const expectedTags = tags.filter((t) => !keptTags.has(t.tag));
@@ -168,14 +174,23 @@ describe('retention: 1 000 tags in one repository, berth serve retention --dry-r
     assert.equal(real.gc?.removed, dry.summary.unlinkedBlobs + dry.summary.removedManifests, 'GC freed the removed manifests and their blobs in the same run');
     process.stdout.write(`# retention of 1 000 tags: ${real.summary.removedTags} tags, ${real.summary.removedManifests} manifests, ${real.summary.unlinkedBlobs} blob links removed, then GC, in ${seconds.toFixed(1)} s (child process, LevelDB)\n`);
 
-    // A third run finds nothing more to remove.
+    // A third run finds nothing more to remove; the text form says so in its summary.
     const after = removals((await berth(['serve', 'retention', '--dry-run', '--format', 'json', '--data', data, '--config', configFile])).stdout);
     assert.equal(after.items.length, 0);
+    const text = (await berth(['serve', 'retention', '--dry-run', '--data', data, '--config', configFile])).stdout;
+    assert.equal(text, 'dry run: 1 repository under a rule: would remove 0 tags, 0 manifests, 0 blob links\n');
   });
 
   it('a restarted registry serves every kept tag whole, and none of the removed ones', async () => {
     reg = await startTestRegistry({ data, gc: { intervalHours: 0, graceMinutes: 0 } });
     const base = reg.url;
+    // LevelDB is the running registry's: the verb says so and how to get a run instead.
+    const locked = await berth(['serve', 'retention', '--dry-run', '--data', data, '--config', configFile]).then(
+      () => assert.fail('ran beside the registry holding LevelDB'),
+      (e: { code: number; stderr: string }) => e,
+    );
+    assert.equal(locked.code, 2);
+    assert.match(locked.stderr, /in use by a running berth serve \(LevelDB lock\): stop it first \(or send it SIGUSR2: it runs retention, then GC\)/);
     const listed = (await (await fetch(`${base}/v2/big/app/tags/list?n=1000`)).json()) as { tags: string[] };
     const kept = tags.filter((t) => t.tag.startsWith('release-') || tags.indexOf(t) >= 990);
     assert.deepEqual(listed.tags.sort(), kept.map((t) => t.tag).sort());

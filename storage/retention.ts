@@ -237,32 +237,61 @@ async function applyPlan(store: RegistryStore, plan: RepositoryPlan, graceCutoff
       onRemoved?.({ what: 'tag', repository, ...t });
     } else result.skipped++;
   }
-  for (const m of plan.manifests) {
-    // Under the manifest's guard, which every PUT of it (by tag or digest) and of an index naming
-    // it holds: re-pushed since the scan (a new push time), or referenced by a manifest that is
-    // not going (an index pushed meanwhile, or one whose removal was skipped), it stays.
-    const removed = await store.meta.exclusive(m.digest, async () => {
-      const now = await store.meta.getManifest(repository, m.digest);
-      if (!now || now.pushed !== m.link.pushed) return false;
-      if ((await store.meta.referencedBy(repository, m.digest)) !== undefined) return false;
-      if (now.subject && (await store.meta.getManifest(repository, now.subject))) return false;
-      await store.deleteManifest(repository, m.digest);
-      return true;
-    });
-    if (removed) {
-      result.removedManifests++;
-      onRemoved?.(manifestRemoval(repository, m));
-    } else result.skipped++;
+  // Manifests, then blob links, a batch at a time under the guards of the whole batch (taken in
+  // sorted order): every PUT of a manifest, and of one that references a digest, holds that
+  // digest's guard, so one read of the repository's manifests under them sees every manifest that
+  // could keep one of the batch, and nothing can start referencing one until the batch is done.
+  // One read per batch, not one per removal: a repository of n manifests costs O(n · removed / batch).
+  for (let i = 0; i < plan.manifests.length; i += GUARD_BATCH) {
+    const batch = plan.manifests.slice(i, i + GUARD_BATCH);
+    await store.exclusiveAll(
+      batch.map((m) => m.digest),
+      async () => {
+        const { links, refCount } = await readManifests(store, repository);
+        for (const m of batch) {
+          const now = links.get(m.digest);
+          // Pushed again since the scan (by tag or digest: a new push time), referenced by a
+          // manifest that stays (an index pushed meanwhile, or one whose removal was skipped), or
+          // a referrer whose subject stayed: kept.
+          const keep = !now || now.pushed !== m.link.pushed || (refCount.get(m.digest) ?? 0) > 0 || (now.subject !== undefined && links.has(now.subject));
+          if (keep) {
+            result.skipped++;
+            continue;
+          }
+          await store.deleteManifest(repository, m.digest);
+          links.delete(m.digest);
+          for (const r of new Set(now.refs)) refCount.set(r, (refCount.get(r) ?? 1) - 1);
+          result.removedManifests++;
+          onRemoved?.(manifestRemoval(repository, m));
+        }
+      },
+    );
   }
-  for (const digest of plan.blobs) {
-    const unlinked = await store.meta.exclusive(digest, async () => {
-      if (!(await store.meta.getBlobLink(repository, digest))) return false;
-      if ((await store.meta.referencedBy(repository, digest)) !== undefined) return false;
-      // Linked or committed within the grace period: a push may be about to reference it.
-      const content = await store.meta.getContent(digest);
-      if (content && content.touched >= graceCutoff) return false;
-      return store.meta.unlinkBlob(repository, digest);
+  for (let i = 0; i < plan.blobs.length; i += GUARD_BATCH) {
+    const batch = plan.blobs.slice(i, i + GUARD_BATCH);
+    await store.exclusiveAll(batch, async () => {
+      const { refCount } = await readManifests(store, repository);
+      for (const digest of batch) {
+        if ((refCount.get(digest) ?? 0) > 0) continue;
+        // Linked or committed within the grace period: a push may be about to reference it.
+        const content = await store.meta.getContent(digest);
+        if (content && content.touched >= graceCutoff) continue;
+        if (await store.meta.unlinkBlob(repository, digest)) result.unlinkedBlobs++;
+      }
     });
-    if (unlinked) result.unlinkedBlobs++;
   }
+}
+
+/** Digests guarded at once while one batch of removals is checked and applied. */
+const GUARD_BATCH = 256;
+
+/** The repository's manifest links now, and how many of them reference each digest. */
+async function readManifests(store: RegistryStore, repository: string): Promise<{ links: Map<string, ManifestLink>; refCount: Map<string, number> }> {
+  const links = new Map<string, ManifestLink>();
+  const refCount = new Map<string, number>();
+  for await (const e of store.meta.manifestEntries(repository)) {
+    links.set(e.digest, e.link);
+    for (const r of new Set(e.link.refs)) refCount.set(r, (refCount.get(r) ?? 0) + 1);
+  }
+  return { links, refCount };
 }
