@@ -1,8 +1,8 @@
 // `berth build [OPTIONS] CONTEXT`: docker build's flags, the image into the local store, tagged;
 // pushed with --push. Output: docker's classic lines (plain), a live view on a terminal (tty),
-// or only the image ID (-q). Exit 1 on a failed build (docker's), 125 on a usage error.
+// or only the image ID (-q). Exit 1 on a failed build (docker's), 125 on a usage error (its flags
+// are declared in bin/commands.ts).
 import { writeFile } from 'node:fs/promises';
-import { bool, list, parseFlags, str, type FlagSpec } from '../runtime/cli-flags.js';
 import { UsageError } from '../runtime/process-spec.js';
 import type { Platform } from '../oci/manifest.js';
 import { familiarReference, parseReference, type ImageReference } from '../oci/reference.js';
@@ -12,44 +12,24 @@ import { Interrupted, RunFailed } from './run-step.js';
 import { plainProgress, quietProgress, ttyProgress, type BuildProgress } from './progress.js';
 import type { ContextSource } from './copy-contract.js';
 
-const FLAGS: FlagSpec[] = [
-  { name: 'tag', short: 't', kind: 'list' },
-  { name: 'file', short: 'f', kind: 'string' },
-  { name: 'build-arg', kind: 'list' },
-  { name: 'target', kind: 'string' },
-  { name: 'no-cache', kind: 'bool' },
-  { name: 'pull', kind: 'bool' },
-  { name: 'platform', kind: 'string' },
-  { name: 'label', kind: 'list' },
-  { name: 'network', kind: 'string' },
-  { name: 'progress', kind: 'string' },
-  { name: 'quiet', short: 'q', kind: 'bool' },
-  { name: 'iidfile', kind: 'string' },
-  { name: 'push', kind: 'bool' },
-  { name: 'format', kind: 'string' },
-  { name: 'help', kind: 'bool' },
-];
-
-const USAGE = `Usage: berth build [OPTIONS] PATH | -
-
-Build an image from a Dockerfile (daemonless: RUN steps run in berth's own runtime)
-
-Options:
-  -t, --tag list          Name and optionally a tag (NAME[:TAG]); repeatable
-  -f, --file string       Name of the Dockerfile (default: PATH/Dockerfile; - for stdin)
-      --build-arg list    Set build-time variables (K=V, or K from this environment)
-      --target string     Build the stage of this name (and only what it needs)
-      --no-cache          Do not use the step cache
-      --pull              Pull base images even when stored
-      --platform string   os/arch[/variant] of the base images and of the image built
-      --label list        Set metadata for the image (K=V)
-      --network string    Network of RUN steps: bridge (default), host or none
-      --progress string   auto (default: tty on a terminal), plain or tty
-  -q, --quiet             Print only the image ID
-      --iidfile string    Write the image ID to the file
-      --push              Push the tags once built
-      --format string     docker (default) or oci: the manifest and config media types
-`;
+/** `berth build`'s flags as commander gives them (bin/commands.ts declares them). */
+export interface BuildFlags {
+  tag: string[];
+  file?: string;
+  buildArg: string[];
+  target?: string;
+  /** false with --no-cache */
+  cache?: boolean;
+  pull?: boolean;
+  platform?: string;
+  label: string[];
+  network?: string;
+  progress?: string;
+  quiet?: boolean;
+  iidfile?: string;
+  push?: boolean;
+  format?: string;
+}
 
 /** build/context.ts's context (folder, tar on stdin, or a Dockerfile alone), as this verb uses it. */
 interface OpenedContext extends ContextSource {
@@ -75,11 +55,8 @@ interface Parsed {
   format: 'docker' | 'oci';
 }
 
-async function parseArgs(argv: string[]): Promise<Parsed | 'help'> {
-  const p = parseFlags(argv, FLAGS, false);
-  if (bool(p, 'help')) return 'help';
-  if (p.operands.length !== 1) throw new UsageError(`"berth build" requires exactly 1 argument.`);
-  const tags = list(p, 'tag').map((t) => {
+async function parseArgs(contextArg: string, p: BuildFlags): Promise<Parsed> {
+  const tags = p.tag.map((t) => {
     try {
       return parseReference(t);
     } catch {
@@ -88,7 +65,7 @@ async function parseArgs(argv: string[]): Promise<Parsed | 'help'> {
   });
   if (tags.some((t) => t.digest !== undefined)) throw new UsageError('-t takes NAME[:TAG], not a digest');
   const buildArgs = new Map<string, string>();
-  for (const a of list(p, 'build-arg')) {
+  for (const a of p.buildArg) {
     const eq = a.indexOf('=');
     if (eq === 0) throw new UsageError(`invalid build argument: ${a}`);
     if (eq < 0) {
@@ -97,17 +74,17 @@ async function parseArgs(argv: string[]): Promise<Parsed | 'help'> {
     } else buildArgs.set(a.slice(0, eq), a.slice(eq + 1));
   }
   const labels: Record<string, string> = {};
-  for (const l of list(p, 'label')) {
+  for (const l of p.label) {
     const eq = l.indexOf('=');
     labels[eq < 0 ? l : l.slice(0, eq)] = eq < 0 ? '' : l.slice(eq + 1);
   }
-  const network = str(p, 'network') ?? 'bridge';
+  const network = p.network ?? 'bridge';
   if (network !== 'none' && network !== 'host' && network !== 'bridge' && network !== 'default') throw new UsageError(`--network: ${network} is not supported for builds (none, host or bridge)`);
-  const progress = str(p, 'progress') ?? 'auto';
+  const progress = p.progress ?? 'auto';
   if (progress !== 'auto' && progress !== 'plain' && progress !== 'tty') throw new UsageError(`--progress: ${progress} is not one of auto, plain, tty`);
-  const format = (str(p, 'format') ?? process.env.BUILDAH_FORMAT ?? 'docker').toLowerCase();
+  const format = (p.format ?? process.env.BUILDAH_FORMAT ?? 'docker').toLowerCase();
   if (format !== 'docker' && format !== 'oci') throw new UsageError(`--format: ${format} is not one of docker, oci`);
-  const platformFlag = str(p, 'platform') ?? process.env.DOCKER_DEFAULT_PLATFORM;
+  const platformFlag = p.platform ?? process.env.DOCKER_DEFAULT_PLATFORM;
   let platform: Platform | undefined;
   if (platformFlag) {
     const { parsePlatform } = await import('../client/platform.js');
@@ -117,24 +94,22 @@ async function parseArgs(argv: string[]): Promise<Parsed | 'help'> {
       throw new UsageError((err as Error).message, false);
     }
   }
-  const file = str(p, 'file');
-  const target = str(p, 'target');
-  const iidfile = str(p, 'iidfile');
+  const { file, target, iidfile } = p;
   return {
-    contextArg: p.operands[0]!,
+    contextArg,
     ...(file !== undefined ? { file } : {}),
     tags,
     buildArgs,
     ...(target !== undefined ? { target } : {}),
-    noCache: bool(p, 'no-cache'),
-    pull: bool(p, 'pull'),
+    noCache: p.cache === false,
+    pull: Boolean(p.pull),
     ...(platform ? { platform } : {}),
     labels,
     network: network === 'default' ? 'bridge' : network,
     progress,
-    quiet: bool(p, 'quiet'),
+    quiet: Boolean(p.quiet),
     ...(iidfile !== undefined ? { iidfile } : {}),
-    push: bool(p, 'push'),
+    push: Boolean(p.push),
     format,
   };
 }
@@ -145,21 +120,9 @@ function chooseProgress(o: Parsed): BuildProgress {
   return plainProgress(process.stdout);
 }
 
-export async function main(argv: string[]): Promise<number> {
-  let o: Parsed | 'help';
-  try {
-    o = await parseArgs(argv);
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`berth: ${err.message}\n${err.helpHint ? "See 'berth build --help'.\n" : ''}`);
-      return 125;
-    }
-    throw err;
-  }
-  if (o === 'help') {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+export async function main(contextArg: string, flags: BuildFlags): Promise<number> {
+  // A UsageError (exit 125, docker's hint) is the command line's to print.
+  const o = await parseArgs(contextArg, flags);
   let context: OpenedContext | undefined;
   const progress = chooseProgress(o);
   try {
@@ -196,7 +159,7 @@ export async function main(argv: string[]): Promise<number> {
     if (o.push) {
       const push = await import('../client/cli/push.js');
       for (const t of o.tags) {
-        const code = await push.main([...(o.quiet ? ['-q'] : []), familiarReference({ ...t, tag: t.tag ?? 'latest' })]);
+        const code = await push.pushImage(familiarReference({ ...t, tag: t.tag ?? 'latest' }), { quiet: o.quiet });
         if (code !== 0) return code;
       }
     }

@@ -1,5 +1,6 @@
-// `berth serve`: flags over environment over config file over defaults (server/config.ts).
-import { Command, InvalidArgumentError } from 'commander';
+// `berth serve`: flags over environment over config file over defaults (server/config.ts). The
+// command line (parsing, help, usage errors) is bin/commands.ts's; this module declares the flags.
+import { InvalidArgumentError, type Command } from 'commander';
 import { DEFAULT_CONFIG, loadConfig, type ConfigOverrides } from './config.js';
 import { parseAuthMode, parseLimit } from './auth/config.js';
 import { addStorageOptions, storageOverrides, type StorageFlags } from './storage-options.js';
@@ -18,12 +19,9 @@ function hours(v: string): number {
   return n;
 }
 
-export async function main(argv: string[]): Promise<number> {
-  // `berth serve user add|rm|passwd|ls`: the users file of --auth htpasswd|token.
-  if (argv[0] === 'user') return (await import('./auth/user-cli.js')).main(argv.slice(1));
-  // `berth serve retention [--dry-run]`: the config file's retention rules, applied once.
-  if (argv[0] === 'retention') return (await import('./retention-cli.js')).main(argv.slice(1));
-  const program = addStorageOptions(new Command('berth serve'))
+/** Declares `berth serve`'s flags and action on `cmd`; its subcommands (user, retention) are bin/commands.ts's. */
+export function defineServe(cmd: Command): void {
+  addStorageOptions(cmd)
     .description('Run the registry: the OCI Distribution / Docker Registry v2 API, data on this machine.\nUsers of --auth htpasswd|token: berth serve user add|passwd|rm|ls (see berth serve user --help).\nRetention rules of the config file, once: berth serve retention [--dry-run] (see berth serve retention --help).')
     .option('--listen <host:port>', `address to listen on (env BERTH_LISTEN; default ${DEFAULT_CONFIG.listen})`)
     .option('--delete', 'allow DELETE of manifests, tags and blobs (env BERTH_DELETE; default on)')
@@ -60,16 +58,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('--no-ui', 'no web UI: only the registry API')
     .option('--s3-redirect', 'blob GETs answer 307 to a pre-signed URL (env BERTH_S3_REDIRECT; default on)')
     .option('--no-s3-redirect', 'blob GETs stream the bytes through the registry')
-    .helpOption('-h, --help', 'show this help')
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .action(() => serve(cmd));
+}
 
-  try {
-    program.parse(argv, { from: 'user' });
-  } catch (e) {
-    const code = (e as { code?: string }).code;
-    return code === 'commander.helpDisplayed' || code === 'commander.help' ? 0 : 125;
-  }
+async function serve(program: Command): Promise<number> {
   const o = program.opts<StorageFlags & {
     listen?: string;
     delete?: boolean;
@@ -98,10 +90,11 @@ export async function main(argv: string[]): Promise<number> {
     proxyEvictHours?: number;
     metricsListen?: string;
   }>();
-  const s3RedirectFlag = argv.includes('--no-s3-redirect') ? false : argv.includes('--s3-redirect') ? true : undefined;
   // commander defaults --delete to true because of --no-delete; only an explicit flag overrides.
-  const deleteFlag = argv.includes('--no-delete') ? false : argv.includes('--delete') ? true : undefined;
-  const uiFlag = argv.includes('--no-ui') ? false : argv.includes('--ui') ? true : undefined;
+  const given = (key: 'delete' | 'ui' | 's3Redirect') => (program.getOptionValueSource(key) === 'cli' ? (program.getOptionValue(key) as boolean) : undefined);
+  const s3RedirectFlag = given('s3Redirect');
+  const deleteFlag = given('delete');
+  const uiFlag = given('ui');
   const flags: ConfigOverrides = {
     ...storageOverrides(o, { s3Redirect: s3RedirectFlag }),
     listen: o.listen,

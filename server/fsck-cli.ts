@@ -2,17 +2,18 @@
 // environment and config file as `berth serve`. Exit codes: 0 consistent (or every problem
 // repaired, confirmed by a second check), 1 problems found (or some left after --repair),
 // 2 the check could not run (bad configuration, the data folder in use, storage unreachable),
-// 125 bad usage (like every berth verb).
+// 125 bad usage (like every berth verb; the command line is bin/commands.ts's).
 import { stat } from 'node:fs/promises';
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { loadConfig, type ServerConfig } from './config.js';
 import { addStorageOptions, storageOverrides, type StorageFlags } from './storage-options.js';
 import { openStore } from './open-store.js';
 import { fsck, type FsckProblem, type FsckRemoval, type FsckReport } from '../storage/fsck.js';
 import type { RegistryStore } from '../storage/registry-store.js';
 
-export async function main(argv: string[]): Promise<number> {
-  const program = addStorageOptions(new Command('berth fsck'))
+/** Declares `berth fsck`'s flags and action on `cmd`. */
+export function defineFsck(cmd: Command): void {
+  addStorageOptions(cmd)
     .description(
       "Check a registry's stored data: every tag points at a manifest, every manifest's bytes and the blobs it references are stored and hash to their digests, every blob link's content is there with its size.\n" +
         'Stop `berth serve` first when the metadata is LevelDB (the default). Orphans (content nothing references) are counted, not problems: garbage collection removes them.\n' +
@@ -21,16 +22,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('--repair', 'remove dangling metadata, never content: tags, manifest links, blob links and referrer entries whose content is missing or corrupt')
     .option('--fast', 'check that blobs are stored with the right size, without hashing them (manifests are still hashed: they are read anyway)')
     .option('--format <format>', 'text (default) or json')
-    .helpOption('-h, --help', 'show this help')
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  try {
-    program.parse(argv, { from: 'user' });
-  } catch (e) {
-    const code = (e as { code?: string }).code;
-    return code === 'commander.helpDisplayed' || code === 'commander.help' ? 0 : 125;
-  }
-  const o = program.opts<StorageFlags & { repair?: boolean; fast?: boolean; format?: string }>();
+    .action((o: StorageFlags & { repair?: boolean; fast?: boolean; format?: string }) => check(o));
+}
+
+async function check(o: StorageFlags & { repair?: boolean; fast?: boolean; format?: string }): Promise<number> {
   const format = o.format ?? 'text';
   if (format !== 'text' && format !== 'json') {
     process.stderr.write(`berth fsck: --format must be text or json, got ${JSON.stringify(format)}\n`);

@@ -2,9 +2,9 @@
 // applied once to a registry's store, opened from the same flags, environment and config file as
 // `berth serve`. With LevelDB metadata (the default) the registry must be stopped (or send it
 // SIGUSR2: its own run does retention, then GC); with PostgreSQL it may run beside the replicas.
-// Exit codes: 0 done, 2 could not run, 125 bad usage.
+// Exit codes: 0 done, 2 could not run, 125 bad usage (the command line is bin/commands.ts's).
 import { stat } from 'node:fs/promises';
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { loadConfig, type ServerConfig } from './config.js';
 import { addStorageOptions, storageOverrides, type StorageFlags } from './storage-options.js';
 import { openStore } from './open-store.js';
@@ -12,8 +12,9 @@ import { applyRetention, RetentionPolicy, type RetentionRemoval, type RetentionR
 import { collectGarbage, type GcResult } from '../storage/gc.js';
 import type { RegistryStore } from '../storage/registry-store.js';
 
-export async function main(argv: string[]): Promise<number> {
-  const program = addStorageOptions(new Command('berth serve retention'))
+/** Declares `berth serve retention`'s flags and action on `cmd`. */
+export function defineRetention(cmd: Command): void {
+  addStorageOptions(cmd)
     .description(
       'Apply the retention rules of the config file (retention: in --config) once: remove the tags they do not keep, the manifests nothing kept needs, and the blob links only those held.\n' +
         'Stop `berth serve` first when the metadata is LevelDB (the default); a running registry applies the same rules before each GC.',
@@ -21,16 +22,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('--dry-run', 'print what would be removed; remove nothing')
     .option('--gc', 'then collect the garbage (content nothing references any more), as the registry does after its own retention run')
     .option('--format <format>', 'text (default): one line per removal; json: one JSON object per removal, then the summary')
-    .helpOption('-h, --help', 'show this help')
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  try {
-    program.parse(argv, { from: 'user' });
-  } catch (e) {
-    const code = (e as { code?: string }).code;
-    return code === 'commander.helpDisplayed' || code === 'commander.help' ? 0 : 125;
-  }
-  const o = program.opts<StorageFlags & { dryRun?: boolean; gc?: boolean; format?: string }>();
+    .action((o: StorageFlags & { dryRun?: boolean; gc?: boolean; format?: string }) => retain(o));
+}
+
+async function retain(o: StorageFlags & { dryRun?: boolean; gc?: boolean; format?: string }): Promise<number> {
   const format = o.format ?? 'text';
   if (format !== 'text' && format !== 'json') {
     process.stderr.write(`berth serve retention: --format must be text or json, got ${JSON.stringify(format)}\n`);

@@ -1,17 +1,5 @@
-// What every client verb shares: commander set-up whose errors are one line on stderr and a
-// non-zero exit, and the error-to-message mapping.
-import { Command, CommanderError } from 'commander';
-
-export function command(name: string, summary: string): Command {
-  const program = new Command(`berth ${name}`);
-  program
-    .description(summary)
-    .helpOption('-h, --help', 'Show this help')
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(`berth ${name}: ${(s.split('\n').filter(Boolean)[0] ?? '').replace(/^error: /, '')}\n`) })
-    .allowExcessArguments(false);
-  return program;
-}
+// What every client verb shares: the error-to-message mapping and the exit code. The verbs'
+// flags are declared in bin/commands.ts (usage errors are the command line's: exit 125).
 
 /** One line, no stack: what a user (or a script) needs to see. */
 export function errorLine(e: unknown): string {
@@ -24,34 +12,29 @@ export function errorLine(e: unknown): string {
 }
 
 /**
- * Parses argv and runs the action; every failure is one stderr line and exit code 1. The process
- * exits as soon as the verb is done: undici keeps the event loop alive for ~200 ms after its
- * agents are closed, a quarter of a warm push. (stdout/stderr writes to files, pipes and
- * terminals are synchronous on Linux, so nothing written is lost.)
+ * Runs a verb's work; every failure is one stderr line `berth NAME: …` and exit code 1, for the
+ * verbs that open no connection (the local store's): the caller gets the code and may go on
+ * (bin/commands.ts drops unpacked layers after `rmi`).
  */
-export async function run(name: string, program: Command, argv: string[]): Promise<number> {
-  const code = await runVerb(name, program, argv);
-  process.exit(code);
+export async function runVerb(name: string, work: () => Promise<void>): Promise<number> {
+  try {
+    await work();
+    return 0;
+  } catch (e) {
+    if (e instanceof ExitCode) return e.code;
+    process.stderr.write(`berth ${name}: ${errorLine(e)}\n`);
+    return 1;
+  }
 }
 
 /**
- * The same without the early exit, for verbs that open no connection (the local store's): the
- * caller gets the code and may go on (bin/berth.ts drops unpacked layers after `rmi`).
+ * The same for verbs that talk to registries: the process exits as soon as the verb is done.
+ * undici keeps the event loop alive for ~200 ms after its agents are closed, a quarter of a warm
+ * push. (stdout/stderr writes to files, pipes and terminals are synchronous on Linux, so nothing
+ * written is lost.)
  */
-export async function runVerb(name: string, program: Command, argv: string[]): Promise<number> {
-  let code = 0;
-  try {
-    await program.parseAsync(argv, { from: 'user' });
-  } catch (e) {
-    if (e instanceof ExitCode) return e.code;
-    if (e instanceof CommanderError) {
-      // --help and --version exit 0; a usage error was already printed by commander.
-      return e.exitCode === 0 ? 0 : 1;
-    }
-    process.stderr.write(`berth ${name}: ${errorLine(e)}\n`);
-    code = 1;
-  }
-  return code;
+export async function run(name: string, work: () => Promise<void>): Promise<number> {
+  process.exit(await runVerb(name, work));
 }
 
 /** Thrown by an action that already printed its errors (rmi of several images) to set the exit code. */

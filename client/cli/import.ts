@@ -1,18 +1,13 @@
 // berth import FILE|- [REPOSITORY[:TAG]]
 import { open } from 'node:fs/promises';
-import { command, run } from './common.js';
+import { run } from './common.js';
 import { LocalImageStore } from '../store/image-store.js';
 import { importRootfs } from '../archive/import.js';
 import { parseReference } from '../../oci/reference.js';
 import { parsePlatform } from '../platform.js';
 
-export async function main(argv: string[]): Promise<number> {
-  const program = command('import', 'Create an image from a rootfs tarball (plain or gzip)')
-    .argument('<file>', 'Tarball path, or - for stdin')
-    .argument('[repository]', 'REPOSITORY[:TAG] to tag the image')
-    .option('-m, --message <text>', 'Commit message for the imported image')
-    .option('--platform <os/arch[/variant]>', 'Platform recorded in the image config (default: this host)')
-    .action(async (file: string, name: string | undefined, o: { message?: string; platform?: string }) => {
+export async function main(file: string, name: string | undefined, o: { message?: string; platform?: string }): Promise<number> {
+  return run('import', async () => {
       const ref = name ? parseReference(name) : undefined;
       if (ref?.digest) throw new Error('an imported image cannot be tagged with a digest reference');
       const store = await LocalImageStore.open();
@@ -20,6 +15,5 @@ export async function main(argv: string[]): Promise<number> {
       const source = file === '-' ? process.stdin : (await open(file, 'r')).createReadStream({ highWaterMark: 1 << 20 });
       const id = await importRootfs(store, source, { ...(ref ? { ref } : {}), ...(o.message ? { message: o.message } : {}), ...(o.platform ? { platform: parsePlatform(o.platform) } : {}) });
       process.stdout.write(id + '\n');
-    });
-  return run('import', program, argv);
+  });
 }

@@ -1,6 +1,6 @@
 // Verbs over the local image store only (no network): images, tag, rmi, inspect, history,
-// image prune / image ls / image rm / image inspect / image history, system df.
-import { command, runVerb, ExitCode } from './common.js';
+// image prune (and image ls|rm|inspect|history|tag), system df. Flags: bin/commands.ts.
+import { runVerb, ExitCode } from './common.js';
 import { LocalImageStore, danglingImages, imageId, imageSize, shortId } from '../store/image-store.js';
 import type { ImageRecord, IndexDocument } from '../store/image-index.js';
 import { familiarRepository, parseReference } from '../../oci/reference.js';
@@ -103,15 +103,8 @@ function imageFilter(specs: string[], rows: Row[]): (r: Row) => boolean {
   return (r) => tests.every((t) => t(r));
 }
 
-export async function images(argv: string[]): Promise<number> {
-  const program = command('images', 'List images')
-    .argument('[repository]', 'REPOSITORY[:TAG] to list')
-    .option('-a, --all', 'Show all images, including platform manifests of multi-platform images')
-    .option('-q, --quiet', 'Only show image IDs')
-    .option('--digests', 'Show digests')
-    .option('--no-trunc', "Don't truncate output")
-    .option('-f, --filter <filter>', 'Filter output: dangling=true|false, reference=PATTERN, before=IMAGE, since=IMAGE (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .action(async (filter: string | undefined, o: { all?: boolean; quiet?: boolean; digests?: boolean; trunc: boolean; filter: string[] }) => {
+export async function images(filter: string | undefined, o: { all?: boolean; quiet?: boolean; digests?: boolean; trunc: boolean; filter: string[] }): Promise<number> {
+  return runVerb('images', async () => {
       const store = await LocalImageStore.open();
       const doc = await store.index.read();
       let rows = rowsOf(store, doc, Boolean(o.all));
@@ -127,35 +120,26 @@ export async function images(argv: string[]): Promise<number> {
       }
       const head = ['REPOSITORY', 'TAG', ...(o.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE'];
       process.stdout.write(table([head, ...rows.map((r) => [r.repo, r.tag, ...(o.digests ? [r.digest] : []), id(r), ago(r.shown.created), humanSize(imageSize(r.shown, doc))])]));
-    });
-  return runVerb('images', program, argv);
+  });
 }
 
-export async function tag(argv: string[]): Promise<number> {
-  const program = command('tag', 'Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE')
-    .argument('<source>', 'SOURCE_IMAGE[:TAG]')
-    .argument('<target>', 'TARGET_IMAGE[:TAG]')
-    .action(async (src: string, dst: string) => {
+export async function tag(src: string, dst: string): Promise<number> {
+  return runVerb('tag', async () => {
       const target = parseReference(dst);
       if (target.digest) throw new Error(`refusing to create a tag with a digest reference: ${dst}`);
       const store = await LocalImageStore.open();
       await store.tag(src, target);
-    });
-  return runVerb('tag', program, argv);
+  });
 }
 
-export async function rmi(argv: string[]): Promise<number> {
-  const program = command('rmi', 'Remove one or more images')
-    .argument('<images...>', 'IMAGE')
-    .option('-f, --force', 'Force removal of an image referenced by several repositories')
-    .action(async (inputs: string[], o: { force?: boolean }) => {
+export async function rmi(inputs: string[], o: { force?: boolean }): Promise<number> {
+  return runVerb('rmi', async () => {
       const store = await LocalImageStore.open();
       const { lines, errors } = await store.remove(inputs, Boolean(o.force));
       process.stdout.write(lines.map((l) => l + '\n').join(''));
       for (const e of errors) process.stderr.write(`berth rmi: ${e}\n`);
       if (errors.length > 0) throw new ExitCode(1);
-    });
-  return runVerb('rmi', program, argv);
+  });
 }
 
 /** docker inspect's shape for an image. */
@@ -199,11 +183,8 @@ function format(tpl: string, obj: unknown): string {
   });
 }
 
-export async function inspect(argv: string[]): Promise<number> {
-  const program = command('inspect', 'Display detailed information on one or more images (JSON)')
-    .argument('<images...>', 'IMAGE')
-    .option('-f, --format <template>', 'Format the output with a Go-template subset ({{.Id}}, {{json .Config}})')
-    .action(async (inputs: string[], o: { format?: string }) => {
+export async function inspect(inputs: string[], o: { format?: string }): Promise<number> {
+  return runVerb('inspect', async () => {
       const store = await LocalImageStore.open();
       const doc = await store.index.read();
       const out: Array<Record<string, unknown>> = [];
@@ -220,16 +201,11 @@ export async function inspect(argv: string[]): Promise<number> {
       else process.stdout.write(JSON.stringify(out, null, 4) + '\n');
       for (const e of errors) process.stderr.write(`berth inspect: ${e}\n`);
       if (errors.length > 0) throw new ExitCode(1);
-    });
-  return runVerb('inspect', program, argv);
+  });
 }
 
-export async function history(argv: string[]): Promise<number> {
-  const program = command('history', 'Show the history of an image')
-    .argument('<image>', 'IMAGE')
-    .option('--no-trunc', "Don't truncate output")
-    .option('-q, --quiet', 'Only show image IDs')
-    .action(async (input: string, o: { trunc: boolean; quiet?: boolean }) => {
+export async function history(input: string, o: { trunc: boolean; quiet?: boolean }): Promise<number> {
+  return runVerb('history', async () => {
       const store = await LocalImageStore.open();
       const doc = await store.index.read();
       const { record } = await store.resolve(input, doc);
@@ -249,17 +225,13 @@ export async function history(argv: string[]): Promise<number> {
         return [i === 0 ? id : '<missing>', ago(h.created), o.trunc && by.length > 45 ? by.slice(0, 44) + '…' : by, humanSize(h.size), h.comment ?? ''];
       });
       process.stdout.write(table([['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'], ...rows]));
-    });
-  return runVerb('history', program, argv);
+  });
 }
 
 const ORPHAN_GRACE_MS = 60 * 60 * 1000;
 
-async function prune(argv: string[]): Promise<number> {
-  const program = command('image prune', 'Remove dangling images (with -a: every image) and unused blobs')
-    .option('-a, --all', 'Remove all images not used by a container, not just dangling ones')
-    .option('-f, --force', 'Do not prompt for confirmation (berth never prompts)')
-    .action(async (o: { all?: boolean }) => {
+export async function prune(o: { all?: boolean }): Promise<number> {
+  return runVerb('image prune', async () => {
       const store = await LocalImageStore.open();
       const deleted: string[] = [];
       const freed = await store.index.update(async (doc) => {
@@ -280,39 +252,12 @@ async function prune(argv: string[]): Promise<number> {
       });
       if (deleted.length > 0) process.stdout.write(`Deleted Images:\n${deleted.map((d) => `deleted: ${d}\n`).join('')}\n`);
       process.stdout.write(`Total reclaimed space: ${humanSize(freed)}\n`);
-    });
-  return runVerb('image prune', program, argv);
+  });
 }
 
-export async function image(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  switch (sub) {
-    case 'ls':
-    case 'list':
-      return images(rest);
-    case 'rm':
-      return rmi(rest);
-    case 'inspect':
-      return inspect(rest);
-    case 'history':
-      return history(rest);
-    case 'tag':
-      return tag(rest);
-    case 'prune':
-      return prune(rest);
-    default:
-      process.stderr.write(`berth image: unknown subcommand ${JSON.stringify(sub ?? '')}: use ls, rm, inspect, history, tag or prune\n`);
-      return 1;
-  }
-}
-
-export async function system(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub !== 'df') {
-    process.stderr.write(`berth system: unknown subcommand ${JSON.stringify(sub ?? '')}: use df\n`);
-    return 1;
-  }
-  const program = command('system df', 'Show disk usage of the local image store').action(async () => {
+/** `berth system df`: the local image store's disk use. */
+export async function systemDf(): Promise<number> {
+  return runVerb('system df', async () => {
     const store = await LocalImageStore.open();
     const doc = await store.index.read();
     const all = await store.allBlobs();
@@ -330,6 +275,5 @@ export async function system(argv: string[]): Promise<number> {
       ['Images', String(count), '0', humanSize(total), `${humanSize(reclaimable)}${pct}`],
     ]));
   });
-  return runVerb('system df', program, rest);
 }
 

@@ -1,6 +1,6 @@
 // berth login [-u USER] [-p PASS | --password-stdin] REGISTRY, berth logout REGISTRY.
 // Credentials are verified against the registry before they are stored.
-import { command, run } from './common.js';
+import { run } from './common.js';
 import { loadConfig } from '../config.js';
 import { removeCredentials, storeCredentials } from '../credentials.js';
 import { apiHost } from '../endpoints.js';
@@ -29,14 +29,8 @@ async function prompt(question: string): Promise<string> {
   }
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const program = command('login', 'Log in to a registry')
-    .argument('[registry]', 'Registry host[:port] (default docker.io)')
-    .option('-u, --username <user>', 'Username')
-    .option('-p, --password <password>', 'Password (prefer --password-stdin)')
-    .option('--password-stdin', 'Read the password from stdin')
-    .option('--config <file>', 'Client config file (daemon.json keys; default $BERTH_CONFIG)')
-    .action(async (reg: string | undefined, o: { username?: string; password?: string; passwordStdin?: boolean; config?: string }) => {
+export async function main(reg: string | undefined, o: { username?: string; password?: string; passwordStdin?: boolean; config?: string }): Promise<number> {
+  return run('login', async () => {
       const registry = registryArg(reg);
       if (o.password && o.passwordStdin) throw new Error('--password and --password-stdin are mutually exclusive');
       if (o.passwordStdin && !o.username) throw new Error('must provide --username with --password-stdin');
@@ -58,17 +52,13 @@ export async function main(argv: string[]): Promise<number> {
       }
       const path = await storeCredentials(registry, creds);
       process.stdout.write(`Login Succeeded (credentials stored in ${path})\n`);
-    });
-  return run('login', program, argv);
+  });
 }
 
-export async function logout(argv: string[]): Promise<number> {
-  const program = command('logout', 'Log out from a registry')
-    .argument('[registry]', 'Registry host[:port] (default docker.io)')
-    .action(async (reg: string | undefined) => {
+export async function logout(reg: string | undefined): Promise<number> {
+  return run('logout', async () => {
       const registry = registryArg(reg);
       const found = await removeCredentials(registry);
       process.stdout.write(found ? `Removing login credentials for ${registry}\n` : `Not logged in to ${registry}\n`);
-    });
-  return run('logout', program, argv);
+  });
 }

@@ -1,19 +1,13 @@
 // berth pull [--platform os/arch[/variant]] [--all-platforms] [-q] NAME[:TAG|@DIGEST]
-import { command, run } from './common.js';
+import { run } from './common.js';
 import { openRegistryContext } from './context.js';
 import { parseReference, formatReference } from '../../oci/reference.js';
 import { parsePlatform } from '../platform.js';
 import { Progress } from '../progress.js';
 import { pull } from '../pull.js';
 
-export async function main(argv: string[]): Promise<number> {
-  const program = command('pull', 'Download an image from a registry')
-    .argument('<image>', 'NAME[:TAG|@DIGEST]')
-    .option('--platform <os/arch[/variant]>', 'Platform to pull from a multi-platform image (default: $DOCKER_DEFAULT_PLATFORM, else this host)')
-    .option('-a, --all-platforms', 'Pull every platform of a multi-platform image')
-    .option('-q, --quiet', 'Print only the image reference')
-    .option('--config <file>', 'Client config file (daemon.json keys; default $BERTH_CONFIG)')
-    .action(async (image: string, o: { platform?: string; allPlatforms?: boolean; quiet?: boolean; config?: string }) => {
+export async function main(image: string, o: { platform?: string; allPlatforms?: boolean; quiet?: boolean; config?: string }): Promise<number> {
+  return run('pull', async () => {
       const ref = parseReference(image);
       const progress = new Progress(process.stdout, { quiet: Boolean(o.quiet) });
       if (!parseReference(image, { defaultTag: false }).tag && !ref.digest) progress.print(`Using default tag: ${ref.tag}`);
@@ -26,6 +20,5 @@ export async function main(argv: string[]): Promise<number> {
         await transport.close();
       }
       process.stdout.write(formatReference(ref) + '\n');
-    });
-  return run('pull', program, argv);
+  });
 }

@@ -3,17 +3,13 @@ import { createWriteStream } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { command, run } from './common.js';
+import { run } from './common.js';
 import { LocalImageStore } from '../store/image-store.js';
 import { saveImages, type ArchiveFormat } from '../archive/save.js';
 import { fsyncDir, unlinkQuietly } from '../../storage/durable-file.js';
 
-export async function main(argv: string[]): Promise<number> {
-  const program = command('save', 'Save one or more images to a tar archive (streamed to stdout by default)')
-    .argument('<images...>', 'IMAGE')
-    .option('-o, --output <file>', 'Write to a file instead of stdout')
-    .option('--format <format>', 'docker (docker save / docker-archive) or oci (OCI image layout)', 'docker')
-    .action(async (inputs: string[], o: { output?: string; format: string }) => {
+export async function main(inputs: string[], o: { output?: string; format: string }): Promise<number> {
+  return run('save', async () => {
       if (o.format !== 'docker' && o.format !== 'oci') throw new Error(`unknown format ${JSON.stringify(o.format)}: use docker or oci`);
       const store = await LocalImageStore.open();
       if (!o.output) {
@@ -34,6 +30,5 @@ export async function main(argv: string[]): Promise<number> {
         await unlinkQuietly(tmp);
         throw e;
       }
-    });
-  return run('save', program, argv);
+  });
 }

@@ -1,7 +1,7 @@
 // berth search [--limit N] [--filter K=V] [--no-trunc] [--format TPL] [REGISTRY/]TERM: docker's
 // `search` (docker/cli cli/command/registry/search.go, formatter_search.go) against any registry
 // that speaks docker's /v1/search, berth serve among them; a registry without it gets one line.
-import { command, run } from './common.js';
+import { run } from './common.js';
 import { loadConfig } from '../config.js';
 import { Transport } from '../transport/registry-client.js';
 import { DEFAULT_LIMIT, MAX_LIMIT, searchRegistry, splitSearchTerm, type SearchResult } from '../search.js';
@@ -113,15 +113,8 @@ export function formatResults(results: SearchResult[], format: string, trunc: bo
   return tabulate([render(HEADERS), ...lines]);
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const program = command('search', 'Search a registry for repositories')
-    .argument('<term>', '[REGISTRY/]TERM: docker.io unless the first segment is a host (contains . or :, or is localhost)')
-    .option('--limit <n>', `Max number of results (1-${MAX_LIMIT})`, String(DEFAULT_LIMIT))
-    .option('-f, --filter <filter>', 'Filter output: stars=N, is-official=BOOL, is-automated=BOOL', (v: string, prev: string[]) => [...prev, v], [] as string[])
-    .option('--format <template>', "Go-template subset: 'table' prefix, {{.Name}} {{.Description}} {{.StarCount}} {{.IsOfficial}} {{.IsAutomated}}, {{json .}}")
-    .option('--no-trunc', "Don't truncate descriptions")
-    .option('--config <file>', 'Client config file (daemon.json keys; default $BERTH_CONFIG)')
-    .action(async (input: string, o: { limit: string; filter: string[]; format?: string; trunc: boolean; config?: string }) => {
+export async function main(input: string, o: { limit: string; filter: string[]; format?: string; trunc: boolean; config?: string }): Promise<number> {
+  return run('search', async () => {
       if (!/^\d+$/.test(o.limit) || Number(o.limit) < 1 || Number(o.limit) > MAX_LIMIT) throw new Error(`limit ${o.limit} is outside the range [1, ${MAX_LIMIT}]`);
       const filters = parseFilters(o.filter);
       const format = o.format === undefined || o.format === '' || o.format === 'table' ? DEFAULT_FORMAT : o.format;
@@ -134,6 +127,5 @@ export async function main(argv: string[]): Promise<number> {
       } finally {
         await transport.close();
       }
-    });
-  return run('search', program, argv);
+  });
 }

@@ -1,6 +1,6 @@
 // `berth serve user add|rm|passwd|ls NAME --htpasswd FILE`: the users file of --auth htpasswd|token.
 // Passwords come from standard input (first line) or an echo-less prompt; only bcrypt hashes are written.
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { createInterface } from 'node:readline';
 import { hashPassword, isValidUserName, readHtpasswdFile, writeHtpasswd } from './htpasswd.js';
 
@@ -42,7 +42,21 @@ async function newPassword(): Promise<string> {
   return a;
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** An action whose failure is one line `berth serve user: …` and exit code 1. */
+function action<A extends unknown[]>(work: (...args: A) => Promise<void>): (...args: A) => Promise<number> {
+  return async (...args) => {
+    try {
+      await work(...args);
+      return 0;
+    } catch (e) {
+      process.stderr.write(`berth serve user: ${(e as Error).message}\n`);
+      return 1;
+    }
+  };
+}
+
+/** `berth serve user add|passwd|rm|ls` as subcommands of `cmd` (the command line is bin/commands.ts's). */
+export function defineUsers(program: Command): void {
   const file = (o: { htpasswd?: string }): string => {
     const f = o.htpasswd ?? process.env.BERTH_HTPASSWD;
     if (!f) throw new Error('name the users file with --htpasswd FILE (or BERTH_HTPASSWD)');
@@ -51,59 +65,53 @@ export async function main(argv: string[]): Promise<number> {
   const checkName = (name: string) => {
     if (!isValidUserName(name)) throw new Error(`invalid user name ${JSON.stringify(name.slice(0, 80))}: no ':' or whitespace, at most 255 characters`);
   };
-  let code = 0;
-  const program = new Command('berth serve user')
-    .description('Manage the users file (htpasswd format, bcrypt) of berth serve --auth htpasswd|token')
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  program.description('Manage the users file (htpasswd format, bcrypt) of berth serve --auth htpasswd|token');
   program
     .command('add <name>')
     .description('add a user; the password is read from standard input or prompted for')
     .option('--htpasswd <file>', 'users file (env BERTH_HTPASSWD); created when missing')
-    .action(async (name: string, o: { htpasswd?: string }) => {
+    .action(
+      action(async (name: string, o: { htpasswd?: string }) => {
       checkName(name);
       const users = await readHtpasswdFile(file(o));
       if (users.has(name)) throw new Error(`user ${name} exists: use 'berth serve user passwd ${name}'`);
       users.set(name, await hashPassword(await newPassword()));
       await writeHtpasswd(file(o), users);
       process.stderr.write(`added user ${name}\n`);
-    });
+    }),
+    );
   program
     .command('passwd <name>')
     .description("change a user's password (standard input or prompt)")
     .option('--htpasswd <file>', 'users file (env BERTH_HTPASSWD)')
-    .action(async (name: string, o: { htpasswd?: string }) => {
+    .action(
+      action(async (name: string, o: { htpasswd?: string }) => {
       const users = await readHtpasswdFile(file(o));
       if (!users.has(name)) throw new Error(`no user ${name}`);
       users.set(name, await hashPassword(await newPassword()));
       await writeHtpasswd(file(o), users);
       process.stderr.write(`changed the password of ${name}\n`);
-    });
+    }),
+    );
   program
     .command('rm <name>')
     .description('remove a user')
     .option('--htpasswd <file>', 'users file (env BERTH_HTPASSWD)')
-    .action(async (name: string, o: { htpasswd?: string }) => {
+    .action(
+      action(async (name: string, o: { htpasswd?: string }) => {
       const users = await readHtpasswdFile(file(o));
       if (!users.delete(name)) throw new Error(`no user ${name}`);
       await writeHtpasswd(file(o), users);
       process.stderr.write(`removed user ${name}\n`);
-    });
+    }),
+    );
   program
     .command('ls')
     .description('list the users')
     .option('--htpasswd <file>', 'users file (env BERTH_HTPASSWD)')
-    .action(async (o: { htpasswd?: string }) => {
+    .action(
+      action(async (o: { htpasswd?: string }) => {
       for (const name of (await readHtpasswdFile(file(o))).keys()) process.stdout.write(`${name}\n`);
-    });
-  try {
-    await program.parseAsync(argv, { from: 'user' });
-  } catch (e) {
-    const c = (e as { code?: string }).code;
-    if (c === 'commander.helpDisplayed' || c === 'commander.help' || c === 'commander.version') return 0;
-    if (c?.startsWith('commander.')) return 125;
-    process.stderr.write(`berth serve user: ${(e as Error).message}\n`);
-    code = 1;
-  }
-  return code;
+    }),
+    );
 }

@@ -1,11 +1,11 @@
 // What `berth network ls|create|rm|inspect|connect|disconnect|prune` and `berth port` do, with
-// docker's output and messages; flag parsing is the CLI's (runtime/cli-network.ts). Each returns
+// docker's output and messages; flags are declared in bin/commands.ts. Each returns
 // the exit code. Objects are docker-shaped so that --format templates can read them.
-import { ContainerStore, NoSuchContainerError } from './container-store.js';
-import { connectContainer, createNetwork, disconnectContainer, findNetworks, listNetworks, NetworkError, networkJson, pruneNetworks, removeNetwork, type CreateNetworkOptions } from './networks.js';
-import type { NetworkRecord } from './network-store.js';
-import { portLines } from './network.js';
-import { RuntimeLayout } from './runtime-layout.js';
+import { ContainerStore, NoSuchContainerError } from '../container-store.js';
+import { connectContainer, createNetwork, disconnectContainer, findNetworks, listNetworks, NetworkError, networkJson, pruneNetworks, removeNetwork, type CreateNetworkOptions } from '../networks.js';
+import type { NetworkRecord } from '../network-store.js';
+import { portLines } from '../network.js';
+import { RuntimeLayout } from '../runtime-layout.js';
 
 const layout = new RuntimeLayout();
 const store = new ContainerStore(layout);

@@ -1,21 +1,16 @@
 // The container verbs that act on existing containers: ps, start, stop, restart, kill, rm, logs,
-// wait, inspect. They read state and send signals; the container's owner records transitions.
+// wait, inspect, top, diff, stats, commit, prune. They read state and send signals; the
+// container's owner records transitions. Flags are declared in bin/commands.ts; what only some
+// verbs use is imported by them (`ps` loads the store and nothing else).
 import { createReadStream } from 'node:fs';
 import { readFile, readdir, readlink, stat } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { removeCgroups } from './cgroups.js';
-import { bool, parseFlags, str, type FlagSpec } from './cli-flags.js';
-import { ContainerStore, NoSuchContainerError, type ContainerConfig, type ContainerState } from './container-store.js';
-import { StartError } from './launch.js';
-import { startDetached } from './lifecycle.js';
-import { LOG_FILE } from './log-file.js';
-import { containerChanges } from './container-layer.js';
-import { parseOciLayoutRef } from './image-sources.js';
-import { parseReference, type ImageReference } from '../oci/reference.js';
-import { UsageError } from './process-spec.js';
-import { RuntimeLayout } from './runtime-layout.js';
+import { ContainerStore, NoSuchContainerError, type ContainerConfig, type ContainerState } from '../container-store.js';
+import type { ImageReference } from '../../oci/reference.js';
+import { UsageError } from '../process-spec.js';
+import { RuntimeLayout } from '../runtime-layout.js';
 
 const layout = new RuntimeLayout();
 const store = new ContainerStore(layout);
@@ -91,7 +86,7 @@ function statusText(s: ContainerState): string {
 async function networksOf(c: ContainerConfig): Promise<Record<string, { IPAddress?: string; Gateway?: string }>> {
   const mode = c.HostConfig.NetworkMode;
   if (mode === 'none' || mode === 'host' || mode.startsWith('container:')) return {};
-  return (await import('./networks.js')).containerNetworks(layout, c.Id) as Record<string, { IPAddress?: string; Gateway?: string }>;
+  return (await import('../networks.js')).containerNetworks(layout, c.Id) as Record<string, { IPAddress?: string; Gateway?: string }>;
 }
 
 function inspectJson(c: ContainerConfig, s: ContainerState, networks: Record<string, { IPAddress?: string; Gateway?: string }> = {}): object {
@@ -129,36 +124,22 @@ function inspectJson(c: ContainerConfig, s: ContainerState, networks: Record<str
   };
 }
 
-const VERB_FLAGS: Record<string, FlagSpec[]> = {
-  ps: [
-    { name: 'all', short: 'a', kind: 'bool' },
-    { name: 'quiet', short: 'q', kind: 'bool' },
-    { name: 'no-trunc', kind: 'bool' },
-  ],
-  start: [],
-  stop: [{ name: 'time', short: 't', kind: 'string' }],
-  restart: [{ name: 'time', short: 't', kind: 'string' }],
-  kill: [{ name: 'signal', short: 's', kind: 'string' }],
-  rm: [{ name: 'force', short: 'f', kind: 'bool' }],
-  logs: [
-    { name: 'follow', short: 'f', kind: 'bool' },
-    { name: 'tail', short: 'n', kind: 'string' },
-    { name: 'timestamps', short: 't', kind: 'bool' },
-  ],
-  wait: [],
-  inspect: [{ name: 'format', short: 'f', kind: 'string' }],
-  top: [],
-  diff: [],
-  prune: [{ name: 'force', short: 'f', kind: 'bool' }],
-  stats: [
-    { name: 'no-stream', kind: 'bool' },
-    { name: 'all', short: 'a', kind: 'bool' },
-  ],
-  commit: [
-    { name: 'message', short: 'm', kind: 'string' },
-    { name: 'author', short: 'a', kind: 'string' },
-  ],
-};
+/** The flags of the verbs here, as commander gives them (bin/commands.ts declares them). */
+export interface ContainerFlags {
+  all?: boolean;
+  quiet?: boolean;
+  trunc?: boolean;
+  time?: string;
+  signal?: string;
+  force?: boolean;
+  follow?: boolean;
+  tail?: string;
+  timestamps?: boolean;
+  format?: string;
+  stream?: boolean;
+  message?: string;
+  author?: string;
+}
 
 /** Host pids of every process in the container's PID namespace. */
 async function containerPids(initPid: number): Promise<number[]> {
@@ -222,7 +203,7 @@ function human(bytes: number): string {
 /** docker stats: CPU over a 1 s window, memory (the cgroup's when it has one), process count. */
 async function stats(ids: string[], stream: boolean): Promise<void> {
   const { totalmem } = await import('node:os');
-  const { memoryUsage } = await import('./cgroups.js');
+  const { memoryUsage } = await import('../cgroups.js');
   for (;;) {
     const running = [];
     for (const id of ids) {
@@ -250,10 +231,12 @@ async function stats(ids: string[], stream: boolean): Promise<void> {
 
 /** docker diff: A(dded), C(hanged), D(eleted) paths of the container layer against its image. */
 async function diff(config: ContainerConfig): Promise<void> {
+  const { containerChanges } = await import('../container-layer.js');
   for await (const c of containerChanges(config)) process.stdout.write(`${c.kind} ${c.path}\n`);
 }
 
 async function logs(id: string, follow: boolean, tail: number | undefined, timestamps: boolean): Promise<void> {
+  const { LOG_FILE } = await import('../log-file.js');
   const file = join(layout.containerDir(id), LOG_FILE);
   const emit = (line: string) => {
     if (!line) return;
@@ -290,14 +273,7 @@ async function logs(id: string, follow: boolean, tail: number | undefined, times
 }
 
 /** Whether every operand of `inspect ARGS` names a container (else `inspect` is about images). */
-export async function allContainers(argv: string[]): Promise<boolean> {
-  let operands: string[];
-  try {
-    operands = parseFlags(argv, VERB_FLAGS.inspect!, false).operands;
-  } catch {
-    return true; // the container verb reports the usage error
-  }
-  if (operands.length === 0) return true;
+export async function allContainers(operands: string[]): Promise<boolean> {
   for (const ref of operands) {
     const found = await store.lookup(ref).then(() => true, () => false);
     if (!found) return false;
@@ -305,15 +281,11 @@ export async function allContainers(argv: string[]): Promise<boolean> {
   return true;
 }
 
-export async function runVerb(verb: string, argv: string[]): Promise<number> {
-  let p;
-  try {
-    p = parseFlags(argv, VERB_FLAGS[verb] ?? [], false);
-    if (verb !== 'ps' && verb !== 'prune' && verb !== 'stats' && p.operands.length === 0) throw new UsageError(`"berth ${verb}" requires at least 1 argument.`);
-  } catch (err) {
-    process.stderr.write(`berth: ${(err as Error).message}\n`);
-    return 125;
-  }
+async function removeCgroups(config: ContainerConfig): Promise<void> {
+  await (await import('../cgroups.js')).removeCgroups(config.cgroups).catch(() => undefined);
+}
+
+export async function runVerb(verb: string, operands: string[], p: ContainerFlags): Promise<number> {
   if (verb === 'ps') {
     const rows: string[][] = [];
     const ids = await store.ids();
@@ -321,26 +293,22 @@ export async function runVerb(verb: string, argv: string[]): Promise<number> {
     for (const id of ids) {
       const c = await store.config(id).catch(() => undefined);
       const s = await store.state(id).catch(() => undefined);
-      if (c && s && (bool(p, 'all') || s.Status === 'running')) entries.push({ c, s });
+      if (c && s && (p.all || s.Status === 'running')) entries.push({ c, s });
     }
     entries.sort((a, b) => b.c.Created.localeCompare(a.c.Created));
-    if (bool(p, 'quiet')) {
+    if (p.quiet) {
       for (const { c } of entries) process.stdout.write(`${c.Id.slice(0, 12)}\n`);
       return 0;
     }
     rows.push(['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES']);
     for (const { c, s } of entries) {
-      const cmd = JSON.stringify([c.Path, ...c.Args].join(' ').slice(0, bool(p, 'no-trunc') ? undefined : 20));
+      const cmd = JSON.stringify([c.Path, ...c.Args].join(' ').slice(0, p.trunc === false ? undefined : 20));
       const ports = (c.NetworkSettings?.Ports ?? []).map((b) => `${b.hostIp}:${b.hostPort}->${b.containerPort}/${b.protocol ?? 'tcp'}`).join(', ');
-      rows.push([bool(p, 'no-trunc') ? c.Id : c.Id.slice(0, 12), c.Image, cmd, `${ago(c.Created)} ago`, statusText(s), ports, c.Name]);
+      rows.push([p.trunc === false ? c.Id : c.Id.slice(0, 12), c.Image, cmd, `${ago(c.Created)} ago`, statusText(s), ports, c.Name]);
     }
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     for (const r of rows) process.stdout.write(r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]! + 3))).join('').trimEnd() + '\n');
     return 0;
-  }
-  if (!VERB_FLAGS[verb]) {
-    process.stderr.write(`berth: unknown command ${JSON.stringify(verb)}\n`);
-    return 125;
   }
   if (verb === 'prune') {
     const removed: string[] = [];
@@ -348,7 +316,7 @@ export async function runVerb(verb: string, argv: string[]): Promise<number> {
       const s = await store.state(id).catch(() => undefined);
       if (!s || s.Status === 'running') continue;
       const config = await store.config(id).catch(() => undefined);
-      if (config) await removeCgroups(config.cgroups).catch(() => undefined);
+      if (config) await removeCgroups(config);
       await store.remove(id);
       removed.push(id);
     }
@@ -356,16 +324,18 @@ export async function runVerb(verb: string, argv: string[]): Promise<number> {
     return 0;
   }
   if (verb === 'stats') {
-    const ids = p.operands.length > 0 ? await Promise.all(p.operands.map((r) => store.lookup(r))).catch((err: Error) => err) : await store.ids();
+    const ids = operands.length > 0 ? await Promise.all(operands.map((r) => store.lookup(r))).catch((err: Error) => err) : await store.ids();
     if (ids instanceof Error) {
       process.stderr.write(`Error response from daemon: ${ids.message}\n`);
       return 1;
     }
-    await stats(ids, !bool(p, 'no-stream'));
+    await stats(ids, p.stream !== false);
     return 0;
   }
   if (verb === 'commit') {
-    const [ref, target] = p.operands;
+    const [ref, target] = operands;
+    const { parseOciLayoutRef } = await import('../image-sources.js');
+    const { parseReference } = await import('../../oci/reference.js');
     const layoutRef = target?.startsWith('oci:') ? parseOciLayoutRef(target) : undefined;
     let imageRef: ImageReference | undefined;
     try {
@@ -376,16 +346,13 @@ export async function runVerb(verb: string, argv: string[]): Promise<number> {
       process.stderr.write(`berth: invalid reference format: ${(err as Error).message}\n`);
       return 125;
     }
-    if (!ref || p.operands.length > 2 || (target?.startsWith('oci:') && !layoutRef)) {
-      process.stderr.write('Usage: berth commit [-m MSG] [-a AUTHOR] CONTAINER [REPOSITORY[:TAG] | oci:DIR[:TAG]]\n');
-      return 125;
-    }
+    if (target?.startsWith('oci:') && !layoutRef) throw new UsageError(`invalid OCI layout reference ${JSON.stringify(target)}: oci:DIR[:TAG]`);
     try {
-      const { commitContainer, commitToStore } = await import('./commit.js');
-      const config = await store.config(await store.lookup(ref));
+      const { commitContainer, commitToStore } = await import('../commit.js');
+      const config = await store.config(await store.lookup(ref!));
       const out = layoutRef
-        ? await commitContainer(config, layoutRef.dir, layoutRef.tag || 'latest', str(p, 'message'), str(p, 'author'))
-        : await commitToStore(config, imageRef, str(p, 'message'), str(p, 'author'));
+        ? await commitContainer(config, layoutRef.dir, layoutRef.tag || 'latest', p.message, p.author)
+        : await commitToStore(config, imageRef, p.message, p.author);
       process.stdout.write(`${out}\n`);
       return 0;
     } catch (err) {
@@ -396,7 +363,7 @@ export async function runVerb(verb: string, argv: string[]): Promise<number> {
   if (verb === 'inspect') {
     const out: object[] = [];
     let code = 0;
-    for (const ref of p.operands) {
+    for (const ref of operands) {
       try {
         const id = await store.lookup(ref);
         const config = await store.config(id);
@@ -410,45 +377,45 @@ export async function runVerb(verb: string, argv: string[]): Promise<number> {
     return code;
   }
   let code = 0;
-  for (const ref of p.operands) {
+  for (const ref of operands) {
     try {
       const id = await store.lookup(ref);
       switch (verb) {
         case 'start':
         case 'restart': {
-          if (verb === 'restart') await stopOne(id, Number(str(p, 'time') ?? 10));
+          if (verb === 'restart') await stopOne(id, Number(p.time ?? 10));
           const s = await store.state(id);
-          if (s.Status !== 'running') await startDetached(layout.root, id);
+          if (s.Status !== 'running') await (await import('../lifecycle.js')).startDetached(layout.root, id);
           process.stdout.write(`${ref}\n`);
           break;
         }
         case 'stop':
-          await stopOne(id, Number(str(p, 'time') ?? 10));
+          await stopOne(id, Number(p.time ?? 10));
           process.stdout.write(`${ref}\n`);
           break;
         case 'kill': {
           const s = await store.state(id);
           if (s.Status !== 'running') throw new Error(`Cannot kill container: ${ref}: container ${id} is not running`);
-          signal(s, signalNumber(str(p, 'signal') ?? 'SIGKILL'));
+          signal(s, signalNumber(p.signal ?? 'SIGKILL'));
           process.stdout.write(`${ref}\n`);
           break;
         }
         case 'rm': {
           const s = await store.state(id);
           if (s.Status === 'running') {
-            if (!bool(p, 'force')) throw new Error(`cannot remove container "${ref}": container is running: stop the container before removing or force remove`);
+            if (!p.force) throw new Error(`cannot remove container "${ref}": container is running: stop the container before removing or force remove`);
             signal(s, constants.signals.SIGKILL);
             await waitExited(id);
           }
           const config = await store.config(id).catch(() => undefined);
-          if (config) await removeCgroups(config.cgroups).catch(() => undefined);
+          if (config) await removeCgroups(config);
           await store.remove(id);
           process.stdout.write(`${ref}\n`);
           break;
         }
         case 'logs': {
-          const tail = str(p, 'tail');
-          await logs(id, bool(p, 'follow'), tail === undefined || tail === 'all' ? undefined : Number(tail), bool(p, 'timestamps'));
+          const tail = p.tail;
+          await logs(id, Boolean(p.follow), tail === undefined || tail === 'all' ? undefined : Number(tail), Boolean(p.timestamps));
           break;
         }
         case 'top': {
@@ -470,7 +437,7 @@ export async function runVerb(verb: string, argv: string[]): Promise<number> {
       }
     } catch (err) {
       process.stderr.write(`Error response from daemon: ${(err as Error).message}\n`);
-      code = err instanceof NoSuchContainerError ? 1 : err instanceof StartError ? err.code : 1;
+      code = err instanceof NoSuchContainerError ? 1 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1;
     }
   }
   return code;

@@ -7,12 +7,10 @@ import { basename, dirname, join, posix } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
-import { parseFlags, str } from './cli-flags.js';
-import { UsageError } from './process-spec.js';
-import { inRootfs, statInContainer } from './container-fs.js';
-import { ContainerStore, type ContainerConfig, type ContainerState } from './container-store.js';
-import { safeComponents } from './layer-unpack.js';
-import { RuntimeLayout } from './runtime-layout.js';
+import { inRootfs, statInContainer } from '../container-fs.js';
+import { ContainerStore, type ContainerConfig, type ContainerState } from '../container-store.js';
+import { safeComponents } from '../layer-unpack.js';
+import { RuntimeLayout } from '../runtime-layout.js';
 
 const store = new ContainerStore(new RuntimeLayout());
 
@@ -228,15 +226,8 @@ async function container(ref: string): Promise<{ config: ContainerConfig; state:
   return { config: await store.config(id), state: await store.state(id) };
 }
 
-export async function cp(argv: string[]): Promise<number> {
-  let operands: string[];
-  try {
-    operands = parseFlags(argv, [], false).operands;
-    if (operands.length !== 2) throw new UsageError('"berth cp" requires exactly 2 arguments.\nUsage: berth cp CONTAINER:SRC_PATH DEST_PATH|-\n       berth cp SRC_PATH|- CONTAINER:DEST_PATH');
-  } catch (err) {
-    process.stderr.write(`berth: ${(err as Error).message}\n`);
-    return 125;
-  }
+export async function cp(source: string, destination: string): Promise<number> {
+  const operands = [source, destination];
   const [from, to] = operands.map(splitContainerPath) as [ReturnType<typeof splitContainerPath>, ReturnType<typeof splitContainerPath>];
   if (Boolean(from.container) === Boolean(to.container)) {
     process.stderr.write('berth: copying between containers or between host paths is not supported: exactly one of SRC and DEST must be CONTAINER:PATH\n');
@@ -257,22 +248,14 @@ export async function cp(argv: string[]): Promise<number> {
   }
 }
 
-export async function exportVerb(argv: string[]): Promise<number> {
-  let p;
-  try {
-    p = parseFlags(argv, [{ name: 'output', short: 'o', kind: 'string' }], false);
-    if (p.operands.length !== 1) throw new UsageError('"berth export" requires exactly 1 argument.\nUsage: berth export [-o FILE] CONTAINER');
-  } catch (err) {
-    process.stderr.write(`berth: ${(err as Error).message}\n`);
-    return 125;
-  }
-  const output = str(p, 'output');
+export async function exportVerb(ref: string, o: { output?: string }): Promise<number> {
+  const output = o.output;
   if (!output && process.stdout.isTTY) {
     process.stderr.write('berth: cowardly refusing to save to a terminal. Use the -o flag or redirect\n');
     return 1;
   }
   try {
-    const c = await container(p.operands[0]!);
+    const c = await container(ref);
     await exportContainer(c.config, c.state, output);
     return 0;
   } catch (err) {

@@ -1,19 +1,7 @@
 // `berth volume create|ls|inspect|rm|prune`: named volumes (runtime/volumes.ts).
-import { bool, parseFlags, type FlagSpec } from './cli-flags.js';
-import { ContainerStore } from './container-store.js';
-import { RuntimeLayout } from './runtime-layout.js';
-import { VolumeStore } from './volumes.js';
-
-const FLAGS: Record<string, FlagSpec[]> = {
-  create: [],
-  ls: [{ name: 'quiet', short: 'q', kind: 'bool' }],
-  inspect: [],
-  rm: [{ name: 'force', short: 'f', kind: 'bool' }],
-  prune: [
-    { name: 'force', short: 'f', kind: 'bool' },
-    { name: 'all', short: 'a', kind: 'bool' },
-  ],
-};
+import { ContainerStore } from '../container-store.js';
+import { RuntimeLayout } from '../runtime-layout.js';
+import { VolumeStore } from '../volumes.js';
 
 /** Mountpoints used by any container (running or not), as docker keeps them until `rm`. */
 async function volumesInUse(store: ContainerStore): Promise<Map<string, string>> {
@@ -25,41 +13,28 @@ async function volumesInUse(store: ContainerStore): Promise<Map<string, string>>
   return used;
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  const spec = sub === 'list' ? FLAGS.ls : sub === 'remove' ? FLAGS.rm : FLAGS[sub ?? ''];
-  if (!spec) {
-    process.stderr.write('Usage: berth volume create|ls|inspect|rm|prune\n');
-    return sub === undefined || sub === '--help' ? 0 : 125;
-  }
-  let p;
-  try {
-    p = parseFlags(rest, spec, false);
-  } catch (err) {
-    process.stderr.write(`berth: ${(err as Error).message}\n`);
-    return 125;
-  }
+/** `berth volume SUB`: sub is create, ls, inspect, rm or prune (flags declared in bin/commands.ts). */
+export async function volumeVerb(sub: 'create' | 'ls' | 'inspect' | 'rm' | 'prune', operands: string[], p: { quiet?: boolean; force?: boolean; all?: boolean }): Promise<number> {
   const layout = new RuntimeLayout();
   const volumes = new VolumeStore(layout);
   const store = new ContainerStore(layout);
   try {
     switch (sub) {
       case 'create': {
-        const v = await volumes.ensure(p.operands[0]);
+        const v = await volumes.ensure(operands[0]);
         process.stdout.write(`${v.Name}\n`);
         return 0;
       }
-      case 'ls':
-      case 'list': {
+      case 'ls': {
         const list = await volumes.list();
-        if (bool(p, 'quiet')) list.forEach((v) => process.stdout.write(`${v.Name}\n`));
+        if (p.quiet) list.forEach((v) => process.stdout.write(`${v.Name}\n`));
         else process.stdout.write(['DRIVER    VOLUME NAME', ...list.map((v) => `${v.Driver.padEnd(10)}${v.Name}`)].join('\n') + '\n');
         return 0;
       }
       case 'inspect': {
         let code = 0;
         const out = [];
-        for (const name of p.operands) {
+        for (const name of operands) {
           const v = await volumes.get(name);
           if (v) out.push(v);
           else {
@@ -70,14 +45,13 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(JSON.stringify(out, null, 4) + '\n');
         return code;
       }
-      case 'rm':
-      case 'remove': {
+      case 'rm': {
         const used = await volumesInUse(store);
         let code = 0;
-        for (const name of p.operands) {
+        for (const name of operands) {
           const v = await volumes.get(name);
           if (!v) {
-            if (!bool(p, 'force')) {
+            if (!p.force) {
               process.stderr.write(`Error: no such volume: ${name}\n`);
               code = 1;
             }
@@ -100,7 +74,7 @@ export async function main(argv: string[]): Promise<number> {
         const removed: string[] = [];
         for (const v of await volumes.list()) {
           if (used.has(v.Mountpoint)) continue;
-          if (!bool(p, 'all') && !/^[0-9a-f]{64}$/.test(v.Name)) continue;
+          if (!p.all && !/^[0-9a-f]{64}$/.test(v.Name)) continue;
           await volumes.remove(v.Name);
           removed.push(v.Name);
         }
@@ -112,5 +86,4 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`berth: ${(err as Error).message}\n`);
     return 1;
   }
-  return 125;
 }
