@@ -55,7 +55,7 @@ export class BerthCommand extends Command {
   private words: string[] = [];
 
   override createCommand(name?: string): BerthCommand {
-    return new BerthCommand(name);
+    return new BerthCommand(name).helpCommand(false);
   }
 
   /** The action's resolved number, if any, is the exit code (0 otherwise). */
@@ -73,7 +73,6 @@ export class BerthCommand extends Command {
 
   /** docker's `run`/`exec` rule: flags stop at the first operand (the image, the container). */
   flagsBeforeOperands(): this {
-    this.parent?.enablePositionalOptions();
     return this.passThroughOptions();
   }
 
@@ -162,8 +161,13 @@ export class BerthCommand extends Command {
 /** A verb or subcommand with docker's help option (`-h, --help`; `--help` alone where -h is a flag). */
 export function configure(cmd: BerthCommand, help: '-h, --help' | '--help' = '-h, --help'): BerthCommand {
   return cmd
+    // A command's own flags come before its subcommand (`berth serve user add --htpasswd F`:
+    // --htpasswd is user add's, not serve's), as docker's.
+    .enablePositionalOptions()
     .helpOption(help, 'Print usage')
     .helpCommand(false)
+    // A group's help lists its subcommands by name, as docker's (`  create      Create a network`).
+    .configureHelp({ subcommandTerm: (c) => c.name() })
     .exitOverride()
     .showSuggestionAfterError(false)
     .configureOutput({

@@ -195,6 +195,15 @@ const volume = {
       .action(async (o: { all?: boolean; force?: boolean }) => (await volumes()).volumeVerb('prune', [], o)),
 };
 
+/** `berth info` and `berth system info` (runtime/cli/info.ts). */
+function info(cmd: BerthCommand): BerthCommand {
+  return cmd
+    .usage('[OPTIONS]')
+    .option('-f, --format <string>', "Format the output using a Go template ('json': JSON)")
+    .option(...CONFIG_FLAG)
+    .action(async (o: { format?: string; config?: string }) => (await import('../runtime/cli/info.js')).main(o));
+}
+
 /** Subcommands of a group: `entries` by name, with docker's aliases (ls/list, rm/remove). */
 function group(cmd: BerthCommand, entries: Record<string, [string, (c: BerthCommand) => unknown]>): void {
   cmd.usage('COMMAND');
@@ -227,14 +236,14 @@ export const VERBS: Record<string, VerbEntry> = {
   },
 
   version: {
-    summary: 'Show the berth version information',
+    summary: 'Show the berth version information (and the registry on 127.0.0.1:5000 or $BERTH_HOST)',
     define: (cmd) =>
-      cmd.usage('[OPTIONS]').action(async () => {
-        const { readFile } = await import('node:fs/promises');
-        const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-        process.stdout.write(`berth version ${pkg.version}\n`);
-      }),
+      cmd
+        .usage('[OPTIONS]')
+        .option('-f, --format <string>', "Format the output using a Go template ('json': JSON)")
+        .action(async (o: { format?: string }) => (await import('../client/cli/version.js')).main(o)),
   },
+  info: { summary: 'Display system-wide information', define: (cmd) => info(cmd) },
 
   // ---- images (client/)
   login: {
@@ -367,6 +376,7 @@ export const VERBS: Record<string, VerbEntry> = {
     define: (cmd) =>
       group(cmd, {
         df: ['Show disk usage of the local image store', (c) => c.usage('[OPTIONS]').action(async () => (await localImages()).systemDf())],
+        info: ['Display system-wide information', info],
       }),
   },
 

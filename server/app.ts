@@ -3,6 +3,7 @@ import Koa from 'koa';
 import Router from '@koa/router';
 import type { Logger } from 'pino';
 import { RegistryError } from '../oci/errors.js';
+import { berthVersion } from '../oci/version.js';
 import { StorageUnavailableError, isStorageFull } from '../storage/blob-driver.js';
 import { assertRepositoryName } from '../oci/names.js';
 import type { RegistryStore } from '../storage/registry-store.js';
@@ -142,6 +143,8 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
     ctx.state.reqId = reqId;
     if (notifier) ctx.state.notifier = notifier;
     ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
+    // What `berth version` shows of the registry on its address (client/cli/version.ts).
+    ctx.set('Berth-Version', berthVersion());
     if (observer || accessLog) watchRequest(ctx, reqId, accessLog, observer);
     try {
       await next();
