@@ -90,10 +90,19 @@ export async function copy(top: ImageOrIndex, dst: ImageSink, opts: CopyOptions 
   const present = await mapLimit(list, Math.max(dst.concurrency, 8), (b) => dst.has(b.blob.digest));
   opts.planned?.(list.map((b, i) => ({ ...b, present: present[i]! })));
   const missing = list.filter((_, i) => !present[i]);
-  await mapLimit(missing, dst.concurrency, async ({ blob, role }) => {
+  const put = async ({ blob, role }: { blob: Blob; role: 'config' | 'layer' }): Promise<void> => {
     const outcome = await dst.putBlob(blob, role);
     opts.written?.(blob, role, outcome);
-  });
+  };
+  if (dst.concurrency === 1) {
+    await mapLimit(missing, 1, put);
+  } else {
+    // The concurrency limit is docker's max-concurrent-downloads/uploads, which counts layers: a
+    // config (small, one per image) goes beside them instead of holding a layer's place.
+    // Both settle before a failure is thrown: the caller's rollback must not race a running write.
+    const settled = await Promise.allSettled([mapLimit(missing.filter((b) => b.role === 'config'), dst.concurrency, put), mapLimit(missing.filter((b) => b.role === 'layer'), dst.concurrency, put)]);
+    for (const s of settled) if (s.status === 'rejected') throw s.reason;
+  }
   for (const img of images) await dst.putManifest(img);
   const whole = top.kind === 'index' && opts.allPlatforms;
   if (whole) await dst.putManifest(top);
