@@ -165,9 +165,15 @@ export async function startRegistry(config: ServerConfig, opts: { logger?: Logge
   const gcJob = async (): Promise<{ gc: GcResult; retention?: RetentionResult }> => {
     let retention: RetentionResult | undefined;
     if (retentionRules) {
-      const { runRetention } = await import('./retention-run.js');
-      retention = await runRetention(store, retentionRules, { graceMs, log, signal: stopping.signal });
-      metrics?.observer.retentionDone(retention);
+      // A failed retention run (the metadata unreachable midway) does not stop the GC: what it
+      // removed is consistent, and the next run judges the rest again.
+      try {
+        const { runRetention } = await import('./retention-run.js');
+        retention = await runRetention(store, retentionRules, { graceMs, log, signal: stopping.signal });
+        metrics?.observer.retentionDone(retention);
+      } catch (err) {
+        log.warn({ err }, 'retention failed');
+      }
     }
     const gc = await collectGarbage(store, { graceMs, signal: stopping.signal });
     return retention ? { gc, retention } : { gc };
@@ -178,6 +184,7 @@ export async function startRegistry(config: ServerConfig, opts: { logger?: Logge
     log.info(result as object, 'garbage collection done');
   }, 'garbage collection failed');
   const gcTimer = config.gc.intervalHours > 0 ? setInterval(gc, config.gc.intervalHours * 3600 * 1000) : undefined;
+  if (retentionRules && !gcTimer) log.warn({ rules: retentionRules.length }, 'retention rules run with each GC, and gc.intervalHours is 0: they run only on kill -USR2 or berth serve retention');
   gcTimer?.unref();
 
   // Signing-key rotation and mirror eviction, when those are on.
