@@ -193,6 +193,19 @@ describe('berth build', { skip: (!isRoot && 'needs root (namespaces, overlayfs, 
     assert.equal(await run('cached', 'sh', '-c', 'ls -A /cache 2>/dev/null; true'), '', 'what the cache mount held is not in the image');
   });
 
+  test('RUN --mount=type=bind of the context: read-only, not in the image, its content in the cache key', async () => {
+    const df = ['FROM busybox', 'RUN --mount=type=bind,source=src,target=/src cat /src/input > /copied && ! touch /src/x 2>/dev/null', ''].join('\n');
+    const ctx = await context('bind', df);
+    await mkdir(join(ctx, 'src'), { recursive: true });
+    await writeFile(join(ctx, 'src', 'input'), 'one\n');
+    await buildOk(['-t', 'bind', ctx]);
+    assert.equal(await run('bind', 'sh', '-c', 'cat /copied; ls -A /src 2>/dev/null; true'), 'one\n');
+    await writeFile(join(ctx, 'src', 'input'), 'two\n');
+    const again = await buildOk(['-t', 'bind', ctx]);
+    assert.doesNotMatch(again.stdout, /Using cache/, 'a changed bound file re-runs the step');
+    assert.equal(await run('bind', 'cat', '/copied'), 'two\n');
+  });
+
   test('-q prints the image ID only; --iidfile; several -t; --label; SOURCE_DATE_EPOCH gives the same image from scratch again', async () => {
     const ctx = await context('quiet', ['FROM busybox', 'RUN echo hi > /hi', 'LABEL stage=test', ''].join('\n'));
     const env = { SOURCE_DATE_EPOCH: '1700000000' };

@@ -361,7 +361,7 @@ export class Builder {
         }
         case 'HEALTHCHECK': {
           run.Healthcheck = this.healthcheck(ins, shell);
-          return this.metaStep(ctx, ins, nop(`HEALTHCHECK ${ins.args}`));
+          return this.metaStep(ctx, ins, nop(`HEALTHCHECK ${[...ins.flags.map((f) => `--${f.name}=${f.value}`), ins.args].join(' ')}`));
         }
         case 'ONBUILD': {
           if (trigger) fail('ONBUILD triggers cannot themselves be ONBUILD');
@@ -467,7 +467,7 @@ export class Builder {
     const mounts = ins.flags.filter((f) => f.name === 'mount').map((f) => parseMount(f.value, ins.line, file, ctx.vars(), this.escape));
     const { env, prefix } = this.runArgs(ctx);
     const createdBy = `${prefix}${args.join(' ')}`;
-    const key = stepKey(ctx.state.key, 'run', createdBy, JSON.stringify(mounts));
+    const key = stepKey(ctx.state.key, 'run', createdBy, JSON.stringify(mounts), ...(await Promise.all(mounts.map((m) => this.mountInput(m, ctx, ins.line)))));
     await this.cached(ctx, key, async () => {
       const held: Array<{ release(): Promise<void> }> = [];
       let container = '';
@@ -505,6 +505,25 @@ export class Builder {
     if (flag === undefined || flag === 'default') return this.o.network;
     if (flag === 'none' || flag === 'host') return flag;
     throw new DockerfileError(this.o.dockerfileName, ins.line, `unsupported network mode ${JSON.stringify(flag)} (none, host or default)`);
+  }
+
+  /**
+   * What a bind mount shows, for the step's cache key: the content digest of a context folder,
+   * or the chain key of a stage (its layers' inputs) or the digest of an image, with the path.
+   */
+  private async mountInput(m: RunMount, ctx: StepContext, line: number): Promise<string> {
+    if (m.type !== 'bind') return '';
+    if (m.from === undefined) {
+      const dir = this.o.context.dir;
+      if (dir === undefined) return '';
+      const source = safeJoin(dir, m.source ?? '/');
+      const { treeDigest } = await import('./tree-digest.js');
+      return treeDigest(source).catch(() => ''); // a missing source fails when the step runs, with its message
+    }
+    const earlier = findStage(m.from, this.stages, ctx.stage.index);
+    if (earlier) return `${this.results.get(earlier.index)?.key ?? ''}:${m.source ?? '/'}`;
+    const { image } = await this.baseImage(m.from, this.o.platform, line);
+    return `${image.digest}:${m.source ?? '/'}`;
   }
 
   /** A RUN --mount as a host dir: the cache folder of its id, or a bind of the context or of a stage/image. */
