@@ -433,6 +433,27 @@ describe('berth run', { skip: !isRoot && 'needs root (namespaces, overlayfs, cgr
     assert.equal((await berth(['rm', 'fg'])).code, 0);
   });
 
+  test('logs -tf follows a foreground run, --rm included, with timestamps, and ends when it exits', async () => {
+    for (const rmFlag of [[], ['--rm']]) {
+      const name = `follow${rmFlag.length}`;
+      const fg = berth(['run', ...rmFlag, '--name', name, image, 'sh', '-c', 'echo one; sleep 1; echo two >&2; sleep 1; echo three']);
+      let follow: Result | undefined;
+      for (let i = 0; i < 100 && !follow; i++) {
+        // started once its name resolves; logs -f then waits for the rest
+        if ((await berth(['inspect', name])).code === 0) follow = await berth(['logs', '-tf', name]);
+        else await new Promise((r) => setTimeout(r, 50));
+      }
+      const done = await fg;
+      assert.equal(done.code, 0, done.stderr);
+      assert.equal(done.stdout, 'one\nthree\n');
+      assert.ok(follow, `${name} never appeared`);
+      assert.match(follow.stdout, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z one\n\d{4}-\d\d-\d\dT[^ ]+Z three\n$/, rmFlag.join(''));
+      assert.match(follow.stderr, /^\d{4}-[^ ]+Z two\n$/);
+      if (rmFlag.length === 0) assert.equal((await berth(['rm', name])).code, 0);
+      else assert.equal((await berth(['inspect', name])).code, 1); // --rm removed it, log and all
+    }
+  });
+
   test('output without newlines is logged in 16 KiB pieces, and logs gives it back whole', async () => {
     const r = await berth(['run', '--name', 'longline', image, 'sh', '-c', 'head -c 40000 /dev/zero | tr "\\0" x']);
     assert.equal(r.code, 0, r.stderr);

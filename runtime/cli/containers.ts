@@ -2,8 +2,7 @@
 // wait, inspect, top, diff, stats, commit, prune. They read state and send signals; the
 // container's owner records transitions. Flags are declared in bin/commands.ts; what only some
 // verbs use is imported by them (`ps` loads the store and nothing else).
-import { createReadStream } from 'node:fs';
-import { readFile, readdir, readlink, stat } from 'node:fs/promises';
+import { open, readFile, readdir, readlink } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -243,11 +242,14 @@ async function logs(id: string, follow: boolean, tail: number | undefined, times
     const { log, stream, time } = JSON.parse(line) as { log: string; stream: string; time: string };
     (stream === 'stderr' ? process.stderr : process.stdout).write(timestamps ? `${time} ${log}` : log);
   };
+  // Read through one open descriptor: `run --rm` removes the container, log and all, right after
+  // it exits; what it wrote last is still read here.
+  let fh = await open(file, 'r').catch(() => undefined);
   let lines: string[] = [];
   let offset = 0;
-  const size = await stat(file).then((s) => s.size, () => 0);
+  const size = fh ? (await fh.stat()).size : 0;
   if (size > 0) {
-    for await (const l of createInterface({ input: createReadStream(file, { end: size - 1 }) })) {
+    for await (const l of createInterface({ input: fh!.createReadStream({ start: 0, end: size - 1, autoClose: false }) })) {
       lines.push(l);
       if (tail !== undefined && lines.length > tail) lines.shift();
     }
@@ -255,20 +257,28 @@ async function logs(id: string, follow: boolean, tail: number | undefined, times
   if (tail === 0) lines = [];
   lines.forEach(emit);
   offset = size;
-  if (!follow) return;
   let partial = '';
-  for (;;) {
-    const state = await store.state(id).catch(() => undefined);
-    const now = await stat(file).then((s) => s.size, () => offset);
-    if (now > offset) {
-      for await (const chunk of createReadStream(file, { start: offset, end: now - 1, encoding: 'utf8' })) partial += chunk as string;
-      offset = now;
-      const parts = partial.split('\n');
-      partial = parts.pop()!;
-      parts.forEach(emit);
+  try {
+    while (follow) {
+      // The state first: once it says exited, everything the container wrote is in the log
+      // (a foreground run records the exit after its output is logged; a monitor likewise).
+      const state = await store.state(id).catch(() => undefined);
+      fh ??= await open(file, 'r').catch(() => undefined);
+      const now = fh ? (await fh.stat()).size : offset;
+      if (now > offset) {
+        const buf = Buffer.alloc(now - offset);
+        const { bytesRead } = await fh!.read(buf, 0, buf.length, offset);
+        offset += bytesRead;
+        const parts = (partial + buf.subarray(0, bytesRead).toString('utf8')).split('\n');
+        partial = parts.pop()!;
+        parts.forEach(emit);
+        if (bytesRead > 0) continue;
+      }
+      if (!state || state.Status !== 'running') return;
+      await sleep(100);
     }
-    if (!state || state.Status !== 'running') return;
-    await sleep(100);
+  } finally {
+    await fh?.close();
   }
 }
 

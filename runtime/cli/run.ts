@@ -2,6 +2,7 @@
 // container's) or detached under a monitor (-d prints the id). Imports only what running needs;
 // its flags are declared in bin/commands.ts.
 import { readFileSync } from 'node:fs';
+import { once } from 'node:events';
 import { parsePlatform } from '../../client/platform.js';
 import { resolveConfinement } from '../confinement.js';
 import { ContainerStore } from '../container-store.js';
@@ -155,22 +156,25 @@ export async function run(image: string, cmd: string[], flags: RunFlags): Promis
     const pending: NodeJS.Signals[] = [];
     const forward = (sig: NodeJS.Signals) => (helper ? helper.kill(sig) : pending.push(sig));
     for (const s of FORWARDED) process.on(s, forward);
-    // The output is logged for `berth logs` (docker's json-file) on its way to the terminal; with
-    // --rm the log would go with the container, so the terminal is handed over as it is.
-    const log = opts.autoRemove ? undefined : openLog(layout.containerDir(config.Id));
+    // The output is logged for `berth logs` (docker's json-file) on its way to the terminal, with
+    // --rm too: `berth logs -f NAME` follows a foreground `run --rm --name NAME` while it runs, as
+    // docker's; the log goes with the container. Opened before the start, so --rm's removal
+    // cannot come first.
+    const log = openLog(layout.containerDir(config.Id));
+    log.on('error', (err) => process.stderr.write(`berth: warning: container log: ${err.message}\n`));
+    await once(log, 'open');
     let copied: Promise<unknown> = Promise.resolve();
     try {
-      const out = log ? 'pipe' : 'inherit';
-      const started = await startContainer(store, config, [opts.interactive || opts.tty ? 'inherit' : 'ignore', out, out], (l) => {
+      const started = await startContainer(store, config, [opts.interactive || opts.tty ? 'inherit' : 'ignore', 'pipe', 'pipe'], (l) => {
         helper = l;
-        if (log) copied = Promise.all([logStream(l.child!.stdout!, 'stdout', log, process.stdout), logStream(l.child!.stderr!, 'stderr', log, process.stderr)]);
+        copied = Promise.all([logStream(l.child!.stdout!, 'stdout', log, process.stdout), logStream(l.child!.stderr!, 'stderr', log, process.stderr)]);
       });
       for (const sig of pending.splice(0)) started.launched.kill(sig);
-      const code = await awaitExit(store, config, started);
+      // Output logged before the exit is recorded: `logs -f` stops at the exit with nothing left.
       await copied;
-      return code;
+      return await awaitExit(store, config, started);
     } finally {
-      if (log) await closeLog(log);
+      await closeLog(log);
       for (const s of FORWARDED) process.off(s, forward);
     }
   } catch (err) {
