@@ -1,0 +1,68 @@
+// CPU per access-log line, in one process, written to /dev/null: pino's `info(record, 'request')`
+// into a sonic-boom destination with a 4 KiB minLength (berth serve's logger before), the hand
+// serializer into that destination line by line, and the hand serializer through the 16 KiB
+// LineBatch (berth serve's now). docs/performance.md, "Metrics and access log overhead".
+//   npm run build && node dist/bench/access-log-line.js [--lines 300000]
+import { pino } from 'pino';
+import { accessLine, type AccessRecord } from '../server/access-log.js';
+import { LineBatch } from '../server/log-batch.js';
+
+const i = process.argv.indexOf('--lines');
+const LINES = i >= 0 ? Number(process.argv[i + 1]) : 300_000;
+
+const record = (n: number): AccessRecord => ({ reqId: `a1b2c3d4-${n.toString(36)}`, method: 'GET', route: '/v2/{name}/manifests/{reference}', path: '/v2/perf/manifest/manifests/latest', repository: 'perf/manifest', status: 200, bytesIn: 0, bytesOut: 473, ms: 0.4, user: undefined });
+
+/** CPU µs (all threads: user + system) per call of `write`, yielding to the event loop every 16 calls as a server does between requests. */
+async function measure(write: (n: number) => void): Promise<number> {
+  for (let n = 0; n < 20_000; n++) write(n);
+  const c0 = process.cpuUsage();
+  for (let n = 0; n < LINES; n++) {
+    write(n);
+    if (n % 16 === 0) await new Promise((r) => setImmediate(r));
+  }
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / LINES;
+}
+
+async function baseline(): Promise<number> {
+  return measure((n) => void record(n));
+}
+
+async function pinoLine(): Promise<number> {
+  const dest = pino.destination({ dest: '/dev/null', sync: false, minLength: 4096 });
+  const log = pino({ level: 'info', base: undefined }, dest);
+  const us = await measure((n) => log.info(record(n), 'request'));
+  dest.flushSync();
+  return us;
+}
+
+async function handIntoSonicBoom(): Promise<number> {
+  const dest = pino.destination({ dest: '/dev/null', sync: false, minLength: 4096 });
+  const us = await measure((n) => dest.write(accessLine(record(n), Date.now())));
+  dest.flushSync();
+  return us;
+}
+
+async function handThroughBatch(): Promise<number> {
+  const dest = pino.destination({ dest: '/dev/null', sync: false, minLength: 0 });
+  const batch = new LineBatch(dest);
+  const us = await measure((n) => batch.write(accessLine(record(n), Date.now())));
+  batch.stop();
+  return us;
+}
+
+const cases: Array<[string, () => Promise<number>]> = [
+  ['making the record only (baseline)', baseline],
+  ['pino info(record) → sonic-boom, minLength 4 KiB (before)', pinoLine],
+  ['accessLine → sonic-boom write per line, minLength 4 KiB', handIntoSonicBoom],
+  ['accessLine → LineBatch 16 KiB → sonic-boom (berth serve now)', handThroughBatch],
+];
+const results = new Map<string, number[]>();
+// Three rounds, the cases in turn: a burst of load from elsewhere falls on all of them.
+for (let round = 0; round < 3; round++) for (const [label, fn] of cases) (results.get(label) ?? results.set(label, []).get(label)!).push(await fn());
+console.log(`${LINES} lines per case, 3 rounds, median CPU µs per line; load ${(await import('node:os')).loadavg()[0]!.toFixed(1)}; node ${process.version}`);
+console.log('| path | CPU µs / line |\n|---|---:|');
+for (const [label] of cases) {
+  const xs = results.get(label)!.sort((a, b) => a - b);
+  console.log(`| ${label} | ${xs[1]!.toFixed(2)} |`);
+}
