@@ -27,6 +27,10 @@ function overContainers(verb: string, usage = '[OPTIONS] CONTAINER [CONTAINER...
       .action(async (refs: string[], o: Flags) => (await containers()).runVerb(verb, refs, o));
 }
 
+/** --format's help (client/cli/format.ts: Go templates as docker's). */
+const FORMAT_LIST = "Format output using a Go template ('table …' adds headers and aligns columns; 'json': one JSON object per line)";
+const FORMAT_INSPECT = "Format output using a Go template ({{.State.Status}}, {{json .Config}}; 'json': one JSON array)";
+
 const CONFIG_FLAG = ['--config <file>', 'Client config file (daemon.json keys; default $BERTH_CONFIG)'] as const;
 
 /**
@@ -79,6 +83,7 @@ const image = {
       .option('--digests', 'Show digests')
       .option('--no-trunc', "Don't truncate output")
       .list('-f, --filter <filter>', 'Filter output: dangling=true|false, reference=PATTERN, before=IMAGE, since=IMAGE (repeatable)')
+      .option('--format <string>', FORMAT_LIST)
       .action(async (repository: string | undefined, o) => (await localImages()).images(repository, o)),
   rm: (cmd: BerthCommand) =>
     cmd
@@ -90,7 +95,7 @@ const image = {
     cmd
       .usage('[OPTIONS] IMAGE [IMAGE...]')
       .argument('<images...>')
-      .option('-f, --format <template>', 'Format the output with a Go template ({{.Id}}, {{json .Config}})')
+      .option('-f, --format <string>', FORMAT_INSPECT)
       .action(async (inputs: string[], o: { format?: string }) => (await localImages()).inspect(inputs, o)),
   history: (cmd: BerthCommand) =>
     cmd
@@ -98,6 +103,7 @@ const image = {
       .argument('<image>')
       .option('--no-trunc', "Don't truncate output")
       .option('-q, --quiet', 'Only show image IDs')
+      .option('--format <string>', FORMAT_LIST)
       .action(async (input: string, o) => (await localImages()).history(input, o)),
   tag: (cmd: BerthCommand) =>
     cmd
@@ -296,7 +302,7 @@ export const VERBS: Record<string, VerbEntry> = {
         .argument('<term>', '[REGISTRY/]TERM: docker.io unless the first segment is a host (contains . or :, or is localhost)')
         .option('--limit <n>', 'Max number of results (1-100)', '25')
         .list('-f, --filter <filter>', 'Filter output: stars=N, is-official=BOOL, is-automated=BOOL')
-        .option('--format <template>', "Go-template subset: 'table' prefix, {{.Name}} {{.Description}} {{.StarCount}} {{.IsOfficial}} {{.IsAutomated}}, {{json .}}")
+        .option('--format <string>', FORMAT_LIST)
         .option('--no-trunc', "Don't truncate descriptions")
         .option(...CONFIG_FLAG)
         .action(async (term: string, o) => (await import('../client/cli/search.js')).main(term, o)),
@@ -375,7 +381,7 @@ export const VERBS: Record<string, VerbEntry> = {
     summary: 'Local store information (df, info)',
     define: (cmd) =>
       group(cmd, {
-        df: ['Show disk usage of the local image store', (c) => c.usage('[OPTIONS]').action(async () => (await localImages()).systemDf())],
+        df: ['Show disk usage of the local image store', (c) => c.usage('[OPTIONS]').option('--format <string>', FORMAT_LIST).action(async (o: { format?: string }) => (await localImages()).systemDf(o))],
         info: ['Display system-wide information', info],
       }),
   },
@@ -482,7 +488,7 @@ export const VERBS: Record<string, VerbEntry> = {
       cmd
         .usage('[OPTIONS] NAME|ID [NAME|ID...]')
         .argument('<names...>')
-        .option('-f, --format <string>', 'Format the output using a Go template')
+        .option('-f, --format <string>', FORMAT_INSPECT)
         .option('--type <string>', 'Only inspect objects of this type: container or image')
         .action(async (names: string[], o: Flags & { type?: string }) => {
           // docker's order: containers when every name is one, images otherwise.

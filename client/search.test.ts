@@ -105,7 +105,7 @@ describe('berth search', { timeout: 120_000 }, () => {
       [['--filter', 'color=red'], /invalid filter 'color'/],
       [['--filter', 'stars=many'], /expected a number/],
       [['--format', '{{.Nope}}'], /can't evaluate field Nope/],
-      [['--format', '{{range .}}x{{end}}'], /unsupported action/],
+      [['--format', '{{range .}}x{{end}}'], /range can't iterate over/],
     ] as Array<[string[], RegExp]>) {
       const r = await berth('search', ...args, '127.0.0.1:1/busy');
       assert.equal(r.code, 1, args.join(' '));

@@ -270,11 +270,16 @@ export function formatList(format: string, rows: unknown[], spec: ListFormat): s
 // ---------------------------------------------------------------------------------------------
 // inspect verbs (inspect, image inspect, network inspect, volume inspect)
 
+/** JSON names of docker's inspect types whose Go field is spelt otherwise (`ID` is `Id` in JSON): only the raw pass answers them. */
+const JSON_ONLY_FIELDS = new Set(['Id', 'CpuShares', 'NanoCpus', 'CpuPeriod', 'CpuQuota', 'CpuRealtimePeriod', 'CpuRealtimeRuntime', 'CpuCount', 'CpuPercent', 'Dns', 'DnsOptions', 'DnsSearch']);
+
 /**
  * docker's TemplateInspector: each object through the template, one line each; an object that
  * fails is reported after the others ("template parsing error: …", exit 1) and an empty output is
- * one blank line. Objects are JSON as `inspect` prints them (see withGoTypes); a struct field
- * that does not exist is "map has no entry for key", a map key that does not is `<no value>`.
+ * one blank line. Objects are JSON as `inspect` prints them (see withGoTypes), run first as docker's
+ * typed value, then, if that fails, as the decoded JSON (all maps, JSON keys sorted): so a struct
+ * field that does not exist is "map has no entry for key", a map key that does not is `<no value>`,
+ * and `{{.Id}}` (Go's field is ID) switches to the raw form as it does in docker.
  * `--format json` prints the objects as one JSON array line. Returns stdout and exit code.
  */
 export function formatInspect(format: string, objects: unknown[]): { stdout: string; stderr: string; code: number } {
@@ -283,8 +288,16 @@ export function formatInspect(format: string, objects: unknown[]): { stdout: str
   let stdout = '';
   const errors: string[] = [];
   for (const o of objects) {
+    const typed = withGoTypes(structuredClone(o));
     try {
-      stdout += tmpl.execute(withGoTypes(o), { missingKey: 'error', rawTypes: true }) + '\n';
+      stdout += tmpl.execute(typed, { strictStructs: true, jsonOnly: JSON_ONLY_FIELDS }) + '\n';
+      continue;
+    } catch (e) {
+      if (!(e instanceof TemplateExecError)) throw e;
+    }
+    // As docker: the template failed on the typed value, so it runs on the JSON decoded into maps.
+    try {
+      stdout += tmpl.execute(o, { missingKey: 'error', rawTypes: true, allMaps: true }) + '\n';
     } catch (e) {
       if (!(e instanceof TemplateExecError)) throw e;
       errors.push(`template parsing error: ${e.message}`);
@@ -315,4 +328,47 @@ export function formatValue(format: string, value: unknown, name: '' | 'version'
     if (e instanceof TemplateExecError) throw new FormatError(e.message, 1, e.partial + '\n');
     throw e;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values as docker's contexts show them
+
+/** Go's time.Time.String() in local time, to the second: `2026-12-06 18:41:13 +0000 UTC` (docker's CreatedAt). */
+export function goTimeString(when: string | number | Date | undefined): string {
+  const d = when instanceof Date ? when : new Date(when ?? 0);
+  if (Number.isNaN(d.getTime())) return '0001-01-01 00:00:00 +0000 UTC';
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  const off = -d.getTimezoneOffset();
+  const sign = off < 0 ? '-' : '+';
+  const zone = off === 0 ? 'UTC' : (new Intl.DateTimeFormat('en-US', { timeZoneName: 'short' }).formatToParts(d).find((x) => x.type === 'timeZoneName')?.value ?? '');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())} ${sign}${p(Math.floor(Math.abs(off) / 60))}${p(Math.abs(off) % 60)} ${zone}`;
+}
+
+/** Writes a verb's --format output, or reports a FormatError as docker does; returns the exit code. */
+export function writeFormatted(render: () => string): number {
+  try {
+    process.stdout.write(render());
+    return 0;
+  } catch (e) {
+    if (e instanceof FormatError) return reportFormatError(e);
+    throw e;
+  }
+}
+
+/** go-units' HumanDuration, as docker words ages ("Less than a second", "About a minute", "3 hours"). */
+export function humanDuration(ms: number): string {
+  const seconds = Math.floor(ms / 1000);
+  if (seconds < 1) return 'Less than a second';
+  if (seconds === 1) return '1 second';
+  if (seconds < 60) return `${seconds} seconds`;
+  const minutes = Math.floor(ms / 60000);
+  if (minutes === 1) return 'About a minute';
+  if (minutes < 60) return `${minutes} minutes`;
+  const hours = Math.round(ms / 3600000);
+  if (hours === 1) return 'About an hour';
+  if (hours < 48) return `${hours} hours`;
+  if (hours < 24 * 7 * 2) return `${Math.floor(hours / 24)} days`;
+  if (hours < 24 * 30 * 2) return `${Math.floor(hours / 24 / 7)} weeks`;
+  if (hours < 24 * 365 * 2) return `${Math.floor(hours / 24 / 30)} months`;
+  return `${Math.floor(ms / 3600000 / 24 / 365)} years`;
 }

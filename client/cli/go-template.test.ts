@@ -133,6 +133,13 @@ describe('Go templates as docker inspect -f runs them', () => {
     assert.equal(out('{{json .}}', { b: 1, a: 'x<y' }), '{"b":1,"a":"x<y"}');
   });
 
+  it('{{.Id}} (Go field ID) runs the template on the decoded JSON, as docker: maps everywhere, JSON keys sorted, null is <no value>', () => {
+    const o = { Id: 'abc', RootFS: { Type: 'layers', Layers: ['sha256:1'] }, Config: { Entrypoint: null } };
+    assert.equal(out('{{json .RootFS}}', o), '{"Type":"layers","Layers":["sha256:1"]}');
+    assert.equal(out('{{.Id}} {{json .RootFS}} {{.RootFS}} {{.Config.Entrypoint}}', o), 'abc {"Layers":["sha256:1"],"Type":"layers"} map[Layers:[sha256:1] Type:layers] <no value>');
+    assert.equal(out('{{.RootFS}} {{.Config.Entrypoint}}', o), '{layers [sha256:1]} []');
+  });
+
   it('`--format json` prints the objects as one JSON array', () => {
     const r = inspect('json', { Id: 'a', Config: { Labels: { b: '1', a: '2' } } });
     assert.equal(r.stdout, '[{"Id":"a","Config":{"Labels":{"b":"1","a":"2"}}}]\n');

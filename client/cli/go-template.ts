@@ -17,8 +17,12 @@ export function goMap<T extends object>(o: T): T {
   return o;
 }
 
+/** While a template runs with `allMaps` (docker's raw inspect fallback), every plain object is a map. */
+let allMaps = false;
+
 export function isGoMap(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && MAPS.has(v);
+  if (typeof v !== 'object' || v === null) return false;
+  return MAPS.has(v) || (allMaps && !Array.isArray(v) && !(goType in v));
 }
 
 /** The type name a GoStruct reports in "can't evaluate field X in type T". */
@@ -776,10 +780,16 @@ export interface GoFunc {
 }
 
 export interface ExecOptions {
-  /** Go's missingkey option for plain objects: 'default' prints `<no value>`, 'error' fails ("map has no entry for key"). */
+  /** Go's missingkey option for maps: 'default' prints `<no value>`, 'error' fails ("map has no entry for key"). */
   missingKey?: 'default' | 'error';
+  /** Plain objects that are not maps are structs: a field they lack is "can't evaluate field" (docker's typed inspect pass). */
+  strictStructs?: boolean;
   /** Type name in "can't evaluate field X in type T" for non-struct values (docker's raw inspect fallback says "interface {}"). */
   rawTypes?: boolean;
+  /** Every plain object is a Go map (printed `map[…]`, JSON keys sorted): docker's inspect of the raw JSON. */
+  allMaps?: boolean;
+  /** Names a struct (a plain object that is not a map) does not answer to: JSON names whose Go field differs (`Id` is `ID`). */
+  jsonOnly?: ReadonlySet<string>;
 }
 
 class ExecState {
@@ -1056,10 +1066,15 @@ function evalField(s: ExecState, dot: unknown, name: string, node: Arg, args: Ar
     const member = Object.hasOwn(obj, name) ? obj[name] : undefined;
     // A method of a map type (docker's header context has .Label).
     if (typeof member === 'function') return callMethod(member as (...a: unknown[]) => unknown);
+    if (s.opts.jsonOnly?.has(name) && !isGoMap(obj)) s.errorf(`can't evaluate field ${name} in type ${s.typeName(obj)}`);
     if (hasArgs) s.errorf(`${name} is not a method but has arguments`);
-    if (Object.hasOwn(obj, name)) return member === undefined ? null : member;
-    if (!isGoMap(obj) && s.opts.missingKey === 'error') s.errorf(`map has no entry for key "${name}"`);
-    return undefined;
+    // A JSON null in a decoded map is Go's nil interface, which prints <no value>.
+    if (Object.hasOwn(obj, name)) return member === undefined || member === null ? (isGoMap(obj) && s.opts.allMaps ? undefined : null) : member;
+    if (isGoMap(obj) || !s.opts.strictStructs) {
+      if (s.opts.missingKey === 'error') s.errorf(`map has no entry for key "${name}"`);
+      return undefined;
+    }
+    s.errorf(`can't evaluate field ${name} in type ${s.typeName(obj)}`);
   }
   s.errorf(`can't evaluate field ${name} in type ${s.typeName(receiver)}`);
 }
@@ -1109,18 +1124,19 @@ export function goFloat(n: number): string {
   return String(n);
 }
 
-function formatValue(v: unknown, top: boolean): string {
+function formatValue(v: unknown, top: boolean, names = false): string {
   if (v === undefined) return '<no value>';
   if (v === null) return '<nil>';
   if (typeof v === 'string') return v;
   if (typeof v === 'boolean') return String(v);
   if (typeof v === 'number') return Number.isInteger(v) && Math.abs(v) < 1e21 ? String(v) : goFloat(v);
   if (typeof v === 'bigint') return String(v);
-  if (Array.isArray(v)) return `[${v.map((x) => formatValue(x, false)).join(' ')}]`;
-  if (isGoMap(v)) return `map[${Object.keys(v).sort().map((k) => `${k}:${formatValue(v[k], false)}`).join(' ')}]`;
+  if (Array.isArray(v)) return `[${v.map((x) => formatValue(x, false, names)).join(' ')}]`;
+  if (isGoMap(v)) return `map[${Object.keys(v).sort().map((k) => `${k}:${formatValue(v[k], false, names)}`).join(' ')}]`;
   if (typeof v === 'object') {
-    const fields = isGoStruct(v) ? Object.keys(v).filter((k) => typeof (v as Record<string, unknown>)[k] !== 'function') : Object.keys(v);
-    const body = `{${fields.map((k) => formatValue((v as Record<string, unknown>)[k] ?? null, false)).join(' ')}}`;
+    const o = v as Record<string, unknown>;
+    const fields = isGoStruct(v) ? Object.keys(o).filter((k) => typeof o[k] !== 'function') : Object.keys(o);
+    const body = `{${fields.map((k) => (names ? `${k}:` : '') + formatValue(o[k] ?? null, false, names)).join(' ')}}`;
     return top || !isGoStruct(v) ? body : `&${body}`;
   }
   return String(v);
@@ -1321,68 +1337,9 @@ export function goSprintf(format: string, ...args: unknown[]): string {
       continue;
     }
     const a = args[argi++];
-    let s: string;
     const p = prec === undefined ? undefined : Number(prec || '0');
-    switch (verb) {
-      case 'v':
-        s = flags.includes('#') && typeof a === 'string' ? JSON.stringify(a) : formatValue(a, true);
-        if (flags.includes('+') && a && typeof a === 'object' && !Array.isArray(a) && !isGoMap(a)) s = `{${Object.entries(a).map(([k, x]) => `${k}:${formatValue(x, false)}`).join(' ')}}`;
-        break;
-      case 's':
-        s = formatValue(a, true);
-        if (p !== undefined) s = [...s].slice(0, p).join('');
-        break;
-      case 'q':
-        s = typeof a === 'number' && Number.isInteger(a) ? `'${String.fromCodePoint(a)}'` : JSON.stringify(formatValue(a, true));
-        break;
-      case 'd':
-        s = typeof a === 'number' && Number.isInteger(a) ? String(Math.abs(a)) : `%!d(${goTypeName(a)}=${formatValue(a, true)})`;
-        if (typeof a === 'number' && Number.isInteger(a)) s = (a < 0 ? '-' : flags.includes('+') ? '+' : '') + s;
-        break;
-      case 'x':
-      case 'X': {
-        if (typeof a === 'number' && Number.isInteger(a)) s = (a < 0 ? '-' : '') + Math.abs(a).toString(16);
-        else if (typeof a === 'string') s = Buffer.from(a).toString('hex');
-        else s = `%!${verb}(${goTypeName(a)}=${formatValue(a, true)})`;
-        if (flags.includes('#')) s = '0x' + s;
-        if (verb === 'X') s = s.toUpperCase();
-        break;
-      }
-      case 'o':
-        s = typeof a === 'number' ? Math.trunc(a).toString(8) : `%!o(${goTypeName(a)})`;
-        break;
-      case 'b':
-        s = typeof a === 'number' ? Math.trunc(a).toString(2) : `%!b(${goTypeName(a)})`;
-        break;
-      case 'c':
-        s = typeof a === 'number' ? String.fromCodePoint(a) : `%!c(${goTypeName(a)})`;
-        break;
-      case 'e':
-      case 'E':
-      case 'f':
-      case 'F':
-      case 'g':
-      case 'G': {
-        if (typeof a !== 'number') {
-          s = `%!${verb}(${goTypeName(a)}=${formatValue(a, true)})`;
-          break;
-        }
-        if (verb === 'f' || verb === 'F') s = a.toFixed(p ?? 6);
-        else if (verb === 'e' || verb === 'E') s = a.toExponential(p ?? 6).replace(/e([+-])(\d)$/, 'e$10$2');
-        else s = p === undefined ? goFloat(a) : String(Number(a.toPrecision(p || 1)));
-        if (verb === verb.toUpperCase()) s = s.toUpperCase();
-        if (flags.includes('+') && a >= 0) s = '+' + s;
-        break;
-      }
-      case 't':
-        s = typeof a === 'boolean' ? String(a) : `%!t(${goTypeName(a)}=${formatValue(a, true)})`;
-        break;
-      case 'T':
-        s = goTypeName(a);
-        break;
-      default:
-        s = `%!${verb}(${goTypeName(a)}=${formatValue(a, true)})`;
-    }
+    // fmt applies a verb other than %v and %T to each element of a slice.
+    let s = Array.isArray(a) && verb !== 'v' && verb !== 'T' ? `[${a.map((x) => formatVerb(verb, flags, p, x)).join(' ')}]` : formatVerb(verb, flags, p, a);
     if (width) {
       const w = Number(width);
       const len = [...s].length;
@@ -1398,6 +1355,71 @@ export function goSprintf(format: string, ...args: unknown[]): string {
   }
   if (argi < args.length) out += `%!(EXTRA ${args.slice(argi).map((a) => `${goTypeName(a)}=${formatValue(a, true)}`).join(', ')})`;
   return out;
+}
+
+/** One fmt verb applied to one operand. */
+function formatVerb(verb: string, flags: string, p: number | undefined, a: unknown): string {
+  let s: string;
+  switch (verb) {
+    case 'v':
+      s = flags.includes('#') && typeof a === 'string' ? JSON.stringify(a) : formatValue(a, true, flags.includes('+'));
+      break;
+    case 's':
+      s = formatValue(a, true);
+      if (p !== undefined) s = [...s].slice(0, p).join('');
+      break;
+    case 'q':
+      s = typeof a === 'number' && Number.isInteger(a) ? `'${String.fromCodePoint(a)}'` : JSON.stringify(formatValue(a, true));
+      break;
+    case 'd':
+      s = typeof a === 'number' && Number.isInteger(a) ? String(Math.abs(a)) : `%!d(${goTypeName(a)}=${formatValue(a, true)})`;
+      if (typeof a === 'number' && Number.isInteger(a)) s = (a < 0 ? '-' : flags.includes('+') ? '+' : '') + s;
+      break;
+    case 'x':
+    case 'X': {
+      if (typeof a === 'number' && Number.isInteger(a)) s = (a < 0 ? '-' : '') + Math.abs(a).toString(16);
+      else if (typeof a === 'string') s = Buffer.from(a).toString('hex');
+      else s = `%!${verb}(${goTypeName(a)}=${formatValue(a, true)})`;
+      if (flags.includes('#')) s = '0x' + s;
+      if (verb === 'X') s = s.toUpperCase();
+      break;
+    }
+    case 'o':
+      s = typeof a === 'number' ? Math.trunc(a).toString(8) : `%!o(${goTypeName(a)})`;
+      break;
+    case 'b':
+      s = typeof a === 'number' ? Math.trunc(a).toString(2) : `%!b(${goTypeName(a)})`;
+      break;
+    case 'c':
+      s = typeof a === 'number' ? String.fromCodePoint(a) : `%!c(${goTypeName(a)})`;
+      break;
+    case 'e':
+    case 'E':
+    case 'f':
+    case 'F':
+    case 'g':
+    case 'G': {
+      if (typeof a !== 'number') {
+        s = `%!${verb}(${goTypeName(a)}=${formatValue(a, true)})`;
+        break;
+      }
+      if (verb === 'f' || verb === 'F') s = a.toFixed(p ?? 6);
+      else if (verb === 'e' || verb === 'E') s = a.toExponential(p ?? 6).replace(/e([+-])(\d)$/, 'e$10$2');
+      else s = p === undefined ? goFloat(a) : String(Number(a.toPrecision(p || 1)));
+      if (verb === verb.toUpperCase()) s = s.toUpperCase();
+      if (flags.includes('+') && a >= 0) s = '+' + s;
+      break;
+    }
+    case 't':
+      s = typeof a === 'boolean' ? String(a) : `%!t(${goTypeName(a)}=${formatValue(a, true)})`;
+      break;
+    case 'T':
+      s = goTypeName(a);
+      break;
+    default:
+      s = `%!${verb}(${goTypeName(a)}=${formatValue(a, true)})`;
+  }
+  return s;
 }
 
 export const BUILTINS: FuncTable = {
@@ -1472,11 +1494,15 @@ export class GoTemplate {
   execute(data: unknown, opts: ExecOptions = {}, funcs?: FuncTable): string {
     const s = new ExecState(this, funcs ? { ...this.funcs, ...funcs } : this.funcs, opts);
     s.vars.push({ name: '$', value: data });
+    const saved = allMaps;
+    allMaps = Boolean(opts.allMaps);
     try {
       walk(s, data, this.root);
     } catch (e) {
       if (e instanceof TemplateExecError) e.partial = s.out;
       throw e;
+    } finally {
+      allMaps = saved;
     }
     return s.out;
   }

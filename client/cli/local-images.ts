@@ -5,6 +5,8 @@ import { LocalImageStore, danglingImages, imageId, imageSize, shortId } from '..
 import type { ImageRecord, IndexDocument } from '../store/image-index.js';
 import { familiarRepository, parseReference } from '../../oci/reference.js';
 import { humanSize } from '../progress.js';
+// --format's engine (./format.js) is imported only when a verb is given --format: start-up time counts.
+type Format = typeof import('./format.js');
 
 function ago(iso: string | undefined): string {
   if (!iso) return 'N/A';
@@ -103,7 +105,41 @@ function imageFilter(specs: string[], rows: Row[]): (r: Row) => boolean {
   return (r) => tests.every((t) => t(r));
 }
 
-export async function images(filter: string | undefined, o: { all?: boolean; quiet?: boolean; digests?: boolean; trunc: boolean; filter: string[] }): Promise<number> {
+/** docker's image list headers (cli/command/formatter/image.go). */
+const IMAGE_HEADERS = {
+  ID: 'IMAGE ID',
+  Repository: 'REPOSITORY',
+  Tag: 'TAG',
+  Digest: 'DIGEST',
+  CreatedSince: 'CREATED',
+  CreatedAt: 'CREATED AT',
+  Size: 'SIZE',
+  Containers: 'CONTAINERS',
+  VirtualSize: 'VIRTUAL SIZE',
+  SharedSize: 'SHARED SIZE',
+  UniqueSize: 'UNIQUE SIZE',
+};
+
+/** docker's `*formatter.imageContext`: what `images --format` reads. */
+function imageContext(f: Format, r: Row, id: string, doc: IndexDocument) {
+  const { formatContext, goTimeString, humanDuration } = f;
+  const size = humanSize(imageSize(r.shown, doc));
+  return formatContext('*formatter.imageContext', {
+    Containers: 'N/A',
+    CreatedAt: r.shown.created ? goTimeString(r.shown.created) : '',
+    CreatedSince: r.shown.created ? `${humanDuration(Date.now() - Date.parse(r.shown.created))} ago` : 'N/A',
+    Digest: r.digest,
+    ID: id,
+    Repository: r.repo,
+    SharedSize: 'N/A',
+    Size: size,
+    Tag: r.tag,
+    UniqueSize: 'N/A',
+    VirtualSize: size,
+  });
+}
+
+export async function images(filter: string | undefined, o: { all?: boolean; quiet?: boolean; digests?: boolean; trunc: boolean; filter: string[]; format?: string }): Promise<number> {
   return runVerb('images', async () => {
       const store = await LocalImageStore.open();
       const doc = await store.index.read();
@@ -114,6 +150,14 @@ export async function images(filter: string | undefined, o: { all?: boolean; qui
         rows = rows.filter((r) => r.repo === familiarRepository(f) && (f.tag === undefined || r.tag === f.tag));
       }
       const id = (r: Row) => (o.trunc ? shortId(imageId(r.shown)) : imageId(r.shown));
+      if (o.format !== undefined && o.format !== '' && !(o.quiet && o.format === 'table')) {
+        const defaultTable = `table {{.Repository}}\\t{{.Tag}}\\t${o.digests ? '{{.Digest}}\\t' : ''}{{.ID}}\\t{{.CreatedSince}}\\t{{.Size}}`;
+        const fmt = await import('./format.js');
+        const contexts = rows.map((r) => imageContext(fmt, r, id(r), doc));
+        const code = fmt.writeFormatted(() => fmt.formatList(o.format!, contexts, { headers: IMAGE_HEADERS, defaultTable, style: 'list' }));
+        if (code !== 0) throw new ExitCode(code);
+        return;
+      }
       if (o.quiet) {
         process.stdout.write([...new Set(rows.map(id))].map((s) => s + '\n').join(''));
         return;
@@ -171,20 +215,18 @@ async function inspectObject(store: LocalImageStore, doc: IndexDocument, record:
   };
 }
 
-/** The Go-template subset scripts use: `{{.Id}}`, `{{.Config.Env}}`, `{{json .RootFS}}`. */
-function format(tpl: string, obj: unknown): string {
-  return tpl.replace(/\{\{\s*(json\s+)?\.([A-Za-z0-9_.]*)\s*\}\}/g, (_, json: string | undefined, path: string) => {
-    let v: unknown = obj;
-    for (const k of path.split('.').filter(Boolean)) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined;
-    if (json) return JSON.stringify(v ?? null);
-    if (Array.isArray(v)) return `[${v.join(' ')}]`;
-    if (v && typeof v === 'object') return JSON.stringify(v);
-    return v === undefined || v === null ? '<no value>' : String(v);
-  });
-}
-
 export async function inspect(inputs: string[], o: { format?: string }): Promise<number> {
   return runVerb('inspect', async () => {
+      // docker parses the template first: a syntax error exits 64 with nothing else printed.
+      const f = o.format ? await import('./format.js') : undefined;
+      if (f && o.format) {
+        try {
+          f.checkInspectFormat(o.format);
+        } catch (e) {
+          if (e instanceof f.FormatError) throw new ExitCode(f.reportFormatError(e));
+          throw e;
+        }
+      }
       const store = await LocalImageStore.open();
       const doc = await store.index.read();
       const out: Array<Record<string, unknown>> = [];
@@ -197,14 +239,21 @@ export async function inspect(inputs: string[], o: { format?: string }): Promise
           void e;
         }
       }
-      if (o.format) process.stdout.write(out.map((x) => format(o.format!, x) + '\n').join(''));
-      else process.stdout.write(JSON.stringify(out, null, 4) + '\n');
+      let code = errors.length > 0 ? 1 : 0;
+      if (f && o.format) {
+        const r = f.formatInspect(o.format, out);
+        process.stdout.write(r.stdout);
+        process.stderr.write(r.stderr);
+        code = Math.max(code, r.code);
+      } else process.stdout.write(JSON.stringify(out, null, 4) + '\n');
       for (const e of errors) process.stderr.write(`berth inspect: ${e}\n`);
-      if (errors.length > 0) throw new ExitCode(1);
+      if (code !== 0) throw new ExitCode(code);
   });
 }
 
-export async function history(input: string, o: { trunc: boolean; quiet?: boolean }): Promise<number> {
+const HISTORY_HEADERS = { ID: 'IMAGE', CreatedSince: 'CREATED', CreatedAt: 'CREATED AT', CreatedBy: 'CREATED BY', Size: 'SIZE', Comment: 'COMMENT' };
+
+export async function history(input: string, o: { trunc: boolean; quiet?: boolean; format?: string }): Promise<number> {
   return runVerb('history', async () => {
       const store = await LocalImageStore.open();
       const doc = await store.index.read();
@@ -216,6 +265,23 @@ export async function history(input: string, o: { trunc: boolean; quiet?: boolea
       const entries = (cfg.history ?? []).map((h) => ({ ...h, size: h.empty_layer ? 0 : (layers.shift()?.size ?? 0) }));
       entries.reverse();
       const id = o.trunc ? shortId(imageId(img)) : imageId(img);
+      if (o.format !== undefined && o.format !== '') {
+        const { formatContext, formatList, humanDuration, writeFormatted } = await import('./format.js');
+        const contexts = entries.map((h, i) => {
+          const by = (h.created_by ?? '').replace(/\t/g, ' ');
+          return formatContext('*image.historyContext', {
+            ID: i === 0 ? id : '<missing>',
+            CreatedSince: h.created ? `${humanDuration(Date.now() - Date.parse(h.created))} ago` : 'N/A',
+            CreatedAt: h.created ? new Date(h.created).toISOString().replace(/\.\d+Z$/, 'Z') : '',
+            CreatedBy: o.trunc && [...by].length > 45 ? [...by].slice(0, 44).join('') + '…' : by,
+            Size: humanSize(h.size),
+            Comment: h.comment ?? '',
+          });
+        });
+        const code = writeFormatted(() => formatList(o.format!, contexts, { headers: HISTORY_HEADERS, defaultTable: 'table {{.ID}}\\t{{.CreatedSince}}\\t{{.CreatedBy}}\\t{{.Size}}\\t{{.Comment}}', style: 'list' }));
+        if (code !== 0) throw new ExitCode(code);
+        return;
+      }
       if (o.quiet) {
         process.stdout.write(entries.map((_, i) => (i === 0 ? id : '<missing>') + '\n').join(''));
         return;
@@ -256,7 +322,7 @@ export async function prune(o: { all?: boolean }): Promise<number> {
 }
 
 /** `berth system df`: the local image store's disk use. */
-export async function systemDf(): Promise<number> {
+export async function systemDf(o: { format?: string } = {}): Promise<number> {
   return runVerb('system df', async () => {
     const store = await LocalImageStore.open();
     const doc = await store.index.read();
@@ -270,6 +336,19 @@ export async function systemDf(): Promise<number> {
     for (const b of all) if (!used.has(b)) reclaimable += (await store.blobs.size(b)) ?? 0;
     const count = Object.values(doc.images).filter((r) => !Object.values(doc.images).some((p) => p.children?.includes(r.digest))).length;
     const pct = total > 0 ? ` (${Math.round((reclaimable / total) * 100)}%)` : '';
+    if (o.format !== undefined && o.format !== '') {
+      const { formatContext, formatList, writeFormatted } = await import('./format.js');
+      const row = formatContext('*formatter.diskUsageImagesContext', { Type: 'Images', TotalCount: String(count), Active: '0', Size: humanSize(total), Reclaimable: `${humanSize(reclaimable)}${pct}` });
+      const code = writeFormatted(() =>
+        formatList(o.format!, [row], {
+          headers: { Type: 'TYPE', TotalCount: 'TOTAL', Active: 'ACTIVE', Size: 'SIZE', Reclaimable: 'RECLAIMABLE' },
+          defaultTable: 'table {{.Type}}\\t{{.TotalCount}}\\t{{.Active}}\\t{{.Size}}\\t{{.Reclaimable}}',
+          style: 'list',
+        }),
+      );
+      if (code !== 0) throw new ExitCode(code);
+      return;
+    }
     process.stdout.write(table([
       ['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'],
       ['Images', String(count), '0', humanSize(total), `${humanSize(reclaimable)}${pct}`],

@@ -5,6 +5,7 @@ import { run } from './common.js';
 import { loadConfig } from '../config.js';
 import { Transport } from '../transport/registry-client.js';
 import { DEFAULT_LIMIT, MAX_LIMIT, searchRegistry, splitSearchTerm, type SearchResult } from '../search.js';
+import { formatContext, formatList, tabwrite } from './format.js';
 
 /** docker's search table: the columns of docker ≥ 25 (AUTOMATED went with Docker Hub's automated builds). */
 const DEFAULT_FORMAT = 'table {{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}';
@@ -66,51 +67,15 @@ function fieldsOf(r: SearchResult, trunc: boolean): Record<string, string> {
   };
 }
 
-/**
- * The part of Go's text/template docker's search formats use: `{{.Field}}`, `{{json .}}` and
- * `{{json .Field}}` with docker's field names; any other action is refused with its text.
- */
-function compile(template: string): (fields: Record<string, string>) => string {
-  const parts: Array<string | ((f: Record<string, string>) => string)> = [];
-  const re = /\{\{-?\s*(.*?)\s*-?\}\}/g;
-  let last = 0;
-  for (let m = re.exec(template); m; m = re.exec(template)) {
-    parts.push(template.slice(last, m.index));
-    last = re.lastIndex;
-    const action = m[1]!;
-    const field = /^(json\s+)?\.([A-Za-z]*)$/.exec(action);
-    if (!field) throw new Error(`template: unsupported action {{${action}}}: use {{.Name}}, {{.Description}}, {{.StarCount}}, {{.IsOfficial}}, {{.IsAutomated}} or {{json .}}`);
-    const [, json, key] = field;
-    if (key && !(key in HEADERS)) throw new Error(`template: can't evaluate field ${key} in type search result`);
-    parts.push((f) => {
-      const v = key ? f[key]! : f;
-      return json ? JSON.stringify(v) : typeof v === 'string' ? v : JSON.stringify(v);
-    });
-  }
-  parts.push(template.slice(last));
-  return (f) => parts.map((p) => (typeof p === 'string' ? p : p(f))).join('');
-}
-
 /** Go's text/tabwriter as docker sets it up (minwidth 10, padding 3): tab-ended cells padded to their column. */
 export function tabulate(lines: string[]): string {
-  const rows = lines.map((l) => l.split('\t'));
-  const widths: number[] = [];
-  for (const cells of rows) {
-    for (let i = 0; i < cells.length - 1; i++) widths[i] = Math.max(widths[i] ?? 0, [...cells[i]!].length);
-  }
-  return rows.map((cells) => cells.map((c, i) => (i < cells.length - 1 ? c + ' '.repeat(Math.max(10, widths[i]! + 3) - [...c].length) : c)).join('') + '\n').join('');
+  return tabwrite(lines.map((l) => l + '\n').join(''));
 }
 
-/** Renders results with a docker format: `table …` gets a header row and aligned columns. */
+/** Renders results with a docker format (Go template; `table …` gets a header row and aligned columns). */
 export function formatResults(results: SearchResult[], format: string, trunc: boolean): string {
-  let tpl = format;
-  const table = tpl.startsWith('table');
-  if (table) tpl = tpl.slice('table'.length);
-  tpl = tpl.trim().replace(/\\t/g, '\t').replace(/\\n/g, '\n');
-  const render = compile(tpl);
-  const lines = results.map((r) => render(fieldsOf(r, trunc)));
-  if (!table) return lines.map((l) => l + '\n').join('');
-  return tabulate([render(HEADERS), ...lines]);
+  const rows = results.map((r) => formatContext('*registry.searchContext', fieldsOf(r, trunc)));
+  return formatList(format, rows, { headers: HEADERS, defaultTable: DEFAULT_FORMAT, style: 'list' });
 }
 
 export async function main(input: string, o: { limit: string; filter: string[]; format?: string; trunc: boolean; config?: string }): Promise<number> {
@@ -118,7 +83,8 @@ export async function main(input: string, o: { limit: string; filter: string[]; 
       if (!/^\d+$/.test(o.limit) || Number(o.limit) < 1 || Number(o.limit) > MAX_LIMIT) throw new Error(`limit ${o.limit} is outside the range [1, ${MAX_LIMIT}]`);
       const filters = parseFilters(o.filter);
       const format = o.format === undefined || o.format === '' || o.format === 'table' ? DEFAULT_FORMAT : o.format;
-      formatResults([], format, true); // a bad template fails before the registry is asked
+      // A bad template (syntax, or a field docker's search results lack) fails before the registry is asked.
+      formatResults([{ name: '', description: '', star_count: 0, is_official: false, is_automated: false }], format, true);
       const { registry, term } = splitSearchTerm(input);
       const transport = new Transport(await loadConfig(o.config));
       try {
