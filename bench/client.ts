@@ -5,13 +5,16 @@
 // BENCH_REGISTRY=reference (default; Debian's docker-registry, distribution 2.8) or berth (an
 // in-process Berth registry). berth runs on this process's Node and on Node 24 (scripts/node24.sh;
 // BENCH_NODE24=0 to leave it out).
-// BENCH_ROUNDS rounds (default 5), medians and paired ratios (berth / skopeo of the same round).
+// BENCH_ROUNDS rounds (default 5), medians and paired ratios (berth / skopeo of the same round);
+// also each tool process's CPU (user + system, from /proc/self/stat's children totals): mean per
+// step and ratio of the means, steadier than wall time on a shared machine.
 // Each round gives every tool its own empty registry; the tools take turns going first; `sync`
 // (untimed) runs before every step so no tool pays in its fsyncs for what another just wrote.
 //   push (cold): from the local store (berth) or the OCI layout (skopeo) into the empty registry.
 //   push (warm): the same again, every blob there.
 //   pull (cold): from the registry into an empty BERTH_ROOT (berth) or OCI layout folder (skopeo).
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -27,14 +30,27 @@ const LAYERS = Number(process.env.BENCH_CLIENT_LAYERS ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const REGISTRY = process.env.BENCH_REGISTRY ?? 'reference';
 
+/** CPU seconds of the reaped children so far (cutime + cstime, in ticks of 1/100 s). */
+function childrenCpu(): number {
+  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[13]) + Number(fields[14])) / 100;
+}
+
+/** CPU of the last tool run (the registries are reaped only after a round's steps). */
+let lastCpu = 0;
+
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const cpu0 = childrenCpu();
   const start = process.hrtime.bigint();
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(Number(process.hrtime.bigint() - start) / 1e9) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err.slice(0, 500)}`))));
+    child.on('close', (code) => {
+      lastCpu = childrenCpu() - cpu0;
+      return code === 0 ? resolve(Number(process.hrtime.bigint() - start) / 1e9) : reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err.slice(0, 500)}`));
+    });
   });
 }
 
@@ -72,6 +88,8 @@ interface Tool {
 }
 
 async function main(): Promise<void> {
+  // Each reference registry's temp folder adds a process 'exit' listener (client/testing/peers.ts).
+  process.setMaxListeners(0);
   const work = await mkdtemp(join(tmpdir(), 'berth-bench-client-'));
   const registries: Registry[] = [];
   try {
@@ -125,6 +143,7 @@ async function main(): Promise<void> {
     }
 
     const times = new Map<string, Record<Op, number[]>>(tools.map((t) => [t.name, { 'push (cold)': [], 'push (warm)': [], 'pull (cold)': [] }]));
+    const cpu = new Map<string, Record<Op, number[]>>(tools.map((t) => [t.name, { 'push (cold)': [], 'push (warm)': [], 'pull (cold)': [] }]));
     for (let round = 0; round < ROUNDS; round++) {
       const regs = await Promise.all(tools.map(() => startRegistry()));
       registries.push(...regs);
@@ -135,6 +154,7 @@ async function main(): Promise<void> {
           await sync();
           const host = regs[i]!.host;
           times.get(t.name)![op].push(await (op === 'pull (cold)' ? t.pull(host) : t.push(host)));
+          cpu.get(t.name)![op].push(lastCpu);
         }
       }
       await Promise.all(regs.map((r) => r.stop()));
@@ -143,16 +163,20 @@ async function main(): Promise<void> {
     }
 
     const sk = times.get('skopeo')!;
+    const skCpu = cpu.get('skopeo')!;
+    const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
     const results: Record<string, unknown> = {};
     process.stdout.write(`\n${REGISTRY === 'berth' ? 'Berth registry' : "Debian's docker-registry"}, ${MIB} MiB in ${LAYERS + 1} layers; median of ${ROUNDS} rounds (each: fresh registries, tools rotate going first, sync before each step)\n`);
-    process.stdout.write(`${'operation'.padEnd(14)}${'tool'.padEnd(22)}${'s'.padStart(7)}${'skopeo s'.padStart(10)}${'ratio'.padStart(8)}   runs\n`);
+    process.stdout.write(`${'operation'.padEnd(14)}${'tool'.padEnd(22)}${'s'.padStart(7)}${'skopeo s'.padStart(10)}${'ratio'.padStart(8)}${'cpu s'.padStart(8)}${'skopeo'.padStart(8)}${'ratio'.padStart(7)}   runs (wall)\n`);
     for (const op of OPS) {
       for (const t of tools.slice(1)) {
         const r = times.get(t.name)![op];
         const ratios = r.map((x, k) => x / sk[op][k]!);
         const label = `${t.name} (${t.node})`;
-        results[`${op} ${label}`] = { berth: median(r), skopeo: median(sk[op]), ratio: median(ratios), runs: r, skopeoRuns: sk[op] };
-        process.stdout.write(`${op.padEnd(14)}${label.padEnd(22)}${median(r).toFixed(3).padStart(7)}${median(sk[op]).toFixed(3).padStart(10)}${median(ratios).toFixed(2).padStart(8)}   ${r.map((x) => x.toFixed(2)).join(' ')} | ${sk[op].map((x) => x.toFixed(2)).join(' ')}\n`);
+        const c = mean(cpu.get(t.name)![op]);
+        const kc = mean(skCpu[op]);
+        results[`${op} ${label}`] = { berth: median(r), skopeo: median(sk[op]), ratio: median(ratios), runs: r, skopeoRuns: sk[op], cpu: c, skopeoCpu: kc };
+        process.stdout.write(`${op.padEnd(14)}${label.padEnd(22)}${median(r).toFixed(3).padStart(7)}${median(sk[op]).toFixed(3).padStart(10)}${median(ratios).toFixed(2).padStart(8)}${c.toFixed(3).padStart(8)}${kc.toFixed(3).padStart(8)}${(c / kc).toFixed(2).padStart(7)}   ${r.map((x) => x.toFixed(2)).join(' ')} | ${sk[op].map((x) => x.toFixed(2)).join(' ')}\n`);
       }
     }
     const out = fileURLToPath(new URL('./results/', import.meta.url.replace('/dist/bench/', '/bench/')));
