@@ -377,6 +377,21 @@ export const VERBS: Record<string, VerbEntry> = {
         .option('--format <string>', 'docker (default) or oci: the manifest and config media types')
         .action(async (context: string, o) => (await import('../build/cli.js')).main(context, o)),
   },
+  builder: {
+    summary: 'Manage the build cache (prune)',
+    define: (cmd) =>
+      group(cmd, {
+        prune: [
+          'Remove the build cache: step records, the layers only they use, and with --all the RUN cache mounts',
+          (sub: BerthCommand) =>
+            sub
+              .usage('[OPTIONS]')
+              .option('-a, --all', 'Also remove the RUN --mount=type=cache folders')
+              .option('-f, --force', 'Do not prompt for confirmation')
+              .action(async (o: { all?: boolean; force?: boolean }) => (await import('../build/prune.js')).main(o)),
+        ],
+      }),
+  },
   system: {
     summary: 'Local store information (df, info)',
     define: (cmd) =>

@@ -318,6 +318,21 @@ describe('berth build', { skip: (!isRoot && 'needs root (namespaces, overlayfs, 
     assert.match(quiet.stderr, /shown on failure/);
   });
 
+  test('berth builder prune: the next build runs every step; --all also empties the cache mounts; images stay', async () => {
+    const ctx = await context('prune', ['FROM busybox', 'RUN --mount=type=cache,target=/c,id=prune echo x > /c/file && echo kept > /kept', ''].join('\n'));
+    await buildOk(['-t', 'pruned', ctx]);
+    const pruned = await berth(['builder', 'prune', '-f']);
+    assert.equal(pruned.code, 0, pruned.stderr);
+    assert.match(pruned.stdout, /^Total reclaimed space: /m);
+    assert.equal(await run('pruned', 'cat', '/kept'), 'kept\n', 'the tagged image keeps its layers');
+    const again = await buildOk(['-t', 'pruned', ctx]);
+    assert.doesNotMatch(again.stdout, /Using cache/);
+    const mount = join(root, 'build', 'mounts', createHash('sha256').update('prune').digest('hex'));
+    assert.ok(existsSync(mount));
+    assert.equal((await berth(['builder', 'prune', '-a', '-f'])).code, 0);
+    assert.ok(!existsSync(mount));
+  });
+
   test('a built image is pushed to berth serve (--push) and pulled back by a fresh store', async () => {
     let registry: TestRegistry | undefined;
     try {
