@@ -109,12 +109,17 @@ describe('web UI in chromium', { skip: skip ?? false, timeout: 180_000 }, () => 
     const rows = page.locator('table.tags tbody tr');
     assert.deepEqual(await rows.locator('td:first-child').allTextContents(), ['1.1', '1.0']);
     assert.match((await rows.nth(1).textContent())!, /2\.9 MiB.*linux\/amd64/s);
+    // Each row: the short digest linking to the image by digest, and when it was pushed.
+    assert.equal(await rows.nth(0).locator('td:nth-child(2) a').getAttribute('href'), `/r/team/app@${app.digest}`);
+    assert.equal((await rows.nth(0).locator('td:nth-child(2)').textContent())!.trim(), `sha256:${app.digest.slice(7, 19)}`);
+    assert.match((await rows.nth(0).locator('td:nth-child(5)').textContent())!, /^(just now|\d+ seconds? ago)$/);
+    assert.ok(Math.abs(Date.parse((await rows.nth(0).locator('td:nth-child(5)').getAttribute('title'))!) - Date.now()) < 120_000, 'the exact push time in the title');
     assert.equal(await page.inputValue('#pull-docker'), `docker pull ${host}/team/app:1.1`);
     await shoot(page, 'repository');
     await page.click('table.tags >> text=1.1');
     await page.waitForURL(/\/r\/team\/app:1\.1$/);
     const text = (await page.textContent('main'))!;
-    for (const want of ['/usr/local/bin/app', 'APP_MODE=production', '8080/tcp', '9090/tcp', 'org.opencontainers.image.version=1.1', 'RUN step 2', 'application/vnd.dev.cosign.artifact.sig.v1+json', 'application/spdx+json', 'dev.sigstore.cosign/signer=ci@example', app.digest]) {
+    for (const want of ['/usr/local/bin/app', '["serve","--port","8080"]', 'APP_MODE=production', '8080/tcp', '9090/tcp', 'org.opencontainers.image.version=1.1', 'RUN step 2', 'application/vnd.dev.cosign.artifact.sig.v1+json', 'application/spdx+json', 'dev.sigstore.cosign/signer=ci@example', app.digest]) {
       assert.ok(text.includes(want), `image page shows ${want}`);
     }
     assert.equal(await page.locator('table.layers tbody tr').count(), 3);
