@@ -297,6 +297,29 @@ describe('retention: untagged manifests by age, index children and referrers kep
     assert.equal(result.skipped, 2);
     assert.equal(await status(`${base}/v2/age/race/manifests/a`), 200);
   });
+
+  it('a manifest an index pushed after the scan names is kept, with its blobs; a tag moved meanwhile keeps its new manifest', async () => {
+    const base = reg.url;
+    const a = await pushImage(base, 'age/late', 'a');
+    const b = await pushImage(base, 'age/late', 'b');
+    await nextMillisecond();
+    await pushImage(base, 'age/late', 'c');
+    const rule = new RetentionPolicy([{ repositories: 'age/late', keepNewest: 1 }]).ruleFor('age/late')!;
+    const plan = await planRepository(reg.store, 'age/late', rule, Date.now());
+    assert.deepEqual(new Set(plan.manifests.map((m) => m.digest)), new Set([a.digest, b.digest]));
+    // After the scan: an index names `a`; tag `b` moves to a new image.
+    await nextMillisecond();
+    await pushIndex(base, 'age/late', 'multi', [a]);
+    const b2 = await pushImage(base, 'age/late', 'b');
+    const result = await applyRepositoryPlan(reg.store, plan);
+    assert.equal(await status(`${base}/v2/age/late/manifests/${a.digest}`), 200, 'the index child is kept');
+    assert.equal(await status(`${base}/v2/age/late/blobs/${a.layer}`), 200, 'and its layer stays linked');
+    assert.equal(await status(`${base}/v2/age/late/manifests/b`), 200, 'the moved tag stays');
+    assert.equal(await status(`${base}/v2/age/late/manifests/${b2.digest}`), 200);
+    assert.equal(await status(`${base}/v2/age/late/manifests/${b.digest}`), 404, 'the manifest it left goes (untagged by the move, as planned)');
+    assert.equal(result.removedTags, 1, 'a (its manifest is kept by the index); b was pushed again: skipped');
+    assert.equal(result.removedManifests, 1);
+  });
 });
 
 describe('retention on PostgreSQL metadata: the CLI beside running replicas, one replica runs the job', { skip: postgresMissing() ?? false, timeout: 180_000 }, () => {
@@ -362,5 +385,78 @@ describe('retention on PostgreSQL metadata: the CLI beside running replicas, one
       assert.equal(await status(`${b.url}/v2/pg/app/manifests/${t.digest}`), want, t.tag);
       assert.equal(await status(`${a.url}/v2/pg/app/blobs/${t.layer}`), want, `${t.tag} layer`);
     }
+  });
+});
+
+describe('retention against concurrent pushes: nothing a tag or an index needs is ever removed', { timeout: 180_000 }, () => {
+  let reg: TestRegistry;
+
+  before(async () => {
+    reg = await startTestRegistry({ gc: { intervalHours: 0, graceMinutes: 0 } });
+  });
+
+  after(async () => {
+    await reg.destroy();
+  });
+
+  it('re-pushed tags, new tags and new indexes naming old manifests, while the rules run: every tag and index left pulls whole', async () => {
+    const base = reg.url;
+    const old: Array<Awaited<ReturnType<typeof pushImage>> & { tag: string }> = [];
+    for (let i = 0; i < 150; i++) old.push({ ...(await pushImage(base, 'race/app', `o${i}`)), tag: `o${i}` });
+    const policy = new RetentionPolicy([{ repositories: 'race/*', keepNewest: 3, untaggedOlderThanMs: 0 }]);
+    const indexes: Array<{ tag: string; digest: string; children: string[] }> = [];
+    const failedIndexes: string[] = [];
+    let running = true;
+    const pushing = (async () => {
+      let n = 0;
+      while (running) {
+        n++;
+        const pick = old[(n * 37) % old.length]!;
+        // Re-push an old tag (its manifest again), push a new one, and an index naming two old manifests.
+        const body = JSON.parse(Buffer.from(await (await fetch(`${base}/v2/race/app/manifests/${pick.digest}`, { headers: { Accept: OCI_MANIFEST } })).arrayBuffer()).toString() || 'null') as object | null;
+        if (body) await fetch(`${base}/v2/race/app/manifests/${pick.tag}`, { method: 'PUT', body: JSON.stringify(body), headers: { 'Content-Type': OCI_MANIFEST } }).then((r) => r.arrayBuffer());
+        const fresh = await pushImage(base, 'race/app', `n${n}`);
+        // One child just pushed (its tag soon out of the newest 3), one old one (maybe removed already).
+        const kids = [fresh, old[(n * 13 + 5) % old.length]!];
+        const body2 = JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: kids.map((k) => ({ mediaType: OCI_MANIFEST, digest: k.digest, size: k.size, platform: { architecture: 'amd64', os: 'linux' } })) });
+        const res = await fetch(`${base}/v2/race/app/manifests/i${n}`, { method: 'PUT', body: body2, headers: { 'Content-Type': OCI_INDEX } });
+        const answer = await res.text();
+        // Refused only because a child was removed first (MANIFEST_BLOB_UNKNOWN): consistent either way.
+        if (res.status === 201) indexes.push({ tag: `i${n}`, digest: sha(Buffer.from(body2)), children: kids.map((k) => k.digest) });
+        else {
+          assert.equal(res.status, 400, answer);
+          assert.match(answer, /MANIFEST_BLOB_UNKNOWN/);
+          failedIndexes.push(`i${n}`);
+        }
+      }
+    })();
+    let runs = 0;
+    let removed = 0;
+    let skipped = 0;
+    for (let i = 0; i < 6; i++) {
+      const r = await applyRetention(reg.store, policy, {});
+      runs++;
+      removed += r.removedManifests;
+      skipped += r.skipped;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    running = false;
+    await pushing;
+    assert.ok(removed > 100, `retention removed ${removed} manifests in ${runs} runs`);
+    // Every tag left pulls whole: its manifest, and everything the manifest (or index) references.
+    const tags = ((await (await fetch(`${base}/v2/race/app/tags/list?n=10000`)).json()) as { tags: string[] }).tags;
+    for (const tag of tags) {
+      const res = await fetch(`${base}/v2/race/app/manifests/${tag}`, { headers: { Accept: `${OCI_MANIFEST}, ${OCI_INDEX}` } });
+      assert.equal(res.status, 200, tag);
+      const doc = (await res.json()) as { config?: { digest: string }; layers?: Array<{ digest: string }>; manifests?: Array<{ digest: string }> };
+      for (const d of [doc.config?.digest, ...(doc.layers ?? []).map((l) => l.digest)].filter((d): d is string => !!d)) assert.equal(await status(`${base}/v2/race/app/blobs/${d}`, 'HEAD'), 200, `${tag}: blob ${d}`);
+      for (const m of doc.manifests ?? []) assert.equal(await status(`${base}/v2/race/app/manifests/${m.digest}`, 'HEAD'), 200, `${tag}: child ${m.digest}`);
+    }
+    // Every index that was accepted and is still there has its children.
+    for (const idx of indexes) {
+      if ((await status(`${base}/v2/race/app/manifests/${idx.digest}`, 'HEAD')) !== 200) continue;
+      for (const c of idx.children) assert.equal(await status(`${base}/v2/race/app/manifests/${c}`, 'HEAD'), 200, `${idx.tag}: child ${c}`);
+    }
+    process.stdout.write(`# retention vs concurrent pushes: ${runs} runs removed ${removed} manifests, ${skipped} removals skipped as changed meanwhile; ${indexes.length} indexes accepted, ${failedIndexes.length} refused (a child removed first)\n`);
   });
 });
