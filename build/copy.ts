@@ -181,7 +181,8 @@ async function resolveSource(req: CopyRequest, s: CopySource, downloads: string[
     notFound = (p) => `${what} failed: file not found in build context or excluded by .dockerignore: stat ${p}: file does not exist`;
   }
   const ignore = context ? req.context?.ignore : undefined;
-  const visible = (rel: string) => !ignore || !ignore.excludes(rel);
+  // An excluded folder with `!` exceptions below it still holds what they re-include.
+  const visible = (node: TreeNode) => !ignore || !ignore.excludes(node.rel) || (node.stat.isDirectory() && ignore.mayIncludeBelow(node.rel));
   const asMatch = async (node: TreeNode, name: string): Promise<Match> => {
     const m: Match = { kind: 'tree', tree, node, name, context };
     if (what === 'ADD' && node.stat.isFile()) {
@@ -192,12 +193,12 @@ async function resolveSource(req: CopyRequest, s: CopySource, downloads: string[
   };
   if (!hasMeta(path)) {
     const { node } = await tree.resolve(path, true);
-    if (!node || !visible(node.rel)) throw new CopyError(notFound(s.replace(/^\/+/, '') || '.'));
+    if (!node || !visible(node)) throw new CopyError(notFound(s.replace(/^\/+/, '') || '.'));
     return [await asMatch(node, posix.basename(path))];
   }
   const found: Match[] = [];
   for await (const { node, name } of globTree(tree, splitPath(path))) {
-    if (visible(node.rel)) found.push(await asMatch(node, name));
+    if (visible(node)) found.push(await asMatch(node, name));
   }
   if (found.length === 0) throw new CopyError(`${what} failed: no source files were specified`);
   return found;
