@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { open, readdir, readFile, stat, mkdir } from 'node:fs/promises';
-import type { LookupFunction } from 'node:net';
+import { createServer, type AddressInfo, type LookupFunction } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Writable } from 'node:stream';
@@ -13,7 +13,7 @@ import { berth, buildImage, freePort, sandbox, skopeo, tempDir } from './testing
 import { parseConfig } from './config.js';
 import { LocalImageStore } from './store/image-store.js';
 import { Transport } from './transport/registry-client.js';
-import { AccessPolicy } from '../oci/access-policy.js';
+import { AccessPolicy, isLoopbackRegistry } from '../oci/access-policy.js';
 import { Progress } from './progress.js';
 import { pull } from './pull.js';
 import { parseReference } from '../oci/reference.js';
@@ -129,6 +129,41 @@ test('an HTTPS registry with an untrusted certificate is refused unless marked i
   } finally {
     await tlsReg.destroy();
   }
+});
+
+test('a registry on this machine is asked over plain HTTP first, and over HTTPS when it speaks only TLS', async () => {
+  // A plain-HTTP /v2/ that records how each connection began: 0x16 is a TLS ClientHello.
+  const firstBytes: number[] = [];
+  const plain = createServer((sock) => {
+    sock.once('data', (d: Buffer) => {
+      firstBytes.push(d[0]!);
+      if (d[0] === 0x16) return void sock.destroy();
+      sock.end('HTTP/1.1 200 OK\r\nDocker-Distribution-API-Version: registry/2.0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    });
+  });
+  await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+  const dir = await tempDir();
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  await exec('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert]);
+  const tlsReg = await startTestRegistry({ tls: { cert, key } });
+  const transport = new Transport(parseConfig({}, 'daemon.json'));
+  try {
+    const local = transport.client(`127.0.0.1:${(plain.address() as AddressInfo).port}`);
+    await local.ping();
+    assert.equal(local.baseUrl, `http://127.0.0.1:${(plain.address() as AddressInfo).port}`);
+    assert.deepEqual(firstBytes, [0x47], 'one plain GET, no TLS attempt');
+    const tlsHost = new URL(tlsReg.url).host;
+    const tls = transport.client(tlsHost);
+    await tls.ping();
+    assert.equal(tls.baseUrl, `https://${tlsHost}`);
+  } finally {
+    await transport.close();
+    await tlsReg.destroy();
+    await new Promise((r) => plain.close(r));
+  }
+  assert.ok(isLoopbackRegistry('127.0.0.1:5000') && isLoopbackRegistry('localhost') && isLoopbackRegistry('[::1]:5000') && isLoopbackRegistry('127.1.2.3'));
+  assert.ok(!isLoopbackRegistry('10.0.0.1:5000') && !isLoopbackRegistry('registry.test:5000') && !isLoopbackRegistry('128.0.0.1'));
 });
 
 test('insecure-registries takes hosts, host:port and CIDRs; loopback is insecure by default', () => {

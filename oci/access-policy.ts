@@ -40,3 +40,10 @@ export class AccessPolicy {
     return false;
   }
 }
+
+/** `registry` (host[:port]) names this machine: `localhost`, 127.0.0.0/8 or ::1, as literals. */
+export function isLoopbackRegistry(registry: string): boolean {
+  const hostname = registryHostname(registry.toLowerCase());
+  if (hostname === 'localhost' || hostname === '::1') return true;
+  return isIP(hostname) === 4 && hostname.startsWith('127.');
+}

@@ -7,7 +7,7 @@ import type { LookupFunction } from 'node:net';
 import type { Readable } from 'node:stream';
 import { RegistryError } from '../../oci/errors.js';
 import { DOCKER_HUB, DOCKER_HUB_API_HOST, DOCKER_HUB_INDEX_HOST } from '../../oci/reference.js';
-import { AccessPolicy } from '../../oci/access-policy.js';
+import { AccessPolicy, isLoopbackRegistry } from '../../oci/access-policy.js';
 import type { Challenge } from '../../oci/auth-challenge.js';
 import type { RegistryToken } from '../../oci/registry-token.js';
 import type { Credentials } from '../credentials.js';
@@ -194,7 +194,13 @@ export class RegistryClient {
 
   /**
    * GET /v2/ to choose the scheme and learn the auth challenge. HTTPS is tried first; plain HTTP
-   * only for insecure registries (docker-registry-api/api.md#api-version-check).
+   * only for insecure registries (docker-registry-api/api.md#api-version-check). A registry on
+   * this machine (localhost, 127.0.0.0/8, ::1) is asked over plain HTTP first: a port speaks one
+   * of the two, so the order decides only the cost, and Node's failed TLS attempt (loading
+   * node:https and OpenSSL's context, the handshake) cost 40-150 ms of every push or pull to a
+   * plain-HTTP local registry (docs/performance.md, "Client"); Go's, in docker and skopeo, costs
+   * ~1 ms. Nothing leaves the machine in clear. The HTTP answer is taken only if it is a
+   * registry's (200 or 401); anything else is kept until HTTPS has been tried too.
    */
   ping(): Promise<void> {
     this.pinging ??= this.doPing().catch((e) => {
@@ -206,22 +212,32 @@ export class RegistryClient {
 
   private async doPing(): Promise<void> {
     const insecure = this.transport.policy.isInsecure(this.host);
-    const schemes: Array<'https' | 'http'> = this.pinnedScheme ? [this.pinnedScheme] : insecure ? ['https', 'http'] : ['https'];
+    const local = insecure && !this.pinnedScheme && isLoopbackRegistry(this.host);
+    const schemes: Array<'https' | 'http'> = this.pinnedScheme ? [this.pinnedScheme] : local ? ['http', 'https'] : insecure ? ['https', 'http'] : ['https'];
     let lastError: unknown;
+    let httpAnswer: { base: string; res: Response } | undefined;
+    const accept = async (base: string, res: Response): Promise<void> => {
+      if (res.statusCode >= 500) throw new UnreachableError(`registry ${this.host} answered /v2/ with HTTP ${res.statusCode}`);
+      this.base = base;
+      if (res.statusCode === 401) this.challenge = (await authChallenge()).parseChallenge(res.headers['www-authenticate']);
+    };
     for (const scheme of schemes) {
       const base = `${scheme}://${this.host}`;
       try {
         const res = await request(`${base}/v2/`, { method: 'GET', dispatcher: this.agent, headersTimeout: 30_000 });
         await res.body.dump();
-        if (res.statusCode >= 500) throw new UnreachableError(`registry ${this.host} answered /v2/ with HTTP ${res.statusCode}`);
-        this.base = base;
-        if (res.statusCode === 401) this.challenge = (await authChallenge()).parseChallenge(res.headers['www-authenticate']);
-        return;
+        if (local && scheme === 'http' && res.statusCode !== 200 && res.statusCode !== 401) {
+          // Perhaps a TLS server's "client sent an HTTP request to an HTTPS server": ask HTTPS.
+          httpAnswer = { base, res };
+          continue;
+        }
+        return await accept(base, res);
       } catch (e) {
         if (e instanceof UnreachableError) throw e;
         lastError = e;
       }
     }
+    if (httpAnswer) return accept(httpAnswer.base, httpAnswer.res);
     if (!insecure && !this.pinnedScheme) {
       if (tlsProtocolError(lastError)) {
         throw new UnreachableError(
