@@ -33,5 +33,7 @@ export interface Viewer {
   account?: string;
   /** Undefined: every repository. */
   canPull?: (name: string) => boolean;
+  /** With canPull: every name it accepts starts with one of these (a search reads only those); undefined: any name may. */
+  pullPrefixes?: string[];
   mayDelete(name: string): boolean;
 }

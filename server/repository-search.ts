@@ -20,10 +20,13 @@ export function normaliseTerm(raw: string): string {
 /**
  * `limit` names containing `term` from the `offset`-th on, and how many there are. Without a
  * filter: one count and one page from the index. With one: the matches are read in chunks and
- * filtered, so the cost grows with the number of matches (not of the caller's rights).
+ * filtered, so the cost grows with the number of matches, or with `pullPrefixes` (the literal
+ * heads of the caller's pull rules) with the number of matches under those prefixes.
  */
-export async function findRepositories(meta: RegistryMetadata, term: string, opts: { offset: number; limit: number; canPull?: ((name: string) => boolean) | undefined }): Promise<SearchPage> {
+export async function findRepositories(meta: RegistryMetadata, term: string, opts: { offset: number; limit: number; canPull?: ((name: string) => boolean) | undefined; pullPrefixes?: string[] | undefined }): Promise<SearchPage> {
   const { offset, limit, canPull } = opts;
+  // The rules' literal prefixes narrow what is read (team-1*/* reads team-1…, not every match).
+  const prefixes = canPull ? opts.pullPrefixes : undefined;
   if (!canPull) {
     const [total, names] = await Promise.all([meta.countRepositories(term), meta.searchRepositories(term, { limit, offset })]);
     return { total, names };
@@ -32,7 +35,7 @@ export async function findRepositories(meta: RegistryMetadata, term: string, opt
   let total = 0;
   let after: string | undefined;
   for (;;) {
-    const chunk = await meta.searchRepositories(term, after === undefined ? { limit: CHUNK } : { limit: CHUNK, after });
+    const chunk = await meta.searchRepositories(term, { limit: CHUNK, ...(after !== undefined ? { after } : {}), ...(prefixes ? { prefixes } : {}) });
     for (const name of chunk) {
       if (!canPull(name)) continue;
       if (total >= offset && names.length < limit) names.push(name);

@@ -31,7 +31,7 @@ import { randomHex } from './random-hex.js';
 import type { Descriptor } from '../oci/manifest.js';
 import { RepositoryNameIndex } from './repository-name-index.js';
 import { NamespaceScheme, assertWithinQuota } from './quota.js';
-import type { BlobLink, BlobLinkEntry, ContentRecord, ManifestEntry, ManifestLink, ManifestWrite, MirrorAccess, NamespaceCount, NotificationWrite, QueuedNotification, ReferrerEntry, RegistryMetadata, TagEntry, TagPush, TagPushCursor, UploadRecord, UsageDrift, MarkPoint } from './registry-metadata.js';
+import type { BlobLink, BlobLinkEntry, ContentRecord, ManifestEntry, ManifestLink, ManifestWrite, MirrorAccess, NamespaceCount, NotificationWrite, QueuedNotification, ReferrerEntry, RegistryMetadata, SearchPage, TagEntry, TagPush, TagPushCursor, UploadRecord, UsageDrift, MarkPoint } from './registry-metadata.js';
 
 export const SEP = '\x00';
 export const LAYOUT_VERSION = 1;
@@ -196,7 +196,7 @@ export class LevelMetadata implements RegistryMetadata {
     return this.nameIndexLoading;
   }
 
-  async searchRepositories(term: string, page: { limit: number; after?: string; offset?: number }): Promise<string[]> {
+  async searchRepositories(term: string, page: SearchPage): Promise<string[]> {
     return (await this.names()).search(term, page);
   }
 

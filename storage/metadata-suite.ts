@@ -363,6 +363,13 @@ export function defineMetadataSuite(name: string, target: MetadataSuiteTarget | 
       assert.deepEqual(await m.searchRepositories('%', { limit: 10 }), [], '% is no wildcard');
       assert.equal(await m.countRepositories('%'), 0);
       assert.deepEqual(await m.searchRepositories('nothing-has-this', { limit: 10 }), []);
+      // Only names under the given prefixes (an ACL's literal heads), paged the same way; _ and % plain there too.
+      assert.deepEqual(await m.searchRepositories('zq', { limit: 100, prefixes: ['zq/a'] }), ['zq/a_b', 'zq/alpha', 'zq/axb']);
+      assert.deepEqual(await m.searchRepositories('zq', { limit: 100, prefixes: ['x/', 'zq/b'] }), ['x/zq-gamma', 'zq/beta']);
+      assert.deepEqual(await m.searchRepositories('zq', { limit: 1, after: 'zq/a_b', prefixes: ['zq/a'] }), ['zq/alpha']);
+      assert.deepEqual(await m.searchRepositories('zq', { limit: 100, prefixes: ['zq/a_'] }), ['zq/a_b']);
+      assert.deepEqual(await m.searchRepositories('zq', { limit: 100, prefixes: ['zq/%'] }), []);
+      assert.deepEqual(await m.searchRepositories('', { limit: 100, prefixes: [] }), []);
       // Every name for the empty term, the same as the catalog.
       const all = await m.listRepositories(1000);
       assert.deepEqual(await m.searchRepositories('', { limit: 1000 }), all);

@@ -11,7 +11,7 @@ import type { Descriptor } from '../oci/manifest.js';
 import { StorageConfigError, StorageUnavailableError } from './blob-driver.js';
 import { MIGRATIONS } from './postgres-migrations.js';
 import { NamespaceScheme, QuotaExceededError } from './quota.js';
-import type { BlobLink, BlobLinkEntry, ContentRecord, ManifestEntry, ManifestLink, ManifestWrite, MirrorAccess, NamespaceCount, NotificationWrite, QueuedNotification, ReferrerEntry, RegistryMetadata, TagEntry, TagPush, TagPushCursor, UploadRecord, UsageDrift, MarkPoint } from './registry-metadata.js';
+import type { BlobLink, BlobLinkEntry, ContentRecord, ManifestEntry, ManifestLink, ManifestWrite, MirrorAccess, NamespaceCount, NotificationWrite, QueuedNotification, ReferrerEntry, RegistryMetadata, SearchPage, TagEntry, TagPush, TagPushCursor, UploadRecord, UsageDrift, MarkPoint } from './registry-metadata.js';
 
 type Sql = postgres.Sql<Record<string, unknown>>;
 type Tx = postgres.TransactionSql<Record<string, unknown>>;
@@ -155,12 +155,16 @@ export class PostgresMetadata implements RegistryMetadata {
     return rows.map((r) => r.name);
   }
 
-  async searchRepositories(term: string, page: { limit: number; after?: string; offset?: number }): Promise<string[]> {
-    if (page.limit <= 0) return [];
+  async searchRepositories(term: string, page: SearchPage): Promise<string[]> {
+    if (page.limit <= 0 || page.prefixes?.length === 0) return [];
     const like = likePattern(term);
     const after = page.after ?? '';
-    const rows = await this.guard(
-      () => this.db<Array<{ name: string }>>`select name from repositories where name like ${like} and name > ${after} order by name limit ${page.limit} offset ${page.offset ?? 0}`,
+    // Prefixes as `like 'p%'` patterns (escaped as the term is): rows outside them are not sent.
+    const starts = page.prefixes?.map((p) => `${p.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    const rows = await this.guard(() =>
+      starts
+        ? this.db<Array<{ name: string }>>`select name from repositories where name like ${like} and name like any(${starts}::text[]) and name > ${after} order by name limit ${page.limit} offset ${page.offset ?? 0}`
+        : this.db<Array<{ name: string }>>`select name from repositories where name like ${like} and name > ${after} order by name limit ${page.limit} offset ${page.offset ?? 0}`,
     );
     return rows.map((r) => r.name);
   }

@@ -145,6 +145,15 @@ export interface ReferrerEntry {
   descriptor: Descriptor;
 }
 
+/** A page of the search index: `limit` names after `after` (or from the `offset`-th); with `prefixes`, only names starting with one of them. */
+export interface SearchPage {
+  limit: number;
+  after?: string;
+  offset?: number;
+  /** The caller's rules reach only names with these prefixes (server/repository-search.ts): the rest is not read. */
+  prefixes?: string[];
+}
+
 export interface RegistryMetadata {
   readonly kind: 'leveldb' | 'postgres';
   /**
@@ -166,7 +175,7 @@ export interface RegistryMetadata {
    * without reading every repository record per call (LevelDB: a name index in memory; PostgreSQL:
    * a trigram index).
    */
-  searchRepositories(term: string, page: { limit: number; after?: string; offset?: number }): Promise<string[]>;
+  searchRepositories(term: string, page: SearchPage): Promise<string[]>;
   /** How many names contain `term`. */
   countRepositories(term: string): Promise<number>;
 

@@ -36,13 +36,16 @@ export class RepositoryNameIndex {
     return n;
   }
 
-  search(term: string, page: { limit: number; after?: string; offset?: number }): string[] {
+  search(term: string, page: { limit: number; after?: string; offset?: number; prefixes?: string[] }): string[] {
     const out: string[] = [];
     if (page.limit <= 0) return out;
+    const prefixes = page.prefixes;
+    if (prefixes && prefixes.length === 0) return out;
     let skip = page.offset ?? 0;
     for (let i = page.after === undefined ? 0 : this.firstAfter(page.after); i < this.names.length; i++) {
       const name = this.names[i]!;
       if (term !== '' && !name.includes(term)) continue;
+      if (prefixes && !prefixes.some((p) => name.startsWith(p))) continue;
       if (skip > 0) {
         skip--;
         continue;

@@ -245,9 +245,11 @@ export async function createAccessControl(config: ServerConfig, log: Logger, hoo
   };
   const viewer = (account: string | undefined): Viewer => {
     const canPull = pullFilter(account);
+    const prefixes = !canPull ? undefined : account === undefined ? [] : acl?.pullPrefixes(account);
     return {
       ...(account !== undefined ? { account } : {}),
       ...(canPull ? { canPull } : {}),
+      ...(prefixes ? { pullPrefixes: prefixes } : {}),
       mayDelete: (name) => policy.actions(account, name).has('delete'),
     };
   };

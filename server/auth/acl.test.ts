@@ -27,6 +27,27 @@ test('ACL globs: team/* covers the team at any depth, * stays inside a component
   assert.throws(() => new Acl({ rules: [] }), /expected/);
 });
 
+test('pull prefixes: every name an account may pull starts with one, so a search reads only those', () => {
+  const acl = new Acl({
+    groups: { ops: ['dave'] },
+    access: [
+      { account: 'alice', name: 'team/*', actions: ['pull', 'push'] },
+      { account: 'alice', name: 'team/app/x', actions: ['pull'] },
+      { account: 'alice', name: 'lib/app-*', actions: ['pull'] },
+      { account: 'alice', name: 'ci/*', actions: ['push'] },
+      { account: 'ops', name: '**/prod', actions: ['*'] },
+      { account: '*', name: 'public/?x', actions: ['pull'] },
+    ],
+  });
+  assert.deepEqual(acl.pullPrefixes('alice'), ['team/', 'public/', 'lib/app-'], 'no push-only rule; team/app/x is under team/');
+  assert.equal(acl.pullPrefixes('dave'), undefined, 'a rule starting with a wildcard reaches any name');
+  assert.deepEqual(acl.pullPrefixes('zed'), ['public/']);
+  // The promise kept: whatever actionsFor grants pull on starts with a prefix.
+  for (const name of ['team/a', 'team/app/x', 'lib/app-1', 'public/ax', 'ci/x', 'other/y']) {
+    if (acl.actionsFor('alice', name).has('pull')) assert.ok(acl.pullPrefixes('alice')!.some((p) => name.startsWith(p)), name);
+  }
+});
+
 test('scopes parse per scope.md, and each endpoint maps to the scope it needs', () => {
   assert.deepEqual(parseScope('repository:team/app:pull,push'), { type: 'repository', name: 'team/app', actions: ['pull', 'push'] });
   assert.deepEqual(parseScope('repository(plugin):team/app:pull'), { type: 'repository', name: 'team/app', actions: ['pull'] });

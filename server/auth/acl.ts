@@ -12,6 +12,8 @@ export const ALL_ACTIONS: readonly Action[] = ['pull', 'push', 'delete'];
 interface Rule {
   account: string;
   pattern: RegExp;
+  /** The glob's text before its first wildcard: every name it matches starts with this. */
+  prefix: string;
   actions: Set<Action>;
 }
 
@@ -43,7 +45,7 @@ export class Acl {
         else if (a === 'pull' || a === 'push' || a === 'delete') actions.add(a);
         else throw new Error(`${source}: access[${i}]: unknown action ${JSON.stringify(a)} (pull, push, delete or *)`);
       }
-      return { account: rule.account, pattern: repositoryGlob(rule.name), actions };
+      return { account: rule.account, pattern: repositoryGlob(rule.name), prefix: rule.name.split(/[*?]/, 1)[0]!, actions };
     });
   }
 
@@ -60,6 +62,22 @@ export class Acl {
 
   private applies(rule: Rule, account: string): boolean {
     return rule.account === account || rule.account === '*' || (this.groups.get(rule.account)?.has(account) ?? false);
+  }
+
+  /**
+   * Prefixes that every name `account` may pull starts with (the literal heads of its pull rules'
+   * globs), for a search to read only those names; undefined when a rule starts with a wildcard.
+   */
+  pullPrefixes(account: string): string[] | undefined {
+    const heads: string[] = [];
+    for (const rule of this.rules) {
+      if (!rule.actions.has('pull') || !this.applies(rule, account)) continue;
+      if (rule.prefix === '') return undefined;
+      heads.push(rule.prefix);
+    }
+    // Shortest first; a prefix another one already covers adds nothing.
+    heads.sort((a, b) => a.length - b.length || (a < b ? -1 : 1));
+    return heads.filter((p, i) => !heads.slice(0, i).some((q) => p.startsWith(q)));
   }
 
   /** Actions `account` may take on repository `name`. */

@@ -35,7 +35,7 @@ export function registerSearch(router: Router<RegistryState>, viewerOf: (ctx: Re
     const page = intParam(ctx, 'page', 1, 1_000_000);
     const viewer = await viewerOf(ctx);
     const term = normaliseTerm(rawQ);
-    const found = await findRepositories(ctx.state.store.meta, term, { offset: (page - 1) * n, limit: n, canPull: viewer.canPull });
+    const found = await findRepositories(ctx.state.store.meta, term, { offset: (page - 1) * n, limit: n, canPull: viewer.canPull, pullPrefixes: viewer.pullPrefixes });
     ctx.set('Cache-Control', 'no-store');
     ctx.body = {
       query: rawQ,

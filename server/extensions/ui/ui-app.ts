@@ -122,7 +122,7 @@ export async function createUiApp(x: ExtensionContext): Promise<Middleware<Regis
     const q = normaliseTerm(typeof ctx.query.q === 'string' ? ctx.query.q.slice(0, 255) : '');
     const rawPage = typeof ctx.query.page === 'string' && /^\d{1,6}$/.test(ctx.query.page) ? Number(ctx.query.page) : 1;
     const pageNo = Math.max(1, rawPage);
-    const found = await findRepositories(store.meta, q, { offset: (pageNo - 1) * LIST_PAGE, limit: LIST_PAGE, canPull: viewer.canPull });
+    const found = await findRepositories(store.meta, q, { offset: (pageNo - 1) * LIST_PAGE, limit: LIST_PAGE, canPull: viewer.canPull, pullPrefixes: viewer.pullPrefixes });
     const newest = await store.meta.newestTags(found.names);
     const rows = found.names.map((name) => {
       const latest = newest.get(name);
