@@ -126,7 +126,8 @@ const network = {
       .option('-q, --quiet', 'Only display network IDs')
       .option('--no-trunc', 'Do not truncate the output')
       .list('-f, --filter <filter>', 'Provide filter values (name=, id=, driver=, label=)')
-      .action(async (o: { quiet?: boolean; trunc: boolean; filter: string[] }) => (await networks()).ls({ quiet: o.quiet, noTrunc: !o.trunc, filter: o.filter })),
+      .option('--format <string>', FORMAT_LIST)
+      .action(async (o: { quiet?: boolean; trunc: boolean; filter: string[]; format?: string }) => (await networks()).ls({ quiet: o.quiet, noTrunc: !o.trunc, filter: o.filter, format: o.format })),
   create: (cmd: BerthCommand) =>
     cmd
       .usage('[OPTIONS] NETWORK')
@@ -148,7 +149,8 @@ const network = {
     cmd
       .usage('[OPTIONS] NETWORK [NETWORK...]')
       .argument('<networks...>')
-      .action(async (refs: string[]) => (await networks()).inspect(refs)),
+      .option('-f, --format <string>', FORMAT_INSPECT)
+      .action(async (refs: string[], o: { format?: string }) => (await networks()).inspect(refs, o)),
   connect: (cmd: BerthCommand) =>
     cmd
       .usage('[OPTIONS] NETWORK CONTAINER')
@@ -181,12 +183,14 @@ const volume = {
     cmd
       .usage('[OPTIONS]')
       .option('-q, --quiet', 'Only display volume names')
-      .action(async (o: { quiet?: boolean }) => (await volumes()).volumeVerb('ls', [], o)),
+      .option('--format <string>', FORMAT_LIST)
+      .action(async (o: { quiet?: boolean; format?: string }) => (await volumes()).volumeVerb('ls', [], o)),
   inspect: (cmd: BerthCommand) =>
     cmd
       .usage('[OPTIONS] VOLUME [VOLUME...]')
       .argument('<volumes...>')
-      .action(async (names: string[]) => (await volumes()).volumeVerb('inspect', names, {})),
+      .option('-f, --format <string>', FORMAT_INSPECT)
+      .action(async (names: string[], o: { format?: string }) => (await volumes()).volumeVerb('inspect', names, o)),
   rm: (cmd: BerthCommand) =>
     cmd
       .usage('[OPTIONS] VOLUME [VOLUME...]')
@@ -466,6 +470,7 @@ export const VERBS: Record<string, VerbEntry> = {
         .option('-a, --all', 'Show all containers (default shows just running)')
         .option('-q, --quiet', 'Only display container IDs')
         .option('--no-trunc', "Don't truncate output")
+        .option('--format <string>', FORMAT_LIST)
         .action(async (o: Flags) => (await containers()).runVerb('ps', [], o)),
   },
   start: { summary: 'Start stopped containers (detached)', define: overContainers('start') },

@@ -119,7 +119,8 @@ function inspectJson(c: ContainerConfig, s: ContainerState, networks: Record<str
     HostConfig: c.HostConfig,
     GraphDriver: { Name: 'overlay2', Data: { LowerDir: c.helper.lower.join(':'), UpperDir: c.helper.upper, WorkDir: c.helper.work } },
     Mounts: c.helper.mounts.map((m) => ({ Type: 'bind', Source: m.source, Destination: m.target, RW: !m.readonly })),
-    Config: c.Config,
+    // docker's Config always has Labels (berth's containers carry none of their own).
+    Config: { ...c.Config, Labels: (c.Config as { Labels?: Record<string, string> }).Labels ?? {} },
   };
 }
 
@@ -306,6 +307,14 @@ export async function runVerb(verb: string, operands: string[], p: ContainerFlag
       if (c && s && (p.all || s.Status === 'running')) entries.push({ c, s });
     }
     entries.sort((a, b) => b.c.Created.localeCompare(a.c.Created));
+    if (p.format !== undefined && p.format !== '' && !(p.quiet && p.format === 'table')) {
+      const [f, { psContext, PS_FORMAT }] = await Promise.all([import('../../client/cli/format.js'), import('./format-contexts.js')]);
+      // Network names cost a read per container: only when the template may show them.
+      const wantsNetworks = /Networks|json/.test(p.format);
+      const contexts: unknown[] = [];
+      for (const { c, s } of entries) contexts.push(psContext(c, s, { trunc: p.trunc, networks: wantsNetworks ? Object.keys(await networksOf(c)) : [] }));
+      return f.writeFormatted(() => f.formatList(p.format!, contexts, PS_FORMAT));
+    }
     if (p.quiet) {
       for (const { c } of entries) process.stdout.write(`${c.Id.slice(0, 12)}\n`);
       return 0;
@@ -373,6 +382,16 @@ export async function runVerb(verb: string, operands: string[], p: ContainerFlag
   if (verb === 'inspect') {
     const out: object[] = [];
     let code = 0;
+    // docker parses the template first: a syntax error exits 64 with nothing else printed.
+    const f = p.format ? await import('../../client/cli/format.js') : undefined;
+    if (f && p.format) {
+      try {
+        f.checkInspectFormat(p.format);
+      } catch (e) {
+        if (e instanceof f.FormatError) return f.reportFormatError(e);
+        throw e;
+      }
+    }
     for (const ref of operands) {
       try {
         const id = await store.lookup(ref);
@@ -382,6 +401,12 @@ export async function runVerb(verb: string, operands: string[], p: ContainerFlag
         process.stderr.write(`Error: ${(err as Error).message}\n`);
         code = 1;
       }
+    }
+    if (f && p.format) {
+      const r = f.formatInspect(p.format, out);
+      process.stdout.write(r.stdout);
+      process.stderr.write(r.stderr);
+      return Math.max(code, r.code);
     }
     process.stdout.write(JSON.stringify(out, null, 4) + '\n');
     return code;

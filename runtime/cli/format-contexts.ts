@@ -39,7 +39,8 @@ export function networkNames(c: ContainerConfig, attached: string[]): string {
 export function psContext(c: ContainerConfig, s: ContainerState, o: { trunc?: boolean; networks?: string[] } = {}) {
   const trunc = o.trunc !== false;
   const labels = labelsOf(c);
-  const command = [c.Path, ...c.Args].join(' ');
+  // The daemon's Command: arguments with a space in single quotes (moby daemon/list.go).
+  const command = c.Args.length > 0 ? `${c.Path} ${c.Args.map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}` : c.Path;
   const mounts = c.helper.mounts.map((m) => (trunc ? ellipsis(mountName(m.source), 15) : mountName(m.source)));
   return formatContext(
     '*formatter.ContainerContext',

@@ -95,8 +95,13 @@ export async function networkRows(noTrunc = false, filters: string[] = []): Prom
   return filterNetworks(await listNetworks(layout), filters).map((n) => networkRow(n, noTrunc));
 }
 
-export async function ls(o: { quiet?: boolean; noTrunc?: boolean; filter?: string[] }): Promise<number> {
+export async function ls(o: { quiet?: boolean; noTrunc?: boolean; filter?: string[]; format?: string }): Promise<number> {
   try {
+    if (o.format !== undefined && o.format !== '' && !(o.quiet && o.format === 'table')) {
+      const [f, { networkContext, NETWORK_FORMAT }] = await Promise.all([import('../../client/cli/format.js'), import('./format-contexts.js')]);
+      const records = filterNetworks(await listNetworks(layout), o.filter ?? []);
+      return f.writeFormatted(() => f.formatList(o.format!, records.map((n) => networkContext(networkRow(n, o.noTrunc), n.Labels)), NETWORK_FORMAT));
+    }
     const rows = await networkRows(o.noTrunc, o.filter);
     if (o.quiet) process.stdout.write(rows.map((r) => `${r.ID}\n`).join(''));
     else process.stdout.write(table([['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE'], ...rows.map((r) => [r.ID, r.Name, r.Driver, r.Scope])]));
@@ -151,8 +156,25 @@ export async function inspectObjects(refs: string[]): Promise<{ found: object[];
   return { found, missing };
 }
 
-export async function inspect(refs: string[]): Promise<number> {
+export async function inspect(refs: string[], o: { format?: string } = {}): Promise<number> {
+  // docker parses the template first: a syntax error exits 64 with nothing else printed.
+  const f = o.format ? await import('../../client/cli/format.js') : undefined;
+  if (f && o.format) {
+    try {
+      f.checkInspectFormat(o.format);
+    } catch (e) {
+      if (e instanceof f.FormatError) return f.reportFormatError(e);
+      throw e;
+    }
+  }
   const { found, missing } = await inspectObjects(refs);
+  if (f && o.format) {
+    const r = f.formatInspect(o.format, found);
+    process.stdout.write(r.stdout);
+    process.stderr.write(r.stderr);
+    for (const m of missing) fail(m);
+    return Math.max(r.code, missing.length > 0 ? 1 : 0);
+  }
   process.stdout.write(JSON.stringify(found, null, 4) + '\n');
   for (const m of missing) fail(m);
   return missing.length > 0 ? 1 : 0;

@@ -14,7 +14,7 @@ async function volumesInUse(store: ContainerStore): Promise<Map<string, string>>
 }
 
 /** `berth volume SUB`: sub is create, ls, inspect, rm or prune (flags declared in bin/commands.ts). */
-export async function volumeVerb(sub: 'create' | 'ls' | 'inspect' | 'rm' | 'prune', operands: string[], p: { quiet?: boolean; force?: boolean; all?: boolean }): Promise<number> {
+export async function volumeVerb(sub: 'create' | 'ls' | 'inspect' | 'rm' | 'prune', operands: string[], p: { quiet?: boolean; force?: boolean; all?: boolean; format?: string }): Promise<number> {
   const layout = new RuntimeLayout();
   const volumes = new VolumeStore(layout);
   const store = new ContainerStore(layout);
@@ -27,6 +27,10 @@ export async function volumeVerb(sub: 'create' | 'ls' | 'inspect' | 'rm' | 'prun
       }
       case 'ls': {
         const list = await volumes.list();
+        if (p.format !== undefined && p.format !== '' && !(p.quiet && p.format === 'table')) {
+          const [f, { volumeContext, VOLUME_FORMAT }] = await Promise.all([import('../../client/cli/format.js'), import('./format-contexts.js')]);
+          return f.writeFormatted(() => f.formatList(p.format!, list.map(volumeContext), VOLUME_FORMAT));
+        }
         if (p.quiet) list.forEach((v) => process.stdout.write(`${v.Name}\n`));
         else process.stdout.write(['DRIVER    VOLUME NAME', ...list.map((v) => `${v.Driver.padEnd(10)}${v.Name}`)].join('\n') + '\n');
         return 0;
@@ -34,6 +38,16 @@ export async function volumeVerb(sub: 'create' | 'ls' | 'inspect' | 'rm' | 'prun
       case 'inspect': {
         let code = 0;
         const out = [];
+        // docker parses the template first: a syntax error exits 64 with nothing else printed.
+        const f = p.format ? await import('../../client/cli/format.js') : undefined;
+        if (f && p.format) {
+          try {
+            f.checkInspectFormat(p.format);
+          } catch (e) {
+            if (e instanceof f.FormatError) return f.reportFormatError(e);
+            throw e;
+          }
+        }
         for (const name of operands) {
           const v = await volumes.get(name);
           if (v) out.push(v);
@@ -41,6 +55,12 @@ export async function volumeVerb(sub: 'create' | 'ls' | 'inspect' | 'rm' | 'prun
             process.stderr.write(`Error: no such volume: ${name}\n`);
             code = 1;
           }
+        }
+        if (f && p.format) {
+          const r = f.formatInspect(p.format, out);
+          process.stdout.write(r.stdout);
+          process.stderr.write(r.stderr);
+          return Math.max(code, r.code);
         }
         process.stdout.write(JSON.stringify(out, null, 4) + '\n');
         return code;
