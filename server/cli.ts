@@ -54,6 +54,7 @@ export function defineServe(cmd: Command): void {
     .option('--proxy-tag-ttl <seconds>', 'serve a cached tag this long before asking upstream again (default 300)', Number)
     .option('--proxy-evict-hours <hours>', 'remove cached content unused this long; 0 keeps it (default 168)', Number)
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics, a listener of their own (env BERTH_METRICS_LISTEN; default off)')
+    .option('--quota-default <bytes>', 'bytes every namespace may hold unless the config file (quotas:) gives it a limit of its own; 0 = none (env BERTH_QUOTA_DEFAULT; default none)', byteSize)
     .option('--ui', 'serve the web UI at / (env BERTH_UI; default on)')
     .option('--no-ui', 'no web UI: only the registry API')
     .option('--s3-redirect', 'blob GETs answer 307 to a pre-signed URL (env BERTH_S3_REDIRECT; default on)')
@@ -89,6 +90,7 @@ async function serve(program: Command): Promise<number> {
     proxyTagTtl?: number;
     proxyEvictHours?: number;
     metricsListen?: string;
+    quotaDefault?: number;
   }>();
   // commander defaults --delete to true because of --no-delete; only an explicit flag overrides.
   const given = (key: 'delete' | 'ui' | 's3Redirect') => (program.getOptionValueSource(key) === 'cli' ? (program.getOptionValue(key) as boolean) : undefined);
@@ -117,6 +119,7 @@ async function serve(program: Command): Promise<number> {
       token: { realm: o.tokenRealm, service: o.tokenService, keysDir: o.tokenKeys },
     },
     metricsListen: o.metricsListen,
+    quotaDefault: o.quotaDefault,
     ui: uiFlag,
     proxy: { remoteUrl: o.proxyRemoteUrl, username: o.proxyUsername, password: o.proxyPassword, tagTtlSeconds: o.proxyTagTtl, evictAfterHours: o.proxyEvictHours },
   };

@@ -5,7 +5,7 @@ import { configBool, configMapping, configNumber, configString } from './config-
 import { mergeAuth, parseAuthMode, parseAuthSection, parseLimit, validateAuth, DEFAULT_AUTH, type AuthConfig, type AuthOverrides } from './auth/config.js';
 import { mergeProxy, parseProxySection, validateProxy, type ProxyConfig, type ProxyOverrides } from './proxy/config.js';
 import { parseNotificationsSection, type NotificationsConfig } from './notifications/config.js';
-import { parseQuotasSection, parseRetentionSection } from './policy-config.js';
+import { parseQuotasSection, parseRetentionSection, parseSize } from './policy-config.js';
 import type { QuotaConfig } from '../storage/quota.js';
 import type { RetentionRule } from '../storage/retention.js';
 
@@ -116,6 +116,8 @@ export type ConfigOverrides = {
   ui?: boolean | undefined;
   notifications?: NotificationsConfig | undefined;
   quotas?: QuotaConfig | undefined;
+  /** Flag and environment form of `quotas.default`; 0 removes it. */
+  quotaDefault?: number | undefined;
   retention?: RetentionRule[] | undefined;
 };
 
@@ -163,6 +165,10 @@ function applyOverrides(base: ServerConfig, o: ConfigOverrides, source: string):
   if (o.ui !== undefined) c.ui = o.ui;
   if (o.notifications !== undefined) c.notifications = o.notifications;
   if (o.quotas !== undefined) c.quotas = o.quotas;
+  if (o.quotaDefault !== undefined) {
+    const { default: _old, ...rest } = c.quotas ?? { namespaces: [] };
+    c.quotas = o.quotaDefault > 0 ? { ...rest, default: o.quotaDefault } : rest;
+  }
   if (o.retention !== undefined) c.retention = o.retention;
   return c;
 }
@@ -262,6 +268,7 @@ export function envOverrides(env: NodeJS.ProcessEnv): ConfigOverrides {
     metadata: env.BERTH_METADATA || undefined,
     metricsListen: env.BERTH_METRICS_LISTEN || undefined,
     ui: bool(env.BERTH_UI, 'BERTH_UI'),
+    quotaDefault: parseSize(env.BERTH_QUOTA_DEFAULT || undefined, 'BERTH_QUOTA_DEFAULT'),
   };
 }
 

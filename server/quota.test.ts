@@ -223,6 +223,22 @@ describe('quotas: refusals leave nothing behind, usage in the metrics and after 
   });
 });
 
+describe('quotas: the default limit', { timeout: 30_000 }, () => {
+  it('applies to every namespace without a limit of its own, rule or not', async () => {
+    const reg = await startTestRegistry({ quotas: { default: 3_000, namespaces: [{ namespace: 'big', limit: 100_000 }, { namespace: 'listed' }] } });
+    try {
+      for (const repo of ['anyone/app', 'listed/app']) {
+        const a = await uploadBlob(reg.url, repo, randomBytes(4_000));
+        assert.equal(a.status, 403, repo);
+        assert.match(a.message!, new RegExp(`^quota exceeded for namespace "${repo.split('/')[0]}": 3000 bytes`));
+      }
+      assert.equal((await uploadBlob(reg.url, 'big/app', randomBytes(4_000))).status, 201);
+    } finally {
+      await reg.destroy();
+    }
+  });
+});
+
 describe('quotas: the config file', () => {
   it('quotas: and retention: are read and checked', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'berth-quota-config-'));
@@ -236,6 +252,11 @@ describe('quotas: the config file', () => {
       const c = await loadConfig({ file, env: {} });
       assert.deepEqual(c.quotas, { default: 1024 ** 3, namespaces: [{ namespace: 'team', limit: 100 * 1024 ** 2 }, { namespace: 'ci/*/cache', limit: 512 * 1024 ** 2 }, { namespace: 'open' }] });
       assert.deepEqual(c.retention, [{ repositories: 'team/**', keepNewest: 10, keepTags: ['v[0-9]+\\.[0-9]+\\.[0-9]+', 'latest'], untaggedOlderThanMs: 7 * 86_400_000 }]);
+      // The default from the environment and a flag, over the file's.
+      assert.equal((await loadConfig({ file, env: { BERTH_QUOTA_DEFAULT: '2g' } })).quotas?.default, 2 * 1024 ** 3);
+      assert.equal((await loadConfig({ file, env: { BERTH_QUOTA_DEFAULT: '2g' }, flags: { quotaDefault: 0 } })).quotas?.default, undefined);
+      assert.equal((await loadConfig({ file, env: {} })).quotas?.namespaces.length, 3, 'the rules stay');
+      assert.deepEqual((await loadConfig({ env: { BERTH_QUOTA_DEFAULT: '500m' } })).quotas, { namespaces: [], default: 500 * 1024 ** 2 });
       await writeFile(file, 'quotas:\n  namespaces:\n    - namespace: team\n      limt: 1g\n');
       await assert.rejects(loadConfig({ file, env: {} }), /unknown key quotas\.namespaces\[0\]\.limt/);
       await writeFile(file, 'quotas:\n  namespaces:\n    - namespace: team\n      limit: lots\n');
