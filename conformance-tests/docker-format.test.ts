@@ -134,6 +134,7 @@ describe('--format: berth and docker print the same', { skip: skip ?? false, tim
 
   it("ps --format 'table {{.Names}}' and '{{.Names}} {{.Status}}'", async () => {
     await same('ps', '-a', '--format', 'table {{.Names}}');
+    await same('container', 'ls', '-a', '--format', '{{.Names}} {{.State}}');
     await same('ps', '-a', '--format', 'table {{.Names}}\\t{{.State}}\\t{{.Image}}\\t{{.Command}}\\t{{.Mounts}}');
     const [b, d] = await both('ps', '-a', '--format', '{{.Names}} {{.Status}}');
     const shape = /^fmt-c Exited \(0\) (Less than a second|\d+ seconds?) ago\n$/;
@@ -151,6 +152,16 @@ describe('--format: berth and docker print the same', { skip: skip ?? false, tim
     await same('image', 'inspect', '-f', '{{.Id}} {{json .RootFS}} {{.Os}}/{{.Architecture}} {{.Config.Cmd}}', IMAGE);
     await same('inspect', '--format', '{{json .RepoTags}}', IMAGE);
     await same('history', '--format', '{{.ID}}\\t{{.CreatedBy}}\\t{{.Comment}}', IMAGE);
+  });
+
+  it('info and version --format', async () => {
+    // One container (stopped), one image in each.
+    assert.deepEqual(...(await both('info', '--format', '{{.Containers}} {{.ContainersRunning}} {{.ContainersStopped}} {{.Images}} {{.OSType}}')));
+    assert.equal((await same('info', '--format', '{{.Containers')).code, 64);
+    assert.equal((await same('version', '--format', '{{.Client.Version')).code, 64);
+    const [b, d] = await both('version', '--format', '{{.Client.Version}}');
+    assert.match(b, /^\d+\.\d+\.\d+/);
+    assert.match(d, /^\d+\.\d+\.\d+/);
   });
 
   it('volume ls and network ls --format', async () => {
