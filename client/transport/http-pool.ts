@@ -4,7 +4,7 @@
 // undici is ~60 CommonJS files read, compiled and run at every `berth push` or `pull`, plus
 // llhttp compiled from WebAssembly: 25-50 ms of a warm push that skopeo finishes in ~100 ms
 // (docs/performance.md, "Client"). The server (server/proxy/upstream.ts) keeps undici.
-import { request as httpRequest, Agent as HttpAgent, type IncomingMessage, type ClientRequest, type OutgoingHttpHeaders } from 'node:http';
+import type { Agent as HttpAgent, IncomingMessage, ClientRequest, OutgoingHttpHeaders } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
 import { createRequire } from 'node:module';
 import type { LookupFunction } from 'node:net';
@@ -41,10 +41,15 @@ export interface PoolOptions {
   bodyTimeout: number;
 }
 
+// node:http is required, not imported: an ESM import reads every export, and Node ≥ 22's
+// `http.WebSocket` getter then loads its bundled undici and node:tls: 70-200 ms of a Node 24
+// push, against ~10 ms for require() (which leaves the getter alone).
+const http = createRequire(import.meta.url)('node:http') as typeof import('node:http');
+
 /** An http and an https agent with the same limits; the https one is made (and node:https loaded) on first use. */
 export class HttpPool {
-  private http: HttpAgent | undefined;
-  private https: HttpsAgent | undefined;
+  private plain: HttpAgent | undefined;
+  private tls: HttpsAgent | undefined;
 
   constructor(readonly options: PoolOptions) {}
 
@@ -53,14 +58,14 @@ export class HttpPool {
     const common = { keepAlive: true, keepAliveMsecs: 1000, maxSockets: o.connections, maxFreeSockets: o.connections, timeout: o.keepAliveTimeout };
     if (protocol === 'https:') {
       const { Agent } = createRequire(import.meta.url)('node:https') as typeof import('node:https');
-      return (this.https ??= new Agent({ ...common, ...o.tls }));
+      return (this.tls ??= new Agent({ ...common, ...o.tls }));
     }
-    return (this.http ??= new HttpAgent(common));
+    return (this.plain ??= new http.Agent(common));
   }
 
   close(): void {
-    this.http?.destroy();
-    this.https?.destroy();
+    this.plain?.destroy();
+    this.tls?.destroy();
   }
 }
 
@@ -117,7 +122,7 @@ export function request(url: string | URL, opts: RequestOptions): Promise<Respon
   const method = opts.method ?? (opts.body ? 'PUT' : 'GET');
   return new Promise((resolve, reject) => {
     let req: ClientRequest;
-    const send = u.protocol === 'https:' ? (createRequire(import.meta.url)('node:https') as typeof import('node:https')).request : httpRequest;
+    const send = u.protocol === 'https:' ? (createRequire(import.meta.url)('node:https') as typeof import('node:https')).request : http.request;
     try {
       req = send(u, { method, agent, headers: (opts.headers ?? {}) as OutgoingHttpHeaders, timeout: headersTimeout, ...(lookup ? { lookup } : {}) });
     } catch (e) {
