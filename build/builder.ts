@@ -556,14 +556,8 @@ export class Builder {
 
   private async copyInstruction(ctx: StepContext, ins: Instruction): Promise<void> {
     const o = this.o;
-    if (!this.planCopy) {
-      // build/copy.ts holds COPY and ADD; loaded only when a Dockerfile copies.
-      const modulePath = './copy.js';
-      const mod = (await import(modulePath).catch((err: Error) => {
-        throw new BuildError(`${o.dockerfileName}:${ins.line}: ${ins.keyword} is not available: ${err.message}`);
-      })) as { planCopy: PlanCopy };
-      this.planCopy = mod.planCopy;
-    }
+    // build/copy.ts holds COPY and ADD; loaded only when a Dockerfile copies.
+    this.planCopy ??= (await import('./copy.js')).planCopy;
     const state = ctx.state;
     const view = rootfsView(() => this.unpacked(state.layers), this.tmpRoot);
     const step: CopyStep = {

@@ -10,7 +10,7 @@ import { DockerfileError } from './dockerfile.js';
 import { BuildError, shortId } from './builder.js';
 import { Interrupted, RunFailed } from './run-step.js';
 import { plainProgress, quietProgress, ttyProgress, type BuildProgress } from './progress.js';
-import type { ContextSource } from './copy-contract.js';
+import type { BuildContext } from './context.js';
 
 /** `berth build`'s flags as commander gives them (bin/commands.ts declares them). */
 export interface BuildFlags {
@@ -31,11 +31,6 @@ export interface BuildFlags {
   format?: string;
 }
 
-/** build/context.ts's context (folder, tar on stdin, or a Dockerfile alone), as this verb uses it. */
-interface OpenedContext extends ContextSource {
-  readonly dockerfile: { text: string; name: string };
-  close(): Promise<void>;
-}
 
 interface Parsed {
   contextArg: string;
@@ -123,12 +118,11 @@ function chooseProgress(o: Parsed): BuildProgress {
 export async function main(contextArg: string, flags: BuildFlags): Promise<number> {
   // A UsageError (exit 125, docker's hint) is the command line's to print.
   const o = await parseArgs(contextArg, flags);
-  let context: OpenedContext | undefined;
+  let context: BuildContext | undefined;
   const progress = chooseProgress(o);
   try {
     // build/context.ts: a folder, a tar on stdin, or a Dockerfile alone; .dockerignore applied.
-    const contextModule = './context.js';
-    const { openBuildContext } = (await import(contextModule)) as { openBuildContext(arg: string, opts: { file?: string }): Promise<OpenedContext> };
+    const { openBuildContext } = await import('./context.js');
     context = await openBuildContext(o.contextArg, o.file !== undefined ? { file: o.file } : {});
     const [{ build }, { LocalImageStore }] = await Promise.all([import('./builder.js'), import('../client/store/image-store.js')]);
     const store = await LocalImageStore.open();

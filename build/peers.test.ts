@@ -5,7 +5,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +16,6 @@ import { dockerMissing, startDockerd, type DockerDaemon } from '../conformance-t
 
 const BERTH = fileURLToPath(new URL('../bin/berth.js', import.meta.url));
 const isRoot = process.getuid?.() === 0;
-const hasContext = existsSync(fileURLToPath(new URL('./context.js', import.meta.url)));
 const podmanMissing = spawnSync('podman', ['--version']).status === 0 ? undefined : 'podman is not installed (apt-get install podman)';
 
 let dir: string;
@@ -38,7 +36,7 @@ function berth(args: string[]): Promise<{ code: number; stdout: string; stderr: 
   });
 }
 
-describe('an image built by berth, pulled by podman and docker from berth serve', { skip: (!isRoot && 'needs root') || (!hasContext && 'build/context.ts is not there yet') }, () => {
+describe('an image built by berth, pulled by podman and docker from berth serve', { skip: (!isRoot && 'needs root') }, () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'berth-build-peers-'));
     root = join(dir, 'root');
