@@ -570,13 +570,18 @@ export class Builder {
       context: o.context,
       store: o.store,
     };
-    const plan = await this.planCopy(step);
+    // COPY/ADD's own errors (a missing file, a path outside the context) get the line.
+    const atLine = (err: unknown): never => {
+      if (err instanceof DockerfileError || err instanceof BuildError || !(err instanceof Error)) throw err;
+      throw new BuildError(`${o.dockerfileName}:${ins.line}: ${err.message}`);
+    };
+    const plan = await this.planCopy(step).catch(atLine);
     try {
       const shown = processWords(ins.args, ctx.vars(), this.escape).join(' ');
       const createdBy = `${(state.config.config?.Shell as string[] | undefined)?.join(' ') ?? DEFAULT_SHELL.join(' ')} #(nop) ${ins.keyword} ${shown}`;
       const key = stepKey(state.key, ins.keyword.toLowerCase(), plan.cacheInput);
       await this.cached(ctx, key, async () => {
-        const layer = await plan.build();
+        const layer = await plan.build().catch(atLine);
         return { ...(layer ? { layer } : {}), history: { created: now(), created_by: createdBy, ...(layer ? {} : { empty_layer: true }) } };
       });
     } finally {
