@@ -298,13 +298,19 @@ describe('berth build', { skip: (!isRoot && 'needs root (namespaces, overlayfs, 
     assert.equal(readFileSync(log, 'utf8'), 'a1\nb1\nb2\n', 'a new mtime is no change');
   });
 
-  test('bad input: unknown instruction and unterminated heredoc with their line; a failing RUN leaves no tag', async () => {
+  test('bad input: unknown instruction, unterminated heredoc, a missing or outside file with their line; a failing RUN leaves no tag', async () => {
     const unknown = await berth(['build', await context('bad1', 'FROM busybox\n\nFORM x\n')]);
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /Dockerfile:3: unknown instruction: FORM/);
     const heredoc = await berth(['build', await context('bad2', 'FROM busybox\nRUN <<EOF\necho never\n')]);
     assert.equal(heredoc.code, 1);
     assert.match(heredoc.stderr, /Dockerfile:2: unterminated heredoc/);
+    const missing = await berth(['build', await context('bad5', 'FROM busybox\nCOPY nothere /x\n')]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /Dockerfile:2: COPY failed: file not found in build context/);
+    const outside = await berth(['build', await context('bad6', 'FROM busybox\nCOPY ../secret /x\n')]);
+    assert.equal(outside.code, 1);
+    assert.match(outside.stderr, /Dockerfile:2: COPY failed: forbidden path outside the build context: \.\.\/secret/);
     const failing = await berth(['build', '--progress', 'plain', '-t', 'never:1', await context('bad3', 'FROM busybox\nRUN echo some output && exit 3\nCMD ["x"]\n')]);
     assert.equal(failing.code, 1);
     assert.match(failing.stdout, /some output/);
