@@ -112,6 +112,9 @@ describe('--format: berth and docker print the same', { skip: skip ?? false, tim
     assert.equal(b, d);
     // A key a map does not have prints <no value>; a field a struct does not have is an error.
     assert.deepEqual(...(await both('inspect', '-f', '{{.Config.Labels.nope}}|{{index .Config.Labels "nope"}}|{{.HostConfig.Binds}}', NAME)));
+    // Fields docker's JSON omits when empty are still fields of its Go types.
+    assert.deepEqual(...(await both('inspect', '-f', '{{.SizeRw}} {{.Config.ExposedPorts}} {{.Config.Volumes}} {{.State.Health}} {{.Config.Entrypoint}} {{.Config.Labels}}', NAME)));
+    assert.deepEqual(...(await both('inspect', '-f', '{{range .Mounts}}{{.Type}}|{{.Name}}|{{.Driver}}|{{.Mode}}|{{.RW}}{{end}}', NAME)));
   });
 
   it('an unknown field: the same error line, blank stdout and exit code as docker', async () => {

@@ -3,7 +3,7 @@
 // header row and tabwriter alignment, the `json` shorthand, `\t`/`\n` escapes, and the error
 // texts and exit codes of each family of verbs (docker/cli: templates/templates.go,
 // cli/command/formatter/formatter.go, cli/command/inspect/inspector.go).
-import { BUILTINS, GoTemplate, TemplateExecError, TemplateParseError, goJSON, goJSONEncode, goMap, goSprint, goType, nilMap, nilSlice, type GoFunc, type GoStruct } from './go-template.js';
+import { BUILTINS, GoTemplate, TemplateExecError, TemplateParseError, goJSON, goJSONEncode, goMap, goSprint, goType, nilMap, nilSlice, omitEmpty, type GoFunc, type GoStruct } from './go-template.js';
 
 export { goMap } from './go-template.js';
 
@@ -146,11 +146,50 @@ const NIL_SLICE_KEYS = new Set([
   'BlkioDeviceReadIOps', 'BlkioDeviceWriteIOps', 'Warnings', 'DNSNames',
 ]);
 
+const has = (o: Record<string, unknown>, k: string) => Object.hasOwn(o, k);
+
+/** Adds the fields `o` lacks with their zero values, as omitempty fields (their JSON stays docker's). */
+function addZero(o: unknown, zeros: Record<string, unknown>): void {
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) return;
+  const r = o as Record<string, unknown>;
+  const added = Object.keys(zeros).filter((k) => !has(r, k));
+  for (const k of added) r[k] = zeros[k];
+  omitEmpty(r, added);
+}
+
+/** docker's MountPoint field order (Go prints a struct's fields in order). */
+const MOUNT_FIELDS = ['Type', 'Name', 'Source', 'Destination', 'Driver', 'Mode', 'RW', 'Propagation'];
+
+/**
+ * Fields docker's Go types have but its JSON leaves out when empty (omitempty): the typed pass
+ * sees their zero values (`{{.SizeRw}}` is `<nil>`, `{{.Config.ExposedPorts}}` `map[]`), as docker's.
+ */
+function addOmittedFields(o: Record<string, unknown>): void {
+  if (has(o, 'State') && has(o, 'HostConfig')) {
+    addZero(o, { SizeRw: null, SizeRootFs: null });
+    addZero(o.State, { Health: null });
+    addZero(o.Config, { Domainname: '', ExposedPorts: null, Volumes: null, Entrypoint: null, OnBuild: null, Labels: null, Healthcheck: null, ArgsEscaped: false, NetworkDisabled: false, MacAddress: '', StopSignal: '', StopTimeout: null, Shell: null });
+    if (Array.isArray(o.Mounts))
+      o.Mounts = o.Mounts.map((m) => {
+        if (m === null || typeof m !== 'object') return m;
+        const src = m as Record<string, unknown>;
+        const out: Record<string, unknown> = {};
+        for (const k of MOUNT_FIELDS) out[k] = has(src, k) ? src[k] : k === 'RW' ? false : '';
+        for (const k of Object.keys(src)) if (!has(out, k)) out[k] = src[k];
+        omitEmpty(out, MOUNT_FIELDS.filter((k) => !has(src, k)));
+        return out;
+      });
+  } else if (has(o, 'RootFS') && has(o, 'RepoTags')) {
+    addZero(o, { Parent: '', Comment: '', Container: '', DockerVersion: '', Author: '', Variant: '', OsVersion: '' });
+  }
+}
+
 /**
  * Gives a JSON inspect object docker's Go types where they show in templates: its map fields
  * become Go maps, and nil maps and slices print as docker prints them (`map[]`, `[]`). In place.
  */
 export function withGoTypes<T>(value: T, parentKey = ''): T {
+  if (parentKey === '' && value !== null && typeof value === 'object' && !Array.isArray(value)) addOmittedFields(value as Record<string, unknown>);
   if (Array.isArray(value)) {
     for (const v of value) withGoTypes(v, '');
     return value;

@@ -52,7 +52,14 @@ describe('Go templates as docker inspect -f runs them', () => {
   it('prints maps, nil maps, nil slices and structs as Go does', () => {
     assert.equal(out('{{.Config.Labels}}'), 'map[]');
     assert.equal(out('{{.Config.Volumes}} {{.Config.Entrypoint}} {{.ExecIDs}} {{.HostConfig.CapAdd}}'), 'map[] [] [] []');
-    assert.equal(out('{{.State}}'), '{created false false false false false 0 0  0001-01-01T00:00:00Z 0001-01-01T00:00:00Z}');
+    // docker's output: the fields its JSON leaves out when empty (State.Health, Mount.Name/Driver) are there too.
+    assert.equal(out('{{.State}}'), '{created false false false false false 0 0  0001-01-01T00:00:00Z 0001-01-01T00:00:00Z <nil>}');
+    assert.equal(out('{{.Mounts}}'), '[{bind  /tmp /mnt   true rslave}]');
+    assert.equal(out('{{.SizeRw}} {{.Config.ExposedPorts}} {{.State.Health}}'), '<nil> map[] <nil>');
+    // …and, omitempty, not in their JSON.
+    assert.equal(out('{{json .Mounts}}'), '[{"Type":"bind","Source":"/tmp","Destination":"/mnt","Mode":"","RW":true,"Propagation":"rslave"}]');
+    assert.equal(out('{{json .State}}'), '{"Status":"created","Running":false,"Paused":false,"Restarting":false,"OOMKilled":false,"Dead":false,"Pid":0,"ExitCode":0,"Error":"","StartedAt":"0001-01-01T00:00:00Z","FinishedAt":"0001-01-01T00:00:00Z"}');
+    assert.equal(inspect('{{.Id}} {{.SizeRw}}').stderr, 'template parsing error: template: :1:10: executing "" at <.SizeRw>: map has no entry for key "SizeRw"\n');
     assert.equal(out('{{.Config.Labels}}', { Config: { Labels: { b: '2', a: '1' } } }), 'map[a:1 b:2]');
     assert.equal(out('{{json .Config.Labels}}', { Config: { Labels: { b: '2', a: '1' } } }), '{"a":"1","b":"2"}');
     assert.equal(out('{{json .Config.Volumes}}'), 'null');

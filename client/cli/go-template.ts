@@ -25,6 +25,19 @@ export function isGoMap(v: unknown): v is Record<string, unknown> {
   return MAPS.has(v) || (allMaps && !Array.isArray(v) && !(goType in v));
 }
 
+const OMIT_EMPTY = new WeakMap<object, Set<string>>();
+
+/** Marks fields of a struct as `json:",omitempty"`: left out of {{json}} when empty, still printed and readable. */
+export function omitEmpty(o: object, keys: Iterable<string>): void {
+  const set = OMIT_EMPTY.get(o) ?? new Set<string>();
+  for (const k of keys) set.add(k);
+  OMIT_EMPTY.set(o, set);
+}
+
+function isEmptyValue(v: unknown): boolean {
+  return v === null || v === undefined || v === '' || v === 0 || v === false || v === nilSlice || v === nilMap || (Array.isArray(v) && v.length === 0) || (isGoMap(v) && Object.keys(v).length === 0);
+}
+
 /** The type name a GoStruct reports in "can't evaluate field X in type T". */
 export const goType = Symbol('goType');
 /** A GoStruct's JSON form (docker's contexts marshal their fields, HTML-escaped). */
@@ -1173,7 +1186,8 @@ export function goJSONEncode(v: unknown, escapeHTML = false): string {
   }
   if (typeof v === 'object') {
     const o = v as Record<string, unknown>;
-    let keys = Object.keys(o).filter((k) => o[k] !== undefined && typeof o[k] !== 'function');
+    const omit = OMIT_EMPTY.get(o);
+    let keys = Object.keys(o).filter((k) => o[k] !== undefined && typeof o[k] !== 'function' && !(omit?.has(k) && isEmptyValue(o[k])));
     if (isGoMap(o)) keys = keys.sort();
     return `{${keys.map((k) => `${jsonString(k, escapeHTML)}:${goJSONEncode(o[k], escapeHTML)}`).join(',')}}`;
   }

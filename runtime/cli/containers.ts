@@ -118,7 +118,13 @@ function inspectJson(c: ContainerConfig, s: ContainerState, networks: Record<str
     },
     HostConfig: c.HostConfig,
     GraphDriver: { Name: 'overlay2', Data: { LowerDir: c.helper.lower.join(':'), UpperDir: c.helper.upper, WorkDir: c.helper.work } },
-    Mounts: c.helper.mounts.map((m) => ({ Type: 'bind', Source: m.source, Destination: m.target, RW: !m.readonly })),
+    // docker's MountPoint: a named volume ($BERTH_ROOT/volumes/NAME/_data) or a bind.
+    Mounts: c.helper.mounts.map((m) => {
+      const volume = /\/volumes\/([^/]+)\/_data$/.exec(m.source)?.[1];
+      return volume
+        ? { Type: 'volume', Name: volume, Source: m.source, Destination: m.target, Driver: 'local', Mode: m.readonly ? 'ro' : 'z', RW: !m.readonly, Propagation: '' }
+        : { Type: 'bind', Source: m.source, Destination: m.target, Mode: m.readonly ? 'ro' : '', RW: !m.readonly, Propagation: 'rprivate' };
+    }),
     // docker's Config always has Labels (berth's containers carry none of their own).
     Config: { ...c.Config, Labels: (c.Config as { Labels?: Record<string, string> }).Labels ?? {} },
   };
