@@ -16,7 +16,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startTestRegistry } from '../server/testing.js';
@@ -166,7 +166,7 @@ async function main(): Promise<void> {
     const skCpu = cpu.get('skopeo')!;
     const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
     const results: Record<string, unknown> = {};
-    process.stdout.write(`\n${REGISTRY === 'berth' ? 'Berth registry' : "Debian's docker-registry"}, ${MIB} MiB in ${LAYERS + 1} layers; median of ${ROUNDS} rounds (each: fresh registries, tools rotate going first, sync before each step)\n`);
+    process.stdout.write(`\n${REGISTRY === 'berth' ? 'Berth registry' : "Debian's docker-registry"}, ${MIB} MiB in ${LAYERS + 1} layers; load average ${loadavg()[0]!.toFixed(1)} at the end; median of ${ROUNDS} rounds (each: fresh registries, tools rotate going first, sync before each step)\n`);
     process.stdout.write(`${'operation'.padEnd(14)}${'tool'.padEnd(22)}${'s'.padStart(7)}${'skopeo s'.padStart(10)}${'ratio'.padStart(8)}${'cpu s'.padStart(8)}${'skopeo'.padStart(8)}${'ratio'.padStart(7)}   runs (wall)\n`);
     for (const op of OPS) {
       for (const t of tools.slice(1)) {

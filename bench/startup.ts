@@ -16,7 +16,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildImage, busyboxLayer } from '../runtime/test-images.js';
@@ -137,7 +137,7 @@ async function main(): Promise<void> {
     for (const n of nodes) {
       const r = measure(n.env, cases);
       results.push(r);
-      process.stdout.write(`\nNode ${r.node}, ${ROUNDS} rounds. wall: median ms, ratio = median of the per-round ratios to node -e 0 (min-max); cpu: mean ms, ratio of the means\n`);
+      process.stdout.write(`\nNode ${r.node}, ${ROUNDS} rounds, load average ${loadavg()[0]!.toFixed(1)} at the end. wall: median ms, ratio = median of the per-round ratios to node -e 0 (min-max); cpu: mean ms, ratio of the means\n`);
       process.stdout.write(`${''.padEnd(26)}${'wall'.padStart(8)}${'ratio'.padStart(8)}${''.padStart(15)}${'cpu'.padStart(8)}${'ratio'.padStart(8)}\n`);
       process.stdout.write(`${'node -e 0'.padEnd(26)}${r.baselineMs.toFixed(1).padStart(8)}${''.padStart(23)}${r.baselineCpuMs.toFixed(1).padStart(8)}\n`);
       for (const v of r.verbs) {
