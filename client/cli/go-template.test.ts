@@ -217,6 +217,11 @@ describe('engine pieces', () => {
     assert.throws(() => t.execute(goStruct('T', { A: 'a' })), TemplateExecError);
   });
 
+  it('a template that calls itself ends with Go\'s depth error, not a crash', () => {
+    const t = new GoTemplate('{{define "a"}}x{{template "a"}}{{end}}{{template "a"}}');
+    assert.throws(() => t.execute({}), (e: Error) => e instanceof TemplateExecError && /exceeded maximum template depth \(100000\)/.test(e.message));
+  });
+
   it('without missingkey=error a missing key prints <no value>; maps range in key order', () => {
     const t = new GoTemplate('{{.x}}|{{range $k, $v := .m}}{{$k}}={{$v}};{{end}}');
     assert.equal(t.execute({ m: goMap({ b: 2, a: 1 }) }), '<no value>|a=1;b=2;');

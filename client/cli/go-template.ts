@@ -805,8 +805,12 @@ export interface ExecOptions {
   jsonOnly?: ReadonlySet<string>;
 }
 
+/** Go's limit on nested {{template}} calls. */
+const MAX_DEPTH = 100000;
+
 class ExecState {
   out = '';
+  depth = 0;
   vars: Array<{ name: string; value: unknown }> = [];
   node: { pos: number; text: string } = { pos: 0, text: '' };
 
@@ -902,7 +906,15 @@ function walkNode(s: ExecState, dot: unknown, n: Node): void {
       const newDot = n.pipe ? evalPipeline(s, dot, n.pipe) : undefined;
       const saved = s.vars;
       s.vars = [{ name: '$', value: newDot }];
-      walk(s, newDot, body);
+      if (++s.depth > MAX_DEPTH) s.errorf(`exceeded maximum template depth (${MAX_DEPTH})`);
+      try {
+        walk(s, newDot, body);
+      } catch (e) {
+        // JS's stack ends before Go's depth limit: the same error for a template that calls itself.
+        if (e instanceof RangeError) s.errorf(`exceeded maximum template depth (${MAX_DEPTH})`);
+        throw e;
+      }
+      s.depth--;
       s.vars = saved;
       return;
     }
