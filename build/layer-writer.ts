@@ -4,7 +4,7 @@
 // every mtime is clamped to it (BuildKit's rewrite-timestamp), so unchanged inputs give the
 // same digest. Whiteouts are image-spec's `.wh.` files (image-spec/layer.md "Whiteouts").
 import { createHash } from 'node:crypto';
-import { Transform, type Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import tar from 'tar-stream';
 import type { LocalImageStore } from '../client/store/image-store.js';
@@ -25,6 +25,8 @@ export interface LayerEntry {
   linkname?: string;
   /** file: its content. */
   open?: () => Readable | Promise<Readable>;
+  /** file: its content in memory (small files: no stream per file), instead of open. */
+  data?: Buffer;
 }
 
 /** A layer stored in the local store. */
@@ -89,11 +91,12 @@ export async function writeLayer(store: LocalImageStore, entries: AsyncIterable<
   const stored = store.blobs.ingest(pack.pipe(hashing).pipe(gzip));
   stored.catch(() => undefined); // awaited below; an early failure of the entries must not leave it unhandled
   const unpack = opts.unpack === false ? undefined : await unpackAlongside(store);
-  const put = (header: Parameters<typeof pack.entry>[0], body?: Readable) => {
-    const toLayerDir = unpack?.entry(header as Parameters<NonNullable<typeof unpack>['entry']>[0], body);
+  const put = (header: Parameters<typeof pack.entry>[0], body?: Readable, data?: Buffer) => {
+    const toLayerDir = unpack?.entry(header as Parameters<NonNullable<typeof unpack>['entry']>[0], data ? Readable.from([data]) : body);
     const written = new Promise<void>((resolve, reject) => {
       const done = (err?: Error | null) => (err ? reject(err) : resolve());
-      if (body) {
+      if (data) pack.entry(header, data, done);
+      else if (body) {
         body.on('error', reject);
         body.pipe(pack.entry(header, done));
       } else if (header.type === 'file') pack.entry(header, Buffer.alloc(0), done);
@@ -126,7 +129,8 @@ export async function writeLayer(store: LocalImageStore, entries: AsyncIterable<
           await put({ name: e.path, type: 'link', linkname: e.linkname ?? '', mode: e.mode ?? 0o644, ...common });
           break;
         case 'file':
-          if (!e.open || !e.size) await put({ name: e.path, type: 'file', size: 0, mode: e.mode ?? 0o644, ...common });
+          if (e.data) await put({ name: e.path, type: 'file', size: e.data.length, mode: e.mode ?? 0o644, ...common }, undefined, e.data);
+          else if (!e.open || !e.size) await put({ name: e.path, type: 'file', size: 0, mode: e.mode ?? 0o644, ...common });
           else await put({ name: e.path, type: 'file', size: e.size, mode: e.mode ?? 0o644, ...common }, await e.open());
           break;
       }

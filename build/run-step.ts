@@ -41,7 +41,7 @@ export class RunFailed extends Error {
 
 /** Runs the step; returns its layer (undefined when it changed nothing). */
 export async function runStep(o: RunStepOptions, onStart: (containerId: string) => void): Promise<BuiltLayer | undefined> {
-  const [{ createContainer }, { ContainerStore }, { RuntimeLayout }, { startContainer, awaitExit }, { resolveConfinement }, { changeEntries }, { createReadStream }] = await Promise.all([
+  const [{ createContainer }, { ContainerStore }, { RuntimeLayout }, { startContainer, awaitExit }, { resolveConfinement }, { changeEntries }, { createReadStream, readFileSync }] = await Promise.all([
     import('../runtime/create-container.js'),
     import('../runtime/container-store.js'),
     import('../runtime/runtime-layout.js'),
@@ -115,7 +115,10 @@ export async function runStep(o: RunStepOptions, onStart: (containerId: string) 
             continue;
           }
           for (const h of held.splice(0)) yield h;
-          yield { ...e, ...(e.type === 'file' && e.size > 0 ? { open: () => createReadStream(e.hostPath) } : {}) };
+          if (e.type === 'file' && e.size > 0) {
+            // Small files whole (one read, no stream each), larger ones streamed.
+            yield { ...e, ...(e.size <= SMALL_FILE ? { data: readFileSync(e.hostPath) } : { open: () => createReadStream(e.hostPath) }) };
+          } else yield e;
         }
       })(),
       { unpack: false },
@@ -127,6 +130,9 @@ export async function runStep(o: RunStepOptions, onStart: (containerId: string) 
     await containers.remove(config.Id);
   }
 }
+
+/** Files up to this size are read whole into the layer (runtime/layer-unpack.ts's threshold). */
+const SMALL_FILE = 1 << 20;
 
 const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 

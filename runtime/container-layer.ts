@@ -1,8 +1,8 @@
 // A container's writable layer (overlay upper dir) read as changes against its image: what
 // `diff` lists and `commit` packs. Mount points berth creates itself (/dev, /proc, /sys,
 // /etc/hostname, bind targets) are not changes, as docker keeps them in its init layer.
-import { lstat, readdir } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { lstatSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerConfig } from './container-store.js';
 
@@ -20,30 +20,33 @@ const isWhiteout = (st: Stats) => st.isCharacterDevice() && st.rdev === 0;
 export async function* containerChanges(config: ContainerConfig): AsyncGenerator<Change> {
   const upper = config.helper.upper;
   const mountPoints = new Set(['/dev', '/proc', '/sys', ...config.helper.files.map((f) => f.target), ...config.helper.mounts.map((m) => m.target)]);
-  const inLower = async (rel: string): Promise<boolean> => {
+  // Metadata calls are synchronous: one quick syscall each, where a thread-pool round trip per
+  // call dominated the walk of a layer of many small files (berth build packs RUN's changes here).
+  const inLower = (rel: string): boolean => {
     for (const lower of config.helper.lower) {
-      const st = await lstat(join(lower, rel)).catch(() => undefined);
+      const st = lstatSync(join(lower, rel), { throwIfNoEntry: false });
       if (st) return !isWhiteout(st);
     }
     return false;
   };
-  async function* walk(rel: string): AsyncGenerator<Change> {
+  /** `lowerMayHave`: false below a folder new in the upper dir, whose content no lower layer has. */
+  async function* walk(rel: string, lowerMayHave: boolean): AsyncGenerator<Change> {
     const entries = (await readdir(join(upper, rel))).sort();
     for (const name of entries) {
       const path = `${rel}/${name}`;
       const hostPath = join(upper, path);
-      const stat = await lstat(hostPath);
+      const stat = lstatSync(hostPath);
       if (isWhiteout(stat)) {
         yield { path, kind: 'D', hostPath, stat };
         continue;
       }
-      const existed = await inLower(path);
+      const existed = lowerMayHave && inLower(path);
       if (mountPoints.has(path) && !existed) continue;
       yield { path, kind: existed ? 'C' : 'A', hostPath, stat };
-      if (stat.isDirectory()) yield* walk(path);
+      if (stat.isDirectory()) yield* walk(path, existed);
     }
   }
-  yield* walk('');
+  yield* walk('', true);
 }
 
 /** One change as a layer tar entry (`berth build` packs RUN's changes from these). */
@@ -86,7 +89,7 @@ export async function* changeEntries(config: ContainerConfig): AsyncGenerator<Ch
 
 async function lowerStat(config: ContainerConfig, path: string): Promise<Stats | undefined> {
   for (const lower of config.helper.lower) {
-    const st = await lstat(join(lower, path)).catch(() => undefined);
+    const st = lstatSync(join(lower, path), { throwIfNoEntry: false });
     if (st) return st;
   }
   return undefined;
