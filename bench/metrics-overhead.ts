@@ -2,7 +2,7 @@
 // wrk against `berth serve` child processes (started through bin/berth, as users start it) with
 // both off (log level warn, no --metrics-listen) and both on (--metrics-listen, log level info:
 // every request serialized and written to the child's stdout, /dev/null, as to a file); also each
-// alone. All servers run at once, idle but the one under load; each round drives every
+// alone, and off a second time as an A/A control (how far two identical servers differ here). All servers run at once, idle but the one under load; each round drives every
 // configuration in turn, starting with a different one each round, so a burst of load from other
 // processes (this machine is shared) falls on each configuration alike.
 //   node dist/bench/metrics-overhead.js [--rounds 7] [--seconds 4] [--connections 16] [--threads 1]
@@ -58,6 +58,8 @@ const configs: Config[] = [
   { label: 'metrics only', args: async () => ['--metrics-listen', `127.0.0.1:${await freePort()}`], metrics: true },
   { label: 'access log only', args: async () => ['--log-level', 'info'], metrics: false },
   { label: 'metrics + access log', args: async () => ['--log-level', 'info', '--metrics-listen', `127.0.0.1:${await freePort()}`], metrics: true },
+  // A second "off": its ratio to the first is what the machine's noise alone makes (an A/A control).
+  { label: 'off again (A/A control)', args: async () => [], metrics: false },
 ];
 
 const load0 = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');

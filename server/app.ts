@@ -1,4 +1,5 @@
 // The Koa application: one thin shell over the route modules, the error table and the store.
+import type { ServerResponse } from 'node:http';
 import Koa from 'koa';
 import Router from '@koa/router';
 import type { Logger } from 'pino';
@@ -17,7 +18,7 @@ import { registerUploads } from './routes/uploads.js';
 import { registerReferrers } from './routes/referrers.js';
 import { registerSearch } from './routes/search.js';
 import { closeAfterResponse, isLingering } from './lingering-close.js';
-import { methodLabel, RequestIds, routeOf } from './request-info.js';
+import { methodLabel, RequestIds, routeOf, type RouteInfo } from './request-info.js';
 import { createAccessLog, type AccessLog } from './access-log.js';
 import type { ServerObserver } from './metrics/hooks.js';
 import type { RequestNotifier } from './notifications/hooks.js';
@@ -90,31 +91,57 @@ function headerNumber(v: string | number | string[] | undefined): number | undef
   return undefined;
 }
 
+/** What watchRequest keeps of a request until its response closes (on the response, not in a closure). */
+interface Watch {
+  ctx: Koa.ParameterizedContext<RegistryState>;
+  reqId: string;
+  accessLog: AccessLog | undefined;
+  observer: ServerObserver | undefined;
+  started: number;
+  written0: number;
+  method: string;
+  info: RouteInfo;
+  upload: boolean;
+}
+
+const WATCH = Symbol('berth.watch');
+type WatchedResponse = ServerResponse & { [WATCH]?: Watch | undefined };
+
 /**
- * Watches one request to its end (the response's 'close': the body is sent, or the client went
- * away) and writes its access-log line and metrics. Bytes in: the request body bytes the
- * registry read (server/request-body.ts; a body refused unread counts 0). Bytes out: the
- * Content-Length of the answer, else what the connection wrote meanwhile (headers included).
+ * The response's 'close' (the body is sent, or the client went away): the access-log line and
+ * the metrics of the request. One shared listener added with `on`: `once` wraps it per request
+ * and removes it again, which a profile under a manifest GET load put at ~2 µs a request.
+ */
+function onResponseClose(this: WatchedResponse): void {
+  const w = this[WATCH];
+  if (!w) return;
+  this[WATCH] = undefined;
+  const { ctx, observer, method, info } = w;
+  const ms = performance.now() - w.started;
+  const status = ctx.status;
+  const bytesIn = ctx.state.bodyBytes ?? 0;
+  const bytesOut = method === 'HEAD' || status === 204 || status === 304 ? 0 : headerNumber(this.getHeader('content-length')) ?? Math.max(0, ctx.req.socket.bytesWritten - w.written0);
+  if (observer) {
+    if (w.upload) observer.uploadsInFlight(-1);
+    observer.request({ method: methodLabel(method), route: info.route, status, seconds: ms / 1000, bytesIn, bytesOut });
+  }
+  w.accessLog?.({ reqId: w.reqId, method, route: info.route, path: ctx.path, repository: info.repository, status, bytesIn, bytesOut, ms: Math.round(ms * 10) / 10, user: ctx.state.user });
+}
+
+/**
+ * Watches one request to its end and then writes its access-log line and metrics. Bytes in: the
+ * request body bytes the registry read (server/request-body.ts; a body refused unread counts 0).
+ * Bytes out: the Content-Length of the answer, else what the connection wrote meanwhile
+ * (headers included).
  */
 function watchRequest(ctx: Koa.ParameterizedContext<RegistryState>, reqId: string, accessLog: AccessLog | undefined, observer: ServerObserver | undefined): void {
-  const started = performance.now();
-  const socket = ctx.req.socket;
-  const written0 = socket.bytesWritten;
   const method = ctx.method;
   const info = routeOf(ctx.path);
   const upload = observer !== undefined && isUpload(method, info.route);
   if (upload) observer.uploadsInFlight(1);
-  ctx.res.once('close', () => {
-    const ms = performance.now() - started;
-    const status = ctx.status;
-    const bytesIn = ctx.state.bodyBytes ?? 0;
-    const bytesOut = method === 'HEAD' || status === 204 || status === 304 ? 0 : headerNumber(ctx.res.getHeader('content-length')) ?? Math.max(0, socket.bytesWritten - written0);
-    if (observer) {
-      if (upload) observer.uploadsInFlight(-1);
-      observer.request({ method: methodLabel(method), route: info.route, status, seconds: ms / 1000, bytesIn, bytesOut });
-    }
-    accessLog?.({ reqId, method, route: info.route, path: ctx.path, repository: info.repository, status, bytesIn, bytesOut, ms: Math.round(ms * 10) / 10, user: ctx.state.user });
-  });
+  const res = ctx.res as WatchedResponse;
+  res[WATCH] = { ctx, reqId, accessLog, observer, started: performance.now(), written0: ctx.req.socket.bytesWritten, method, info, upload };
+  res.on('close', onResponseClose);
 }
 
 export function createApp(store: RegistryStore, config: ServerConfig, log: Logger, ext: AppExtensions = {}): Koa<RegistryState> {
