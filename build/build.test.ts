@@ -150,6 +150,18 @@ describe('berth build', { skip: (!isRoot && 'needs root (namespaces, overlayfs, 
     assert.match(listing, /^data\/\.wh\.key$/m);
   });
 
+  test('RUN in exec form, and under a SHELL', async () => {
+    const ctx = await context('shell', ['FROM busybox', 'RUN ["sh", "-c", "echo exec form > /exec"]', 'SHELL ["/bin/sh", "-ec"]', 'RUN echo $0 $- > /flags', ''].join('\n'));
+    await buildOk(['-t', 'shell', ctx]);
+    assert.equal(await run('shell', 'cat', '/exec'), 'exec form\n');
+    assert.match(await run('shell', 'cat', '/flags'), /^\/bin\/sh \S*e\S*\n$/, 'the SHELL\'s -e reached the command');
+    const hist = await berth(['history', '--no-trunc', 'shell']);
+    assert.match(hist.stdout, /\/bin\/sh -ec echo \$0 \$- > \/flags/);
+    const strict = await berth(['build', await context('shell2', ['FROM busybox', 'SHELL ["/bin/sh", "-ec"]', 'RUN false; echo not reached', ''].join('\n'))]);
+    assert.equal(strict.code, 1);
+    assert.match(strict.stderr, /The command '\/bin\/sh -ec false; echo not reached' returned a non-zero code: 1/);
+  });
+
   test('RUN heredocs: a script alone, with a shebang, and a command reading one', async () => {
     const ctx = await context(
       'heredoc',
