@@ -537,6 +537,7 @@ export const VERBS: Record<string, VerbEntry> = {
         .argument('[containers...]')
         .option('-a, --all', 'Show all containers (default shows just running)')
         .option('--no-stream', 'Print one result and exit')
+        .option('--format <string>', FORMAT_LIST)
         .action(async (refs: string[], o: Flags) => (await containers()).runVerb('stats', refs, o)),
   },
   cp: {

@@ -157,6 +157,21 @@ describe('--format: berth and docker print the same', { skip: skip ?? false, tim
     await same('history', '--format', '{{.ID}}\\t{{.CreatedBy}}\\t{{.Comment}}', IMAGE);
   });
 
+  it('stats --no-stream --format on a running container', async () => {
+    for (const run of [berth, docker]) {
+      const r = await run('run', '-d', '--name', 'fmt-s', IMAGE, 'sh', '-c', 'exec /bin/busybox sleep 60');
+      assert.equal(r.code, 0, r.stderr);
+    }
+    try {
+      assert.deepEqual(...(await both('stats', '--no-stream', '--format', '{{.Container}} {{.Name}} {{.PIDs}} {{len .ID}}', 'fmt-s')));
+      const [b, d] = await both('stats', '--no-stream', '--format', 'table {{.Name}}\\t{{.CPUPerc}}', 'fmt-s');
+      for (const out of [b, d]) assert.match(out, /^NAME\s+CPU %\nfmt-s\s+\d+\.\d\d%\n$/);
+      await same('stats', '--no-stream', '--format', '{{.Nope}}', 'fmt-s');
+    } finally {
+      await Promise.all([berth('rm', '-f', 'fmt-s'), docker('rm', '-f', 'fmt-s')]);
+    }
+  });
+
   it('info and version --format', async () => {
     // One container (stopped), one image in each.
     assert.deepEqual(...(await both('info', '--format', '{{.Containers}} {{.ContainersRunning}} {{.ContainersStopped}} {{.Images}} {{.OSType}}')));

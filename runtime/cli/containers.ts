@@ -207,9 +207,27 @@ function human(bytes: number): string {
 }
 
 /** docker stats: CPU over a 1 s window, memory (the cgroup's when it has one), process count. */
-async function stats(ids: string[], stream: boolean): Promise<void> {
+/** docker's `*container.statsContext` headers and default table (cli/command/container/formatter_stats.go). */
+const STATS_FORMAT = {
+  headers: { Container: 'CONTAINER', ID: 'CONTAINER ID', Name: 'NAME', CPUPerc: 'CPU %', MemUsage: 'MEM USAGE / LIMIT', MemPerc: 'MEM %', NetIO: 'NET I/O', BlockIO: 'BLOCK I/O', PIDs: 'PIDS' },
+  defaultTable: 'table {{.ID}}\\t{{.Name}}\\t{{.CPUPerc}}\\t{{.MemUsage}}\\t{{.MemPerc}}\\t{{.NetIO}}\\t{{.BlockIO}}\\t{{.PIDs}}',
+  style: 'list' as const,
+};
+
+/** `refs` are what the user named each container (docker's .Container), by id. */
+async function stats(ids: string[], stream: boolean, format?: string, refs: Map<string, string> = new Map()): Promise<number> {
   const { totalmem } = await import('node:os');
   const { memoryUsage } = await import('../cgroups.js');
+  const f = format ? await import('../../client/cli/format.js') : undefined;
+  if (f && format) {
+    // A bad template fails before the first sample (docker parses it first).
+    try {
+      f.formatList(format, [], STATS_FORMAT);
+    } catch (e) {
+      if (e instanceof f.FormatError) return f.reportFormatError(e);
+      throw e;
+    }
+  }
   for (;;) {
     const running = [];
     for (const id of ids) {
@@ -221,17 +239,28 @@ async function stats(ids: string[], stream: boolean): Promise<void> {
     await sleep(1000);
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const rows = [['CONTAINER ID', 'NAME', 'CPU %', 'MEM USAGE / LIMIT', 'MEM %', 'PIDS']];
+    const contexts: unknown[] = [];
     for (const [i, r] of running.entries()) {
       const after = await sample(r.s.Pid);
       const cpu = ((after.ticks - before[i]!.ticks) / CLOCK_TICKS / seconds) * 100;
       const limit = r.c.HostConfig.Memory || totalmem();
       const mem = (await memoryUsage(r.c.cgroups)) ?? after.rssBytes;
       rows.push([r.id.slice(0, 12), r.c.Name, `${cpu.toFixed(2)}%`, `${human(mem)} / ${human(limit)}`, `${((mem / limit) * 100).toFixed(2)}%`, String(after.pids)]);
+      if (f) {
+        const [id, name, cpuPerc, memUsage, memPerc, pids] = rows[rows.length - 1]!;
+        // berth does not count network and block I/O: docker's "--" for a figure it has not.
+        contexts.push(f.formatContext('*container.statsContext', { BlockIO: '--', CPUPerc: cpuPerc, Container: refs.get(r.id) ?? id, ID: id, MemPerc: memPerc, MemUsage: memUsage, Name: name, NetIO: '--', PIDs: pids }));
+      }
+    }
+    if (stream) process.stdout.write('\x1b[2J\x1b[H');
+    if (f && format) {
+      const code = f.writeFormatted(() => f.formatList(format, contexts, STATS_FORMAT));
+      if (code !== 0 || !stream) return code;
+      continue;
     }
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-    if (stream) process.stdout.write('\x1b[2J\x1b[H');
     for (const r of rows) process.stdout.write(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('') + '\n');
-    if (!stream) return;
+    if (!stream) return 0;
   }
 }
 
@@ -354,8 +383,8 @@ export async function runVerb(verb: string, operands: string[], p: ContainerFlag
       process.stderr.write(`Error response from daemon: ${ids.message}\n`);
       return 1;
     }
-    await stats(ids, p.stream !== false);
-    return 0;
+    const refs = new Map(operands.map((r, i) => [ids[i]!, r]));
+    return stats(ids, p.stream !== false, p.format, refs);
   }
   if (verb === 'commit') {
     const [ref, target] = operands;
