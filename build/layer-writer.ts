@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
 import { createGzip } from 'node:zlib';
+import { ParallelGzip, parallelGzipAvailable } from './parallel-gzip.js';
 import tar from 'tar-stream';
 import type { LocalImageStore } from '../client/store/image-store.js';
 import { MediaType } from '../oci/media-types.js';
@@ -84,7 +85,8 @@ export async function writeLayer(store: LocalImageStore, entries: AsyncIterable<
       cb(null, batched > 0 ? Buffer.concat(batch) : undefined);
     },
   });
-  const gzip = createGzip();
+  // pgzip-style on every core (parallel-gzip.ts), else zlib's single stream: same format either way.
+  const gzip = parallelGzipAvailable() ? new ParallelGzip() : createGzip();
   // pipe() does not carry a failure along: a destroyed pack must fail the ingest, not hang it.
   pack.on('error', (e: Error) => hashing.destroy(e));
   hashing.on('error', (e) => gzip.destroy(e));
