@@ -671,7 +671,7 @@ class Parser {
       }
       if (['bool', 'dot', 'field', 'ident', 'number', 'nil', 'string', 'var', 'lparen'].includes(t.t) ) {
         this.backup();
-        pipe.cmds.push(this.command(end));
+        pipe.cmds.push(this.command());
         continue;
       }
       if (t.t === 'error') this.errorf(t.v, t);
@@ -692,7 +692,7 @@ class Parser {
     return this.vars[this.vars.length - 1]!.includes(name);
   }
 
-  private command(end: 'right' | 'rparen'): Cmd {
+  private command(): Cmd {
     const cmd: Cmd = { pos: this.peekNonSpace().pos, args: [] };
     for (;;) {
       this.peekNonSpace();
@@ -720,7 +720,6 @@ class Parser {
       break;
     }
     if (cmd.args.length === 0) this.errorf('empty command');
-    void end;
     return cmd;
   }
 
@@ -876,11 +875,9 @@ function walkNode(s: ExecState, dot: unknown, n: Node): void {
       s.out += n.text;
       return;
     case 'action': {
-      const mark = s.vars.length;
+      // Variables declared here live until the end of the enclosing control (its mark is reset there).
       const v = evalPipeline(s, dot, n.pipe);
       if (n.pipe.decl.length === 0) s.out += printValue(s, v);
-      // Variables declared in an action live until the end of the enclosing control.
-      void mark;
       return;
     }
     case 'if':
