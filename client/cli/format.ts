@@ -372,15 +372,20 @@ export function formatValue(format: string, value: unknown, name: '' | 'version'
 // ---------------------------------------------------------------------------------------------
 // Values as docker's contexts show them
 
-/** Go's time.Time.String() in local time, to the second: `2026-12-06 18:41:13 +0000 UTC` (docker's CreatedAt). */
-export function goTimeString(when: string | number | Date | undefined): string {
+/**
+ * Go's time.Time.String() in local time: `2026-12-06 18:41:13 +0000 UTC` (docker's CreatedAt of
+ * images and containers, from Unix seconds); with `fraction`, the ISO string's fractional seconds
+ * too, trailing zeros dropped (`18:41:13.86197 +0000 UTC`: networks' Created).
+ */
+export function goTimeString(when: string | number | Date | undefined, o: { fraction?: boolean } = {}): string {
   const d = when instanceof Date ? when : new Date(when ?? 0);
   if (Number.isNaN(d.getTime())) return '0001-01-01 00:00:00 +0000 UTC';
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
   const off = -d.getTimezoneOffset();
   const sign = off < 0 ? '-' : '+';
   const zone = off === 0 ? 'UTC' : (new Intl.DateTimeFormat('en-US', { timeZoneName: 'short' }).formatToParts(d).find((x) => x.type === 'timeZoneName')?.value ?? '');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())} ${sign}${p(Math.floor(Math.abs(off) / 60))}${p(Math.abs(off) % 60)} ${zone}`;
+  const frac = o.fraction && typeof when === 'string' ? (/T[\d:]+\.(\d+)/.exec(when)?.[1] ?? '').replace(/0+$/, '') : '';
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}${frac ? `.${frac}` : ''} ${sign}${p(Math.floor(Math.abs(off) / 60))}${p(Math.abs(off) % 60)} ${zone}`;
 }
 
 /** Writes a verb's --format output, or reports a FormatError as docker does; returns the exit code. */

@@ -4,7 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { GoTemplate, TemplateExecError, TemplateParseError, goFloat, goMap, goSprintf } from './go-template.js';
-import { FormatError, formatContext, formatInspect, formatList, formatValue, goStruct, tabwrite, withGoTypes } from './format.js';
+import { FormatError, formatContext, formatInspect, formatList, formatValue, goStruct, goTimeString, humanDuration, tabwrite, withGoTypes } from './format.js';
 
 /** A container as `docker inspect` printed it (dockerd 20.10, `docker create --name c1 -e A=1 -v /tmp:/mnt bb:1 sleep 100`). */
 function container(): Record<string, unknown> {
@@ -197,6 +197,18 @@ describe('engine pieces', () => {
     assert.equal(tabwrite('A\tB\tC\nlonger value\tx\ty\n'), 'A              B         C\nlonger value   x         y\n');
     assert.equal(tabwrite('a\tb\nno tabs\nccc\td\n'), 'a         b\nno tabs\nccc       d\n');
     assert.equal(tabwrite('ü\tx\n'), 'ü         x\n');
+  });
+
+  it('Go time strings as docker prints CreatedAt', () => {
+    // Local time, as Go's: the exact text is checked where the machine runs on UTC (CI does).
+    if (new Date('2026-12-06T18:41:13Z').getTimezoneOffset() === 0) {
+      assert.equal(goTimeString('2026-12-06T18:41:13.861979679Z'), '2026-12-06 18:41:13 +0000 UTC');
+      assert.equal(goTimeString('2026-12-06T18:41:13.861979600Z', { fraction: true }), '2026-12-06 18:41:13.8619796 +0000 UTC');
+    }
+    assert.equal(humanDuration(500), 'Less than a second');
+    assert.equal(humanDuration(61_000), 'About a minute');
+    assert.equal(humanDuration(3 * 3600_000), '3 hours');
+    assert.equal(humanDuration(3 * 86400_000), '3 days');
   });
 
   it('goFloat and printf as fmt', () => {

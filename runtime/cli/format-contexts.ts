@@ -112,7 +112,7 @@ export const VOLUME_FORMAT: ListFormat = {
 
 /** `*network.networkContext`: one `network ls` row (`row` is runtime/cli/network.ts's NetworkRow). */
 export function networkContext(row: { ID: string; Name: string; Driver: string; Scope: string; IPv6: string; Internal: string; Labels: string; CreatedAt: string }, labels: Record<string, string> = {}) {
-  return formatContext('*network.networkContext', { ...row, CreatedAt: goTimeString(row.CreatedAt) }, { Label: (name: string) => labels[name] ?? '' });
+  return formatContext('*network.networkContext', { ...row, CreatedAt: goTimeString(row.CreatedAt, { fraction: true }) }, { Label: (name: string) => labels[name] ?? '' });
 }
 
 export const NETWORK_FORMAT: ListFormat = {
