@@ -376,6 +376,7 @@ export const VERBS: Record<string, VerbEntry> = {
         .option('--network <string>', 'Network of RUN steps: bridge (default), host or none')
         .option('--progress <string>', 'auto (default: tty on a terminal), plain or tty')
         .option('-q, --quiet', 'Print only the image ID')
+        .list('--secret <list>', 'A secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (never in the image)')
         .option('--iidfile <string>', 'Write the image ID to the file')
         .option('--push', 'Push the tags once built')
         .option('--format <string>', 'docker (default) or oci: the manifest and config media types')

@@ -37,6 +37,8 @@ export interface BuildOptions {
   network: 'none' | 'host' | 'bridge';
   format: 'docker' | 'oci';
   progress: BuildProgress;
+  /** `--secret id=…,src=…`: files RUN --mount=type=secret binds read-only (never in a layer or a cache key). */
+  secrets?: ReadonlyMap<string, string>;
   /** Notes for the user that are not build output (`# syntax` ignored, unused build args). */
   warn: (line: string) => void;
   store: LocalImageStore;
@@ -473,7 +475,10 @@ export class Builder {
       let container = '';
       try {
         const hostMounts = [];
-        for (const m of mounts) hostMounts.push(await this.hostMount(m, ctx, held, ins.line));
+        for (const m of mounts) {
+          const hm = await this.hostMount(m, ctx, held, ins.line);
+          if (hm) hostMounts.push(hm);
+        }
         const image = this.imageOf(ctx.state);
         const layer = await runStep(
           {
@@ -527,13 +532,31 @@ export class Builder {
   }
 
   /** A RUN --mount as a host dir: the cache folder of its id, or a bind of the context or of a stage/image. */
-  private async hostMount(m: RunMount, ctx: StepContext, held: Array<{ release(): Promise<void> }>, line: number): Promise<{ source: string; target: string; readonly: boolean }> {
-    const { mkdir, stat } = await import('node:fs/promises');
+  private async hostMount(m: RunMount, ctx: StepContext, held: Array<{ release(): Promise<void> }>, line: number): Promise<{ source: string; target: string; readonly: boolean } | undefined> {
+    const { chown, mkdir, mkdtemp, rm, stat } = await import('node:fs/promises');
     if (m.type === 'cache') {
       const id = createHash('sha256').update(m.id ?? m.target).digest('hex');
       const dir = join(this.o.store.root, 'build', 'mounts', id);
-      await mkdir(dir, { recursive: true, mode: m.mode ?? 0o755 });
+      if (!(await stat(dir).catch(() => undefined))) {
+        await mkdir(dir, { recursive: true, mode: m.mode ?? 0o755 });
+        if (m.uid !== undefined || m.gid !== undefined) await chown(dir, m.uid ?? 0, m.gid ?? 0);
+      }
       return { source: dir, target: m.target, readonly: m.readonly };
+    }
+    if (m.type === 'tmpfs') {
+      // An empty folder of its own, thrown away after the step (berth mounts no tmpfs: same view).
+      await mkdir(this.tmpRoot, { recursive: true });
+      const dir = await mkdtemp(join(this.tmpRoot, 'tmpfs-'));
+      held.push({ release: () => rm(dir, { recursive: true, force: true }) });
+      return { source: dir, target: m.target, readonly: false };
+    }
+    if (m.type === 'secret') {
+      const path = this.o.secrets?.get(m.id!);
+      if (path === undefined) {
+        if (m.required) throw new DockerfileError(this.o.dockerfileName, line, `secret ${m.id} not found: give it with --secret id=${m.id},src=FILE`);
+        return undefined;
+      }
+      return { source: path, target: m.target, readonly: true };
     }
     let root = this.o.context.dir;
     if (m.from === undefined && root === undefined) throw new DockerfileError(this.o.dockerfileName, line, 'RUN --mount=type=bind needs a build context (the Dockerfile came alone on stdin)');
@@ -674,16 +697,23 @@ interface StepContext {
 }
 
 interface RunMount {
-  type: 'cache' | 'bind';
+  type: 'cache' | 'bind' | 'tmpfs' | 'secret';
   target: string;
   id?: string;
   source?: string;
   from?: string;
   readonly: boolean;
   mode?: number;
+  uid?: number;
+  gid?: number;
+  /** secret: fail when the build was given no such secret (default: the step runs without it). */
+  required?: boolean;
 }
 
-/** `--mount=type=cache,target=/x[,id=…][,ro]` / `type=bind,target=/x[,source=…][,from=…][,rw]`. */
+/**
+ * `--mount=type=cache,target=/x[,id=…][,ro][,mode=…][,uid=…][,gid=…]`, `type=bind,target=/x[,source=…][,from=…][,rw]`,
+ * `type=tmpfs,target=/x`, `type=secret,id=…[,target=…][,required]` (BuildKit's mount syntax).
+ */
 function parseMount(spec: string, line: number, file: string, vars: Vars, escape: string): RunMount {
   const kv = new Map<string, string>();
   for (const part of spec.split(',')) {
@@ -691,15 +721,25 @@ function parseMount(spec: string, line: number, file: string, vars: Vars, escape
     kv.set((eq < 0 ? part : part.slice(0, eq)).toLowerCase(), eq < 0 ? 'true' : processWord(part.slice(eq + 1), vars, escape));
   }
   const type = kv.get('type') ?? 'bind';
-  if (type !== 'cache' && type !== 'bind') throw new DockerfileError(file, line, `RUN --mount type=${type} is not supported (cache and bind are)`);
-  const target = kv.get('target') ?? kv.get('dst') ?? kv.get('destination');
+  if (type !== 'cache' && type !== 'bind' && type !== 'tmpfs' && type !== 'secret') throw new DockerfileError(file, line, `RUN --mount type=${type} is not supported (cache, bind, tmpfs and secret are)`);
+  let target = kv.get('target') ?? kv.get('dst') ?? kv.get('destination');
+  if (type === 'secret') {
+    const id = kv.get('id') ?? (target ? posix.basename(target) : undefined);
+    if (!id) throw new DockerfileError(file, line, 'RUN --mount=type=secret needs an id or a target');
+    kv.set('id', id);
+    target ??= `/run/secrets/${id}`;
+  }
   if (!target) throw new DockerfileError(file, line, 'RUN --mount needs a target');
   if (!target.startsWith('/')) throw new DockerfileError(file, line, `RUN --mount target must be an absolute path: ${target}`);
   const flag = (k: string) => kv.has(k) && kv.get(k) !== 'false';
-  const readonly = type === 'bind' ? !(flag('rw') || flag('readwrite')) : flag('ro') || flag('readonly');
+  const readonly = type === 'bind' || type === 'secret' ? !(flag('rw') || flag('readwrite')) : flag('ro') || flag('readonly');
   const mode = kv.get('mode');
+  const num = (k: string) => (kv.has(k) && /^\d+$/.test(kv.get(k)!) ? { [k]: Number(kv.get(k)) } : {});
   return {
     type,
+    ...num('uid'),
+    ...num('gid'),
+    ...(type === 'secret' && flag('required') ? { required: true } : {}),
     target: posix.normalize(target),
     ...(kv.has('id') ? { id: kv.get('id')! } : {}),
     ...(kv.has('source') || kv.has('src') ? { source: kv.get('source') ?? kv.get('src')! } : {}),

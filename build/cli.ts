@@ -2,7 +2,10 @@
 // pushed with --push. Output: docker's classic lines (plain), a live view on a terminal (tty),
 // or only the image ID (-q). Exit 1 on a failed build (docker's), 125 on a usage error (its flags
 // are declared in bin/commands.ts).
-import { writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { UsageError } from '../runtime/process-spec.js';
 import type { Platform } from '../oci/manifest.js';
 import { familiarReference, parseReference, type ImageReference } from '../oci/reference.js';
@@ -17,6 +20,7 @@ export interface BuildFlags {
   tag: string[];
   file?: string;
   buildArg: string[];
+  secret?: string[];
   target?: string;
   /** false with --no-cache */
   cache?: boolean;
@@ -37,6 +41,8 @@ interface Parsed {
   file?: string;
   tags: ImageReference[];
   buildArgs: Map<string, string>;
+  /** id → a file (src=), or the value of an environment variable (env=). */
+  secrets: Map<string, { file: string } | { value: string }>;
   target?: string;
   noCache: boolean;
   pull: boolean;
@@ -68,6 +74,18 @@ async function parseArgs(contextArg: string, p: BuildFlags): Promise<Parsed> {
       if (process.env[a] !== undefined) buildArgs.set(a, process.env[a]!);
     } else buildArgs.set(a.slice(0, eq), a.slice(eq + 1));
   }
+  const secrets = new Map<string, { file: string } | { value: string }>();
+  for (const spec of p.secret ?? []) {
+    // buildx's forms: id=ID,src=FILE | id=ID,env=VAR | id=ID (the variable ID) [,type=file|env]
+    const kv = new Map(spec.split(',').map((part) => [part.slice(0, part.indexOf('=') < 0 ? part.length : part.indexOf('=')), part.indexOf('=') < 0 ? '' : part.slice(part.indexOf('=') + 1)]));
+    const id = kv.get('id');
+    if (!id) throw new UsageError(`invalid secret ${JSON.stringify(spec)}: id=ID,src=FILE or id=ID,env=VAR`);
+    const src = kv.get('src') ?? kv.get('source');
+    const env = kv.get('env') ?? (src === undefined ? id : undefined);
+    if (src !== undefined && kv.get('type') !== 'env') secrets.set(id, { file: src });
+    else if (env !== undefined && process.env[env] !== undefined) secrets.set(id, { value: process.env[env]! });
+    else throw new UsageError(`secret ${id}: ${src !== undefined ? `no file ${src}` : `no environment variable ${env}`}`);
+  }
   const labels: Record<string, string> = {};
   for (const l of p.label) {
     const eq = l.indexOf('=');
@@ -95,6 +113,7 @@ async function parseArgs(contextArg: string, p: BuildFlags): Promise<Parsed> {
     ...(file !== undefined ? { file } : {}),
     tags,
     buildArgs,
+    secrets,
     ...(target !== undefined ? { target } : {}),
     noCache: p.cache === false,
     pull: Boolean(p.pull),
@@ -119,6 +138,7 @@ export async function main(contextArg: string, flags: BuildFlags): Promise<numbe
   // A UsageError (exit 125, docker's hint) is the command line's to print.
   const o = await parseArgs(contextArg, flags);
   let context: BuildContext | undefined;
+  let secretDir: string | undefined;
   const progress = chooseProgress(o);
   try {
     // build/context.ts: a folder, a tar on stdin, or a Dockerfile alone; .dockerignore applied.
@@ -126,7 +146,19 @@ export async function main(contextArg: string, flags: BuildFlags): Promise<numbe
     context = await openBuildContext(o.contextArg, o.file !== undefined ? { file: o.file } : {});
     const [{ build }, { LocalImageStore }] = await Promise.all([import('./builder.js'), import('../client/store/image-store.js')]);
     const store = await LocalImageStore.open();
+    // An env= secret is a file only while the build runs (0600, in a private temp folder).
+    const secretFiles = new Map<string, string>();
+    for (const [id, s] of o.secrets) {
+      if ('file' in s) secretFiles.set(id, resolve(s.file));
+      else {
+        secretDir ??= await mkdtemp(join(tmpdir(), 'berth-secrets-'));
+        const path = join(secretDir, createHash('sha256').update(id).digest('hex'));
+        await writeFile(path, s.value, { mode: 0o600 });
+        secretFiles.set(id, path);
+      }
+    }
     const result = await build({
+      secrets: secretFiles,
       dockerfile: context.dockerfile.text,
       dockerfileName: context.dockerfile.name,
       context,
@@ -173,6 +205,7 @@ export async function main(contextArg: string, flags: BuildFlags): Promise<numbe
     process.stderr.write(`berth: ${e.message}\n`);
     return 1;
   } finally {
+    if (secretDir) await rm(secretDir, { recursive: true, force: true });
     await context?.close().catch(() => undefined);
   }
 }

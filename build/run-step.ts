@@ -2,7 +2,7 @@
 // lifecycle.ts: overlay of the image's layers so far, namespaces, cgroups, the chosen network),
 // and the changes of its writable layer (runtime/container-layer.ts) become the step's layer.
 // The container is removed whatever happens: a failed RUN leaves no half layer behind.
-import { access, cp, lstat, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
+import { access, cp, lstat, mkdir, mkdtemp, rename, rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { LocalImageStore } from '../client/store/image-store.js';
@@ -102,15 +102,17 @@ export async function runStep(o: RunStepOptions, onStart: (containerId: string) 
     await copied;
     if (interrupted) throw new Interrupted(interrupted);
     if (code !== 0) throw new RunFailed(o.args.join(' '), code);
+    const mountParents = parentsOf(o.mounts.map((m) => m.target));
     const layer = await writeLayer(
       o.store,
       (async function* () {
         // A directory of the image that only got mount points (/etc for /etc/hosts) or nothing
         // under it is no change: held back until something under it is one.
+        // So are the folders made only to hold a mount target (/run/secrets for a secret).
         const held: ChangeEntry[] = [];
         for await (const e of changeEntries(config)) {
           while (held.length > 0 && !e.path.startsWith(`${held[held.length - 1]!.path}/`)) held.pop();
-          if (e.type === 'directory' && e.sameAsLower) {
+          if (e.type === 'directory' && (e.sameAsLower || mountParents.has(e.path))) {
             held.push(e);
             continue;
           }
@@ -170,8 +172,21 @@ async function adoptUpper(layout: RuntimeLayout, config: ContainerConfig, digest
   for (const point of ['/dev', '/proc', '/sys', ...h.files.map((f) => f.target), ...h.mounts.map((m) => m.target)]) {
     if (!(await inLower(point))) await rm(join(h.upper, point), { recursive: true, force: true });
   }
+  // Folders made only for a mount target, left empty: not in the layer, so not in its copy.
+  const parents = [...parentsOf(h.mounts.map((m) => m.target))].sort((a, b) => b.length - a.length);
+  for (const p of parents) if (!(await inLower(`/${p}`))) await rmdir(join(h.upper, p)).catch(() => undefined);
   await mkdir(dirname(dir), { recursive: true });
   await rename(h.upper, dir).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err; // unpacked meanwhile by another build
   });
+}
+
+/** The folders above mount targets, as layer paths (`/run/secrets/x` → run, run/secrets). */
+function parentsOf(targets: string[]): Set<string> {
+  const out = new Set<string>();
+  for (const t of targets) {
+    const parts = t.split('/').filter(Boolean);
+    for (let i = 1; i < parts.length; i++) out.add(parts.slice(0, i).join('/'));
+  }
+  return out;
 }
