@@ -91,6 +91,14 @@ describe('Go templates as docker inspect -f runs them', () => {
       ['{{)}}', 'unexpected ")" in command'],
       ['{{|}}', 'unexpected "|" in command'],
       ['a\nb\n{{.X', 'unclosed action'],
+      ['{{.A.}}', 'unexpected <.> in operand'],
+      ['{{1.2.3}}', 'unexpected ".3" in operand'],
+      ['{{ /* a */}}', 'unexpected "/" in command'],
+      ['{{0x}}', 'illegal number syntax: "0x"'],
+      ["{{'ab'}}", "malformed character constant: 'ab'"],
+      ['{{range $a, $b, $c := .X}}{{end}}', 'too many declarations in range'],
+      ['{{"x".Y}}', 'unexpected . after term "\\"x\\""'],
+      ['{{if .A}}{{else}}{{else}}{{end}}', 'expected end; found {{else}}'],
     ];
     for (const [format, msg] of cases) {
       const r = inspect(format);
@@ -109,6 +117,8 @@ describe('Go templates as docker inspect -f runs them', () => {
       ['{{nil}}', ':1:2: executing "" at <nil>: nil is not a command'],
       ['{{printf}}', ':1:2: executing "" at <printf>: wrong number of args for printf: want at least 1 got 0'],
       ['x\n  {{.Nope}}', ':2:4: executing "" at <.Nope>: map has no entry for key "Nope"'],
+      ['{{$x = 1}}', ':1:7: executing "" at <1>: undefined variable: $x'],
+      ['{{slice .Name 2 1}}', ':1:2: executing "" at <slice .Name 2 1>: error calling slice: invalid slice index: 2 > 1'],
     ];
     for (const [format, msg] of cases) assert.equal(inspect(format).stderr, `template parsing error: template: ${msg}\n`, format);
   });

@@ -90,6 +90,7 @@ type TokType =
   | 'assign'
   | 'comma'
   | 'keyword'
+  | 'char'
   | 'eof'
   | 'error';
 
@@ -349,8 +350,17 @@ function lex(input: string): Tok[] {
           pos++;
           if (d === "'") break;
         }
-        const ch = unquoteGo(input.slice(start + 1, pos - 1));
-        push('number', start, pos, { val: ch.codePointAt(0) ?? 0, isInt: true });
+        let ch = '';
+        try {
+          ch = unquoteGo(input.slice(start + 1, pos - 1));
+        } catch {
+          ch = '';
+        }
+        if ([...ch].length !== 1) {
+          push('error', start, start, { v: `malformed character constant: ${input.slice(start, pos)}` });
+          return toks;
+        }
+        push('number', start, pos, { val: ch.codePointAt(0)!, isInt: true });
         continue;
       }
       if (c === '$') {
@@ -372,14 +382,18 @@ function lex(input: string): Tok[] {
         continue;
       }
       if (/[0-9.+-]/.test(c)) {
-        const m = /^[+-]?(0[xX][0-9a-fA-F_]+|0[bB][01_]+|0[oO][0-7_]+|[0-9_]*\.?[0-9_]*([eE][+-]?[0-9_]+)?)/.exec(input.slice(pos))!;
+        // Go's scanNumber: what looks like a number is taken whole; a letter right after it is
+        // "bad number syntax", a scan strconv refuses "illegal number syntax" (the parser's).
+        const m = /^[+-]?(0[xX][0-9a-fA-F_]*(\.[0-9a-fA-F_]*)?([pP][+-]?[0-9_]*)?|0[oO][0-7_]*|0[bB][01_]*|[0-9_]*(\.[0-9_]*)?([eE][+-]?[0-9_]*)?)/.exec(input.slice(pos))!;
         const text = m[0];
         const end = pos + text.length;
-        const num = text && !isAlnum(input[end]) ? parseNumber(text) : undefined;
+        if (isAlnum(input[end])) {
+          push('error', start, start, { v: `bad number syntax: "${input.slice(start, end + 1)}"` });
+          return toks;
+        }
+        const num = parseNumber(text);
         if (!num) {
-          let stop = end;
-          while (isAlnum(input[stop]) || input[stop] === '.') stop++;
-          push('error', start, start, { v: `bad number syntax: "${input.slice(start, Math.max(stop, pos + 1))}"` });
+          push('error', start, start, { v: `illegal number syntax: "${text}"` });
           return toks;
         }
         pos = end;
@@ -394,6 +408,12 @@ function lex(input: string): Tok[] {
         else if (word === 'true' || word === 'false') push('bool', start, pos);
         else if (word === 'nil') push('nil', start, pos);
         else push('ident', start, pos);
+        continue;
+      }
+      // Go's lexer hands a lone printable ASCII character to the parser ("unexpected "/" in command").
+      if (c >= ' ' && c <= '~') {
+        pos++;
+        push('char', start, pos);
         continue;
       }
       push('error', pos, pos, { v: `bad character ${goRune(input.codePointAt(pos)!)}` });
@@ -518,7 +538,8 @@ class Parser {
 
   private unexpected(tok: Tok, context: string): never {
     if (tok.t === 'error') this.errorf(tok.v, tok);
-    const what = tok.t === 'eof' ? 'EOF' : tok.t === 'right' ? '"}}"' : tok.t === 'left' ? '"{{"' : tok.t === 'keyword' ? `<${tok.v}>` : `"${tok.v}"`;
+    // Go's item.String(): keywords (and . and nil, which Go lexes as keywords) in <>, the rest quoted.
+    const what = tok.t === 'eof' ? 'EOF' : tok.t === 'right' ? '"}}"' : tok.t === 'left' ? '"{{"' : tok.t === 'keyword' || tok.t === 'dot' || tok.t === 'nil' ? `<${tok.v}>` : JSON.stringify(tok.v);
     this.errorf(`unexpected ${what} in ${context}`, tok);
   }
 
@@ -650,11 +671,12 @@ class Parser {
       if (after.t === 'declare' || after.t === 'assign') {
         pipe.isAssign = after.t === 'assign';
         pipe.decl.push({ name: v.v, pos: v.pos });
+        // Go checks an assignment's variable when it runs ("undefined variable: $x").
         if (after.t === 'declare') this.vars[this.vars.length - 1]!.push(v.v);
-        else if (!this.hasVar(v.v)) this.errorf(`undefined variable "${v.v}"`, v);
       } else if (after.t === 'comma' && context === 'range') {
         const v2 = this.nextNonSpace();
         const op = this.nextNonSpace();
+        if (v2.t === 'var' && op.t === 'comma') this.errorf(`too many declarations in ${context}`, op);
         if (v2.t !== 'var' || (op.t !== 'declare' && op.t !== 'assign')) this.errorf('range can only initialize variables', v2);
         pipe.isAssign = op.t === 'assign';
         pipe.decl.push({ name: v.v, pos: v.pos }, { name: v2.v, pos: v2.pos });
@@ -740,7 +762,7 @@ class Parser {
         case 'number':
         case 'nil':
         case 'dot':
-          this.errorf(`unexpected . after term "${argString(node)}"`);
+          this.errorf(`unexpected . after term ${JSON.stringify(argString(node))}`);
           break;
         default:
           return { k: 'chain', pos: chainPos, node, field: fields };
@@ -958,6 +980,7 @@ function setVar(s: ExecState, name: string, value: unknown, assign: boolean): vo
         s.vars[i]!.value = value;
         return;
       }
+    s.errorf(`undefined variable: ${name}`);
   }
   s.vars.push({ name, value });
 }
@@ -1251,7 +1274,8 @@ function goSlice(item: unknown, ...idx: unknown[]): unknown {
   });
   const lo = n[0] ?? 0;
   const hi = n[1] ?? len;
-  if (lo < 0 || hi < lo || hi > len) throw new Error(`index out of range: ${hi > len ? hi : lo}`);
+  for (const i of n) if (i < 0 || i > len) throw new Error(`index out of range: ${i}`);
+  if (lo > hi) throw new Error(`invalid slice index: ${lo} > ${hi}`);
   return typeof item === 'string' ? Buffer.from(item).subarray(lo, hi).toString() : item.slice(lo, hi);
 }
 
