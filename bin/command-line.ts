@@ -3,7 +3,31 @@
 // `"berth rm" requires at least 1 argument.`) with exit code 125, `--flag=true|false` for
 // booleans, and an action's returned number as the exit code. Verbs are defined in
 // bin/commands.ts; a layer's cli/ modules hold what the actions run.
-import { Command, CommanderError, type Argument, type Option } from 'commander';
+import Module, { createRequire } from 'node:module';
+import type { Argument, Option } from 'commander';
+
+/**
+ * commander, loaded without node:child_process: commander requires it when it loads, for
+ * executable (git-style) subcommands, which berth never uses; that builtin and what it pulls in
+ * (net, dgram, …) cost ~4 ms of every start on Node 20. While commander loads it gets a stand-in
+ * that loads the real module on first use.
+ */
+function loadCommander(): typeof import('commander') {
+  const loader = Module as unknown as { _load(request: string, ...rest: unknown[]): unknown };
+  const original = loader._load;
+  let real: Record<string | symbol, unknown> | undefined;
+  const childProcess = new Proxy({}, { get: (_, key) => (real ??= original('node:child_process') as Record<string | symbol, unknown>)[key] });
+  loader._load = function (this: unknown, request: string, ...rest: unknown[]) {
+    return request === 'node:child_process' || request === 'child_process' ? childProcess : original.call(this, request, ...rest);
+  };
+  try {
+    return createRequire(import.meta.url)('commander') as typeof import('commander');
+  } finally {
+    loader._load = original;
+  }
+}
+const { Command, CommanderError } = loadCommander();
+type Command = import('commander').Command;
 
 // Every berth command is a BerthCommand (createCommand below): an action may resolve to the exit
 // code. The layers' define functions (server/cli.ts, …) take commander's Command type.

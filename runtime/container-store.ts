@@ -6,10 +6,9 @@ import { randomHex } from '../storage/random-hex.js';
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { readFile, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fsyncDir } from '../storage/durable-file.js';
 import type { CgroupSet } from './cgroups.js';
 import type { ResolvedSeccomp } from './confinement.js';
-import { releaseIp, type PortBinding } from './network.js';
+import type { PortBinding } from './network.js';
 import { isContainerId, type RuntimeLayout } from './runtime-layout.js';
 
 /** The JSON the helper reads on fd 3 (see native/src/helper.cc). */
@@ -177,7 +176,8 @@ export class ContainerStore {
     const durable = !config.HostConfig.AutoRemove;
     writeJsonAtomic(join(dir, 'config.json'), config, durable);
     writeJsonAtomic(join(dir, 'state.json'), state, durable);
-    if (durable) await fsyncDir(dir);
+    // Imported where used: the verbs that only read containers (ps, inspect) load less.
+    if (durable) await (await import('../storage/durable-file.js')).fsyncDir(dir);
   }
 
   async writeState(id: string, state: ContainerState, durable = true): Promise<void> {
@@ -228,7 +228,7 @@ export class ContainerStore {
         // already released
       }
     }
-    if (config?.NetworkSettings?.IPAddress) await releaseIp(config.NetworkSettings.IPAddress);
+    if (config?.NetworkSettings?.IPAddress) await (await import('./network.js')).releaseIp(config.NetworkSettings.IPAddress);
     const mode = config?.HostConfig.NetworkMode ?? 'none';
     if (mode !== 'none' && mode !== 'host' && !mode.startsWith('container:')) await (await import('./networks.js')).leaveNetworks(this.layout, id);
   }

@@ -112,6 +112,9 @@ async function spawnPiped(mode: 'run' | 'exec', config: object, stdio: Stdio): P
     child.on('error', (err) => reject(new StartError(125, `${helperPath}: ${err.message}`)));
     child.on('exit', (code, signal) => resolve(exitCodeOf(code, signal)));
   });
+  // A helper that cannot be spawned rejects `exit` at once, before its caller awaits it (it awaits
+  // `pid` first): not an unhandled rejection, the caller still gets it.
+  exit.catch(() => undefined);
   const pid = new Promise<string>((resolve) => {
     let text = '';
     statusPipe.setEncoding('utf8');
