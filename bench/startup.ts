@@ -10,6 +10,10 @@
 // On a shared machine the CPU ratio moves less than the wall one (another tenant's load stretches
 // wall time, not the CPU a process needs).
 //
+// BENCH_BERTH_BEFORE=DIR/bin/berth (another built checkout, e.g. `git archive` of an older commit
+// with node_modules linked and `npx tsc` run) adds the same verbs run by that berth to the same
+// rounds, labelled "before": a change's start-up cost measured beside the current tree's.
+//
 // The baseline runs without NODE_EXTRA_CA_CERTS, as berth's own Node does (bin/berth moves it to
 // BERTH_EXTRA_CA_CERTS): Node 20 otherwise parses the whole CA bundle at start, which would flatter
 // berth by up to ~35 ms.
@@ -125,6 +129,8 @@ async function main(): Promise<void> {
       { name: 'berth inspect IMAGE', cmd: BERTH, args: ['inspect', 'bench/bb:1'] },
       ...(container ? [{ name: 'berth inspect CONTAINER', cmd: BERTH, args: ['inspect', 'bench-startup'] }] : []),
     ];
+    const before = process.env.BENCH_BERTH_BEFORE;
+    if (before) cases.push(...cases.map((c) => ({ ...c, name: `${c.name} (before)`, cmd: before })));
 
     const nodes: { label: string; env: NodeJS.ProcessEnv }[] = [{ label: 'system', env }];
     if (process.env.BENCH_NODE24 !== '0') {
@@ -138,11 +144,11 @@ async function main(): Promise<void> {
       const r = measure(n.env, cases);
       results.push(r);
       process.stdout.write(`\nNode ${r.node}, ${ROUNDS} rounds, load average ${loadavg()[0]!.toFixed(1)} at the end. wall: median ms, ratio = median of the per-round ratios to node -e 0 (min-max); cpu: mean ms, ratio of the means\n`);
-      process.stdout.write(`${''.padEnd(26)}${'wall'.padStart(8)}${'ratio'.padStart(8)}${''.padStart(15)}${'cpu'.padStart(8)}${'ratio'.padStart(8)}\n`);
-      process.stdout.write(`${'node -e 0'.padEnd(26)}${r.baselineMs.toFixed(1).padStart(8)}${''.padStart(23)}${r.baselineCpuMs.toFixed(1).padStart(8)}\n`);
+      process.stdout.write(`${''.padEnd(36)}${'wall'.padStart(8)}${'ratio'.padStart(8)}${''.padStart(15)}${'cpu'.padStart(8)}${'ratio'.padStart(8)}\n`);
+      process.stdout.write(`${'node -e 0'.padEnd(36)}${r.baselineMs.toFixed(1).padStart(8)}${''.padStart(23)}${r.baselineCpuMs.toFixed(1).padStart(8)}\n`);
       for (const v of r.verbs) {
         const range = `(${v.ratioMin.toFixed(2)}-${v.ratioMax.toFixed(2)})`;
-        process.stdout.write(`${v.name.padEnd(26)}${v.ms.toFixed(1).padStart(8)}${v.ratio.toFixed(2).padStart(8)}  ${range.padEnd(13)}${v.cpuMs.toFixed(1).padStart(8)}${v.cpuRatio.toFixed(2).padStart(8)}${v.ratio <= 1.5 ? '  ≤ 1.5' : '  > 1.5'}\n`);
+        process.stdout.write(`${v.name.padEnd(36)}${v.ms.toFixed(1).padStart(8)}${v.ratio.toFixed(2).padStart(8)}  ${range.padEnd(13)}${v.cpuMs.toFixed(1).padStart(8)}${v.cpuRatio.toFixed(2).padStart(8)}${v.ratio <= 1.5 ? '  ≤ 1.5' : '  > 1.5'}\n`);
       }
     }
     if (container) timeOnce(BERTH, ['rm', 'bench-startup'], env);

@@ -96,7 +96,7 @@ export async function runStep(o: RunStepOptions, onStart: (containerId: string) 
           s.on('end', resolve);
           s.on('error', () => resolve());
         });
-      copied = Promise.all([pipeOut(l.child!.stdout!), pipeOut(l.child!.stderr!)]);
+      copied = Promise.all([pipeOut(l.stdout!), pipeOut(l.stderr!)]);
     });
     const code = await awaitExit(containers, config, started);
     await copied;

@@ -24,7 +24,7 @@ async function main(root: string, id: string): Promise<void> {
     // With -t the terminal's output reaches the log as stdout, as docker's json-file has it.
     const detached = { ...config, helper: { ...config.helper, ttyStdin: false } };
     started = await startContainer(store, detached, ['ignore', 'pipe', 'pipe'], (l) => {
-      copied = Promise.all([logStream(l.child!.stdout!, 'stdout', log), logStream(l.child!.stderr!, 'stderr', log)]);
+      copied = Promise.all([logStream(l.stdout!, 'stdout', log), logStream(l.stderr!, 'stderr', log)]);
     });
   } catch (err) {
     const e = err instanceof StartError ? err : new StartError(125, (err as Error).message);

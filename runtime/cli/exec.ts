@@ -10,7 +10,6 @@ import { RuntimeLayout } from '../runtime-layout.js';
 export interface ExecFlags {
   interactive?: boolean;
   tty?: boolean;
-  detach?: boolean;
   env: string[];
   workdir?: string;
   user?: string;

@@ -167,7 +167,7 @@ export async function run(image: string, cmd: string[], flags: RunFlags): Promis
     try {
       const started = await startContainer(store, config, [opts.interactive || opts.tty ? 'inherit' : 'ignore', 'pipe', 'pipe'], (l) => {
         helper = l;
-        copied = Promise.all([logStream(l.child!.stdout!, 'stdout', log, process.stdout), logStream(l.child!.stderr!, 'stderr', log, process.stderr)]);
+        copied = Promise.all([logStream(l.stdout!, 'stdout', log, process.stdout), logStream(l.stderr!, 'stderr', log, process.stderr)]);
       });
       for (const sig of pending.splice(0)) started.launched.kill(sig);
       // Output logged before the exit is recorded: `logs -f` stops at the exit with nothing left.
