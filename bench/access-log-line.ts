@@ -51,11 +51,20 @@ async function handThroughBatch(): Promise<number> {
   return us;
 }
 
+async function handThroughBatchSync(): Promise<number> {
+  const dest = pino.destination({ dest: '/dev/null', sync: true, minLength: 0 });
+  const batch = new LineBatch(dest);
+  const us = await measure((n) => batch.write(accessLine(record(n), Date.now())));
+  batch.stop();
+  return us;
+}
+
 const cases: Array<[string, () => Promise<number>]> = [
   ['making the record only (baseline)', baseline],
   ['pino info(record) → sonic-boom, minLength 4 KiB (before)', pinoLine],
   ['accessLine → sonic-boom write per line, minLength 4 KiB', handIntoSonicBoom],
-  ['accessLine → LineBatch 16 KiB → sonic-boom (berth serve now)', handThroughBatch],
+  ['accessLine → LineBatch 16 KiB → sonic-boom, async writes (threadpool)', handThroughBatch],
+  ['accessLine → LineBatch 16 KiB → sonic-boom, sync writes', handThroughBatchSync],
 ];
 const results = new Map<string, number[]>();
 // Three rounds, the cases in turn: a burst of load from elsewhere falls on all of them.

@@ -39,7 +39,7 @@ export class LineBatch {
     return true;
   }
 
-  /** Hands what is gathered to the sink (which writes it on its own schedule). */
+  /** Hands what is gathered to the sink (a synchronous sink writes it now). */
   drain(): void {
     if (this.chars === 0) return;
     const text = this.parts.length === 1 ? this.parts[0]! : this.parts.join('');
