@@ -380,6 +380,8 @@ export const VERBS: Record<string, VerbEntry> = {
         .option('--iidfile <string>', 'Write the image ID to the file')
         .option('--push', 'Push the tags once built')
         .option('--format <string>', 'docker (default) or oci: the manifest and config media types')
+        .option('--rm', "Remove intermediate containers after a successful build (berth always does; docker's flag)")
+        .option('--force-rm', 'Always remove intermediate containers (berth always does)')
         .action(async (context: string, o) => (await import('../build/cli.js')).main(context, o)),
   },
   builder: {
