@@ -145,6 +145,9 @@ describe('--format: berth and docker print the same', { skip: skip ?? false, tim
     assert.match(b, shape);
     const [bi, di] = (await both('ps', '-a', '--format', '{{.ID}}|{{.Label "x"}}|{{upper .Names}}|{{json .State}}')).map((s) => s.replace(/^[0-9a-f]{12}/, 'ID'));
     assert.equal(bi, di);
+    // .Size: the writable layer's bytes (berth leaves out docker's "(virtual …)": it does not count unpacked image bytes).
+    const [bs, ds] = await both('ps', '-a', '--format', '{{.Size}}');
+    assert.equal(bs.trim(), ds.trim().split(' ')[0]);
     // No running container: a table is the header alone.
     await same('ps', '--format', 'table {{.Names}}\\t{{.Status}}');
   });

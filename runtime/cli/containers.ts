@@ -343,11 +343,16 @@ export async function runVerb(verb: string, operands: string[], p: ContainerFlag
     }
     entries.sort((a, b) => b.c.Created.localeCompare(a.c.Created));
     if (p.format !== undefined && p.format !== '' && !(p.quiet && p.format === 'table')) {
-      const [f, { psContext, PS_FORMAT }] = await Promise.all([import('../../client/cli/format.js'), import('./format-contexts.js')]);
+      const [f, { psContext, directorySize, PS_FORMAT }] = await Promise.all([import('../../client/cli/format.js'), import('./format-contexts.js')]);
+      // As docker, the writable layer is measured only for a template that may show .Size.
+      const wantsSize = /Size|json/.test(p.format);
       // Network names cost a read per container: only when the template may show them.
       const wantsNetworks = /Networks|json/.test(p.format);
       const contexts: unknown[] = [];
-      for (const { c, s } of entries) contexts.push(psContext(c, s, { trunc: p.trunc, networks: wantsNetworks ? Object.keys(await networksOf(c)) : [] }));
+      for (const { c, s } of entries) {
+        const networks = wantsNetworks ? Object.keys(await networksOf(c)) : [];
+        contexts.push(psContext(c, s, { trunc: p.trunc, networks, sizeRw: wantsSize ? await directorySize(c.helper.upper) : 0 }));
+      }
       return f.writeFormatted(() => f.formatList(p.format!, contexts, PS_FORMAT));
     }
     if (p.quiet) {

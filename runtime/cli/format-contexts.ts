@@ -1,7 +1,10 @@
 // docker's formatting contexts for the container verbs' --format: the fields `ps`, `volume ls`
 // and `network ls` templates read, worded as docker's CLI words them
 // (cli/command/formatter/container.go, volume.go, network/formatter.go).
+import { lstat, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { formatContext, goTimeString, humanDuration, type ListFormat } from '../../client/cli/format.js';
+import { humanSize } from '../../client/progress.js';
 import type { ContainerConfig, ContainerState } from '../container-store.js';
 import type { Volume } from '../volumes.js';
 
@@ -14,6 +17,30 @@ function ellipsis(s: string, max: number): string {
 /** The name a mount shows in `ps`: a named volume's name, else the bind's source. */
 function mountName(source: string): string {
   return /\/volumes\/([^/]+)\/_data$/.exec(source)?.[1] ?? source;
+}
+
+/** Bytes of the files under `dir` (a hard link counted once): docker's SizeRw of a container's upper dir. */
+export async function directorySize(dir: string): Promise<number> {
+  const seen = new Set<string>();
+  let total = 0;
+  const walk = async (d: string): Promise<void> => {
+    const entries = await readdir(d, { withFileTypes: true }).catch(() => []);
+    for (const e of entries) {
+      const path = join(d, e.name);
+      if (e.isDirectory()) {
+        await walk(path);
+        continue;
+      }
+      const st = await lstat(path).catch(() => undefined);
+      if (!st) continue;
+      const key = `${st.dev}:${st.ino}`;
+      if (st.nlink > 1 && seen.has(key)) continue;
+      seen.add(key);
+      total += st.size;
+    }
+  };
+  await walk(dir);
+  return total;
 }
 
 /** docker ps's STATUS column. */
@@ -36,7 +63,7 @@ export function networkNames(c: ContainerConfig, attached: string[]): string {
 }
 
 /** `*formatter.ContainerContext`: one `ps` row. `networks` are the names of the networks it is attached to. */
-export function psContext(c: ContainerConfig, s: ContainerState, o: { trunc?: boolean; networks?: string[] } = {}) {
+export function psContext(c: ContainerConfig, s: ContainerState, o: { trunc?: boolean; networks?: string[]; sizeRw?: number } = {}) {
   const trunc = o.trunc !== false;
   const labels = labelsOf(c);
   // The daemon's Command: arguments with a space in single quotes (moby daemon/list.go).
@@ -56,8 +83,9 @@ export function psContext(c: ContainerConfig, s: ContainerState, o: { trunc?: bo
       Networks: networkNames(c, o.networks ?? []),
       Ports: (c.NetworkSettings?.Ports ?? []).map((b) => `${b.hostIp}:${b.hostPort}->${b.containerPort}/${b.protocol ?? 'tcp'}`).join(', '),
       RunningFor: `${humanDuration(Date.now() - Date.parse(c.Created))} ago`,
-      // berth does not measure the container's writable layer: docker's figure with no size asked.
-      Size: '0B',
+      // The writable layer's bytes, measured when the template may show them (docker's virtual
+      // size, the image's unpacked bytes on top, is left out: berth does not count those).
+      Size: humanSize(o.sizeRw ?? 0),
       State: s.Status,
       Status: containerStatus(s),
     },
