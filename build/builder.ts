@@ -62,6 +62,8 @@ interface StageState {
   layers: BuiltLayer[];
   config: ImageConfig;
   key: string;
+  /** FROM an image: its ID (config digest), as docker prints it after the FROM step. */
+  baseId?: string;
 }
 
 /** Docker's and OCI's names for the same layer bytes. */
@@ -168,7 +170,7 @@ export class Builder {
     const o = this.o;
     this.announce(stage.from.original);
     const state = await this.baseState(stage);
-    o.progress.note(` ---> ${shortId(configDigest(state.config))}`);
+    o.progress.note(` ---> ${shortId(state.baseId ?? configDigest(state.config))}`);
     // ARGs declared in this stage, with their values; meta args only once redeclared (docker's scope rule).
     const args = new Map<string, string>();
     const env = () => new Map((state.config.config?.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
@@ -214,7 +216,7 @@ export class Builder {
       return { layers: [...s.layers], config: clone(s.config), key: s.key };
     }
     const { image, config } = await this.baseImage(stage.base, platform, stage.from.line);
-    return { layers: baseLayers(image, config), config: clone(config), key: stepKey('image', image.digest) };
+    return { layers: baseLayers(image, config), config: clone(config), key: stepKey('image', image.digest), baseId: image.config.digest };
   }
 
   /** An image named by FROM or COPY --from: from the local store, pulled when missing or with --pull; its blobs copied into the store. */

@@ -137,6 +137,9 @@ function chooseProgress(o: Parsed): BuildProgress {
 export async function main(contextArg: string, flags: BuildFlags): Promise<number> {
   // A UsageError (exit 125, docker's hint) is the command line's to print.
   const o = await parseArgs(contextArg, flags);
+  // A reader that goes away (`berth build . | head`) must not stop the build halfway, with a
+  // step's container left behind: the rest of the output is dropped, the build goes on.
+  process.stdout.on('error', () => undefined);
   let context: BuildContext | undefined;
   let secretDir: string | undefined;
   const progress = chooseProgress(o);
