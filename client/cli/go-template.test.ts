@@ -223,6 +223,8 @@ describe('engine pieces', () => {
 
   it('goFloat and printf as fmt', () => {
     assert.equal(goFloat(1e21), '1e+21');
+    assert.equal(goFloat(1234567.5), '1.2345675e+06');
+    assert.equal(goFloat(123456.5), '123456.5');
     assert.equal(goFloat(0.0001), '0.0001');
     assert.equal(goFloat(0.00001), '1e-05');
     assert.equal(goSprintf('%05d|%+d|%-4d|%3s|%.1s|%t|%v|%%|%c', 42, 3, 7, 'a', 'xyz', true, [1, 'a'], 65), '00042|+3|7   |  a|x|true|[1 a]|%|A');

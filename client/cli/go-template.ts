@@ -1159,13 +1159,13 @@ function evalFunction(s: ExecState, dot: unknown, id: Extract<Arg, { k: 'ident' 
 // ---------------------------------------------------------------------------------------------
 // Printing (fmt's %v) and JSON (encoding/json)
 
-/** Go's %v of a float64: shortest digits, exponent form below 1e-4 and from 1e21, two-digit exponents. */
+/** Go's %v of a float64 (strconv 'g', shortest): exponent form below 1e-4 and from 1e6, two-digit exponents. */
 export function goFloat(n: number): string {
   if (!Number.isFinite(n)) return Number.isNaN(n) ? 'NaN' : n > 0 ? '+Inf' : '-Inf';
   if (n === 0) return Object.is(n, -0) ? '-0' : '0';
   const [mant, expStr] = n.toExponential().split('e') as [string, string];
   const exp = Number(expStr);
-  if (exp < -4 || exp >= 21) return `${mant}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
+  if (exp < -4 || exp >= 6) return `${mant}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
   return String(n);
 }
 
