@@ -72,13 +72,13 @@ export function defineUsers(program: Command): void {
     .option('--htpasswd <file>', 'users file (env BERTH_HTPASSWD); created when missing')
     .action(
       action(async (name: string, o: { htpasswd?: string }) => {
-      checkName(name);
-      const users = await readHtpasswdFile(file(o));
-      if (users.has(name)) throw new Error(`user ${name} exists: use 'berth serve user passwd ${name}'`);
-      users.set(name, await hashPassword(await newPassword()));
-      await writeHtpasswd(file(o), users);
-      process.stderr.write(`added user ${name}\n`);
-    }),
+        checkName(name);
+        const users = await readHtpasswdFile(file(o));
+        if (users.has(name)) throw new Error(`user ${name} exists: use 'berth serve user passwd ${name}'`);
+        users.set(name, await hashPassword(await newPassword()));
+        await writeHtpasswd(file(o), users);
+        process.stderr.write(`added user ${name}\n`);
+      }),
     );
   program
     .command('passwd <name>')
@@ -86,12 +86,12 @@ export function defineUsers(program: Command): void {
     .option('--htpasswd <file>', 'users file (env BERTH_HTPASSWD)')
     .action(
       action(async (name: string, o: { htpasswd?: string }) => {
-      const users = await readHtpasswdFile(file(o));
-      if (!users.has(name)) throw new Error(`no user ${name}`);
-      users.set(name, await hashPassword(await newPassword()));
-      await writeHtpasswd(file(o), users);
-      process.stderr.write(`changed the password of ${name}\n`);
-    }),
+        const users = await readHtpasswdFile(file(o));
+        if (!users.has(name)) throw new Error(`no user ${name}`);
+        users.set(name, await hashPassword(await newPassword()));
+        await writeHtpasswd(file(o), users);
+        process.stderr.write(`changed the password of ${name}\n`);
+      }),
     );
   program
     .command('rm <name>')
@@ -99,11 +99,11 @@ export function defineUsers(program: Command): void {
     .option('--htpasswd <file>', 'users file (env BERTH_HTPASSWD)')
     .action(
       action(async (name: string, o: { htpasswd?: string }) => {
-      const users = await readHtpasswdFile(file(o));
-      if (!users.delete(name)) throw new Error(`no user ${name}`);
-      await writeHtpasswd(file(o), users);
-      process.stderr.write(`removed user ${name}\n`);
-    }),
+        const users = await readHtpasswdFile(file(o));
+        if (!users.delete(name)) throw new Error(`no user ${name}`);
+        await writeHtpasswd(file(o), users);
+        process.stderr.write(`removed user ${name}\n`);
+      }),
     );
   program
     .command('ls')
@@ -111,7 +111,7 @@ export function defineUsers(program: Command): void {
     .option('--htpasswd <file>', 'users file (env BERTH_HTPASSWD)')
     .action(
       action(async (o: { htpasswd?: string }) => {
-      for (const name of (await readHtpasswdFile(file(o))).keys()) process.stdout.write(`${name}\n`);
-    }),
+        for (const name of (await readHtpasswdFile(file(o))).keys()) process.stdout.write(`${name}\n`);
+      }),
     );
 }
