@@ -25,6 +25,8 @@ function usage(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // `berth help VERB [SUB]` is `berth VERB [SUB] --help`, as docker's.
+  if (argv[0] === 'help' && argv.length > 1) return main([...argv.slice(1), '--help']);
   const [verb] = argv;
   if (verb === undefined || verb === '--help' || verb === '-h' || verb === 'help') {
     process.stdout.write(usage() + '\n');

@@ -60,6 +60,9 @@ test('--help on every verb and subcommand: exit 0, the usage line on stdout', as
     assert.ok(r.stdout.includes(`\n\n${(cmd.summary() || cmd.description()).split(/\s+/).slice(0, 4).join(' ')}`), r.stdout);
     assert.equal(r.stderr, '');
   });
+  // `berth help VERB [SUB]` as docker's
+  const viaHelp = await berth(['help', 'network', 'create']);
+  assert.deepEqual([viaHelp.code, viaHelp.stdout.split('\n')[0]], [0, 'Usage: berth network create [OPTIONS] NETWORK']);
   // -h too, except on run where -h is --hostname (as docker's)
   assert.equal((await berth(['network', 'ls', '-h'])).code, 0);
   const runH = await berth(['run', '-h']);
