@@ -2,7 +2,7 @@
 // into a sonic-boom destination with a 4 KiB minLength (berth serve's logger before), the hand
 // serializer into that destination line by line, and the hand serializer through the 16 KiB
 // LineBatch (berth serve's now). docs/performance.md, "Metrics and access log overhead".
-//   npm run build && node dist/bench/access-log-line.js [--lines 300000]
+//   npm run build && node dist/bench/access-log-line.js [--lines 300000] [--garbage]
 import { pino } from 'pino';
 import { accessLine, type AccessRecord } from '../server/access-log.js';
 import { LineBatch } from '../server/log-batch.js';
@@ -12,8 +12,21 @@ const LINES = i >= 0 ? Number(process.argv[i + 1]) : 300_000;
 
 const record = (n: number): AccessRecord => ({ reqId: `a1b2c3d4-${n.toString(36)}`, method: 'GET', route: '/v2/{name}/manifests/{reference}', path: '/v2/perf/manifest/manifests/latest', repository: 'perf/manifest', status: 200, bytesIn: 0, bytesOut: 473, ms: 0.4, user: undefined });
 
+// --garbage: each call first makes ~20 KB of short-lived objects, as a request through Koa and
+// node:http does, beside 200 000 long-lived ones: the young generation scavenges as often as in
+// berth serve under load, and lines waiting in a batch can be caught live by it.
+const GARBAGE = process.argv.includes('--garbage');
+const longLived = GARBAGE ? Array.from({ length: 200_000 }, (_, k) => ({ k, s: `x${k}` })) : [];
+let made = 0;
+function requestGarbage(n: number): void {
+  const junk: Array<{ k: number; s: string; a: number[] }> = [];
+  for (let k = 0; k < 200; k++) junk.push({ k, s: `hdr-${k}${n}`, a: [k, n] });
+  made += junk.length;
+}
+
 /** CPU µs (all threads: user + system) per call of `write`, yielding to the event loop every 16 calls as a server does between requests. */
-async function measure(write: (n: number) => void): Promise<number> {
+async function measure(writeLine: (n: number) => void): Promise<number> {
+  const write = GARBAGE ? (n: number) => (requestGarbage(n), writeLine(n)) : writeLine;
   for (let n = 0; n < 20_000; n++) write(n);
   const c0 = process.cpuUsage();
   for (let n = 0; n < LINES; n++) {
@@ -69,7 +82,7 @@ const cases: Array<[string, () => Promise<number>]> = [
 const results = new Map<string, number[]>();
 // Three rounds, the cases in turn: a burst of load from elsewhere falls on all of them.
 for (let round = 0; round < 3; round++) for (const [label, fn] of cases) (results.get(label) ?? results.set(label, []).get(label)!).push(await fn());
-console.log(`${LINES} lines per case, 3 rounds, median CPU µs per line; load ${(await import('node:os')).loadavg()[0]!.toFixed(1)}; node ${process.version}`);
+console.log(`${LINES} lines per case, 3 rounds, median CPU µs per line${GARBAGE ? ` (each after ~20 KB of request garbage, ${made} objects made, beside ${longLived.length} long-lived ones)` : ''}; load ${(await import('node:os')).loadavg()[0]!.toFixed(1)}; node ${process.version}`);
 console.log('| path | CPU µs / line |\n|---|---:|');
 for (const [label] of cases) {
   const xs = results.get(label)!.sort((a, b) => a - b);
