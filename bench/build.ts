@@ -1,10 +1,13 @@
 // `berth build` against `buildah bud --isolation chroot --layers` (Debian's, overlay storage in its
 // own root) on one 10-instruction Dockerfile: two stages, 3 RUN, 4 COPY reading a 50 MB tree
-// (half text-like files, half incompressible bytes, 400 files in 20 folders), from an offline
-// busybox-static base in an OCI layout. Three cases per round, in this order, with fresh storage
-// for each tool at the start of the round: cold build; fully cached rebuild; rebuild after one
-// file of the tree changed (the COPYs of the tree and every later step run again). Rounds
-// alternate which tool goes first; medians, min-max and the ratio berth / buildah per case.
+// (half text-like files, half incompressible bytes, 400 files in 20 folders: `deps/`, 19 folders,
+// copied early as dependencies are, and `src/`, one folder, copied last as sources are), from an
+// offline busybox-static base in an OCI layout. Four cases per round, in this order, with fresh
+// storage for each tool at the start of the round: cold build; fully cached rebuild; rebuild
+// after one file of src/ changed (its COPY and the RUN after it run again: the edit-and-rebuild
+// loop); rebuild after one file of deps/ changed (the first COPY of each stage and every later
+// step run again). Rounds alternate which tool goes first; medians, min-max and the ratio
+// berth / buildah per case.
 // Needs root and buildah. Run: node dist/bench/build.js   (BENCH_ROUNDS=5 by default)
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -17,7 +20,7 @@ import { withHistory } from '../build/testing/base-history.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const BERTH = fileURLToPath(new URL('../../bin/berth', import.meta.url));
-const CASES = ['cold', 'cached', 'one file changed'] as const;
+const CASES = ['cold', 'cached', 'one src file changed', 'one deps file changed'] as const;
 type Case = (typeof CASES)[number];
 
 const median = (xs: number[]) => {
@@ -33,16 +36,17 @@ function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd: string)
   return ms;
 }
 
-/** The 50 MB tree: 20 folders × 20 files of 128 KiB, every other one text-like, the rest random. */
+/** The 50 MB tree: 20 folders × 20 files of 128 KiB (deps/pkg0-18, src/), every other one text-like, the rest random. */
 function writeTree(root: string): void {
   const line = (i: number) => `export function handler${i}(req, res) { return res.send({ id: ${i}, ok: true, items: [${i}, ${i * 7}, ${i * 13}] }); }\n`;
   let text = '';
   for (let i = 0; text.length < 128 << 10; i++) text += line(i);
   for (let d = 0; d < 20; d++) {
-    mkdirSync(join(root, `pkg${d}`), { recursive: true });
+    const folder = d < 19 ? join(root, 'deps', `pkg${d}`) : join(root, 'src');
+    mkdirSync(folder, { recursive: true });
     for (let f = 0; f < 20; f++) {
       const body = (d * 20 + f) % 2 === 0 ? Buffer.from(`// ${d}/${f}\n${text}`).subarray(0, 128 << 10) : randomBytes(128 << 10);
-      writeFileSync(join(root, `pkg${d}`, `file${f}.${(d * 20 + f) % 2 === 0 ? 'js' : 'bin'}`), body);
+      writeFileSync(join(folder, `file${f}.${(d * 20 + f) % 2 === 0 ? 'js' : 'bin'}`), body);
     }
   }
 }
@@ -50,14 +54,14 @@ function writeTree(root: string): void {
 function dockerfile(layout: string): string {
   return [
     `FROM oci:${layout}:busybox AS build`,
-    'COPY tree /src/',
-    'RUN cat /src/pkg0/*.js | wc -c > /src/size.txt && mkdir -p /out && cp -r /src/pkg1 /out/',
+    'COPY tree/deps /deps/',
+    'RUN cat /deps/pkg0/*.js | wc -c > /deps/size.txt && mkdir -p /out && cp -r /deps/pkg1 /out/',
     `FROM oci:${layout}:busybox`,
-    'COPY tree /app/',
+    'COPY tree/deps /app/deps/',
     'COPY --from=build /out /app/out/',
-    'RUN echo built > /app/built.txt',
-    'COPY tree/pkg2 /data/',
-    'RUN rm -r /app/pkg3 && ls /app > /app/listing.txt',
+    'RUN echo built > /app/built.txt && rm -r /app/deps/pkg3',
+    'COPY tree/src /app/src/',
+    'RUN ls -R /app/src > /app/listing.txt',
     'CMD ["cat", "/app/built.txt"]',
     '',
   ].join('\n');
@@ -72,8 +76,8 @@ function main(): void {
   const cleanup = () => rmSync(dir, { recursive: true, force: true });
   process.on('exit', cleanup);
   const times: Record<'berth' | 'buildah', Record<Case, number[]>> = {
-    berth: { cold: [], cached: [], 'one file changed': [] },
-    buildah: { cold: [], cached: [], 'one file changed': [] },
+    berth: { cold: [], cached: [], 'one src file changed': [], 'one deps file changed': [] },
+    buildah: { cold: [], cached: [], 'one src file changed': [], 'one deps file changed': [] },
   };
   return void (async () => {
     const layout = join(dir, 'layout');
@@ -82,9 +86,10 @@ function main(): void {
     const ctx = join(dir, 'ctx');
     writeTree(join(ctx, 'tree'));
     writeFileSync(join(ctx, 'Dockerfile'), dockerfile(layout));
-    const changed = join(ctx, 'tree', 'pkg7', 'file4.js');
+    const srcFile = join(ctx, 'tree', 'src', 'file4.js');
+    const depsFile = join(ctx, 'tree', 'deps', 'pkg7', 'file4.js');
     const env = { ...process.env, CONTAINERS_REGISTRIES_CONF: '/dev/null' };
-    console.log(`berth build vs buildah bud (chroot, overlay, --layers): 10 instructions, 3 RUN, 4 COPY of a 50 MB tree; ${ROUNDS} rounds`);
+    console.log(`berth build vs buildah bud (chroot, overlay, --layers): 10 instructions, 3 RUN, 4 COPY from a 50 MB tree; ${ROUNDS} rounds`);
     for (let round = 0; round < ROUNDS; round++) {
       const tools = round % 2 === 0 ? (['berth', 'buildah'] as const) : (['buildah', 'berth'] as const);
       for (const tool of tools) {
@@ -93,12 +98,15 @@ function main(): void {
           tool === 'berth'
             ? timed(BERTH, ['build', '-q', '-t', 'bench/build:1', ctx], { ...env, BERTH_ROOT: root }, ctx)
             : timed('buildah', ['--root', join(root, 'root'), '--runroot', join(root, 'run'), '--storage-driver', 'overlay', 'bud', '--isolation', 'chroot', '--layers', '-q', '-t', 'localhost/bench/build:1', ctx], env, ctx);
-        writeFileSync(changed, `// round ${round}\n`); // both tools see the same tree for each case
+        // Both tools see the same tree for each case.
+        writeFileSync(srcFile, `// round ${round}\n`);
+        writeFileSync(depsFile, `// round ${round}\n`);
         times[tool].cold.push(build());
         times[tool].cached.push(build());
-        writeFileSync(changed, `// round ${round}, changed\n`);
-        times[tool]['one file changed'].push(build());
-        writeFileSync(changed, `// round ${round}\n`);
+        writeFileSync(srcFile, `// round ${round}, changed\n`);
+        times[tool]['one src file changed'].push(build());
+        writeFileSync(depsFile, `// round ${round}, changed\n`);
+        times[tool]['one deps file changed'].push(build());
         if (tool === 'buildah') spawnSync('buildah', ['--root', join(root, 'root'), '--runroot', join(root, 'run'), '--storage-driver', 'overlay', 'rmi', '-a', '-f'], { stdio: 'ignore', env });
         rmSync(root, { recursive: true, force: true });
       }
