@@ -11,6 +11,16 @@ export const LOG_FILE = 'container-json.log';
 /** A line longer than this is logged in pieces, as docker's json-file does (16 KiB). */
 const MAX_LINE = 16 << 10;
 
+/** The wall clock in nanoseconds: Date's milliseconds once, then the monotonic clock's progress. */
+const EPOCH_NS = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+
+/** docker's json-file `time`: Go's RFC 3339 with nanoseconds, trailing zeros trimmed (time.RFC3339Nano). */
+export function logTime(ns: bigint = EPOCH_NS + process.hrtime.bigint()): string {
+  const seconds = new Date(Number(ns / 1_000_000_000n) * 1000).toISOString().slice(0, 19);
+  const fraction = (ns % 1_000_000_000n).toString().padStart(9, '0').replace(/0+$/, '');
+  return `${seconds}${fraction ? `.${fraction}` : ''}Z`;
+}
+
 export function openLog(containerDir: string): WriteStream {
   return createWriteStream(join(containerDir, LOG_FILE), { flags: 'a' });
 }
@@ -29,7 +39,7 @@ export function logStream(stream: Readable, name: 'stdout' | 'stderr', log: Writ
   return new Promise<void>((resolve) => {
     const decoder = new StringDecoder('utf8');
     let partial = '';
-    const entry = (text: string) => log.write(JSON.stringify({ log: text, stream: name, time: new Date().toISOString() }) + '\n');
+    const entry = (text: string) => log.write(JSON.stringify({ log: text, stream: name, time: logTime() }) + '\n');
     let mirroring = mirror !== undefined;
     const onMirrorError = () => {
       mirroring = false;
