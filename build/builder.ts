@@ -290,44 +290,44 @@ export class Builder {
             else ctx.args.delete(d.name);
             shown.push(d.value !== undefined ? `${d.name}=${dflt}` : d.name);
           }
-          return this.metaStep(ctx, ins, nop(`ARG ${shown.join(' ')}`));
+          return this.metaStep(ctx, nop(`ARG ${shown.join(' ')}`));
         }
         case 'ENV': {
           const pairs = keyValues(ins, ctx.vars(), this.escape, file);
           const envMap = new Map((run.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
           for (const [k, v] of pairs) envMap.set(k, v);
           run.Env = [...envMap].map(([k, v]) => `${k}=${v}`);
-          return this.metaStep(ctx, ins, nop(`ENV ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`));
+          return this.metaStep(ctx, nop(`ENV ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`));
         }
         case 'LABEL': {
           const pairs = keyValues(ins, ctx.vars(), this.escape, file);
           run.Labels = { ...(run.Labels ?? {}), ...Object.fromEntries(pairs) };
-          return this.metaStep(ctx, ins, nop(`LABEL ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`));
+          return this.metaStep(ctx, nop(`LABEL ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`));
         }
         case 'MAINTAINER': {
           state.config.author = word();
-          return this.metaStep(ctx, ins, nop(`MAINTAINER ${state.config.author}`));
+          return this.metaStep(ctx, nop(`MAINTAINER ${state.config.author}`));
         }
         case 'WORKDIR': {
           const dir = word();
           run.WorkingDir = posix.resolve(run.WorkingDir || '/', dir);
-          return this.metaStep(ctx, ins, nop(`WORKDIR ${run.WorkingDir}`));
+          return this.metaStep(ctx, nop(`WORKDIR ${run.WorkingDir}`));
         }
         case 'USER': {
           run.User = word();
           if (run.User === '') fail('USER requires at least one argument');
-          return this.metaStep(ctx, ins, nop(`USER ${run.User}`));
+          return this.metaStep(ctx, nop(`USER ${run.User}`));
         }
         case 'CMD': {
           run.Cmd = ins.json ?? [...shell, ins.args];
           ctx.cmdSet = true;
-          return this.metaStep(ctx, ins, nop(`CMD ${goQuoted(run.Cmd)}`));
+          return this.metaStep(ctx, nop(`CMD ${goQuoted(run.Cmd)}`));
         }
         case 'ENTRYPOINT': {
           run.Entrypoint = ins.json ?? [...shell, ins.args];
           // docker: ENTRYPOINT drops a CMD inherited from the base; one set in this stage stays.
           if (!ctx.cmdSet) run.Cmd = null;
-          return this.metaStep(ctx, ins, nop(`ENTRYPOINT ${goQuoted(run.Entrypoint)}`));
+          return this.metaStep(ctx, nop(`ENTRYPOINT ${goQuoted(run.Entrypoint)}`));
         }
         case 'EXPOSE': {
           const ports = { ...(run.ExposedPorts ?? {}) };
@@ -344,33 +344,33 @@ export class Builder {
             }
           }
           run.ExposedPorts = ports;
-          return this.metaStep(ctx, ins, nop(`EXPOSE ${added.join(' ')}`));
+          return this.metaStep(ctx, nop(`EXPOSE ${added.join(' ')}`));
         }
         case 'VOLUME': {
           const vols = ins.json ?? words();
           if (vols.some((v) => v.trim() === '')) fail('VOLUME specified can not be an empty string');
           run.Volumes = { ...(run.Volumes ?? {}), ...Object.fromEntries(vols.map((v) => [v, {}])) };
-          return this.metaStep(ctx, ins, nop(`VOLUME ${goQuoted(vols)}`));
+          return this.metaStep(ctx, nop(`VOLUME ${goQuoted(vols)}`));
         }
         case 'STOPSIGNAL': {
           const sig = word();
           if (!/^(SIG)?[A-Z0-9+-]+$/i.test(sig)) fail(`Invalid signal: ${sig}`);
           run.StopSignal = sig;
-          return this.metaStep(ctx, ins, nop(`STOPSIGNAL ${sig}`));
+          return this.metaStep(ctx, nop(`STOPSIGNAL ${sig}`));
         }
         case 'SHELL': {
           if (!ins.json || ins.json.length === 0) fail('SHELL requires the arguments to be in JSON form');
           run.Shell = ins.json;
-          return this.metaStep(ctx, ins, nop(`SHELL ${goQuoted(ins.json!)}`));
+          return this.metaStep(ctx, nop(`SHELL ${goQuoted(ins.json!)}`));
         }
         case 'HEALTHCHECK': {
-          run.Healthcheck = this.healthcheck(ins, shell);
-          return this.metaStep(ctx, ins, nop(`HEALTHCHECK ${[...ins.flags.map((f) => `--${f.name}=${f.value}`), ins.args].join(' ')}`));
+          run.Healthcheck = this.healthcheck(ins);
+          return this.metaStep(ctx, nop(`HEALTHCHECK ${[...ins.flags.map((f) => `--${f.name}=${f.value}`), ins.args].join(' ')}`));
         }
         case 'ONBUILD': {
           if (trigger) fail('ONBUILD triggers cannot themselves be ONBUILD');
           run.OnBuild = [...((run.OnBuild as string[] | null | undefined) ?? []), ins.args];
-          return this.metaStep(ctx, ins, nop(`ONBUILD ${ins.args}`));
+          return this.metaStep(ctx, nop(`ONBUILD ${ins.args}`));
         }
         case 'RUN':
           return await this.runInstruction(ctx, ins, shell);
@@ -387,7 +387,8 @@ export class Builder {
     }
   }
 
-  private healthcheck(ins: Instruction, shell: string[]): Record<string, unknown> {
+  /** HEALTHCHECK's config; CMD-SHELL runs under the container's default shell at run time (docker's rule, not SHELL's). */
+  private healthcheck(ins: Instruction): Record<string, unknown> {
     const file = this.o.dockerfileName;
     const m = /^(\S+)\s*([\s\S]*)$/.exec(ins.args);
     const kind = (m?.[1] ?? '').toUpperCase();
@@ -405,7 +406,6 @@ export class Builder {
     } catch {
       json = undefined;
     }
-    void shell; // CMD-SHELL runs under the default shell at run time (docker's behaviour)
     const hc: Record<string, unknown> = { Test: json ? ['CMD', ...json] : ['CMD-SHELL', rest] };
     const names: Record<string, string> = { interval: 'Interval', timeout: 'Timeout', 'start-period': 'StartPeriod', 'start-interval': 'StartInterval' };
     for (const f of ins.flags) {
@@ -419,10 +419,9 @@ export class Builder {
   }
 
   /** A step that only changes the config: its history entry (time kept in the cache, so rebuilds give the same ID). */
-  private async metaStep(ctx: StepContext, ins: Instruction, createdBy: string): Promise<void> {
+  private async metaStep(ctx: StepContext, createdBy: string): Promise<void> {
     const key = stepKey(ctx.state.key, 'meta', createdBy);
     await this.cached(ctx, key, async () => ({ history: { created: now(), created_by: createdBy, empty_layer: true } }));
-    void ins;
   }
 
   /** Looks `key` up (unless --no-cache), else computes and records the step; applies it to the state. */
@@ -661,9 +660,8 @@ export class Builder {
     const docker = o.format === 'docker';
     const config = clone(state.config);
     config.created ??= now();
-    if (!docker) {
-      // OCI's config has no place for these, but tolerates them: kept, unlike buildah, so HEALTHCHECK, SHELL and ONBUILD still work.
-    }
+    // Healthcheck, Shell and OnBuild stay in an OCI config too (it tolerates unknown fields;
+    // buildah drops them): the image behaves the same whichever format it is pushed in.
     const configBytes = Buffer.from(JSON.stringify(config));
     const layerType = (t: string) => (docker ? (TO_DOCKER[t] ?? t) : (TO_OCI[t] ?? t));
     const layers = state.layers.map((l) => storeLayer(o.store, l, layerType(l.mediaType)));
