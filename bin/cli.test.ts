@@ -143,6 +143,9 @@ test('run: combined short booleans, attached values, lists, flags stop at the im
   const b = await parseRun(['--rm=false', '-d=true', '--read-only=true', '-h', 'box', 'img', '--rm=false']);
   const ob = runOptions(b.image!, b.cmd!, b.flags!);
   assert.deepEqual([ob.autoRemove, ob.detach, ob.readOnly, ob.hostname, ob.cmd], [false, true, true, 'box', ['--rm=false']]);
+  // pflag's -m=64m (commander alone would take "=64m")
+  const eq = await parseRun(['-m=64m', '-e=A=1', 'img']);
+  assert.deepEqual([eq.flags!.memory, eq.flags!.env], ['64m', ['A=1']]);
   // `--` ends the flags; the image may follow
   const dd = await parseRun(['-d', '--', 'img', 'x']);
   assert.deepEqual([dd.image, dd.cmd], ['img', ['x']]);

@@ -100,7 +100,7 @@ export class BerthCommand extends Command {
     return this.passThroughOptions();
   }
 
-  /** pflag's `--flag=true|false` and `-d=false` for booleans, which commander does not parse. */
+  /** pflag's `--flag=true|false` and `-d=false` for booleans and `-t=5`, which commander does not parse. */
   override parseOptions(args: string[]): { operands: string[]; unknown: string[] } {
     const out: string[] = [];
     const options = this.options as readonly Option[];
@@ -120,6 +120,11 @@ export class BerthCommand extends Command {
       const eq = arg.indexOf('=');
       const flag = eq < 0 ? arg : arg.slice(0, eq);
       const opt = arg.startsWith('--') ? long(flag) : flag.length === 2 ? short(flag) : undefined;
+      // pflag's `-t=5`: the value after '=' (commander would take "=5").
+      if (opt && takesValue(opt) && !arg.startsWith('--') && eq === 2) {
+        out.push(flag, arg.slice(3));
+        continue;
+      }
       if (opt && !takesValue(opt) && eq >= 0) {
         const value = arg.slice(eq + 1);
         if (value !== 'true' && value !== 'false') throw new CommandLineError(`invalid argument "${value}" for "${opt.flags.replace(/ .*$/, '')}" flag: expected true or false`, this);
