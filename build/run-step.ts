@@ -103,6 +103,7 @@ export async function runStep(o: RunStepOptions, onStart: (containerId: string) 
     if (interrupted) throw new Interrupted(interrupted);
     if (code !== 0) throw new RunFailed(o.args.join(' '), code);
     const mountParents = parentsOf(o.mounts.map((m) => m.target));
+    let metacopy = false; // an upper dir with data-less files is no layer on its own
     const layer = await writeLayer(
       o.store,
       (async function* () {
@@ -119,13 +120,15 @@ export async function runStep(o: RunStepOptions, onStart: (containerId: string) 
           for (const h of held.splice(0)) yield h;
           if (e.type === 'file' && e.size > 0) {
             // Small files whole (one read, no stream each), larger ones streamed.
-            yield { ...e, ...(e.size <= SMALL_FILE ? { data: readFileSync(e.hostPath) } : { open: () => createReadStream(e.hostPath) }) };
+            const from = e.dataPath ?? e.hostPath;
+            if (e.dataPath) metacopy = true;
+            yield { ...e, ...(e.size <= SMALL_FILE ? { data: readFileSync(from) } : { open: () => createReadStream(from) }) };
           } else yield e;
         }
       })(),
       { unpack: false },
     );
-    if (layer) await adoptUpper(layout, config, layer.digest).catch(() => undefined); // the next step then unpacks it from the tar
+    if (layer && !metacopy) await adoptUpper(layout, config, layer.digest).catch(() => undefined); // the next step then unpacks it from the tar
     return layer;
   } finally {
     for (const s of STOP_SIGNALS) process.off(s, onSignal);

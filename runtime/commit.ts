@@ -3,7 +3,6 @@
 // Overlay whiteouts go back to tar whiteouts (image-spec/layer.md "Whiteouts").
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
@@ -19,8 +18,7 @@ import { LayoutSink } from '../client/image/layout.js';
 import { builtImage } from '../client/image/manifest-image.js';
 import { StoreSink } from '../client/image/store-image.js';
 import { parsePlatform } from '../client/platform.js';
-import { getXattr } from '../native/index.js';
-import { containerChanges } from './container-layer.js';
+import { changeEntries } from './container-layer.js';
 import type { ContainerConfig } from './container-store.js';
 import { resolveImage } from './image-sources.js';
 
@@ -48,21 +46,21 @@ async function packChanges(config: ContainerConfig, sink: CommitSink): Promise<{
       else if (header.type === 'file') pack.entry(header, Buffer.alloc(0), done); // whiteout markers
       else pack.entry(header, done);
     });
-  for await (const c of containerChanges(config)) {
-    const name = c.path.slice(1);
-    const st = c.stat;
-    const common = { uid: st.uid, gid: st.gid, mode: st.mode & 0o7777, mtime: st.mtime };
-    if (c.kind === 'D') {
+  // changeEntries: whiteouts, opaque dirs, and a metacopy-only copy-up's data from its lower layer.
+  for await (const c of changeEntries(config)) {
+    const name = c.path;
+    const common = { uid: c.uid, gid: c.gid, mode: c.mode, mtime: c.mtime };
+    if (c.type === 'whiteout') {
       await entry({ name: join(dirname(name), `.wh.${basename(name)}`), type: 'file', size: 0, ...common, mode: 0o600 });
-    } else if (st.isDirectory()) {
+    } else if (c.type === 'directory') {
       await entry({ name: `${name}/`, type: 'directory', ...common });
-      if (getXattr(c.hostPath, 'trusted.overlay.opaque')?.toString() === 'y') await entry({ name: `${name}/.wh..wh..opq`, type: 'file', size: 0, ...common, mode: 0o600 });
-    } else if (st.isSymbolicLink()) {
-      await entry({ name, type: 'symlink', linkname: await readlink(c.hostPath), ...common });
-    } else if (st.isFile()) {
-      await entry({ name, type: 'file', size: st.size, ...common }, createReadStream(c.hostPath));
+    } else if (c.type === 'opaque') {
+      await entry({ name: `${name}/.wh..wh..opq`, type: 'file', size: 0, ...common, mode: 0o600 });
+    } else if (c.type === 'symlink') {
+      await entry({ name, type: 'symlink', linkname: c.linkname ?? '', ...common });
+    } else {
+      await entry({ name, type: 'file', size: c.size, ...common }, createReadStream(c.dataPath ?? c.hostPath));
     }
-    // sockets, FIFOs and devices made inside a container are not carried into images
   }
   pack.finalize();
   return { layer: await stored, diffId: `sha256:${diffHash.digest('hex')}` };

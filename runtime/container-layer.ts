@@ -3,7 +3,7 @@
 // /etc/hostname, bind targets) are not changes, as docker keeps them in its init layer.
 import { readdir } from 'node:fs/promises';
 import { lstatSync, type Stats } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { ContainerConfig } from './container-store.js';
 
 export interface Change {
@@ -64,6 +64,8 @@ export interface ChangeEntry {
   hostPath: string;
   /** A directory also in the image, with the same mode and owner: changed only by what is under it (or by mount points). */
   sameAsLower?: boolean;
+  /** A file whose content is not in the upper dir (overlay metacopy): read it here instead. */
+  dataPath?: string;
 }
 
 /**
@@ -83,7 +85,17 @@ export async function* changeEntries(config: ContainerConfig): AsyncGenerator<Ch
       yield { ...common, type: 'directory', ...(same ? { sameAsLower: true } : {}) };
       if (getXattr(c.hostPath, 'trusted.overlay.opaque')?.toString() === 'y') yield { ...common, type: 'opaque' };
     } else if (st.isSymbolicLink()) yield { ...common, type: 'symlink', linkname: await readlink(c.hostPath) };
-    else if (st.isFile()) yield { ...common, type: 'file', size: st.size };
+    else if (st.isFile()) {
+      // overlayfs's metacopy (a chown/chmod copies up metadata only): the upper file holds no
+      // data, which is still in a lower layer, at the path its redirect names or at its own.
+      if (getXattr(c.hostPath, 'trusted.overlay.metacopy') !== undefined) {
+        const redirect = getXattr(c.hostPath, 'trusted.overlay.redirect')?.toString();
+        const from = redirect === undefined ? c.path : redirect.startsWith('/') ? redirect : join(dirname(c.path), redirect);
+        const data = config.helper.lower.map((l) => join(l, from)).find((p) => lstatSync(p, { throwIfNoEntry: false })?.isFile());
+        if (!data) throw new Error(`${c.path}: overlay metacopy without its data in a lower layer`);
+        yield { ...common, type: 'file', size: st.size, dataPath: data };
+      } else yield { ...common, type: 'file', size: st.size };
+    }
   }
 }
 
