@@ -141,13 +141,15 @@ describe('berth build', { skip: (!isRoot && 'needs root (namespaces, overlayfs, 
   });
 
   test('a file deleted in a later step is absent from the image (a whiteout in its layer)', async () => {
-    const ctx = await context('delete', ['FROM busybox', 'RUN mkdir /data && echo secret > /data/key && echo keep > /data/keep', 'RUN rm /data/key', ''].join('\n'));
+    const ctx = await context('delete', ['FROM busybox', 'RUN mkdir /data && echo secret > /data/key && echo keep > /data/keep && ln /data/keep /data/same', 'RUN rm /data/key', ''].join('\n'));
     await buildOk(['-t', 'deleted', ctx]);
-    assert.equal(await run('deleted', 'ls', '/data'), 'keep\n');
+    assert.equal(await run('deleted', 'ls', '/data'), 'keep\nsame\n');
+    assert.equal(await run('deleted', 'sh', '-c', 'stat -c %h /data/keep; cat /data/same'), '2\nkeep\n', 'a hard link made by RUN stays one');
     const save = await berth(['save', '-o', join(dir, 'deleted.tar'), 'deleted']);
     assert.equal(save.code, 0, save.stderr);
-    const listing = execFileSync('sh', ['-c', `mkdir -p ${dir}/deleted && tar -xf ${dir}/deleted.tar -C ${dir}/deleted && for l in $(find ${dir}/deleted -type f -size +0 | grep -v json); do tar -tzf $l 2>/dev/null || tar -tf $l 2>/dev/null || true; done`]).toString();
-    assert.match(listing, /^data\/\.wh\.key$/m);
+    const listing = execFileSync('sh', ['-c', `mkdir -p ${dir}/deleted && tar -xf ${dir}/deleted.tar -C ${dir}/deleted && for l in $(find ${dir}/deleted -type f -size +0 | grep -v json); do tar -tvzf $l 2>/dev/null || tar -tvf $l 2>/dev/null || true; done`]).toString();
+    assert.match(listing, / data\/\.wh\.key$/m);
+    assert.match(listing, / data\/same link to data\/keep$/m, 'a hard link entry, not a second copy');
   });
 
   test('RUN in exec form, and under a SHELL', async () => {

@@ -111,6 +111,7 @@ export async function runStep(o: RunStepOptions, onStart: (containerId: string) 
         // under it is no change: held back until something under it is one.
         // So are the folders made only to hold a mount target (/run/secrets for a secret).
         const held: ChangeEntry[] = [];
+        const linked = new Map<number, string>();
         for await (const e of changeEntries(config)) {
           while (held.length > 0 && !e.path.startsWith(`${held[held.length - 1]!.path}/`)) held.pop();
           if (e.type === 'directory' && (e.sameAsLower || mountParents.has(e.path))) {
@@ -118,6 +119,15 @@ export async function runStep(o: RunStepOptions, onStart: (containerId: string) 
             continue;
           }
           for (const h of held.splice(0)) yield h;
+          // A second name of a file made in the container: a hard link entry, as docker writes it.
+          if (e.type === 'file' && e.ino !== undefined && (e.nlink ?? 1) > 1) {
+            const first = linked.get(e.ino);
+            if (first !== undefined) {
+              yield { path: e.path, type: 'link', linkname: first, uid: e.uid, gid: e.gid, mode: e.mode, mtime: e.mtime };
+              continue;
+            }
+            linked.set(e.ino, e.path);
+          }
           if (e.type === 'file' && e.size > 0) {
             // Small files whole (one read, no stream each), larger ones streamed.
             const from = e.dataPath ?? e.hostPath;

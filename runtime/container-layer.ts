@@ -66,6 +66,9 @@ export interface ChangeEntry {
   sameAsLower?: boolean;
   /** A file whose content is not in the upper dir (overlay metacopy): read it here instead. */
   dataPath?: string;
+  /** file: its inode and link count in the upper dir (hard links made in the container). */
+  ino?: number;
+  nlink?: number;
 }
 
 /**
@@ -94,7 +97,7 @@ export async function* changeEntries(config: ContainerConfig): AsyncGenerator<Ch
         const data = config.helper.lower.map((l) => join(l, from)).find((p) => lstatSync(p, { throwIfNoEntry: false })?.isFile());
         if (!data) throw new Error(`${c.path}: overlay metacopy without its data in a lower layer`);
         yield { ...common, type: 'file', size: st.size, dataPath: data };
-      } else yield { ...common, type: 'file', size: st.size };
+      } else yield { ...common, type: 'file', size: st.size, ino: st.ino, nlink: st.nlink };
     }
   }
 }
