@@ -239,6 +239,19 @@ describe('berth build', { skip: (!isRoot && 'needs root (namespaces, overlayfs, 
     assert.match(required.stderr, /Dockerfile:2: secret x not found/);
   });
 
+  test('--progress tty: one line per step with its time, CACHED on a hit, the running step\'s output shown', async () => {
+    const ctx = await context('tty', ['FROM busybox', 'RUN echo live output line', ''].join('\n'));
+    const first = await berth(['build', '--progress', 'tty', '-t', 'tty', ctx]);
+    assert.equal(first.code, 0, first.stderr);
+    const plain = first.stdout.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '');
+    assert.match(plain, /=> \[1\/2\] FROM busybox /);
+    assert.match(plain, /=> \[2\/2\] RUN echo live output line \d+\.\ds\n/);
+    assert.match(plain, /live output line/);
+    assert.match(plain, /Successfully tagged tty:latest\n$/);
+    const second = await berth(['build', '--progress', 'tty', '-t', 'tty', ctx]);
+    assert.match(second.stdout.replace(/\x1b\[[0-9;]*[A-Za-z]/g, ''), /=> \[2\/2\] RUN echo live output line CACHED\n/);
+  });
+
   test('-q prints the image ID only; --iidfile; several -t; --label; SOURCE_DATE_EPOCH gives the same image from scratch again', async () => {
     const ctx = await context('quiet', ['FROM busybox', 'RUN echo hi > /hi', 'LABEL stage=test', ''].join('\n'));
     const env = { SOURCE_DATE_EPOCH: '1700000000' };
