@@ -51,15 +51,8 @@ export async function pruneBuildCache(o: { all?: boolean }): Promise<number> {
 
 export async function main(o: { all?: boolean; force?: boolean }): Promise<number> {
   if (!o.force) {
-    process.stdout.write(`WARNING! This will remove all ${o.all ? 'build cache, RUN cache mounts included' : 'build cache (RUN cache mounts are kept: --all removes them)'}.\nAre you sure you want to continue? [y/N] `);
-    const { createInterface } = await import('node:readline');
-    const rl = createInterface({ input: process.stdin });
-    const answer = await new Promise<string>((resolve) => {
-      rl.once('line', resolve);
-      rl.once('close', () => resolve(''));
-    });
-    rl.close();
-    if (!/^y(es)?$/i.test(answer.trim())) return 0;
+    const { confirm } = await import('../client/cli/confirm.js');
+    if (!(await confirm(`WARNING! This will remove all ${o.all ? 'build cache, RUN cache mounts included' : 'build cache (RUN cache mounts are kept: --all removes them)'}.\nAre you sure you want to continue? [y/N] `))) return 0;
   }
   const freed = await pruneBuildCache(o);
   const { humanSize } = await import('../client/progress.js');

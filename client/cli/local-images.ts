@@ -1,5 +1,6 @@
 // Verbs over the local image store only (no network): images, tag, rmi, inspect, history,
 // image prune (and image ls|rm|inspect|history|tag), system df. Flags: bin/commands.ts.
+import { inspectTemplateError, writeInspect } from './inspect-output.js';
 import { runVerb, ExitCode } from './common.js';
 import { LocalImageStore, danglingImages, imageId, imageSize, shortId } from '../store/image-store.js';
 import type { ImageRecord, IndexDocument } from '../store/image-index.js';
@@ -217,16 +218,8 @@ async function inspectObject(store: LocalImageStore, doc: IndexDocument, record:
 
 export async function inspect(inputs: string[], o: { format?: string }): Promise<number> {
   return runVerb('inspect', async () => {
-      // docker parses the template first: a syntax error exits 64 with nothing else printed.
-      const f = o.format ? await import('./format.js') : undefined;
-      if (f && o.format) {
-        try {
-          f.checkInspectFormat(o.format);
-        } catch (e) {
-          if (e instanceof f.FormatError) throw new ExitCode(f.reportFormatError(e));
-          throw e;
-        }
-      }
+      const templateError = await inspectTemplateError(o.format);
+      if (templateError !== undefined) throw new ExitCode(templateError);
       const store = await LocalImageStore.open();
       const doc = await store.index.read();
       const out: Array<Record<string, unknown>> = [];
@@ -240,12 +233,7 @@ export async function inspect(inputs: string[], o: { format?: string }): Promise
         }
       }
       let code = errors.length > 0 ? 1 : 0;
-      if (f && o.format) {
-        const r = f.formatInspect(o.format, out);
-        process.stdout.write(r.stdout);
-        process.stderr.write(r.stderr);
-        code = Math.max(code, r.code);
-      } else process.stdout.write(JSON.stringify(out, null, 4) + '\n');
+      code = Math.max(code, await writeInspect(out, o.format));
       for (const e of errors) process.stderr.write(`berth inspect: ${e}\n`);
       if (code !== 0) throw new ExitCode(code);
   });

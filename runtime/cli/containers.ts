@@ -2,6 +2,7 @@
 // wait, inspect, top, diff, stats, commit, prune. They read state and send signals; the
 // container's owner records transitions. Flags are declared in bin/commands.ts; what only some
 // verbs use is imported by them (`ps` loads the store and nothing else).
+import { inspectTemplateError, writeInspect } from '../../client/cli/inspect-output.js';
 import { open, readFile, readdir, readlink } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join } from 'node:path';
@@ -422,16 +423,8 @@ export async function runVerb(verb: string, operands: string[], p: ContainerFlag
   if (verb === 'inspect') {
     const out: object[] = [];
     let code = 0;
-    // docker parses the template first: a syntax error exits 64 with nothing else printed.
-    const f = p.format ? await import('../../client/cli/format.js') : undefined;
-    if (f && p.format) {
-      try {
-        f.checkInspectFormat(p.format);
-      } catch (e) {
-        if (e instanceof f.FormatError) return f.reportFormatError(e);
-        throw e;
-      }
-    }
+    const templateError = await inspectTemplateError(p.format);
+    if (templateError !== undefined) return templateError;
     for (const ref of operands) {
       try {
         const id = await store.lookup(ref);
@@ -442,14 +435,7 @@ export async function runVerb(verb: string, operands: string[], p: ContainerFlag
         code = 1;
       }
     }
-    if (f && p.format) {
-      const r = f.formatInspect(p.format, out);
-      process.stdout.write(r.stdout);
-      process.stderr.write(r.stderr);
-      return Math.max(code, r.code);
-    }
-    process.stdout.write(JSON.stringify(out, null, 4) + '\n');
-    return code;
+    return Math.max(code, await writeInspect(out, p.format));
   }
   let code = 0;
   for (const ref of operands) {

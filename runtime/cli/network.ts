@@ -1,6 +1,7 @@
 // What `berth network ls|create|rm|inspect|connect|disconnect|prune` and `berth port` do, with
 // docker's output and messages; flags are declared in bin/commands.ts. Each returns
 // the exit code. Objects are docker-shaped so that --format templates can read them.
+import { inspectTemplateError, writeInspect } from '../../client/cli/inspect-output.js';
 import { ContainerStore, NoSuchContainerError } from '../container-store.js';
 import { connectContainer, createNetwork, disconnectContainer, findNetworks, listNetworks, NetworkError, networkJson, pruneNetworks, removeNetwork, type CreateNetworkOptions } from '../networks.js';
 import type { NetworkRecord } from '../network-store.js';
@@ -157,27 +158,12 @@ export async function inspectObjects(refs: string[]): Promise<{ found: object[];
 }
 
 export async function inspect(refs: string[], o: { format?: string } = {}): Promise<number> {
-  // docker parses the template first: a syntax error exits 64 with nothing else printed.
-  const f = o.format ? await import('../../client/cli/format.js') : undefined;
-  if (f && o.format) {
-    try {
-      f.checkInspectFormat(o.format);
-    } catch (e) {
-      if (e instanceof f.FormatError) return f.reportFormatError(e);
-      throw e;
-    }
-  }
+  const templateError = await inspectTemplateError(o.format);
+  if (templateError !== undefined) return templateError;
   const { found, missing } = await inspectObjects(refs);
-  if (f && o.format) {
-    const r = f.formatInspect(o.format, found);
-    process.stdout.write(r.stdout);
-    process.stderr.write(r.stderr);
-    for (const m of missing) fail(m);
-    return Math.max(r.code, missing.length > 0 ? 1 : 0);
-  }
-  process.stdout.write(JSON.stringify(found, null, 4) + '\n');
+  const code = await writeInspect(found, o.format);
   for (const m of missing) fail(m);
-  return missing.length > 0 ? 1 : 0;
+  return Math.max(code, missing.length > 0 ? 1 : 0);
 }
 
 export async function connect(network: string, container: string, o: { aliases?: string[]; ip?: string }): Promise<number> {
@@ -198,20 +184,9 @@ export async function disconnect(network: string, container: string): Promise<nu
   }
 }
 
-async function confirm(question: string): Promise<boolean> {
-  process.stdout.write(question);
-  const { createInterface } = await import('node:readline');
-  const rl = createInterface({ input: process.stdin });
-  const answer = await new Promise<string>((resolve) => {
-    rl.once('line', resolve);
-    rl.once('close', () => resolve(''));
-  });
-  rl.close();
-  return /^y(es)?$/i.test(answer.trim());
-}
 
 export async function prune(o: { force?: boolean }): Promise<number> {
-  if (!o.force && !(await confirm('WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] '))) return 0;
+  if (!o.force && !(await (await import('../../client/cli/confirm.js')).confirm('WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] '))) return 0;
   try {
     const removed = await pruneNetworks(layout);
     if (removed.length > 0) process.stdout.write(['Deleted Networks:', ...removed, '', ''].join('\n'));

@@ -1,4 +1,5 @@
 // `berth volume create|ls|inspect|rm|prune`: named volumes (runtime/volumes.ts).
+import { inspectTemplateError, writeInspect } from '../../client/cli/inspect-output.js';
 import { ContainerStore } from '../container-store.js';
 import { RuntimeLayout } from '../runtime-layout.js';
 import { VolumeStore } from '../volumes.js';
@@ -38,16 +39,8 @@ export async function volumeVerb(sub: 'create' | 'ls' | 'inspect' | 'rm' | 'prun
       case 'inspect': {
         let code = 0;
         const out = [];
-        // docker parses the template first: a syntax error exits 64 with nothing else printed.
-        const f = p.format ? await import('../../client/cli/format.js') : undefined;
-        if (f && p.format) {
-          try {
-            f.checkInspectFormat(p.format);
-          } catch (e) {
-            if (e instanceof f.FormatError) return f.reportFormatError(e);
-            throw e;
-          }
-        }
+        const templateError = await inspectTemplateError(p.format);
+        if (templateError !== undefined) return templateError;
         for (const name of operands) {
           const v = await volumes.get(name);
           if (v) out.push(v);
@@ -56,14 +49,7 @@ export async function volumeVerb(sub: 'create' | 'ls' | 'inspect' | 'rm' | 'prun
             code = 1;
           }
         }
-        if (f && p.format) {
-          const r = f.formatInspect(p.format, out);
-          process.stdout.write(r.stdout);
-          process.stderr.write(r.stderr);
-          return Math.max(code, r.code);
-        }
-        process.stdout.write(JSON.stringify(out, null, 4) + '\n');
-        return code;
+        return Math.max(code, await writeInspect(out, p.format));
       }
       case 'rm': {
         const used = await volumesInUse(store);
