@@ -109,6 +109,8 @@ export async function planCopyRequest(req: CopyRequest): Promise<CopyRequestPlan
     }
     const matches: Match[] = [];
     for (const s of req.sources) matches.push(...(await resolveSource(req, s, downloads)));
+    // A wildcard may match nothing as long as the instruction copies something (docker's builder).
+    if (matches.length === 0) throw new CopyError(`${what} failed: no source files were specified`);
     const args = req.sources.length;
     const destText = req.dest === '' ? '.' : req.dest;
     let destAbs = destText.startsWith('/') ? destText : posix.join(req.workdir || '/', destText);
@@ -200,8 +202,7 @@ async function resolveSource(req: CopyRequest, s: CopySource, downloads: string[
   for await (const { node, name } of globTree(tree, splitPath(path))) {
     if (visible(node)) found.push(await asMatch(node, name));
   }
-  if (found.length === 0) throw new CopyError(`${what} failed: no source files were specified`);
-  return found;
+  return found; // none is an error only when no source matched anything (planCopyRequest)
 }
 
 /** Matches path components (wildcards per component, Go's filepath.Match) from the root; sorted. */
