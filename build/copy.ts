@@ -18,7 +18,7 @@
 // - `COPY <<EOF`: here-documents become files named by their delimiter, mode 0644.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
-import { mkdtemp, open, readlink, rm } from 'node:fs/promises';
+import { open, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { Readable, Transform } from 'node:stream';
