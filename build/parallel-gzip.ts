@@ -80,7 +80,8 @@ export class ParallelGzip extends Transform {
       this.push(HEADER);
       this.started = true;
     }
-    const opts: zlib.ZlibOptions = { level: this.level, finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH };
+    // One output buffer per block (deflate output never exceeds its input by more than a few bytes per 16 KiB).
+    const opts: zlib.ZlibOptions = { level: this.level, finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH, chunkSize: BLOCK + 4096 };
     if (this.previous) opts.dictionary = this.previous;
     // The next block's dictionary: the last 32 KiB of input so far (a copy: `block` may be reused).
     const tail = block.length >= WINDOW ? block.subarray(block.length - WINDOW) : Buffer.concat([this.previous ?? Buffer.alloc(0), block]).subarray(-WINDOW);
