@@ -50,7 +50,7 @@ export class ParallelGzip extends Transform {
   override _flush(cb: TransformCallback): void {
     this.drainBlocks(true)
       .then(async () => {
-        while (this.inflight.length > 0) this.push(await this.inflight.shift()!);
+        while (this.inflight.length > 0) this.push(compact(await this.inflight.shift()!));
         const trailer = Buffer.alloc(8);
         trailer.writeUInt32LE(this.crc >>> 0, 0);
         trailer.writeUInt32LE(this.size % 2 ** 32, 4);
@@ -87,6 +87,15 @@ export class ParallelGzip extends Transform {
     const tail = block.length >= WINDOW ? block.subarray(block.length - WINDOW) : Buffer.concat([this.previous ?? Buffer.alloc(0), block]).subarray(-WINDOW);
     this.previous = last ? undefined : Buffer.from(tail);
     this.inflight.push(deflateRaw(block, opts));
-    if (this.inflight.length >= this.parallel) this.push(await this.inflight.shift()!);
+    if (this.inflight.length >= this.parallel) this.push(compact(await this.inflight.shift()!));
   }
+}
+
+/**
+ * A block's output in a buffer of its own size: deflate writes into a block-sized buffer, and a
+ * small result (a block of tar headers shrinks 20×) would otherwise keep all of it alive for as
+ * long as a consumer batches chunks (the store gathers 4 MiB of them before writing).
+ */
+function compact(out: Buffer): Buffer {
+  return out.buffer.byteLength > 2 * out.length ? Buffer.from(out) : out;
 }
