@@ -3,18 +3,17 @@
 // image is made from busybox-static (runtime/test-images.ts) and put in the store.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { buildImage, busyboxLayer } from '../runtime/test-images.js';
+import { berth as runBerth } from '../client/testing/peers.js';
 import { startTestRegistry, type TestRegistry } from '../server/testing.js';
 
-const BERTH = fileURLToPath(new URL('../bin/berth.js', import.meta.url));
 const isRoot = process.getuid?.() === 0;
 
 let dir: string;
@@ -27,16 +26,7 @@ interface Result {
 }
 
 function berth(args: string[], opts: { env?: Record<string, string>; cwd?: string; input?: string } = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BERTH, ...args], { env: { ...process.env, BERTH_ROOT: root, ...opts.env }, cwd: opts.cwd ?? dir, stdio: [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d) => (stdout += d));
-    child.stderr!.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    if (opts.input !== undefined) child.stdin!.end(opts.input);
-  });
+  return runBerth(args, { ...(process.env as Record<string, string>), BERTH_ROOT: root, ...opts.env }, opts.input, opts.cwd ?? dir);
 }
 
 /** A context folder with a Dockerfile (and files); returns its path. */

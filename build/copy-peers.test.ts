@@ -4,18 +4,17 @@
 // files with their modes, owners, link targets and contents exactly as `berth run` does.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { buildImage, busyboxLayer, layerTar } from '../runtime/test-images.js';
 import { startTestRegistry, type TestRegistry } from '../server/testing.js';
+import { berth as runBerth } from '../client/testing/peers.js';
 import { dockerMissing, startDockerd, type DockerDaemon } from '../conformance-tests/fixtures/peer-daemon.js';
 
-const BERTH = fileURLToPath(new URL('../bin/berth.js', import.meta.url));
 const isRoot = process.getuid?.() === 0;
 const podmanMissing = spawnSync('podman', ['--version']).status === 0 ? undefined : 'podman is not installed (apt-get install podman)';
 
@@ -28,17 +27,7 @@ let expected: string;
 // What each engine runs: every copied path with type, mode, owner and content (or link target).
 const LIST = 'cd / && for p in $(find app opt etc/app from-build -print 2>/dev/null | sort); do if [ -L "$p" ]; then echo "$p link $(readlink "$p")"; elif [ -d "$p" ]; then echo "$p dir $(stat -c "%a %u:%g" "$p")"; else echo "$p file $(stat -c "%a %u:%g" "$p") $(cat "$p" | tr "\\n" " ")"; fi; done';
 
-function berth(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BERTH, ...args], { env: { ...process.env, BERTH_ROOT: root }, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d) => (stdout += d));
-    child.stderr!.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const berth = (args: string[]) => runBerth(args, { ...(process.env as Record<string, string>), BERTH_ROOT: root }, undefined, dir);
 
 describe('an image made by COPY and ADD, run by podman and docker from berth serve', { skip: !isRoot && 'needs root' }, () => {
   before(async () => {

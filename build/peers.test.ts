@@ -4,17 +4,16 @@
 // User, Entrypoint/Cmd) and files (a RUN's output, a deletion) are understood the same way.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { buildImage, busyboxLayer } from '../runtime/test-images.js';
 import { startTestRegistry, type TestRegistry } from '../server/testing.js';
+import { berth as runBerth } from '../client/testing/peers.js';
 import { dockerMissing, startDockerd, type DockerDaemon } from '../conformance-tests/fixtures/peer-daemon.js';
 
-const BERTH = fileURLToPath(new URL('../bin/berth.js', import.meta.url));
 const isRoot = process.getuid?.() === 0;
 const podmanMissing = spawnSync('podman', ['--version']).status === 0 ? undefined : 'podman is not installed (apt-get install podman)';
 
@@ -24,17 +23,7 @@ let registry: TestRegistry;
 let ref: string;
 const EXPECTED = 'app|/srv/app|hello from RUN|berth build|gone\n';
 
-function berth(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BERTH, ...args], { env: { ...process.env, BERTH_ROOT: root }, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d) => (stdout += d));
-    child.stderr!.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const berth = (args: string[]) => runBerth(args, { ...(process.env as Record<string, string>), BERTH_ROOT: root }, undefined, dir);
 
 describe('an image built by berth, pulled by podman and docker from berth serve', { skip: (!isRoot && 'needs root') }, () => {
   before(async () => {

@@ -176,6 +176,23 @@ function lex(input: string): Tok[] {
   const lineAt = (from: number, to: number) => {
     for (let i = from; i < to; i++) if (input[i] === '\n') line++;
   };
+  /** Moves past a "…" or '…' literal opened at `start` (escapes skipped); false, with an error token, when the line ends first. */
+  const scanQuoted = (start: number, quote: string, unterminated: string): boolean => {
+    pos = start + 1;
+    for (;;) {
+      const d = input[pos];
+      if (d === '\\') {
+        pos += 2;
+        continue;
+      }
+      if (d === undefined || d === '\n') {
+        push('error', start, start, { v: unterminated });
+        return false;
+      }
+      pos++;
+      if (d === quote) return true;
+    }
+  };
   while (pos < input.length) {
     const open = input.indexOf('{{', pos);
     const textEnd = open === -1 ? input.length : open;
@@ -300,20 +317,7 @@ function lex(input: string): Tok[] {
         continue;
       }
       if (c === '"') {
-        pos++;
-        for (;;) {
-          const d = input[pos];
-          if (d === '\\') {
-            pos += 2;
-            continue;
-          }
-          if (d === undefined || d === '\n') {
-            push('error', start, start, { v: 'unterminated quoted string' });
-            return toks;
-          }
-          pos++;
-          if (d === '"') break;
-        }
+        if (!scanQuoted(start, '"', 'unterminated quoted string')) return toks;
         let val: string;
         try {
           val = unquoteGo(input.slice(start + 1, pos - 1));
@@ -336,20 +340,7 @@ function lex(input: string): Tok[] {
         continue;
       }
       if (c === "'") {
-        pos++;
-        for (;;) {
-          const d = input[pos];
-          if (d === '\\') {
-            pos += 2;
-            continue;
-          }
-          if (d === undefined || d === '\n') {
-            push('error', start, start, { v: 'unterminated character constant' });
-            return toks;
-          }
-          pos++;
-          if (d === "'") break;
-        }
+        if (!scanQuoted(start, "'", 'unterminated character constant')) return toks;
         let ch = '';
         try {
           ch = unquoteGo(input.slice(start + 1, pos - 1));

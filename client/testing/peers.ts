@@ -122,10 +122,10 @@ export interface CliResult {
 
 const BERTH = new URL('../../bin/berth.js', import.meta.url).pathname;
 
-/** Runs the berth CLI with `env` added to a minimal environment. */
-export async function berth(args: string[], env: Record<string, string>, stdin?: string): Promise<CliResult> {
+/** Runs the berth CLI with `env` added to a minimal environment, in `cwd` (default: this process's). */
+export async function berth(args: string[], env: Record<string, string>, stdin?: string, cwd?: string): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BERTH, ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BERTH, ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, cwd, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
