@@ -17,19 +17,19 @@ if (enableCompileCache && !process.env.NODE_COMPILE_CACHE) {
   }
 }
 
-const [{ VERBS, programFor }, { run }] = await Promise.all([import('./commands.js'), import('./command-line.js')]);
-
-function usage(): string {
+function usage(VERBS: typeof import('./commands.js').VERBS): string {
   const rows = Object.entries(VERBS).map(([v, { summary }]) => `  ${v.padEnd(10)} ${summary}`);
   return ['Usage: berth COMMAND [OPTIONS]', '', 'Commands:', ...rows, '', "Run 'berth COMMAND --help' for a command's options."].join('\n');
 }
 
 async function main(argv: string[]): Promise<number> {
+  // No top-level await: the CLI bundle (scripts/bundle-cli.mjs) is CommonJS.
+  const [{ VERBS, programFor }, { run }] = await Promise.all([import('./commands.js'), import('./command-line.js')]);
   // `berth help VERB [SUB]` is `berth VERB [SUB] --help`, as docker's.
   if (argv[0] === 'help' && argv.length > 1) return main([...argv.slice(1), '--help']);
   const [verb] = argv;
   if (verb === undefined || verb === '--help' || verb === '-h' || verb === 'help') {
-    process.stdout.write(usage() + '\n');
+    process.stdout.write(usage(VERBS) + '\n');
     return verb === undefined ? 1 : 0;
   }
   if (verb === '--version' || verb === '-v') {

@@ -12,7 +12,8 @@ import { VERBS, programFor } from './commands.js';
 import { run, commandPath } from './command-line.js';
 import { runOptions } from '../runtime/cli/run.js';
 
-const BERTH = new URL('./berth.js', import.meta.url).pathname;
+// bin/launch.cjs, as bin/berth runs it: the CLI bundle (dist/'s modules where the bundle is stale).
+const BERTH = new URL('../../bin/launch.cjs', import.meta.url).pathname;
 const root = mkdtempSync(join(tmpdir(), 'berth-cli-'));
 process.on('exit', () => rmSync(root, { recursive: true, force: true }));
 const env = { ...process.env, BERTH_ROOT: join(root, 'store'), BERTH_CONFIG: join(root, 'none.json'), XDG_CACHE_HOME: join(root, 'cache') };

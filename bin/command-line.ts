@@ -6,6 +6,9 @@
 import Module, { createRequire } from 'node:module';
 import type { Argument, Option } from 'commander';
 
+/** Defined (true) by scripts/bundle-cli.mjs in the CLI bundle; absent in dist/'s ES modules. */
+declare const BERTH_BUNDLE: boolean | undefined;
+
 /**
  * commander, loaded without node:child_process: commander requires it when it loads, for
  * executable (git-style) subcommands, which berth never uses; that builtin and what it pulls in
@@ -21,7 +24,8 @@ function loadCommander(): typeof import('commander') {
     return request === 'node:child_process' || request === 'child_process' ? childProcess : original.call(this, request, ...rest);
   };
   try {
-    return createRequire(import.meta.url)('commander') as typeof import('commander');
+    // In the CLI bundle (scripts/bundle-cli.mjs, CommonJS) a plain require, so that commander is bundled.
+    return (typeof BERTH_BUNDLE !== 'undefined' ? require('commander') : createRequire(import.meta.url)('commander')) as typeof import('commander');
   } finally {
     loader._load = original;
   }

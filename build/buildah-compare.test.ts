@@ -20,7 +20,7 @@ import { compressionOf, decompressor } from '../oci/compression.js';
 import { buildImage, busyboxLayer, layerTar } from '../runtime/test-images.js';
 import { withHistory } from './testing/base-history.js';
 
-const BERTH = fileURLToPath(new URL('../bin/berth.js', import.meta.url));
+const BERTH = fileURLToPath(new URL('../../bin/launch.cjs', import.meta.url));
 const isRoot = process.getuid?.() === 0;
 const buildahMissing = spawnSync('buildah', ['--version']).status === 0 ? undefined : 'buildah is not installed (apt-get install buildah)';
 const run = promisify(execFile);

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { berth, buildImage, freePort, sandbox, skopeo, skopeoDigest, startReferenceRegistry, tempDir, type ReferenceRegistry } from './testing/peers.js';
 
-const BERTH = new URL('../bin/berth.js', import.meta.url).pathname;
+const BERTH = new URL('../../bin/launch.cjs', import.meta.url).pathname;
 
 let upstream: ReferenceRegistry;
 let mirror: ChildProcess;

@@ -1,4 +1,4 @@
-// `berth search` as users run it (dist/bin/berth.js in a child process, its own HOME and
+// `berth search` as users run it (bin/launch.cjs, which bin/berth runs, in a child process, its own HOME and
 // credentials) against berth serve (no auth, htpasswd with an ACL, token mode) and against the
 // reference registry (Debian docker-registry), which has no search: one clear line. docker's own
 // CLI against berth serve is in conformance-tests/docker-search.test.ts.
@@ -15,7 +15,7 @@ import { referenceRegistryAvailable, startReferenceRegistry, type ReferenceRegis
 import { formatResults, parseFilters, tabulate } from './cli/search.js';
 import { splitSearchTerm } from './search.js';
 
-const BERTH = fileURLToPath(new URL('../bin/berth.js', import.meta.url));
+const BERTH = fileURLToPath(new URL('../../bin/launch.cjs', import.meta.url));
 const D = `sha256:${'1'.repeat(64)}`;
 const NAMES = ['team/busybox', 'team/app', 'other/busybox', 'lib/busy-box', 'secret/busybox', 'x/y'];
 

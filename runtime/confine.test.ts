@@ -26,7 +26,7 @@ import {
 import { UsageError } from './process-spec.js';
 import { buildImage, busyboxLayer } from './test-images.js';
 
-const BERTH = fileURLToPath(new URL('../bin/berth.js', import.meta.url));
+const BERTH = fileURLToPath(new URL('../../bin/launch.cjs', import.meta.url));
 const isRoot = process.getuid?.() === 0;
 const CONTAINERS_COMMON = '/usr/share/containers/seccomp.json';
 

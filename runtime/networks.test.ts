@@ -15,7 +15,7 @@ import { contains, formatSubnet, macFor, overlaps, parseAddress, parseSubnet } f
 import { portLines } from './network.js';
 import { buildImage, busyboxLayer } from './test-images.js';
 
-const BERTH = fileURLToPath(new URL('../bin/berth.js', import.meta.url));
+const BERTH = fileURLToPath(new URL('../../bin/launch.cjs', import.meta.url));
 const isRoot = process.getuid?.() === 0;
 
 interface Result {

@@ -15,7 +15,7 @@ import { startTestRegistry, type TestRegistry } from '../server/testing.js';
 import { formatPlatform } from '../client/platform.js';
 import { buildImage, buildIndex, busyboxLayer, HOST_ARCH, type Entry, type TestPlatform } from './test-images.js';
 
-const BERTH = fileURLToPath(new URL('../bin/berth.js', import.meta.url));
+const BERTH = fileURLToPath(new URL('../../bin/launch.cjs', import.meta.url));
 const isRoot = process.getuid?.() === 0;
 const hasSkopeo = spawnSync('skopeo', ['--version']).status === 0;
 

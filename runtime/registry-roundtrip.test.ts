@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { startTestRegistry, type TestRegistry } from '../server/testing.js';
 import { buildImage, busyboxLayer } from './test-images.js';
 
-const BERTH = fileURLToPath(new URL('../bin/berth.js', import.meta.url));
+const BERTH = fileURLToPath(new URL('../../bin/launch.cjs', import.meta.url));
 const usable = process.getuid?.() === 0 && spawnSync('skopeo', ['--version']).status === 0;
 let dir: string;
 let registry: TestRegistry;

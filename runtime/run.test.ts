@@ -12,7 +12,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { buildImage, busyboxLayer } from './test-images.js';
 
-const BERTH = fileURLToPath(new URL('../bin/berth.js', import.meta.url));
+const BERTH = fileURLToPath(new URL('../../bin/launch.cjs', import.meta.url));
 const isRoot = process.getuid?.() === 0;
 
 let dir: string;

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildImage } from '../client/testing/peers.js';
 
-const BERTH = fileURLToPath(new URL('../bin/berth.js', import.meta.url));
+const BERTH = fileURLToPath(new URL('../../bin/launch.cjs', import.meta.url));
 const isRoot = process.getuid?.() === 0;
 let dir: string;
 

@@ -19,7 +19,7 @@ import { postgresMissing, startPostgres, type TestPostgres } from '../storage/te
 import { applyRetention, applyRepositoryPlan, planRepository, RetentionPolicy } from '../storage/retention.js';
 
 const run = promisify(execFile);
-const BERTH = fileURLToPath(new URL('../bin/berth.js', import.meta.url));
+const BERTH = fileURLToPath(new URL('../../bin/launch.cjs', import.meta.url));
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 

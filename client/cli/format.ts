@@ -4,6 +4,7 @@
 // texts and exit codes of each family of verbs (docker/cli: templates/templates.go,
 // cli/command/formatter/formatter.go, cli/command/inspect/inspector.go).
 import { BUILTINS, GoTemplate, TemplateExecError, TemplateParseError, goJSON, goJSONEncode, goMap, goSprint, goType, nilMap, nilSlice, omitEmpty, type GoFunc, type GoStruct } from './go-template.js';
+import { writeStdout } from './stdout.js';
 
 export { goMap } from './go-template.js';
 
@@ -80,7 +81,7 @@ export class FormatError extends Error {
 
 /** Writes a FormatError as docker does (no `berth VERB:` prefix: scripts match docker's text) and returns its exit code. */
 export function reportFormatError(e: FormatError): number {
-  if (e.stdout) process.stdout.write(e.stdout);
+  if (e.stdout) writeStdout(e.stdout);
   process.stderr.write(`${e.message}\n`);
   return e.exitCode;
 }
@@ -391,7 +392,7 @@ export function goTimeString(when: string | number | Date | undefined, o: { frac
 /** Writes a verb's --format output, or reports a FormatError as docker does; returns the exit code. */
 export function writeFormatted(render: () => string): number {
   try {
-    process.stdout.write(render());
+    writeStdout(render());
     return 0;
   } catch (e) {
     if (e instanceof FormatError) return reportFormatError(e);

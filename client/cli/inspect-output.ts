@@ -1,14 +1,15 @@
 // What every `inspect` verb (image, container, volume, network) prints for the objects it found:
 // docker's indented JSON array, or each object through `--format` (client/cli/format.ts, loaded
 // only then). Returns the exit code the output asks for (a template error is 64 or 1).
+import { writeStdout } from './stdout.js';
 export async function writeInspect(objects: unknown[], format: string | undefined): Promise<number> {
   if (!format) {
-    process.stdout.write(JSON.stringify(objects, null, 4) + '\n');
+    writeStdout(JSON.stringify(objects, null, 4) + '\n');
     return 0;
   }
   const { formatInspect } = await import('./format.js');
   const r = formatInspect(format, objects);
-  process.stdout.write(r.stdout);
+  writeStdout(r.stdout);
   process.stderr.write(r.stderr);
   return r.code;
 }

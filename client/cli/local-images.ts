@@ -6,6 +6,7 @@ import { LocalImageStore, danglingImages, imageId, imageSize, shortId } from '..
 import type { ImageRecord, IndexDocument } from '../store/image-index.js';
 import { familiarRepository, parseReference } from '../../oci/reference.js';
 import { humanSize } from '../progress.js';
+import { writeStdout } from './stdout.js';
 // --format's engine (./format.js) is imported only when a verb is given --format: start-up time counts.
 type Format = typeof import('./format.js');
 
@@ -160,11 +161,11 @@ export async function images(filter: string | undefined, o: { all?: boolean; qui
         return;
       }
       if (o.quiet) {
-        process.stdout.write([...new Set(rows.map(id))].map((s) => s + '\n').join(''));
+        writeStdout([...new Set(rows.map(id))].map((s) => s + '\n').join(''));
         return;
       }
       const head = ['REPOSITORY', 'TAG', ...(o.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE'];
-      process.stdout.write(table([head, ...rows.map((r) => [r.repo, r.tag, ...(o.digests ? [r.digest] : []), id(r), ago(r.shown.created), humanSize(imageSize(r.shown, doc))])]));
+      writeStdout(table([head, ...rows.map((r) => [r.repo, r.tag, ...(o.digests ? [r.digest] : []), id(r), ago(r.shown.created), humanSize(imageSize(r.shown, doc))])]));
   });
 }
 
@@ -181,7 +182,7 @@ export async function rmi(inputs: string[], o: { force?: boolean }): Promise<num
   return runVerb('rmi', async () => {
       const store = await LocalImageStore.open();
       const { lines, errors } = await store.remove(inputs, Boolean(o.force));
-      process.stdout.write(lines.map((l) => l + '\n').join(''));
+      writeStdout(lines.map((l) => l + '\n').join(''));
       for (const e of errors) process.stderr.write(`berth rmi: ${e}\n`);
       if (errors.length > 0) throw new ExitCode(1);
   });
@@ -271,14 +272,14 @@ export async function history(input: string, o: { trunc: boolean; quiet?: boolea
         return;
       }
       if (o.quiet) {
-        process.stdout.write(entries.map((_, i) => (i === 0 ? id : '<missing>') + '\n').join(''));
+        writeStdout(entries.map((_, i) => (i === 0 ? id : '<missing>') + '\n').join(''));
         return;
       }
       const rows = entries.map((h, i) => {
         const by = (h.created_by ?? '').replace(/\s+/g, ' ');
         return [i === 0 ? id : '<missing>', ago(h.created), o.trunc && by.length > 45 ? by.slice(0, 44) + '…' : by, humanSize(h.size), h.comment ?? ''];
       });
-      process.stdout.write(table([['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'], ...rows]));
+      writeStdout(table([['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'], ...rows]));
   });
 }
 
@@ -304,8 +305,8 @@ export async function prune(o: { all?: boolean }): Promise<number> {
         // a younger one may be a pull in progress that names it when done).
         return store.dropUnreferencedBlobs(doc, [...candidates, ...(await store.orphanBlobs(doc, ORPHAN_GRACE_MS))]);
       });
-      if (deleted.length > 0) process.stdout.write(`Deleted Images:\n${deleted.map((d) => `deleted: ${d}\n`).join('')}\n`);
-      process.stdout.write(`Total reclaimed space: ${humanSize(freed)}\n`);
+      if (deleted.length > 0) writeStdout(`Deleted Images:\n${deleted.map((d) => `deleted: ${d}\n`).join('')}\n`);
+      writeStdout(`Total reclaimed space: ${humanSize(freed)}\n`);
   });
 }
 
@@ -337,7 +338,7 @@ export async function systemDf(o: { format?: string } = {}): Promise<number> {
       if (code !== 0) throw new ExitCode(code);
       return;
     }
-    process.stdout.write(table([
+    writeStdout(table([
       ['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'],
       ['Images', String(count), '0', humanSize(total), `${humanSize(reclaimable)}${pct}`],
     ]));

@@ -4,6 +4,7 @@
 // registry the client section alone is the whole answer (exit 0), as docker's without its daemon.
 import { hostPlatform } from '../platform.js';
 import { berthVersion } from '../../oci/version.js';
+import { writeStdout } from './stdout.js';
 
 /** Where `berth version` looks for a registry: $BERTH_HOST (host:port), else berth serve's default. */
 export const DEFAULT_REGISTRY_ADDRESS = '127.0.0.1:5000';
@@ -57,7 +58,7 @@ export function versionText(v: VersionInfo): string {
 export async function main(o: { format?: string }): Promise<number> {
   const v = await versionInfo();
   if (o.format === undefined || o.format === '') {
-    process.stdout.write(versionText(v));
+    writeStdout(versionText(v));
     return 0;
   }
   const { FormatError, formatValue, goStruct, reportFormatError } = await import('./format.js');
@@ -66,7 +67,7 @@ export async function main(o: { format?: string }): Promise<number> {
       Client: goStruct('system.clientVersion', v.Client),
       Server: v.Server ? goStruct('types.Version', v.Server) : null,
     });
-    process.stdout.write(formatValue(o.format, value, 'version'));
+    writeStdout(formatValue(o.format, value, 'version'));
     return 0;
   } catch (e) {
     if (e instanceof FormatError) return reportFormatError(e);

@@ -120,7 +120,7 @@ export interface CliResult {
   stderr: string;
 }
 
-const BERTH = new URL('../../bin/berth.js', import.meta.url).pathname;
+const BERTH = new URL('../../../bin/launch.cjs', import.meta.url).pathname;
 
 /** Runs the berth CLI with `env` added to a minimal environment, in `cwd` (default: this process's). */
 export async function berth(args: string[], env: Record<string, string>, stdin?: string, cwd?: string): Promise<CliResult> {

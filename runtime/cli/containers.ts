@@ -11,6 +11,7 @@ import { ContainerStore, NoSuchContainerError, type ContainerConfig, type Contai
 import type { ImageReference } from '../../oci/reference.js';
 import { UsageError } from '../process-spec.js';
 import { RuntimeLayout } from '../runtime-layout.js';
+import { writeStdout } from '../../client/cli/stdout.js';
 
 const layout = new RuntimeLayout();
 const store = new ContainerStore(layout);
@@ -170,7 +171,7 @@ async function top(state: ContainerState): Promise<void> {
     if (status) rows.push([uid, String(pid), ppid, cmd]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) process.stdout.write(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 4))).join('') + '\n');
+  for (const r of rows) writeStdout(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 4))).join('') + '\n');
 }
 
 interface Sample {
@@ -253,14 +254,14 @@ async function stats(ids: string[], stream: boolean, format?: string, refs: Map<
         contexts.push(f.formatContext('*container.statsContext', { BlockIO: '--', CPUPerc: cpuPerc, Container: refs.get(r.id) ?? id, ID: id, MemPerc: memPerc, MemUsage: memUsage, Name: name, NetIO: '--', PIDs: pids }));
       }
     }
-    if (stream) process.stdout.write('\x1b[2J\x1b[H');
+    if (stream) writeStdout('\x1b[2J\x1b[H');
     if (f && format) {
       const code = f.writeFormatted(() => f.formatList(format, contexts, STATS_FORMAT));
       if (code !== 0 || !stream) return code;
       continue;
     }
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-    for (const r of rows) process.stdout.write(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('') + '\n');
+    for (const r of rows) writeStdout(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('') + '\n');
     if (!stream) return 0;
   }
 }
@@ -268,7 +269,7 @@ async function stats(ids: string[], stream: boolean, format?: string, refs: Map<
 /** docker diff: A(dded), C(hanged), D(eleted) paths of the container layer against its image. */
 async function diff(config: ContainerConfig): Promise<void> {
   const { containerChanges } = await import('../container-layer.js');
-  for await (const c of containerChanges(config)) process.stdout.write(`${c.kind} ${c.path}\n`);
+  for await (const c of containerChanges(config)) writeStdout(`${c.kind} ${c.path}\n`);
 }
 
 async function logs(id: string, follow: boolean, tail: number | undefined, timestamps: boolean): Promise<void> {
@@ -357,7 +358,7 @@ export async function runVerb(verb: string, operands: string[], p: ContainerFlag
       return f.writeFormatted(() => f.formatList(p.format!, contexts, PS_FORMAT));
     }
     if (p.quiet) {
-      for (const { c } of entries) process.stdout.write(`${c.Id.slice(0, 12)}\n`);
+      for (const { c } of entries) writeStdout(`${c.Id.slice(0, 12)}\n`);
       return 0;
     }
     rows.push(['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES']);
@@ -367,7 +368,7 @@ export async function runVerb(verb: string, operands: string[], p: ContainerFlag
       rows.push([p.trunc === false ? c.Id : c.Id.slice(0, 12), c.Image, cmd, `${ago(c.Created)} ago`, statusText(s), ports, c.Name]);
     }
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-    for (const r of rows) process.stdout.write(r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]! + 3))).join('').trimEnd() + '\n');
+    for (const r of rows) writeStdout(r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]! + 3))).join('').trimEnd() + '\n');
     return 0;
   }
   if (verb === 'prune') {
@@ -380,7 +381,7 @@ export async function runVerb(verb: string, operands: string[], p: ContainerFlag
       await store.remove(id);
       removed.push(id);
     }
-    process.stdout.write(['Deleted Containers:', ...removed, ''].join('\n'));
+    writeStdout(['Deleted Containers:', ...removed, ''].join('\n'));
     return 0;
   }
   if (verb === 'stats') {
@@ -413,7 +414,7 @@ export async function runVerb(verb: string, operands: string[], p: ContainerFlag
       const out = layoutRef
         ? await commitContainer(config, layoutRef.dir, layoutRef.tag || 'latest', p.message, p.author)
         : await commitToStore(config, imageRef, p.message, p.author);
-      process.stdout.write(`${out}\n`);
+      writeStdout(`${out}\n`);
       return 0;
     } catch (err) {
       process.stderr.write(`Error response from daemon: ${(err as Error).message}\n`);
@@ -447,18 +448,18 @@ export async function runVerb(verb: string, operands: string[], p: ContainerFlag
           if (verb === 'restart') await stopOne(id, Number(p.time ?? 10));
           const s = await store.state(id);
           if (s.Status !== 'running') await (await import('../lifecycle.js')).startDetached(layout.root, id);
-          process.stdout.write(`${ref}\n`);
+          writeStdout(`${ref}\n`);
           break;
         }
         case 'stop':
           await stopOne(id, Number(p.time ?? 10));
-          process.stdout.write(`${ref}\n`);
+          writeStdout(`${ref}\n`);
           break;
         case 'kill': {
           const s = await store.state(id);
           if (s.Status !== 'running') throw new Error(`Cannot kill container: ${ref}: container ${id} is not running`);
           signal(s, signalNumber(p.signal ?? 'SIGKILL'));
-          process.stdout.write(`${ref}\n`);
+          writeStdout(`${ref}\n`);
           break;
         }
         case 'rm': {
@@ -471,7 +472,7 @@ export async function runVerb(verb: string, operands: string[], p: ContainerFlag
           const config = await store.config(id).catch(() => undefined);
           if (config) await removeCgroups(config);
           await store.remove(id);
-          process.stdout.write(`${ref}\n`);
+          writeStdout(`${ref}\n`);
           break;
         }
         case 'logs': {
@@ -490,7 +491,7 @@ export async function runVerb(verb: string, operands: string[], p: ContainerFlag
           break;
         case 'wait': {
           const s = await waitExited(id);
-          process.stdout.write(`${s?.ExitCode ?? 0}\n`);
+          writeStdout(`${s?.ExitCode ?? 0}\n`);
           break;
         }
         default:

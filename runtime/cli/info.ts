@@ -14,6 +14,7 @@ import { ContainerStore } from '../container-store.js';
 import { listNetworks } from '../networks.js';
 import { RuntimeLayout } from '../runtime-layout.js';
 import { VolumeStore } from '../volumes.js';
+import { writeStdout } from '../../client/cli/stdout.js';
 
 /** docker's system.Info fields berth has, plus Volumes, Networks and StorePaths. */
 export interface Info {
@@ -173,12 +174,12 @@ export async function main(o: { format?: string; config?: string }): Promise<num
   const i = await collectInfo(o.config);
   for (const w of i.Warnings) process.stderr.write(`${w}\n`);
   if (o.format === undefined || o.format === '') {
-    process.stdout.write(infoText(i));
+    writeStdout(infoText(i));
     return 0;
   }
   const { FormatError, formatValue, goStruct, reportFormatError } = await import('../../client/cli/format.js');
   try {
-    process.stdout.write(formatValue(o.format, goStruct('system.Info', { ...i })));
+    writeStdout(formatValue(o.format, goStruct('system.Info', { ...i })));
     return 0;
   } catch (e) {
     if (e instanceof FormatError) return reportFormatError(e);

@@ -7,6 +7,7 @@ import { connectContainer, createNetwork, disconnectContainer, findNetworks, lis
 import type { NetworkRecord } from '../network-store.js';
 import { portLines } from '../network.js';
 import { RuntimeLayout } from '../runtime-layout.js';
+import { writeStdout } from '../../client/cli/stdout.js';
 
 const layout = new RuntimeLayout();
 const store = new ContainerStore(layout);
@@ -104,8 +105,8 @@ export async function ls(o: { quiet?: boolean; noTrunc?: boolean; filter?: strin
       return f.writeFormatted(() => f.formatList(o.format!, records.map((n) => networkContext(networkRow(n, o.noTrunc), n.Labels)), NETWORK_FORMAT));
     }
     const rows = await networkRows(o.noTrunc, o.filter);
-    if (o.quiet) process.stdout.write(rows.map((r) => `${r.ID}\n`).join(''));
-    else process.stdout.write(table([['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE'], ...rows.map((r) => [r.ID, r.Name, r.Driver, r.Scope])]));
+    if (o.quiet) writeStdout(rows.map((r) => `${r.ID}\n`).join(''));
+    else writeStdout(table([['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE'], ...rows.map((r) => [r.ID, r.Name, r.Driver, r.Scope])]));
     return 0;
   } catch (err) {
     return fail(err);
@@ -125,7 +126,7 @@ export function parseLabels(list: string[]): Record<string, string> {
 export async function create(o: CreateNetworkOptions): Promise<number> {
   try {
     const n = await createNetwork(layout, o);
-    process.stdout.write(`${n.Id}\n`);
+    writeStdout(`${n.Id}\n`);
     return 0;
   } catch (err) {
     return fail(err);
@@ -137,7 +138,7 @@ export async function rm(refs: string[]): Promise<number> {
   for (const ref of refs) {
     try {
       await removeNetwork(layout, ref);
-      process.stdout.write(`${ref}\n`);
+      writeStdout(`${ref}\n`);
     } catch (err) {
       code = fail(err);
     }
@@ -189,7 +190,7 @@ export async function prune(o: { force?: boolean }): Promise<number> {
   if (!o.force && !(await (await import('../../client/cli/confirm.js')).confirm('WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] '))) return 0;
   try {
     const removed = await pruneNetworks(layout);
-    if (removed.length > 0) process.stdout.write(['Deleted Networks:', ...removed, '', ''].join('\n'));
+    if (removed.length > 0) writeStdout(['Deleted Networks:', ...removed, '', ''].join('\n'));
     return 0;
   } catch (err) {
     return fail(err);
@@ -208,7 +209,7 @@ export async function port(container: string, privatePort?: string): Promise<num
       process.stderr.write(`Error: No public port '${privatePort}' published for ${container}\n`);
       return 1;
     }
-    process.stdout.write(lines.map((l) => `${l}\n`).join(''));
+    writeStdout(lines.map((l) => `${l}\n`).join(''));
     return 0;
   } catch (err) {
     if (err instanceof NoSuchContainerError) return fail(err);

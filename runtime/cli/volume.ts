@@ -3,6 +3,7 @@ import { inspectTemplateError, writeInspect } from '../../client/cli/inspect-out
 import { ContainerStore } from '../container-store.js';
 import { RuntimeLayout } from '../runtime-layout.js';
 import { VolumeStore } from '../volumes.js';
+import { writeStdout } from '../../client/cli/stdout.js';
 
 /** Mountpoints used by any container (running or not), as docker keeps them until `rm`. */
 async function volumesInUse(store: ContainerStore): Promise<Map<string, string>> {
@@ -23,7 +24,7 @@ export async function volumeVerb(sub: 'create' | 'ls' | 'inspect' | 'rm' | 'prun
     switch (sub) {
       case 'create': {
         const v = await volumes.ensure(operands[0]);
-        process.stdout.write(`${v.Name}\n`);
+        writeStdout(`${v.Name}\n`);
         return 0;
       }
       case 'ls': {
@@ -32,8 +33,8 @@ export async function volumeVerb(sub: 'create' | 'ls' | 'inspect' | 'rm' | 'prun
           const [f, { volumeContext, VOLUME_FORMAT }] = await Promise.all([import('../../client/cli/format.js'), import('./format-contexts.js')]);
           return f.writeFormatted(() => f.formatList(p.format!, list.map(volumeContext), VOLUME_FORMAT));
         }
-        if (p.quiet) list.forEach((v) => process.stdout.write(`${v.Name}\n`));
-        else process.stdout.write(['DRIVER    VOLUME NAME', ...list.map((v) => `${v.Driver.padEnd(10)}${v.Name}`)].join('\n') + '\n');
+        if (p.quiet) list.forEach((v) => writeStdout(`${v.Name}\n`));
+        else writeStdout(['DRIVER    VOLUME NAME', ...list.map((v) => `${v.Driver.padEnd(10)}${v.Name}`)].join('\n') + '\n');
         return 0;
       }
       case 'inspect': {
@@ -70,7 +71,7 @@ export async function volumeVerb(sub: 'create' | 'ls' | 'inspect' | 'rm' | 'prun
             continue;
           }
           await volumes.remove(name);
-          process.stdout.write(`${name}\n`);
+          writeStdout(`${name}\n`);
         }
         return code;
       }
@@ -84,7 +85,7 @@ export async function volumeVerb(sub: 'create' | 'ls' | 'inspect' | 'rm' | 'prun
           await volumes.remove(v.Name);
           removed.push(v.Name);
         }
-        process.stdout.write(['Deleted Volumes:', ...removed, ''].join('\n'));
+        writeStdout(['Deleted Volumes:', ...removed, ''].join('\n'));
         return 0;
       }
     }
