@@ -2,10 +2,13 @@
 // wrk against `berth serve` child processes (started through bin/berth, as users start it) with
 // both off (log level warn, no --metrics-listen) and both on (--metrics-listen, log level info:
 // every request serialized and written to the child's stdout, /dev/null, as to a file); also each
-// alone, and off a second time as an A/A control (how far two identical servers differ here). All servers run at once, idle but the one under load; each round drives every
-// configuration in turn, starting with a different one each round, so a burst of load from other
-// processes (this machine is shared) falls on each configuration alike.
-//   node dist/bench/metrics-overhead.js [--rounds 7] [--seconds 4] [--connections 16] [--threads 1]
+// alone, and off a second time as an A/A control (how far two identical servers differ here). Each
+// round starts a new server per configuration (unless --same-processes): one process's JIT and
+// memory layout moved its throughput up to ~10 % from an identical one's, so a single process per
+// configuration measured that, not the configuration. A round's servers run at once, idle but the
+// one under load; each round drives every configuration in turn, starting with a different one
+// each round, so a burst of load from other processes falls on each configuration alike.
+//   node dist/bench/metrics-overhead.js [--rounds 7] [--seconds 4] [--connections 16] [--threads 1] [--configs 0,3,4] [--same-processes]
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
@@ -64,38 +67,57 @@ const configs: Config[] = [
 
 const load0 = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
 const img = tinyImage();
-const servers = [];
-for (const c of configs) {
-  const args = await c.args();
-  const server = await startBerth({ extraArgs: args });
-  servers.push({ c, args, server });
-}
-const results = new Map<string, Array<{ rps: number; cpuUs: number }>>();
-const made = new Map<string, number>();
-try {
-  for (const s of servers) {
-    const client = new RegistryClient(s.server.origin, 2);
+// --configs 0,3,4: a subset (indices into configs above; the first named is the baseline).
+const chosen = option('--configs')?.split(',').map((i) => configs[Number(i)]!) ?? configs;
+type Running = { c: (typeof configs)[number]; args: string[]; server: Awaited<ReturnType<typeof startBerth>>; made: number };
+
+/** Starts one server per configuration, gives each the image and a warm-up (JIT). */
+async function startAll(): Promise<Running[]> {
+  const out: Running[] = [];
+  for (const c of chosen) {
+    const args = await c.args();
+    const server = await startBerth({ extraArgs: args });
+    out.push({ c, args, server, made: 0 });
+    const client = new RegistryClient(server.origin, 2);
     await client.pushSmall('perf/manifest', img.blob, img.blobDigest);
     await client.putManifest('perf/manifest', 'latest', img.manifest);
     await client.close();
-    made.set(s.c.label, (await wrk(`${s.server.origin}/v2/perf/manifest/manifests/latest`, 2)).requests); // warm-up (JIT)
+    out.at(-1)!.made = (await wrk(`${server.origin}/v2/perf/manifest/manifests/latest`, 2)).requests;
   }
+  return out;
+}
+
+/** The requests are counted: a wrong figure would be no figure. */
+async function checkCounts(servers: Running[]): Promise<void> {
+  for (const s of servers.filter((x) => x.c.metrics)) {
+    const text = await (await fetch(`http://${s.args[s.args.indexOf('--metrics-listen') + 1]}/metrics`)).text();
+    const n = Number(/^berth_http_requests_total\{method="GET",route="\/v2\/\{name\}\/manifests\/\{reference\}",status="200"\} (\d+)/m.exec(text)?.[1]);
+    if (!(n >= s.made)) throw new Error(`${s.c.label}: metrics counted ${n} manifest GETs, wrk made ${s.made}+`);
+  }
+}
+
+const results = new Map<string, Array<{ rps: number; cpuUs: number }>>();
+// By default every round starts new server processes: two identical servers differ by up to ~10 %
+// from one start to the next (their JIT's choices, their memory layout), more than the effect
+// measured, so each round samples that anew (--same-processes keeps one set for all rounds).
+const fresh = !process.argv.includes('--same-processes');
+let servers: Running[] = [];
+try {
   for (let round = 0; round < rounds; round++) {
+    if (fresh || round === 0) servers = await startAll();
     for (let k = 0; k < servers.length; k++) {
       const s = servers[(k + round) % servers.length]!;
       const cpu0 = await cpuSeconds(s.server.pid);
       const r = await wrk(`${s.server.origin}/v2/perf/manifest/manifests/latest`, seconds);
       const row = { rps: r.rps, cpuUs: (((await cpuSeconds(s.server.pid)) - cpu0) / r.requests) * 1e6 };
       (results.get(s.c.label) ?? results.set(s.c.label, []).get(s.c.label)!).push(row);
-      made.set(s.c.label, made.get(s.c.label)! + r.requests);
+      s.made += r.requests;
       console.log(`round ${round + 1} ${s.c.label.padEnd(24)} ${row.rps.toFixed(0).padStart(6)} req/s  ${row.cpuUs.toFixed(1)} CPU-µs/req`);
     }
-  }
-  for (const s of servers.filter((x) => x.c.metrics)) {
-    // The requests are counted: a wrong figure would be no figure.
-    const text = await (await fetch(`http://${s.args[s.args.indexOf('--metrics-listen') + 1]}/metrics`)).text();
-    const n = Number(/^berth_http_requests_total\{method="GET",route="\/v2\/\{name\}\/manifests\/\{reference\}",status="200"\} (\d+)/m.exec(text)?.[1]);
-    if (!(n >= made.get(s.c.label)!)) throw new Error(`${s.c.label}: metrics counted ${n} manifest GETs, wrk made ${made.get(s.c.label)}+`);
+    if (fresh || round === rounds - 1) {
+      await checkCounts(servers);
+      for (const s of servers.splice(0)) await s.server.stop();
+    }
   }
 } finally {
   for (const s of servers) await s.server.stop();
@@ -103,12 +125,12 @@ try {
 
 const load = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
 console.log(`\nmanifest GET by wrk (${threads} thread, ${connections} connections, Accept: ${OCI_MANIFEST}), ${seconds} s per configuration per round, ${rounds} rounds (median; min-max of req/s); load average ${load}`);
-const base = results.get(configs[0]!.label)!;
+const base = results.get(chosen[0]!.label)!;
 const baseRps = median(base.map((x) => x.rps));
 const baseCpu = median(base.map((x) => x.cpuUs));
 console.log('| configuration | req/s (median) | min-max | vs off | server CPU-µs/request | vs off |');
 console.log('|---|---:|---:|---:|---:|---:|');
-for (const c of configs) {
+for (const c of chosen) {
   const r = results.get(c.label)!;
   const rps = median(r.map((x) => x.rps));
   const cpu = median(r.map((x) => x.cpuUs));
@@ -120,7 +142,7 @@ for (const c of configs) {
 // so a burst of load from other processes mostly cancels; the median of those ratios.
 console.log('\n| configuration | req/s vs off, paired per round (median) | CPU-µs/request vs off, paired (median) | per round (req/s ratio) |');
 console.log('|---|---:|---:|---|');
-for (const c of configs.slice(1)) {
+for (const c of chosen.slice(1)) {
   const r = results.get(c.label)!;
   const rps = r.map((x, i) => x.rps / base[i]!.rps);
   const cpu = r.map((x, i) => x.cpuUs / base[i]!.cpuUs);

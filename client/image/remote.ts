@@ -4,7 +4,6 @@
 // Range after a broken connection. Sink: HEAD, cross-repository mount, upload (monolithic when
 // small, chunked and resumable when large), with the transport's bounded parallelism.
 // distribution-spec/spec.md#pulling-manifests, #pushing-blobs, #mounting-a-blob-from-another-repository.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Readable } from 'node:stream';
 import { RegistryError } from '../../oci/errors.js';
 import type { Blob, ImageOrIndex } from '../../oci/image.js';
@@ -19,6 +18,9 @@ import type { BodySink } from '../transport/plain-get.js';
 import { blobOf, canReadRange, manifestOf, MAX_JSON_BLOB, type BlobReader } from './manifest-image.js';
 import type { BlobOutcome, ImageSink } from './copy.js';
 import type { IngestCapable } from './store-image.js';
+
+/** A retry's pause (node:timers/promises would be one more module to load on every push and pull). */
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 const RETRIES = 3;
 

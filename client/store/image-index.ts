@@ -59,17 +59,37 @@ export class ImageIndex {
   }
 
   async read(): Promise<IndexDocument> {
-    let text: string;
+    const text = await this.readText();
+    return text === undefined ? empty() : this.parse(text);
+  }
+
+  private async readText(): Promise<string | undefined> {
     try {
-      text = await readFile(this.path, 'utf8');
+      return await readFile(this.path, 'utf8');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return empty();
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
     }
+  }
+
+  private parse(text: string): IndexDocument {
     const doc = JSON.parse(text) as IndexDocument;
     if (doc.version !== 1) throw new Error(`${this.path}: unsupported index version ${String(doc.version)}`);
     doc.sources ??= {};
     return doc;
+  }
+
+  /**
+   * True when `change` leaves the index as it is on disk: read without the lock (writers replace
+   * the file whole), so that a change already made (a warm push registering what is registered)
+   * costs no lock and no fsync.
+   */
+  async unchangedBy(change: (doc: IndexDocument) => void): Promise<boolean> {
+    const text = await this.readText();
+    if (text === undefined) return false;
+    const doc = this.parse(text);
+    change(doc);
+    return JSON.stringify(doc) === text;
   }
 
   private async write(doc: IndexDocument): Promise<void> {

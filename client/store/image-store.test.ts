@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
-import { utimes } from 'node:fs/promises';
+import { rm, stat, utimes, writeFile } from 'node:fs/promises';
 import tar from 'tar-stream';
 import { LocalImageStore, danglingImages } from './image-store.js';
 import { importRootfs } from '../archive/import.js';
@@ -104,4 +104,26 @@ test('prune leaves young unnamed blobs (a pull in progress) and removes old ones
   await store.blobs.delete(record.layers![0]!.digest);
   await assert.rejects(store.register([record], [parseReference('local/y:1')], record.digest), /was removed while this command ran/);
   assert.equal((await store.index.read()).tags['docker.io/local/y:1'], undefined);
+});
+
+test('registering what is registered already writes nothing (no lock, no new index file); a change is written', async () => {
+  const root = await tempDir();
+  const store = await LocalImageStore.open(root);
+  const blob = `sha256:${'a'.repeat(64)}`;
+  await store.noteSources({ [blob]: 'team/app' });
+  const indexFile = `${store.index.dir}/index.json`;
+  const before = await stat(indexFile);
+  // A warm push notes the same source and repo digest again: the file is not replaced (a write
+  // is a new file renamed over it: a new inode).
+  await store.noteSources({ [blob]: 'team/app' });
+  const same = await stat(indexFile);
+  assert.deepEqual([same.ino, same.mtimeMs], [before.ino, before.mtimeMs]);
+  // Not even the lock is taken: a lock held by a live process does not hold it up.
+  await writeFile(`${store.index.dir}/index.lock`, String(process.pid));
+  await store.noteSources({ [blob]: 'team/app' });
+  await rm(`${store.index.dir}/index.lock`);
+  await store.noteSources({ [blob]: 'team/other' });
+  const changed = await stat(indexFile);
+  assert.notEqual(changed.ino, before.ino);
+  assert.deepEqual((await store.index.read()).sources[blob], ['team/app', 'team/other']);
 });

@@ -99,14 +99,7 @@ export class LocalImageStore {
    * Returns the digest a tag pointed at before, if it moved.
    */
   async register(records: ImageRecord[], tags: ImageReference[], target: string, sources: Record<string, string> = {}): Promise<void> {
-    await this.index.update(async (doc) => {
-      // An rmi or prune running alongside may have deleted a blob this command found already
-      // stored; naming a missing blob would leave a broken image, so refuse instead.
-      for (const r of records) {
-        for (const b of [r.digest, r.config?.digest, ...(r.layers ?? []).map((l) => l.digest)]) {
-          if (b && !(await this.blobs.has(b))) throw new Error(`blob ${b} was removed while this command ran (berth rmi or image prune?); run it again`);
-        }
-      }
+    const apply = (doc: IndexDocument) => {
       for (const r of records) {
         const old = doc.images[r.digest];
         doc.images[r.digest] = old ? { ...r, repoDigests: [...new Set([...old.repoDigests, ...r.repoDigests])], added: old.added } : r;
@@ -116,6 +109,18 @@ export class LocalImageStore {
         const list = doc.sources[blob] ?? [];
         if (!list.includes(repo)) doc.sources[blob] = [...list, repo].slice(-8);
       }
+    };
+    // Registered as it is already (a warm push, a pull of what is stored): nothing to write.
+    if (await this.index.unchangedBy(apply)) return;
+    await this.index.update(async (doc) => {
+      // An rmi or prune running alongside may have deleted a blob this command found already
+      // stored; naming a missing blob would leave a broken image, so refuse instead.
+      for (const r of records) {
+        for (const b of [r.digest, r.config?.digest, ...(r.layers ?? []).map((l) => l.digest)]) {
+          if (b && !(await this.blobs.has(b))) throw new Error(`blob ${b} was removed while this command ran (berth rmi or image prune?); run it again`);
+        }
+      }
+      apply(doc);
     });
   }
 
