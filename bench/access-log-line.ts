@@ -56,16 +56,9 @@ async function handIntoSonicBoom(): Promise<number> {
   return us;
 }
 
-async function handThroughBatch(): Promise<number> {
-  const dest = pino.destination({ dest: '/dev/null', sync: false, minLength: 0 });
-  const batch = new LineBatch(dest);
-  const us = await measure((n) => batch.write(accessLine(record(n), Date.now())));
-  batch.stop();
-  return us;
-}
-
-async function handThroughBatchSync(): Promise<number> {
-  const dest = pino.destination({ dest: '/dev/null', sync: true, minLength: 0 });
+/** berth serve's path: lines gathered by LineBatch, written by sonic-boom in this thread (`sync`) or the threadpool. */
+async function handThroughBatch(sync: boolean): Promise<number> {
+  const dest = pino.destination({ dest: '/dev/null', sync, minLength: 0 });
   const batch = new LineBatch(dest);
   const us = await measure((n) => batch.write(accessLine(record(n), Date.now())));
   batch.stop();
@@ -76,8 +69,8 @@ const cases: Array<[string, () => Promise<number>]> = [
   ['making the record only (baseline)', baseline],
   ['pino info(record) → sonic-boom, minLength 4 KiB (before)', pinoLine],
   ['accessLine → sonic-boom write per line, minLength 4 KiB', handIntoSonicBoom],
-  ['accessLine → LineBatch 16 KiB → sonic-boom, async writes (threadpool)', handThroughBatch],
-  ['accessLine → LineBatch 16 KiB → sonic-boom, sync writes', handThroughBatchSync],
+  ['accessLine → LineBatch 16 KiB → sonic-boom, async writes (threadpool)', () => handThroughBatch(false)],
+  ['accessLine → LineBatch 16 KiB → sonic-boom, sync writes', () => handThroughBatch(true)],
 ];
 const results = new Map<string, number[]>();
 // Three rounds, the cases in turn: a burst of load from elsewhere falls on all of them.

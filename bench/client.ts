@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { startTestRegistry } from '../server/testing.js';
 import { buildImage, startReferenceRegistry } from '../client/testing/peers.js';
 
-// The `berth` command as users run it (the launcher in bin/, which starts Node on dist/bin/berth.js).
+// The `berth` command as users run it (bin/berth, which runs the CLI bundle through bin/launch.cjs).
 const BERTH = fileURLToPath(new URL('../../bin/berth', import.meta.url));
 const NODE24 = fileURLToPath(new URL('../../scripts/node24.sh', import.meta.url));
 const MIB = Number(process.env.BENCH_CLIENT_MIB ?? 122);

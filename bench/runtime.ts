@@ -16,7 +16,7 @@ import { RuntimeLayout } from '../runtime/runtime-layout.js';
 import { buildImage, busyboxLayer } from '../runtime/test-images.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 20);
-// The `berth` command as users run it (the launcher in bin/, which starts Node on dist/bin/berth.js).
+// The `berth` command as users run it (bin/berth, which runs the CLI bundle through bin/launch.cjs).
 const BERTH = fileURLToPath(new URL('../../bin/berth', import.meta.url));
 
 function has(cmd: string): boolean {

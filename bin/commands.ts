@@ -31,6 +31,16 @@ function overContainers(verb: string, usage = '[OPTIONS] CONTAINER [CONTAINER...
 const FORMAT_LIST = "Format output using a Go template ('table …' adds headers and aligns columns; 'json': one JSON object per line)";
 const FORMAT_INSPECT = "Format output using a Go template ({{.State.Status}}, {{json .Config}}; 'json': one JSON array)";
 
+/** `image inspect`, `network inspect`, `volume inspect`: OBJECT [OBJECT...] and --format, then `run`. */
+function inspectCommand(noun: string, run: (names: string[], o: { format?: string }) => Promise<number>) {
+  return (cmd: BerthCommand) =>
+    cmd
+      .usage(`[OPTIONS] ${noun} [${noun}...]`)
+      .argument('<names...>')
+      .option('-f, --format <string>', FORMAT_INSPECT)
+      .action(run);
+}
+
 const CONFIG_FLAG = ['--config <file>', 'Client config file (daemon.json keys; default $BERTH_CONFIG)'] as const;
 
 /**
@@ -91,12 +101,7 @@ const image = {
       .argument('<images...>')
       .option('-f, --force', 'Force removal of an image referenced by several repositories or used by a container')
       .action((inputs: string[], o: { force?: boolean }) => removeImages(inputs, o)),
-  inspect: (cmd: BerthCommand) =>
-    cmd
-      .usage('[OPTIONS] IMAGE [IMAGE...]')
-      .argument('<images...>')
-      .option('-f, --format <string>', FORMAT_INSPECT)
-      .action(async (inputs: string[], o: { format?: string }) => (await localImages()).inspect(inputs, o)),
+  inspect: inspectCommand('IMAGE', async (inputs, o) => (await localImages()).inspect(inputs, o)),
   history: (cmd: BerthCommand) =>
     cmd
       .usage('[OPTIONS] IMAGE')
@@ -145,12 +150,7 @@ const network = {
       .usage('NETWORK [NETWORK...]')
       .argument('<networks...>')
       .action(async (refs: string[]) => (await networks()).rm(refs)),
-  inspect: (cmd: BerthCommand) =>
-    cmd
-      .usage('[OPTIONS] NETWORK [NETWORK...]')
-      .argument('<networks...>')
-      .option('-f, --format <string>', FORMAT_INSPECT)
-      .action(async (refs: string[], o: { format?: string }) => (await networks()).inspect(refs, o)),
+  inspect: inspectCommand('NETWORK', async (refs, o) => (await networks()).inspect(refs, o)),
   connect: (cmd: BerthCommand) =>
     cmd
       .usage('[OPTIONS] NETWORK CONTAINER')
@@ -185,12 +185,7 @@ const volume = {
       .option('-q, --quiet', 'Only display volume names')
       .option('--format <string>', FORMAT_LIST)
       .action(async (o: { quiet?: boolean; format?: string }) => (await volumes()).volumeVerb('ls', [], o)),
-  inspect: (cmd: BerthCommand) =>
-    cmd
-      .usage('[OPTIONS] VOLUME [VOLUME...]')
-      .argument('<volumes...>')
-      .option('-f, --format <string>', FORMAT_INSPECT)
-      .action(async (names: string[], o: { format?: string }) => (await volumes()).volumeVerb('inspect', names, o)),
+  inspect: inspectCommand('VOLUME', async (names, o) => (await volumes()).volumeVerb('inspect', names, o)),
   rm: (cmd: BerthCommand) =>
     cmd
       .usage('[OPTIONS] VOLUME [VOLUME...]')

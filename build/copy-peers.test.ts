@@ -4,19 +4,16 @@
 // files with their modes, owners, link targets and contents exactly as `berth run` does.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { buildImage, busyboxLayer, layerTar } from '../runtime/test-images.js';
 import { startTestRegistry, type TestRegistry } from '../server/testing.js';
 import { berth as runBerth } from '../client/testing/peers.js';
-import { dockerMissing, startDockerd, type DockerDaemon } from '../conformance-tests/fixtures/peer-daemon.js';
+import { dockerMissing, dockerPullRun, podmanMissing, podmanPullRun } from '../conformance-tests/fixtures/peer-daemon.js';
 
 const isRoot = process.getuid?.() === 0;
-const podmanMissing = spawnSync('podman', ['--version']).status === 0 ? undefined : 'podman is not installed (apt-get install podman)';
 
 let dir: string;
 let root: string;
@@ -83,23 +80,11 @@ describe('an image made by COPY and ADD, run by podman and docker from berth ser
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  test('podman pulls it and lists the same files', { skip: podmanMissing }, async () => {
-    const storage = ['--root', join(dir, 'podman', 'root'), '--runroot', join(dir, 'podman', 'run'), '--storage-driver', 'vfs'];
-    const { stdout } = await promisify(execFile)('podman', [...storage, 'run', '--rm', '--runtime', 'runc', '--cgroup-manager', 'cgroupfs', '--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', '--tls-verify=false', ref], {
-      env: { ...process.env, CONTAINERS_REGISTRIES_CONF: '/dev/null' },
-    });
-    assert.equal(stdout, expected);
+  test('podman pulls it and lists the same files', { skip: podmanMissing() }, async () => {
+    assert.equal(await podmanPullRun(dir, ref), expected);
   });
 
   test('docker pulls it and lists the same files', { skip: dockerMissing() }, async () => {
-    let dockerd: DockerDaemon | undefined;
-    try {
-      dockerd = await startDockerd({ insecureRegistries: [`127.0.0.1:${registry.port}`] });
-      await dockerd.docker('pull', ref);
-      const out = await dockerd.docker('run', '--rm', '--network', 'none', ref);
-      assert.equal(out.stdout, expected);
-    } finally {
-      await dockerd?.stop();
-    }
+    assert.equal(await dockerPullRun(`127.0.0.1:${registry.port}`, ref), expected);
   });
 });

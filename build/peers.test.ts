@@ -4,18 +4,15 @@
 // User, Entrypoint/Cmd) and files (a RUN's output, a deletion) are understood the same way.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { buildImage, busyboxLayer } from '../runtime/test-images.js';
 import { startTestRegistry, type TestRegistry } from '../server/testing.js';
 import { berth as runBerth } from '../client/testing/peers.js';
-import { dockerMissing, startDockerd, type DockerDaemon } from '../conformance-tests/fixtures/peer-daemon.js';
+import { dockerMissing, dockerPullRun, podmanMissing, podmanPullRun } from '../conformance-tests/fixtures/peer-daemon.js';
 
 const isRoot = process.getuid?.() === 0;
-const podmanMissing = spawnSync('podman', ['--version']).status === 0 ? undefined : 'podman is not installed (apt-get install podman)';
 
 let dir: string;
 let root: string;
@@ -58,23 +55,11 @@ describe('an image built by berth, pulled by podman and docker from berth serve'
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  test('podman pulls it and runs it with the same output', { skip: podmanMissing }, async () => {
-    // podman's default nofile/nproc limits exceed this host's hard limits (as bench/runtime.ts).
-    const storage = ['--root', join(dir, 'podman', 'root'), '--runroot', join(dir, 'podman', 'run'), '--storage-driver', 'vfs'];
-    // Asynchronously: the registry answers from this very process.
-    const { stdout } = await promisify(execFile)('podman', [...storage, 'run', '--rm', '--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024', '--tls-verify=false', ref], { env: { ...process.env, CONTAINERS_REGISTRIES_CONF: '/dev/null' } });
-    assert.equal(stdout, EXPECTED);
+  test('podman pulls it and runs it with the same output', { skip: podmanMissing() }, async () => {
+    assert.equal(await podmanPullRun(dir, ref), EXPECTED);
   });
 
   test('docker pulls it and runs it with the same output', { skip: dockerMissing() }, async () => {
-    let dockerd: DockerDaemon | undefined;
-    try {
-      dockerd = await startDockerd({ insecureRegistries: [`127.0.0.1:${registry.port}`] });
-      await dockerd.docker('pull', ref);
-      const out = await dockerd.docker('run', '--rm', '--network', 'none', ref);
-      assert.equal(out.stdout, EXPECTED);
-    } finally {
-      await dockerd?.stop();
-    }
+    assert.equal(await dockerPullRun(`127.0.0.1:${registry.port}`, ref), EXPECTED);
   });
 });

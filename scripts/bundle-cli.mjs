@@ -86,5 +86,10 @@ if (left) throw new Error(`bundle-cli: an import() the launcher cannot serve is 
 if (/[^\x00-\x7f]/.test(code)) throw new Error('bundle-cli: the bundle holds a non-ASCII character');
 if (code.includes(MARK)) throw new Error('bundle-cli: a marked import is left in an unexpected form');
 await writeFile(outfile, code);
-if (process.env.BUNDLE_ANALYZE) { const o = result.metafile.outputs[Object.keys(result.metafile.outputs).find((k) => k.endsWith(".cjs"))]; console.log(Object.entries(o.inputs).sort((a, b) => b[1].bytesInOutput - a[1].bytesInOutput).slice(0, 25).map(([k, v]) => `${v.bytesInOutput} ${k}`).join("\n")); }
+// BUNDLE_ANALYZE=1: the 25 modules that take the most of the bundle, to see what a change pulled in.
+if (process.env.BUNDLE_ANALYZE) {
+  const { inputs: parts } = result.metafile.outputs[Object.keys(result.metafile.outputs).find((k) => k.endsWith('.cjs'))];
+  const largest = Object.entries(parts).sort((a, b) => b[1].bytesInOutput - a[1].bytesInOutput).slice(0, 25);
+  console.log(largest.map(([name, { bytesInOutput }]) => `${bytesInOutput} ${name}`).join('\n'));
+}
 console.log(`bundle-cli: ${fromBundle(outfile).slice(2)} from ${inputs.length} modules, ${(code.length / 1024).toFixed(0)} KiB`);
