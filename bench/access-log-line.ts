@@ -1,11 +1,12 @@
 // CPU per access-log line, in one process, written to /dev/null: pino's `info(record, 'request')`
-// into a sonic-boom destination with a 4 KiB minLength (berth serve's logger before), the hand
-// serializer into that destination line by line, and the hand serializer through the 16 KiB
-// LineBatch (berth serve's now). docs/performance.md, "Metrics and access log overhead".
+// into a sonic-boom destination with a 4 KiB minLength (berth serve's logger at first), the hand
+// serializer's string into that destination line by line, those strings joined per 16 KiB (berth
+// serve's before), and the line encoded into LineBatch's bytes (berth serve's now).
+// docs/performance.md, "Metrics and access log overhead".
 //   npm run build && node dist/bench/access-log-line.js [--lines 300000] [--garbage]
 import { pino } from 'pino';
-import { accessLine, type AccessRecord } from '../server/access-log.js';
-import { LineBatch } from '../server/log-batch.js';
+import { accessLine, createAccessLog, type AccessRecord } from '../server/access-log.js';
+import { LineBatch, type LineSink } from '../server/log-batch.js';
 
 const i = process.argv.indexOf('--lines');
 const LINES = i >= 0 ? Number(process.argv[i + 1]) : 300_000;
@@ -56,11 +57,33 @@ async function handIntoSonicBoom(): Promise<number> {
   return us;
 }
 
-/** berth serve's path: lines gathered by LineBatch, written by sonic-boom in this thread (`sync`) or the threadpool. */
-async function handThroughBatch(sync: boolean): Promise<number> {
-  const dest = pino.destination({ dest: '/dev/null', sync, minLength: 0 });
-  const batch = new LineBatch(dest);
-  const us = await measure((n) => batch.write(accessLine(record(n), Date.now())));
+/** berth serve's path before: each line a string, 16 KiB of them joined and written in this thread. */
+async function stringsJoined(): Promise<number> {
+  const dest = pino.destination({ dest: '/dev/null', sync: true, minLength: 0 });
+  let parts: string[] = [];
+  let chars = 0;
+  const us = await measure((n) => {
+    const line = accessLine(record(n), Date.now());
+    parts.push(line);
+    chars += line.length;
+    if (chars >= 16 * 1024) {
+      dest.write(parts.join(''));
+      parts = [];
+      chars = 0;
+    }
+  });
+  dest.flushSync();
+  return us;
+}
+
+/** berth serve's path: each line encoded into LineBatch's buffer, written by sonic-boom in this thread (`sync`) or the threadpool. */
+async function encodedIntoBatch(sync: boolean): Promise<number> {
+  const dest = pino.destination({ dest: '/dev/null', sync, minLength: 0, contentMode: 'buffer' });
+  // LineBatch fills its buffer again once write() returns: a sink writing later needs its own copy.
+  const sink: LineSink = sync ? (dest as unknown as LineSink) : { write: (b) => dest.write(Buffer.from(b) as unknown as string), flush: (cb) => dest.flush(cb), flushSync: () => dest.flushSync() };
+  const batch = new LineBatch(sink);
+  const accessLog = createAccessLog(pino({ enabled: false }), batch);
+  const us = await measure((n) => accessLog(record(n)));
   batch.stop();
   return us;
 }
@@ -69,8 +92,9 @@ const cases: Array<[string, () => Promise<number>]> = [
   ['making the record only (baseline)', baseline],
   ['pino info(record) → sonic-boom, minLength 4 KiB (before)', pinoLine],
   ['accessLine → sonic-boom write per line, minLength 4 KiB', handIntoSonicBoom],
-  ['accessLine → LineBatch 16 KiB → sonic-boom, async writes (threadpool)', () => handThroughBatch(false)],
-  ['accessLine → LineBatch 16 KiB → sonic-boom, sync writes', () => handThroughBatch(true)],
+  ['accessLine strings joined per 16 KiB → sonic-boom, sync writes (before)', stringsJoined],
+  ['encodeAccessLine → LineBatch 64 KiB bytes → sonic-boom, async writes (threadpool)', () => encodedIntoBatch(false)],
+  ['encodeAccessLine → LineBatch 64 KiB bytes → sonic-boom, sync writes', () => encodedIntoBatch(true)],
 ];
 const results = new Map<string, number[]>();
 // Three rounds, the cases in turn: a burst of load from elsewhere falls on all of them.

@@ -2,13 +2,15 @@
 // wrk against `berth serve` child processes (started through bin/berth, as users start it) with
 // both off (log level warn, no --metrics-listen) and both on (--metrics-listen, log level info:
 // every request serialized and written to the child's stdout, /dev/null, as to a file); also each
-// alone, and off a second time as an A/A control (how far two identical servers differ here). Each
-// round starts a new server per configuration (unless --same-processes): one process's JIT and
-// memory layout moved its throughput up to ~10 % from an identical one's, so a single process per
-// configuration measured that, not the configuration. A round's servers run at once, idle but the
-// one under load; each round drives every configuration in turn, starting with a different one
-// each round, so a burst of load from other processes falls on each configuration alike.
-//   node dist/bench/metrics-overhead.js [--rounds 7] [--seconds 4] [--connections 16] [--threads 1] [--configs 0,3,4] [--same-processes]
+// alone, and off a second time as an A/A control (how far two identical servers differ here).
+// Every measurement is a new server process, alone on the machine: started, warmed up (JIT),
+// measured, stopped. Two identical processes differ by up to ~10 % (their JIT's choices, their
+// memory layout), more than the effect measured, so each round samples that anew; idle servers
+// beside the measured one (their timers) and their start order moved the figures too (an A/A
+// control 3-4 % off 1.0 when a round's servers all ran at once). Each round drives every
+// configuration in turn, starting with a different one each round.
+// --pin: the server on CPU 1 and wrk on CPU 0 (taskset), so neither is moved onto the other's core.
+//   node dist/bench/metrics-overhead.js [--rounds 7] [--seconds 4] [--warmup 2] [--connections 16] [--threads 1] [--configs 0,3,4] [--pin]
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
@@ -26,7 +28,9 @@ const seconds = Number(option('--seconds') ?? 4);
 const connections = Number(option('--connections') ?? 16);
 // One wrk thread: on a 2-core machine the other core is the server's (Node answers on one thread).
 const threads = Number(option('--threads') ?? 1);
+const warmup = Number(option('--warmup') ?? 2);
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const pin = process.argv.includes('--pin');
 
 /** User + system CPU seconds of a process (all threads), from /proc/PID/stat. */
 async function cpuSeconds(pid: number): Promise<number> {
@@ -43,7 +47,8 @@ const median = (xs: number[]) => {
 
 /** One wrk run: requests per second and requests made; any non-2xx answer or socket error fails the run. */
 async function wrk(url: string, secs: number): Promise<{ rps: number; requests: number }> {
-  const { stdout } = await run('wrk', [`-t${threads}`, `-c${connections}`, `-d${secs}s`, '-H', `Accept: ${OCI_MANIFEST}`, url], { maxBuffer: 1 << 20 });
+  const [cmd, pre] = pin ? ['taskset', ['-c', '0', 'wrk']] : ['wrk', []];
+  const { stdout } = await run(cmd, [...pre, `-t${threads}`, `-c${connections}`, `-d${secs}s`, '-H', `Accept: ${OCI_MANIFEST}`, url], { maxBuffer: 1 << 20 });
   const rps = Number(/^Requests\/sec:\s+([\d.]+)/m.exec(stdout)?.[1]);
   const requests = Number(/^\s*(\d+) requests in/m.exec(stdout)?.[1]);
   if (/Non-2xx or 3xx responses/.test(stdout) || /Socket errors/.test(stdout) || !(rps > 0)) throw new Error(`wrk: ${stdout}`);
@@ -69,62 +74,47 @@ const load0 = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).j
 const img = tinyImage();
 // --configs 0,3,4: a subset (indices into configs above; the first named is the baseline).
 const chosen = option('--configs')?.split(',').map((i) => configs[Number(i)]!) ?? configs;
-type Running = { c: (typeof configs)[number]; args: string[]; server: Awaited<ReturnType<typeof startBerth>>; made: number };
 
-/** Starts one server per configuration, gives each the image and a warm-up (JIT). */
-async function startAll(): Promise<Running[]> {
-  const out: Running[] = [];
-  for (const c of chosen) {
-    const args = await c.args();
-    const server = await startBerth({ extraArgs: args });
-    out.push({ c, args, server, made: 0 });
+/** One server of configuration `c`, alone on the machine: started, given the image, warmed up (JIT), measured, its count checked, stopped. */
+async function measureOnce(c: Config): Promise<{ rps: number; cpuUs: number }> {
+  const args = await c.args();
+  const server = await startBerth({ extraArgs: args });
+  try {
+    if (pin) await run('taskset', ['-a', '-p', '-c', '1', String(server.pid)]);
     const client = new RegistryClient(server.origin, 2);
     await client.pushSmall('perf/manifest', img.blob, img.blobDigest);
     await client.putManifest('perf/manifest', 'latest', img.manifest);
     await client.close();
-    out.at(-1)!.made = (await wrk(`${server.origin}/v2/perf/manifest/manifests/latest`, 2)).requests;
-  }
-  return out;
-}
-
-/** The requests are counted: a wrong figure would be no figure. */
-async function checkCounts(servers: Running[]): Promise<void> {
-  for (const s of servers.filter((x) => x.c.metrics)) {
-    const text = await (await fetch(`http://${s.args[s.args.indexOf('--metrics-listen') + 1]}/metrics`)).text();
-    const n = Number(/^berth_http_requests_total\{method="GET",route="\/v2\/\{name\}\/manifests\/\{reference\}",status="200"\} (\d+)/m.exec(text)?.[1]);
-    if (!(n >= s.made)) throw new Error(`${s.c.label}: metrics counted ${n} manifest GETs, wrk made ${s.made}+`);
+    const url = `${server.origin}/v2/perf/manifest/manifests/latest`;
+    let made = (await wrk(url, warmup)).requests;
+    const cpu0 = await cpuSeconds(server.pid);
+    const r = await wrk(url, seconds);
+    const row = { rps: r.rps, cpuUs: (((await cpuSeconds(server.pid)) - cpu0) / r.requests) * 1e6 };
+    made += r.requests;
+    // The requests are counted: a wrong figure would be no figure.
+    if (c.metrics) {
+      const text = await (await fetch(`http://${args[args.indexOf('--metrics-listen') + 1]}/metrics`)).text();
+      const n = Number(/^berth_http_requests_total\{method="GET",route="\/v2\/\{name\}\/manifests\/\{reference\}",status="200"\} (\d+)/m.exec(text)?.[1]);
+      if (!(n >= made)) throw new Error(`${c.label}: metrics counted ${n} manifest GETs, wrk made ${made}+`);
+    }
+    return row;
+  } finally {
+    await server.stop();
   }
 }
 
 const results = new Map<string, Array<{ rps: number; cpuUs: number }>>();
-// By default every round starts new server processes: two identical servers differ by up to ~10 %
-// from one start to the next (their JIT's choices, their memory layout), more than the effect
-// measured, so each round samples that anew (--same-processes keeps one set for all rounds).
-const fresh = !process.argv.includes('--same-processes');
-let servers: Running[] = [];
-try {
-  for (let round = 0; round < rounds; round++) {
-    if (fresh || round === 0) servers = await startAll();
-    for (let k = 0; k < servers.length; k++) {
-      const s = servers[(k + round) % servers.length]!;
-      const cpu0 = await cpuSeconds(s.server.pid);
-      const r = await wrk(`${s.server.origin}/v2/perf/manifest/manifests/latest`, seconds);
-      const row = { rps: r.rps, cpuUs: (((await cpuSeconds(s.server.pid)) - cpu0) / r.requests) * 1e6 };
-      (results.get(s.c.label) ?? results.set(s.c.label, []).get(s.c.label)!).push(row);
-      s.made += r.requests;
-      console.log(`round ${round + 1} ${s.c.label.padEnd(24)} ${row.rps.toFixed(0).padStart(6)} req/s  ${row.cpuUs.toFixed(1)} CPU-µs/req`);
-    }
-    if (fresh || round === rounds - 1) {
-      await checkCounts(servers);
-      for (const s of servers.splice(0)) await s.server.stop();
-    }
+for (let round = 0; round < rounds; round++) {
+  for (let k = 0; k < chosen.length; k++) {
+    const c = chosen[(k + round) % chosen.length]!;
+    const row = await measureOnce(c);
+    (results.get(c.label) ?? results.set(c.label, []).get(c.label)!).push(row);
+    console.log(`round ${round + 1} ${c.label.padEnd(24)} ${row.rps.toFixed(0).padStart(6)} req/s  ${row.cpuUs.toFixed(1)} CPU-µs/req`);
   }
-} finally {
-  for (const s of servers) await s.server.stop();
 }
 
 const load = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
-console.log(`\nmanifest GET by wrk (${threads} thread, ${connections} connections, Accept: ${OCI_MANIFEST}), ${seconds} s per configuration per round, ${rounds} rounds (median; min-max of req/s); load average ${load}`);
+console.log(`\nmanifest GET by wrk (${threads} thread, ${connections} connections, Accept: ${OCI_MANIFEST}${pin ? '; server on CPU 1, wrk on CPU 0' : ''}), ${seconds} s per configuration per round, ${rounds} rounds (median; min-max of req/s); load average ${load}`);
 const base = results.get(chosen[0]!.label)!;
 const baseRps = median(base.map((x) => x.rps));
 const baseCpu = median(base.map((x) => x.cpuUs));
@@ -147,5 +137,18 @@ for (const c of chosen.slice(1)) {
   const rps = r.map((x, i) => x.rps / base[i]!.rps);
   const cpu = r.map((x, i) => x.cpuUs / base[i]!.cpuUs);
   console.log(`| ${c.label} | ${median(rps).toFixed(3)} | ${median(cpu).toFixed(3)} | ${rps.map((x) => x.toFixed(2)).join(' ')} |`);
+}
+// With the A/A control in the run, off is measured twice a round: against the mean of the two,
+// a slow or fast baseline process moves a ratio half as much.
+const aa = results.get(configs[4]!.label);
+if (aa && chosen[0] === configs[0]) {
+  console.log('\n| configuration | req/s vs the mean of both offs, paired (median) | CPU-µs/request, same (median) |');
+  console.log('|---|---:|---:|');
+  for (const c of chosen.filter((x) => x !== configs[0] && x !== configs[4])) {
+    const r = results.get(c.label)!;
+    const rps = r.map((x, i) => x.rps / ((base[i]!.rps + aa[i]!.rps) / 2));
+    const cpu = r.map((x, i) => x.cpuUs / ((base[i]!.cpuUs + aa[i]!.cpuUs) / 2));
+    console.log(`| ${c.label} | ${median(rps).toFixed(3)} | ${median(cpu).toFixed(3)} |`);
+  }
 }
 console.log(`load average at the start ${load0}, at the end ${load}`);

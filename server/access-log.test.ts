@@ -1,5 +1,6 @@
 // The access log's own serializer writes what pino writes for the same record (byte for byte,
-// escapes and absent fields included), and berth serve's access lines, written straight into its
+// escapes and absent fields included), its byte encoder writes the same bytes, the log batch
+// keeps every line whole and in order, and berth serve's access lines, written straight into its
 // log destination, arrive on stdout in order with its other lines.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -7,8 +8,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import fc from 'fast-check';
 import { pino } from 'pino';
-import { accessLine, type AccessRecord } from './access-log.js';
+import { accessLine, createAccessLog, encodeAccessLine, type AccessRecord } from './access-log.js';
+import { LineBatch, type LineSink } from './log-batch.js';
 import { startBerthProcess } from '../conformance-tests/fixtures/berth-process.js';
 
 const TIME = 1765000000123;
@@ -41,6 +44,112 @@ test('accessLine is pino’s line for the same record', async () => {
   const lone = { ...base, path: '/v2/\ud800x' };
   assert.equal(JSON.parse(accessLine(lone, TIME)).path, '/v2/\ud800x');
   assert.ok(accessLine(lone, TIME).includes('"/v2/\\ud800x"'));
+});
+
+// Any string (lone surrogates, controls, quotes, astral characters) and any number (negative,
+// fractional, huge, NaN, infinite), as well as the usual ASCII ones.
+const anyString = fc.oneof(fc.string({ unit: 'binary', maxLength: 40 }), fc.string({ maxLength: 40 }), fc.constantFrom('GET', '/v2/{name}/manifests/{reference}', 'a1b2c3d4-1z', ''));
+const anyNumber = fc.oneof(fc.nat(), fc.integer(), fc.double(), fc.nat({ max: 100000 }).map((k) => k / 10), fc.constantFrom(0, -0, 1e21, 2 ** 53, 2 ** 31, 2 ** 31 - 1, 1765000000123, Number.NaN, Infinity, -Infinity));
+const anyRecord = fc.record({
+  reqId: anyString,
+  method: anyString,
+  route: anyString,
+  path: anyString,
+  repository: fc.option(anyString, { nil: undefined }),
+  status: anyNumber,
+  bytesIn: anyNumber,
+  bytesOut: anyNumber,
+  ms: anyNumber,
+  user: fc.option(anyString, { nil: undefined }),
+});
+
+test('encodeAccessLine writes accessLine’s bytes, for any record and time', () => {
+  const buf = Buffer.alloc(64 * 1024, 0xee);
+  fc.assert(
+    fc.property(anyRecord, anyNumber, fc.nat({ max: 1000 }), (r, time, at) => {
+      const end = encodeAccessLine(r, time, buf, at);
+      assert.equal(buf.subarray(at, end).toString('latin1'), Buffer.from(accessLine(r, time)).toString('latin1'));
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test('encodeAccessLine’s kept parts (time, method, path, counts) never leak into the next line: runs of records from small pools', () => {
+  const buf = Buffer.alloc(256 * 1024);
+  const pick = <T>(xs: T[]) => fc.constantFrom(...xs);
+  const pooled = fc.record({
+    reqId: pick(['a-1', 'a-2', 'x"y']),
+    method: pick(['GET', 'HEAD', 'GET']),
+    route: pick(['/v2/{name}/manifests/{reference}', 'other']),
+    path: pick(['/v2/a/manifests/v1', '/v2/b/blobs/x', '/v2/zoë/manifests/"q"']),
+    repository: pick([undefined, 'a', 'b']),
+    status: pick([200, 404, -0, 0, Number.NaN]),
+    bytesIn: pick([0, 5, -0]),
+    bytesOut: pick([0, 528, 1e21, 0.5]),
+    ms: pick([0, 0.4, 12.5, 1 / 3]),
+    user: pick([undefined, 'alice']),
+  });
+  fc.assert(
+    fc.property(fc.array(fc.tuple(pooled, pick([1765000000123, 1765000000124, 0, Number.NaN])), { maxLength: 60 }), (run) => {
+      let pos = 0;
+      for (const [r, time] of run) pos = encodeAccessLine(r, time, buf, pos);
+      assert.equal(buf.subarray(0, pos).toString(), run.map(([r, time]) => accessLine(r, time)).join(''));
+    }),
+    { numRuns: 1000 },
+  );
+});
+
+/** A sink that keeps what it is given (copied: LineBatch fills its buffer again). */
+function keepingSink(): LineSink & { writes: Buffer[]; text: () => string } {
+  const writes: Buffer[] = [];
+  return { writes, write: (b) => (writes.push(Buffer.from(b)), true), flush: () => undefined, flushSync: () => undefined, text: () => Buffer.concat(writes).toString() };
+}
+
+test('the log batch keeps lines whole and in order: access lines, other lines, one longer than a batch', () => {
+  const sink = keepingSink();
+  const batch = new LineBatch(sink);
+  const log = createAccessLog(pino({ enabled: false }), batch);
+  // Each line as written: a string, or the record of an access line (its time is the batch's).
+  const expected: Array<string | AccessRecord> = [];
+  for (let n = 0; n < 2000; n++) {
+    const r: AccessRecord = { ...base, reqId: `r-${n}`, path: `/v2/team/app/manifests/v${n}`, user: n % 7 ? undefined : 'zoë 🚢' };
+    if (n % 100 === 0) {
+      const other = `{"level":40,"msg":"other ${n} ${'é'.repeat(n % 300 ? 10 : 40000)}"}`;
+      batch.write(`${other}\n`);
+      expected.push(other);
+    }
+    log(r);
+    expected.push(r);
+  }
+  assert.ok(sink.writes.length > 5, 'the batches were written as they filled');
+  batch.stop();
+  const lines = sink.text().split('\n');
+  assert.equal(lines.pop(), '', 'the output ends with a whole line');
+  assert.equal(lines.length, expected.length);
+  const t0 = Date.now() - 60_000;
+  lines.forEach((line, i) => {
+    const want = expected[i]!;
+    if (typeof want === 'string') return assert.equal(line, want);
+    const time = (JSON.parse(line) as { time: number }).time;
+    assert.ok(time > t0 && time <= Date.now());
+    assert.equal(`${line}\n`, accessLine(want, time));
+  });
+  assert.equal(batch.used, 0);
+  // Stopped: a line goes out as it comes.
+  const n = sink.writes.length;
+  batch.write('{"msg":"late"}\n');
+  assert.equal(sink.writes.length, n + 1);
+  assert.equal(sink.writes.at(-1)!.toString(), '{"msg":"late"}\n');
+});
+
+test('an access line too long for any batch (a path of 20 000 escaped characters) is written whole', () => {
+  const sink = keepingSink();
+  const batch = new LineBatch(sink);
+  const r: AccessRecord = { ...base, path: `/v2/${'"\u0001'.repeat(10000)}/manifests/x` };
+  createAccessLog(pino({ enabled: false }), batch)(r);
+  batch.stop();
+  const line = JSON.parse(sink.text()) as { path: string };
+  assert.equal(line.path, r.path);
 });
 
 test('berth serve writes its access lines to stdout, one JSON line per request, with the request id it echoed', async () => {

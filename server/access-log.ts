@@ -1,9 +1,11 @@
 // The access log's line: one JSON object per request, the same bytes pino would write for
 // `log.info(record, 'request')` with berth serve's logger (no base fields, epoch-ms time, msg
-// last). berth serve writes it straight into its log destination: pino's generic serializer
-// (key walk, per-value type dispatch, hooks) was most of the access log's cost per manifest GET
-// (docs/performance.md, "Metrics and access log overhead"); this one is a few concatenations.
+// last). berth serve encodes it straight into its log batch (server/log-batch.ts): pino's generic
+// serializer (key walk, per-value type dispatch, hooks) was most of the access log's cost per
+// manifest GET, and a line built as a string cost more again on its way to the batch
+// (docs/performance.md, "Metrics and access log overhead").
 import type { Logger } from 'pino';
+import type { LineBytes } from './log-batch.js';
 
 export interface AccessRecord {
   reqId: string;
@@ -35,15 +37,220 @@ function num(n: number): string {
 
 /** The line pino writes for `info(r, 'request')` at `time` (level 30), newline included. */
 export function accessLine(r: AccessRecord, time: number): string {
-  let s = `{"level":30,"time":${time},"reqId":${str(r.reqId)},"method":${str(r.method)},"route":${str(r.route)},"path":${str(r.path)}`;
+  let s = `{"level":30,"time":${num(time)},"reqId":${str(r.reqId)},"method":${str(r.method)},"route":${str(r.route)},"path":${str(r.path)}`;
   if (r.repository !== undefined) s += `,"repository":${str(r.repository)}`;
   s += `,"status":${num(r.status)},"bytesIn":${num(r.bytesIn)},"bytesOut":${num(r.bytesOut)},"ms":${num(r.ms)}`;
   if (r.user !== undefined) s += `,"user":${str(r.user)}`;
   return `${s},"msg":"request"}\n`;
 }
 
-/** The access log of `log`: through `rawLine` (the logger's own destination) when given. */
-export function createAccessLog(log: Logger, rawLine?: (line: string) => void): AccessLog {
-  if (rawLine) return (r) => rawLine(accessLine(r, Date.now()));
+// The line's fixed parts, as bytes.
+const ascii = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
+const HEAD = ascii('{"level":30,"time":');
+const REQ_ID = ascii(',"reqId":');
+const METHOD = ascii(',"method":');
+const ROUTE = ascii(',"route":');
+const PATH = ascii(',"path":');
+const REPOSITORY = ascii(',"repository":');
+const STATUS = ascii(',"status":');
+const BYTES_IN = ascii(',"bytesIn":');
+const BYTES_OUT = ascii(',"bytesOut":');
+const MS = ascii(',"ms":');
+const USER = ascii(',"user":');
+const TAIL = ascii(',"msg":"request"}\n');
+
+function putBytes(buf: Buffer, pos: number, bytes: Uint8Array): number {
+  for (let i = 0; i < bytes.length; i++) buf[pos + i] = bytes[i]!;
+  return pos + bytes.length;
+}
+
+/** `s` as JSON: printable ASCII without `"` or `\` byte by byte, anything else as str() writes it, in UTF-8. */
+function putString(buf: Buffer, pos: number, s: string): number {
+  buf[pos] = 0x22;
+  const start = pos + 1;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return pos + buf.write(JSON.stringify(s), pos);
+    buf[start + i] = c;
+  }
+  buf[start + s.length] = 0x22;
+  return start + s.length + 1;
+}
+
+/** A non-negative integer below 2^31's decimal digits, in 32-bit integer arithmetic. */
+function putSmall(buf: Buffer, pos: number, n: number): number {
+  let len = 1;
+  for (let t = n; t >= 10; t = (t / 10) | 0) len++;
+  let p = pos + len;
+  let t = n;
+  do {
+    const q = (t / 10) | 0;
+    buf[--p] = 48 + t - q * 10;
+    t = q;
+  } while (t > 0);
+  return pos + len;
+}
+
+/** A non-negative safe integer's decimal digits: eight at a time below the top (epoch milliseconds have 13). */
+function putDigits(buf: Buffer, pos: number, n: number): number {
+  if (n < 0x80000000) return putSmall(buf, pos, n);
+  const high = Math.floor(n / 1e8);
+  pos = putDigits(buf, pos, high);
+  let low = n - high * 1e8;
+  for (let p = pos + 7; p >= pos; p--) {
+    const q = (low / 10) | 0;
+    buf[p] = 48 + low - q * 10;
+    low = q;
+  }
+  return pos + 8;
+}
+
+/** `n` as num() writes it: integers and one-decimal values (the ms field) digit by digit, anything else through String. */
+function putNumber(buf: Buffer, pos: number, n: number): number {
+  if (n >= 0 && n <= Number.MAX_SAFE_INTEGER) {
+    if (Number.isInteger(n)) return putDigits(buf, pos, n);
+    // k/10 is the double nearest the decimal "q.d", so that is its shortest form, String's.
+    const k = Math.round(n * 10);
+    if (k / 10 === n && k <= Number.MAX_SAFE_INTEGER) {
+      const q = Math.floor(k / 10);
+      pos = putDigits(buf, pos, q);
+      buf[pos] = 0x2e;
+      buf[pos + 1] = 48 + (k - q * 10);
+      return pos + 2;
+    }
+  }
+  const s = num(n);
+  for (let i = 0; i < s.length; i++) buf[pos + i] = s.charCodeAt(i);
+  return pos + s.length;
+}
+
+/** The most bytes accessLine's line can take: JSON's longest escape is 6 characters, UTF-8's longest unit 3 bytes. */
+function maxLineBytes(r: AccessRecord): number {
+  const chars = r.reqId.length + r.method.length + r.route.length + r.path.length + (r.repository?.length ?? 0) + (r.user?.length ?? 0);
+  return 400 + 6 * chars;
+}
+
+// A line is mostly the same bytes as the one before: the time changes once a millisecond, a path
+// comes back with the same route, repository, status and byte counts. Those parts are kept
+// encoded and copied (one memcpy each); what is left to encode byte by byte is the request id, the
+// duration and a user. Encoding all of it in JS ran at ~3 ns a byte, ~0.5 µs a line, in berth
+// serve under a manifest GET load (docs/performance.md, "Metrics and access log overhead").
+
+/** `{"level":30,"time":<time>,"reqId":` of the last time written. */
+let timeHead = { time: Number.NaN, bytes: new Uint8Array(0) };
+
+function putTimeHead(buf: Buffer, pos: number, time: number): number {
+  if (time !== timeHead.time) {
+    const start = pos;
+    pos = putBytes(buf, pos, HEAD);
+    pos = putNumber(buf, pos, time);
+    pos = putBytes(buf, pos, REQ_ID);
+    timeHead = { time, bytes: new Uint8Array(buf.subarray(start, pos)) };
+    return pos;
+  }
+  buf.set(timeHead.bytes, pos);
+  return pos + timeHead.bytes.length;
+}
+
+// `,"method":"GET"` and the like: Node's HTTP parser takes a few dozen methods, and they come as
+// the same strings each time. Bounded all the same.
+const methods = new Map<string, Uint8Array>();
+
+function putMethod(buf: Buffer, pos: number, method: string): number {
+  const bytes = methods.get(method);
+  if (bytes !== undefined) {
+    buf.set(bytes, pos);
+    return pos + bytes.length;
+  }
+  const start = pos;
+  pos = putBytes(buf, pos, METHOD);
+  pos = putString(buf, pos, method);
+  if (methods.size < 64 && method.length <= 32) methods.set(method, new Uint8Array(buf.subarray(start, pos)));
+  return pos;
+}
+
+/** What a recent path's lines share, encoded. */
+interface PathParts {
+  route: string;
+  repository: string | undefined;
+  /** `,"route":…,"path":…[,"repository":…],"status":` */
+  fields: Uint8Array;
+  /** `<status>,"bytesIn":<n>,"bytesOut":<n>,"ms":` of the last line of the path, and its numbers. */
+  status: number;
+  bytesIn: number;
+  bytesOut: number;
+  counts: Uint8Array | undefined;
+}
+
+const paths = new Map<string, PathParts>();
+const PATH_ENTRIES = 4096;
+const PATH_CHARS = 256;
+
+/** From `,"route":` to `,"ms":` of `r`. */
+function putPathParts(buf: Buffer, pos: number, r: AccessRecord): number {
+  let parts = paths.get(r.path);
+  if (parts === undefined || parts.route !== r.route || parts.repository !== r.repository) {
+    const start = pos;
+    pos = putBytes(buf, pos, ROUTE);
+    pos = putString(buf, pos, r.route);
+    pos = putBytes(buf, pos, PATH);
+    pos = putString(buf, pos, r.path);
+    if (r.repository !== undefined) {
+      pos = putBytes(buf, pos, REPOSITORY);
+      pos = putString(buf, pos, r.repository);
+    }
+    pos = putBytes(buf, pos, STATUS);
+    parts = { route: r.route, repository: r.repository, fields: new Uint8Array(buf.subarray(start, pos)), status: 0, bytesIn: 0, bytesOut: 0, counts: undefined };
+    if (r.path.length <= PATH_CHARS) {
+      if (paths.size >= PATH_ENTRIES) paths.clear();
+      paths.set(r.path, parts);
+    }
+  } else {
+    buf.set(parts.fields, pos);
+    pos += parts.fields.length;
+  }
+  // Object.is: -0 and NaN are numbers num() writes differently from their neighbours.
+  if (parts.counts !== undefined && Object.is(parts.status, r.status) && Object.is(parts.bytesIn, r.bytesIn) && Object.is(parts.bytesOut, r.bytesOut)) {
+    buf.set(parts.counts, pos);
+    return pos + parts.counts.length;
+  }
+  const start = pos;
+  pos = putNumber(buf, pos, r.status);
+  pos = putBytes(buf, pos, BYTES_IN);
+  pos = putNumber(buf, pos, r.bytesIn);
+  pos = putBytes(buf, pos, BYTES_OUT);
+  pos = putNumber(buf, pos, r.bytesOut);
+  pos = putBytes(buf, pos, MS);
+  parts.status = r.status;
+  parts.bytesIn = r.bytesIn;
+  parts.bytesOut = r.bytesOut;
+  parts.counts = new Uint8Array(buf.subarray(start, pos));
+  return pos;
+}
+
+/** accessLine's bytes, written into `buf` from `pos` (with maxLineBytes(r) bytes of room); returns where they end. */
+export function encodeAccessLine(r: AccessRecord, time: number, buf: Buffer, pos: number): number {
+  pos = putTimeHead(buf, pos, time);
+  pos = putString(buf, pos, r.reqId);
+  pos = putMethod(buf, pos, r.method);
+  pos = putPathParts(buf, pos, r);
+  pos = putNumber(buf, pos, r.ms);
+  if (r.user !== undefined) {
+    pos = putBytes(buf, pos, USER);
+    pos = putString(buf, pos, r.user);
+  }
+  buf.set(TAIL, pos);
+  return pos + TAIL.length;
+}
+
+/** The access log of `log`: encoded into `lines` (the logger's own batch) when given. */
+export function createAccessLog(log: Logger, lines?: LineBytes): AccessLog {
+  if (lines) {
+    return (r) => {
+      const time = Date.now();
+      if (!lines.reserve(maxLineBytes(r))) return void lines.write(accessLine(r, time));
+      lines.commit(encodeAccessLine(r, time, lines.buf, lines.used));
+    };
+  }
   return (r) => log.info(r, 'request');
 }

@@ -1,5 +1,4 @@
 // The Koa application: one thin shell over the route modules, the error table and the store.
-import type { ServerResponse } from 'node:http';
 import Koa from 'koa';
 import Router from '@koa/router';
 import type { Logger } from 'pino';
@@ -18,7 +17,8 @@ import { registerUploads } from './routes/uploads.js';
 import { registerReferrers } from './routes/referrers.js';
 import { registerSearch } from './routes/search.js';
 import { closeAfterResponse, isLingering } from './lingering-close.js';
-import { methodLabel, RequestIds, routeOf, type RouteInfo } from './request-info.js';
+import { RequestIds } from './request-info.js';
+import { endWatch, startWatch } from './request-watch.js';
 import { createAccessLog, type AccessLog } from './access-log.js';
 import type { ServerObserver } from './metrics/hooks.js';
 import type { RequestNotifier } from './notifications/hooks.js';
@@ -80,70 +80,6 @@ async function health(ctx: Koa.ParameterizedContext<RegistryState>, log: Logger,
   }
 }
 
-/** Uploads in flight: requests that carry blob bytes into an upload. */
-function isUpload(method: string, route: string): boolean {
-  return (method === 'PATCH' || method === 'PUT') ? route === '/v2/{name}/blobs/uploads/{id}' : method === 'POST' && route === '/v2/{name}/blobs/uploads/';
-}
-
-function headerNumber(v: string | number | string[] | undefined): number | undefined {
-  if (typeof v === 'number') return v;
-  if (typeof v === 'string' && /^\d+$/.test(v)) return Number(v);
-  return undefined;
-}
-
-/** What watchRequest keeps of a request until its response closes (on the response, not in a closure). */
-interface Watch {
-  ctx: Koa.ParameterizedContext<RegistryState>;
-  reqId: string;
-  accessLog: AccessLog | undefined;
-  observer: ServerObserver | undefined;
-  started: number;
-  written0: number;
-  method: string;
-  info: RouteInfo;
-  upload: boolean;
-}
-
-const WATCH = Symbol('berth.watch');
-type WatchedResponse = ServerResponse & { [WATCH]?: Watch | undefined };
-
-/**
- * The response's 'close' (the body is sent, or the client went away): the access-log line and
- * the metrics of the request. One shared listener added with `on`: `once` wraps it per request
- * and removes it again, which a profile under a manifest GET load put at ~2 µs a request.
- */
-function onResponseClose(this: WatchedResponse): void {
-  const w = this[WATCH];
-  if (!w) return;
-  this[WATCH] = undefined;
-  const { ctx, observer, method, info } = w;
-  const ms = performance.now() - w.started;
-  const status = ctx.status;
-  const bytesIn = ctx.state.bodyBytes ?? 0;
-  const bytesOut = method === 'HEAD' || status === 204 || status === 304 ? 0 : headerNumber(this.getHeader('content-length')) ?? Math.max(0, ctx.req.socket.bytesWritten - w.written0);
-  if (observer) {
-    if (w.upload) observer.uploadsInFlight(-1);
-    observer.request({ method: methodLabel(method), route: info.route, status, seconds: ms / 1000, bytesIn, bytesOut });
-  }
-  w.accessLog?.({ reqId: w.reqId, method, route: info.route, path: ctx.path, repository: info.repository, status, bytesIn, bytesOut, ms: Math.round(ms * 10) / 10, user: ctx.state.user });
-}
-
-/**
- * Watches one request to its end and then writes its access-log line and metrics. Bytes in: the
- * request body bytes the registry read (server/request-body.ts; a body refused unread counts 0).
- * Bytes out: the Content-Length of the answer, else what the connection wrote meanwhile
- * (headers included).
- */
-function watchRequest(ctx: Koa.ParameterizedContext<RegistryState>, reqId: string, accessLog: AccessLog | undefined, observer: ServerObserver | undefined): void {
-  const method = ctx.method;
-  const info = routeOf(ctx.path);
-  const upload = observer !== undefined && isUpload(method, info.route);
-  if (upload) observer.uploadsInFlight(1);
-  const res = ctx.res as WatchedResponse;
-  res[WATCH] = { ctx, reqId, accessLog, observer, started: performance.now(), written0: ctx.req.socket.bytesWritten, method, info, upload };
-  res.on('close', onResponseClose);
-}
-
 export function createApp(store: RegistryStore, config: ServerConfig, log: Logger, ext: AppExtensions = {}): Koa<RegistryState> {
   if (config.auth && config.auth.mode !== 'none' && !ext.access) throw new Error(`auth mode ${config.auth.mode} needs the access-control middleware (start the registry with startRegistry)`);
   const app = new Koa<RegistryState>();
@@ -172,7 +108,7 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
     ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
     // What `berth version` shows of the registry on its address (client/cli/version.ts).
     ctx.set('Berth-Version', berthVersion());
-    if (observer || accessLog) watchRequest(ctx, reqId, accessLog, observer);
+    const watch = observer || accessLog ? startWatch(ctx, reqId, observer) : undefined;
     try {
       await next();
       if (ctx.status === 404 && ctx.body === undefined) {
@@ -217,6 +153,7 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
       // Answered before the body was read to its end (a refused upload, a 401 before a PUT's
       // body): Connection: close, and the rest is drained, bounded, so the answer is not reset.
       if (!ctx.req.complete && ctx.respond !== false) closeAfterResponse(ctx.req, ctx.res);
+      if (watch) endWatch(watch, ctx, accessLog, observer);
     }
   });
 

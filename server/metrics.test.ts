@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { startTestRegistry, type TestRegistry } from './testing.js';
 import { sh } from './test-images.js';
@@ -215,6 +216,53 @@ test('the access log: one line per request with route, repository, bytes, durati
   assert.equal(second!.repository, undefined);
 });
 
+test('each answer is logged as it ends, with the bytes it sent: in memory, streamed, ranged, empty, refused, and one the client left', async () => {
+  // More than the loopback socket buffers hold, so the server writes it only as the client reads.
+  const big = Buffer.alloc(24 << 20, 5);
+  const bigDigest = await pushBlob(reg.url, REPO, big);
+  const { manifest, digests } = await pushImage(reg.url, REPO, 'v2');
+  const from = log.lines.length;
+  const get = (id: string, path: string, init: RequestInit = {}) => fetch(`${reg.url}/v2/${REPO}/${path}`, { ...init, headers: { 'x-request-id': id, ...(init.headers as Record<string, string>) } });
+  assert.equal((await (await get('w-manifest', 'manifests/v2')).arrayBuffer()).byteLength, manifest.length);
+  assert.equal((await get('w-head', 'manifests/v2', { method: 'HEAD' })).status, 200);
+  const refused = await get('w-refused', 'manifests/nope');
+  assert.equal(refused.status, 404);
+  const refusedBytes = (await refused.arrayBuffer()).byteLength;
+  assert.equal((await (await get('w-blob', `blobs/${digests[1]}`)).arrayBuffer()).byteLength, 3000);
+  const ranged = await get('w-range', `blobs/${digests[1]}`, { headers: { range: 'bytes=0-99' } });
+  assert.equal(ranged.status, 206);
+  assert.equal((await ranged.arrayBuffer()).byteLength, 100);
+  // Read slowly: the line is written when the last byte is, not when the route returned.
+  const slow = (await get('w-slow', `blobs/${bigDigest}`)).body!.getReader();
+  let got = (await slow.read()).value!.byteLength;
+  await new Promise((r) => setTimeout(r, 400));
+  for (let c = await slow.read(); !c.done; c = await slow.read()) got += c.value.byteLength;
+  assert.equal(got, big.length);
+  const ac = new AbortController();
+  const left = (await get('w-left', `blobs/${bigDigest}`, { signal: ac.signal })).body!.getReader();
+  await left.read();
+  ac.abort();
+  await left.read().catch(() => undefined);
+
+  const ids = ['w-manifest', 'w-head', 'w-refused', 'w-blob', 'w-range', 'w-slow'];
+  await until('the access-log lines', async () => [...ids, 'w-left'].every((id) => log.lines.slice(from).some((l) => l.msg === 'request' && l.reqId === id)));
+  const line = (id: string) => log.lines.slice(from).find((l) => l.msg === 'request' && l.reqId === id)!;
+  assert.deepEqual(ids.map((id) => [line(id).status, line(id).bytesOut]), [
+    [200, manifest.length],
+    [200, 0],
+    [404, refusedBytes],
+    [200, 3000],
+    [206, 100],
+    [200, big.length],
+  ]);
+  assert.ok((line('w-slow').ms as number) >= 350, `the slow answer took ${line('w-slow').ms} ms`);
+  assert.equal(line('w-left').route, '/v2/{name}/blobs/{digest}');
+  assert.equal(line('w-refused').route, '/v2/{name}/manifests/{reference}');
+  // The metrics saw the same answers.
+  const m = await scrape(reg.metricsUrl!);
+  assert.equal(m.value('berth_http_requests_total{method="GET",route="/v2/{name}/blobs/{digest}",status="206"}'), 1);
+});
+
 test('/healthz and /readyz answer a word, are not logged at info, and /readyz is 503 when the metadata is closed', async () => {
   const from = log.lines.length;
   for (const p of ['/healthz', '/readyz']) {
@@ -353,14 +401,25 @@ test('the exposition parser is strict: it refuses what a Prometheus server refus
   }
 });
 
-test('GC durations: every collection counted by kind (scavenges made here are seen)', async () => {
+test('GC durations: every collection counted by kind (scavenges made here are seen, as many as an observer of this process sees)', async () => {
   const before = (await scrape(reg.metricsUrl!)).value('nodejs_gc_duration_seconds_count{kind="minor"}') ?? 0;
+  // The registry runs in this process: a PerformanceObserver of its own counts the same scavenges.
+  let observed = 0;
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) if ((e as { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) observed++;
+  });
+  observer.observe({ entryTypes: ['gc'] });
   // Young-generation garbage: several scavenges.
   let keep = 0;
   for (let i = 0; i < 200_000; i++) keep += new Array<number>(64).fill(i).length;
   assert.ok(keep > 0);
   await new Promise((r) => setTimeout(r, 50)); // GC entries reach observers after the task
+  observer.disconnect();
   const m = await scrape(reg.metricsUrl!);
-  assert.ok(m.value('nodejs_gc_duration_seconds_count{kind="minor"}')! > before, 'scavenges counted');
+  const counted = m.value('nodejs_gc_duration_seconds_count{kind="minor"}')! - before;
+  assert.ok(observed > 3, `${observed} scavenges made`);
+  // Scavenges while the scrapes ran are counted too: a few more, never fewer.
+  assert.ok(counted >= observed && counted <= observed + 20, `counted ${counted}, observed ${observed}`);
+  assert.ok(m.value('nodejs_gc_duration_seconds_sum{kind="minor"}')! > 0);
   for (const x of m.families.get('nodejs_gc_duration_seconds')!.samples) assert.ok(['minor', 'major', 'incremental', 'weakcb'].includes(x.labels.find(([n]) => n === 'kind')![1]));
 });

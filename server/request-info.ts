@@ -4,8 +4,8 @@ import { isValidRepositoryName } from '../oci/names.js';
 import { randomHex } from '../storage/random-hex.js';
 
 export interface RouteInfo {
-  route: string;
-  repository?: string;
+  readonly route: string;
+  readonly repository?: string;
 }
 
 const OTHER: RouteInfo = { route: 'other' };
@@ -18,8 +18,26 @@ const SEARCH: RouteInfo = { route: '/v1/search' };
 // keyword, as the router's `*name` matches it.
 const V2_NAMED = /^\/v2\/(.+)\/(?:(tags\/list)|(manifests)\/[^/]+|(blobs\/uploads)\/([^/]*)|(blobs)\/[^/]+|(referrers)\/[^/]+)$/;
 
+// The routes of recent paths: a registry under load answers the same manifests and blobs again and
+// again, and one Map lookup costs less than the two regular expressions. Bounded in entries and in
+// path length, so unique or long paths cannot make it grow.
+const recent = new Map<string, RouteInfo>();
+const RECENT_ENTRIES = 4096;
+const RECENT_PATH_CHARS = 256;
+
 /** The route pattern of `path`, e.g. `/v2/{name}/blobs/{digest}`; `other` for anything unknown. */
 export function routeOf(path: string): RouteInfo {
+  let info = recent.get(path);
+  if (info !== undefined) return info;
+  info = parseRoute(path);
+  if (path.length <= RECENT_PATH_CHARS) {
+    if (recent.size >= RECENT_ENTRIES) recent.clear();
+    recent.set(path, info);
+  }
+  return info;
+}
+
+function parseRoute(path: string): RouteInfo {
   if (path === '/v2/' || path === '/v2') return ROOT;
   if (path === '/v2/_catalog') return CATALOG;
   if (path === '/token') return TOKEN;

@@ -1,11 +1,13 @@
 // The process's own metrics: prom-client's default collectors (CPU, memory, heap spaces, file
-// descriptors, handles, event-loop delay, version) except its GC histogram, replaced by one that
-// records every GC entry into plain counts. prom-client's observes each GC through a labelled
-// Histogram.observe (labels validated and hashed every time), about 1 % of berth serve's CPU
-// under a manifest GET load, where scavenges run hundreds of times a second; it also looks at
-// the first entry of each batch only, so it undercounts. Same name, help, label and buckets.
+// descriptors, handles, event-loop delay, version) except its GC histogram, replaced by one fed
+// by node:v8's GCProfiler, which V8's GC callbacks fill in C++, read once a second and at each
+// scrape. prom-client's (a PerformanceObserver of 'gc' entries) cost ~2.5 % of berth serve's
+// manifest GET throughput, where scavenges run ~100 times a second: Node builds each entry in JS
+// with four deprecated accessors (util.deprecate, Object.setPrototypeOf) before any observer sees
+// it (docs/performance.md, "Metrics and access log overhead"); it also looked at the first entry
+// of each batch only, so it undercounted. Same name, help, label and buckets.
 import { createRequire } from 'node:module';
-import { constants, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
+import { GCProfiler } from 'node:v8';
 import type { Registry } from 'prom-client';
 
 type Collector = (registry: Registry, config: Record<string, unknown>) => void;
@@ -14,12 +16,16 @@ type Collector = (registry: Registry, config: Record<string, unknown>) => void;
 const COLLECTORS = ['processCpuTotal', 'processStartTime', 'osMemoryHeap', 'processOpenFileDescriptors', 'processMaxFileDescriptors', 'eventLoopLag', 'processHandles', 'processRequests', 'heapSizeAndUsed', 'heapSpacesSizeAndUsed', 'version'];
 
 const GC_BUCKETS = [0.001, 0.01, 0.1, 1, 2, 5];
-const KINDS: Record<number, string> = {
-  [constants.NODE_PERFORMANCE_GC_MAJOR]: 'major',
-  [constants.NODE_PERFORMANCE_GC_MINOR]: 'minor',
-  [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
-  [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weakcb',
+// GCProfiler's gcType names (node's src/node_v8.cc) as the kinds prom-client labels.
+const KINDS: Record<string, string> = {
+  Scavenge: 'minor',
+  MinorMarkSweep: 'minor',
+  MarkSweepCompact: 'major',
+  IncrementalMarking: 'incremental',
+  ProcessWeakCallbacks: 'weakcb',
 };
+/** How often the profiler's entries (~3 KB of JSON per collection) are read and counted. */
+const HARVEST_MS = 1000;
 
 interface GcKind {
   count: number;
@@ -38,20 +44,28 @@ export function collectProcessMetrics(registry: Registry): () => void {
   if (typeof process.getActiveResourcesInfo === 'function') (require('prom-client/lib/metrics/processResources') as Collector)(registry, config);
 
   const kinds = new Map<string, GcKind>();
-  const observer = new PerformanceObserver((list) => {
-    for (const entry of list.getEntries() as Array<PerformanceEntry & { detail?: { kind?: number } }>) {
-      const kind = KINDS[entry.detail?.kind ?? -1] ?? 'unknown';
+  let profiler = new GCProfiler();
+  profiler.start();
+  const harvest = () => {
+    // The next profiler starts before this one stops: no collection falls between them.
+    const next = new GCProfiler();
+    next.start();
+    const report = profiler.stop() as unknown as { statistics: Array<{ gcType: string; cost: number }> } | undefined;
+    profiler = next;
+    for (const entry of report?.statistics ?? []) {
+      const kind = KINDS[entry.gcType] ?? 'unknown';
       let k = kinds.get(kind);
       if (!k) kinds.set(kind, (k = { count: 0, sum: 0, buckets: new Array<number>(GC_BUCKETS.length + 1).fill(0) }));
-      const seconds = entry.duration / 1000;
+      const seconds = entry.cost / 1e6; // microseconds
       k.count++;
       k.sum += seconds;
       let i = 0;
       while (i < GC_BUCKETS.length && seconds > GC_BUCKETS[i]!) i++;
       k.buckets[i]!++;
     }
-  });
-  observer.observe({ entryTypes: ['gc'] });
+  };
+  const timer = setInterval(harvest, HARVEST_MS);
+  timer.unref();
 
   const name = 'nodejs_gc_duration_seconds';
   const help = 'Garbage collection duration by kind, one of major, minor, incremental or weakcb.';
@@ -61,6 +75,7 @@ export function collectProcessMetrics(registry: Registry): () => void {
     type: 'histogram',
     aggregator: 'sum',
     get: async () => {
+      harvest();
       const values: Sample[] = [];
       for (const [kind, k] of kinds) {
         let cumulative = 0;
@@ -75,5 +90,8 @@ export function collectProcessMetrics(registry: Registry): () => void {
       return { name, help, type: 'histogram', values, aggregator: 'sum' };
     },
   } as unknown as Parameters<Registry['registerMetric']>[0]);
-  return () => observer.disconnect();
+  return () => {
+    clearInterval(timer);
+    profiler.stop();
+  };
 }
