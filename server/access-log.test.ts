@@ -12,7 +12,11 @@ import fc from 'fast-check';
 import { pino } from 'pino';
 import { accessLine, createAccessLog, encodeAccessLine, type AccessRecord } from './access-log.js';
 import { LineBatch, type LineSink } from './log-batch.js';
-import { startBerthProcess } from '../conformance-tests/fixtures/berth-process.js';
+import { spawn } from 'node:child_process';
+import { openSync, closeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { BERTH_LAUNCHER, startBerthProcess } from '../conformance-tests/fixtures/berth-process.js';
+import { freePort } from '../conformance-tests/fixtures/reference-registry.js';
 
 const TIME = 1765000000123;
 
@@ -169,6 +173,44 @@ test('berth serve writes its access lines to stdout, one JSON line per request, 
   } finally {
     berth.child.kill('SIGTERM');
     await berth.exited;
+    await rm(work, { recursive: true, force: true });
+  }
+});
+
+test('a stdout that fails (a full disk: /dev/full) never fails a request: said once on stderr, the server answers on and stops cleanly', async () => {
+  const work = await mkdtemp(join(tmpdir(), 'berth-log-full-'));
+  const port = await freePort();
+  const full = openSync('/dev/full', 'w');
+  const child = spawn('/bin/sh', [BERTH_LAUNCHER, 'serve', '--listen', `127.0.0.1:${port}`, '--data', join(work, 'data'), '--log-level', 'info'], {
+    stdio: ['ignore', full, 'pipe'],
+    env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` },
+  });
+  closeSync(full);
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  try {
+    const base = `http://127.0.0.1:${port}`;
+    for (let i = 0; ; i++) {
+      const up = await fetch(`${base}/healthz`).then((r) => r.ok, () => false);
+      if (up) break;
+      assert.ok(i < 200, `berth serve did not start: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // Enough lines for several 64 KiB batches, and time for the 100 ms flush in between.
+    for (let round = 0; round < 10; round++) {
+      const statuses = await Promise.all(Array.from({ length: 100 }, (_, k) => fetch(`${base}/v2/${k % 2 ? '' : 'team/app/manifests/v1'}`).then((r) => r.status)));
+      assert.deepEqual([...new Set(statuses)].sort(), [200, 404]);
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    assert.equal(stderr.match(/writing the log to stdout failed \(ENOSPC\)/g)?.length, 1, stderr);
+    assert.equal(child.exitCode, null, 'still running');
+  } finally {
+    child.kill('SIGTERM');
+    // The lines still waiting are tried once: a full disk does not hold up the exit.
+    const ended = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running 15 s after SIGTERM'), 15_000))]);
+    if (ended !== 0) child.kill('SIGKILL');
+    assert.equal(ended, 0, stderr);
     await rm(work, { recursive: true, force: true });
   }
 });

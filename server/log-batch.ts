@@ -10,7 +10,8 @@
  * What a batch writes into: pino's sonic-boom destination in buffer mode (`contentMode: 'buffer'`)
  * and `sync`: the bytes are written when write() returns (sonic-boom retries EAGAIN and short
  * writes in place), so the batch's one buffer is filled again, its pages already mapped (a new
- * buffer per batch cost its page faults, ~0.2 µs a line under load).
+ * buffer per batch cost its page faults). When a write fails, the sink keeps that batch to write
+ * later: its owner calls sinkFailed() and the batch moves to a new buffer.
  */
 export interface LineSink {
   write(b: Buffer): boolean;
@@ -35,9 +36,11 @@ const CAPACITY = BATCH_BYTES + 16 * 1024;
 const FLUSH_MS = 100;
 
 export class LineBatch implements LineBytes {
-  readonly buf = Buffer.allocUnsafeSlow(CAPACITY);
+  buf = Buffer.allocUnsafeSlow(CAPACITY);
   used = 0;
   private stopped = false;
+  /** A write failed: the sink's flushSync (sonic-boom's retries a failing write forever) is not called again. */
+  private failing = false;
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly sink: LineSink) {
@@ -82,9 +85,19 @@ export class LineBatch implements LineBytes {
     this.sink.write(batch);
   }
 
-  /** Everything gathered is written before this returns (close, exit). */
+  /** The sink kept the last batch (its write failed): later lines go to a new buffer. */
+  sinkFailed(): void {
+    this.failing = true;
+    const pending = this.buf.subarray(0, this.used);
+    this.buf = Buffer.allocUnsafeSlow(CAPACITY);
+    this.buf.set(pending);
+  }
+
+  /** Everything gathered is written before this returns (close, exit), or tried once when the sink has failed. */
   flushSync(): void {
     this.drain();
+    // After a failed write, drain's one attempt is all: a full disk must not hold up the exit.
+    if (this.failing) return;
     try {
       this.sink.flushSync();
     } catch {

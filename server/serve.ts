@@ -32,11 +32,13 @@ export interface RunningRegistry {
 }
 
 const PURGE_INTERVAL_MS = 60 * 60 * 1000;
+/** Log bytes kept while stdout fails; later lines are dropped. */
+const LOG_BACKLOG_BYTES = 16 << 20;
 const PROBE_DIGEST = `sha256:${'0'.repeat(64)}`;
 
 /**
  * The server's log: JSON lines on stdout, pino's and the access log's, in the order written,
- * gathered into writes of 16 KiB or every 100 ms (server/log-batch.ts). One write(2) per line was
+ * gathered into writes of 64 KiB or every 100 ms (server/log-batch.ts). One write(2) per line was
  * most of what the access log cost on a manifest GET (a profile under load: ~30 µs of ~45 µs per
  * line). What is gathered is written at close and when the process exits.
  */
@@ -45,12 +47,21 @@ function stdoutLogger(level: ServerConfig['logLevel']): { log: Logger; flush: ()
   // Registered before pino's own exit hook (made with the destination), so it runs first.
   const onExit = () => batch?.flushSync();
   process.once('exit', onExit);
-  // Synchronous writes, pino's default: one write(2) per 16 KiB batch in this thread costs less than
-  // handing each batch to the libuv threadpool (bench/access-log-line.ts: 1.1 against 1.9 µs a
-  // line), and log writes then never queue behind blob reads and writes in that pool. A stdout
-  // that stops draining blocks the server, as it would with pino's defaults.
-  const dest = pino.destination({ dest: 1, sync: true, minLength: 0, contentMode: 'buffer' });
+  // Synchronous writes, pino's default: one write(2) per batch in this thread costs less than
+  // handing each batch to the libuv threadpool (bench/access-log-line.ts), and log writes then
+  // never queue behind blob reads and writes in that pool. A stdout that stops draining blocks the
+  // server, as it would with pino's defaults. A stdout that fails (a full disk, a closed pipe) is
+  // said once on stderr and never fails a request: sonic-boom keeps the failed batch and writes it
+  // before the next one, and beyond LOG_BACKLOG_BYTES drops new lines until it can write again.
+  const dest = pino.destination({ dest: 1, sync: true, minLength: 0, contentMode: 'buffer', maxLength: LOG_BACKLOG_BYTES });
   batch = new LineBatch(dest as unknown as LineSink);
+  let failed = false;
+  dest.on('error', (err: NodeJS.ErrnoException) => {
+    batch!.sinkFailed();
+    if (failed) return;
+    failed = true;
+    process.stderr.write(`berth serve: writing the log to stdout failed (${err.code ?? err.message}): lines wait, up to ${LOG_BACKLOG_BYTES >> 20} MiB, then are dropped until it works again\n`);
+  });
   const b = batch;
   const log = pino({ level, base: undefined }, b);
   return {
