@@ -13,7 +13,8 @@ import { pino } from 'pino';
 import { accessLine, createAccessLog, encodeAccessLine, type AccessRecord } from './access-log.js';
 import { LineBatch, type LineSink } from './log-batch.js';
 import { spawn } from 'node:child_process';
-import { openSync, closeSync } from 'node:fs';
+import { openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { dirname } from 'node:path';
 import { BERTH_LAUNCHER, startBerthProcess } from '../conformance-tests/fixtures/berth-process.js';
 import { freePort } from '../conformance-tests/fixtures/reference-registry.js';
@@ -213,4 +214,50 @@ test('a stdout that fails (a full disk: /dev/full) never fails a request: said o
     assert.equal(ended, 0, stderr);
     await rm(work, { recursive: true, force: true });
   }
+});
+
+test('lines written while the log’s disk is full wait, and are written whole and in order once it has room again (a 256 KiB tmpfs)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-log-tmpfs-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', dir]);
+  t.after(async () => {
+    execFileSync('umount', [dir]);
+    await rm(dir, { recursive: true, force: true });
+  });
+  const filler = join(dir, 'filler');
+  const dest = pino.destination({ dest: join(dir, 'log'), sync: true, minLength: 0, contentMode: 'buffer', maxLength: 1 << 20 });
+  const batch = new LineBatch(dest as unknown as LineSink);
+  const errors: string[] = [];
+  dest.on('error', (e: NodeJS.ErrnoException) => (errors.push(e.code ?? e.message), batch.sinkFailed()));
+  const log = createAccessLog(pino({ enabled: false }), batch);
+  const sent: AccessRecord[] = [];
+  const burst = (n: number) => {
+    for (let i = 0; i < n; i++) {
+      const r = { ...base, reqId: `r-${sent.length}`, path: `/v2/team/app/manifests/v${sent.length}` };
+      sent.push(r);
+      log(r);
+    }
+  };
+  burst(100);
+  batch.drain();
+  // Fill the disk, then log more than a batch: the writes fail.
+  try {
+    writeFileSync(filler, Buffer.alloc(1 << 20));
+  } catch (e) {
+    assert.equal((e as NodeJS.ErrnoException).code, 'ENOSPC');
+  }
+  burst(600);
+  batch.drain();
+  assert.ok(errors.length > 0 && errors.every((c) => c === 'ENOSPC'), `writes failed: ${errors.join(' ')}`);
+  // Room again: what waited goes first, then the rest.
+  await rm(filler);
+  burst(100);
+  batch.stop();
+  await new Promise((r) => (dest.once('close', r), dest.end()));
+  const lines = readFileSync(join(dir, 'log'), 'utf8').split('\n');
+  assert.equal(lines.pop(), '');
+  assert.equal(lines.length, sent.length);
+  lines.forEach((line, i) => {
+    const time = (JSON.parse(line) as { time: number }).time;
+    assert.equal(`${line}\n`, accessLine(sent[i]!, time), `line ${i}`);
+  });
 });
