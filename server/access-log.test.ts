@@ -107,7 +107,7 @@ test('encodeAccessLine’s kept parts (time, method, path, counts) never leak in
 /** A sink that keeps what it is given (copied: LineBatch fills its buffer again). */
 function keepingSink(): LineSink & { writes: Buffer[]; text: () => string } {
   const writes: Buffer[] = [];
-  return { writes, write: (b) => (writes.push(Buffer.from(b)), true), flush: () => undefined, flushSync: () => undefined, text: () => Buffer.concat(writes).toString() };
+  return { writes, write: (b) => (writes.push(Buffer.from(b)), true), flushSync: () => undefined, text: () => Buffer.concat(writes).toString() };
 }
 
 test('the log batch keeps lines whole and in order: access lines, other lines, one longer than a batch', () => {

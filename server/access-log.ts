@@ -44,20 +44,11 @@ export function accessLine(r: AccessRecord, time: number): string {
   return `${s},"msg":"request"}\n`;
 }
 
-// The line's fixed parts, as bytes.
+// The line's fixed parts, as bytes: its head and tail, and `,"<field>":` of each field after the time.
 const ascii = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
 const HEAD = ascii('{"level":30,"time":');
-const REQ_ID = ascii(',"reqId":');
-const METHOD = ascii(',"method":');
-const ROUTE = ascii(',"route":');
-const PATH = ascii(',"path":');
-const REPOSITORY = ascii(',"repository":');
-const STATUS = ascii(',"status":');
-const BYTES_IN = ascii(',"bytesIn":');
-const BYTES_OUT = ascii(',"bytesOut":');
-const MS = ascii(',"ms":');
-const USER = ascii(',"user":');
 const TAIL = ascii(',"msg":"request"}\n');
+const KEY = Object.fromEntries((['reqId', 'method', 'route', 'path', 'repository', 'status', 'bytesIn', 'bytesOut', 'ms', 'user'] as const).map((k) => [k, ascii(`,"${k}":`)])) as Record<keyof AccessRecord, Uint8Array>;
 
 function putBytes(buf: Buffer, pos: number, bytes: Uint8Array): number {
   for (let i = 0; i < bytes.length; i++) buf[pos + i] = bytes[i]!;
@@ -144,7 +135,7 @@ function putTimeHead(buf: Buffer, pos: number, time: number): number {
     const start = pos;
     pos = putBytes(buf, pos, HEAD);
     pos = putNumber(buf, pos, time);
-    pos = putBytes(buf, pos, REQ_ID);
+    pos = putBytes(buf, pos, KEY.reqId);
     timeHead = { time, bytes: new Uint8Array(buf.subarray(start, pos)) };
     return pos;
   }
@@ -163,7 +154,7 @@ function putMethod(buf: Buffer, pos: number, method: string): number {
     return pos + bytes.length;
   }
   const start = pos;
-  pos = putBytes(buf, pos, METHOD);
+  pos = putBytes(buf, pos, KEY.method);
   pos = putString(buf, pos, method);
   if (methods.size < 64 && method.length <= 32) methods.set(method, new Uint8Array(buf.subarray(start, pos)));
   return pos;
@@ -191,15 +182,15 @@ function putPathParts(buf: Buffer, pos: number, r: AccessRecord): number {
   let parts = paths.get(r.path);
   if (parts === undefined || parts.route !== r.route || parts.repository !== r.repository) {
     const start = pos;
-    pos = putBytes(buf, pos, ROUTE);
+    pos = putBytes(buf, pos, KEY.route);
     pos = putString(buf, pos, r.route);
-    pos = putBytes(buf, pos, PATH);
+    pos = putBytes(buf, pos, KEY.path);
     pos = putString(buf, pos, r.path);
     if (r.repository !== undefined) {
-      pos = putBytes(buf, pos, REPOSITORY);
+      pos = putBytes(buf, pos, KEY.repository);
       pos = putString(buf, pos, r.repository);
     }
-    pos = putBytes(buf, pos, STATUS);
+    pos = putBytes(buf, pos, KEY.status);
     parts = { route: r.route, repository: r.repository, fields: new Uint8Array(buf.subarray(start, pos)), status: 0, bytesIn: 0, bytesOut: 0, counts: undefined };
     if (r.path.length <= PATH_CHARS) {
       if (paths.size >= PATH_ENTRIES) paths.clear();
@@ -216,11 +207,11 @@ function putPathParts(buf: Buffer, pos: number, r: AccessRecord): number {
   }
   const start = pos;
   pos = putNumber(buf, pos, r.status);
-  pos = putBytes(buf, pos, BYTES_IN);
+  pos = putBytes(buf, pos, KEY.bytesIn);
   pos = putNumber(buf, pos, r.bytesIn);
-  pos = putBytes(buf, pos, BYTES_OUT);
+  pos = putBytes(buf, pos, KEY.bytesOut);
   pos = putNumber(buf, pos, r.bytesOut);
-  pos = putBytes(buf, pos, MS);
+  pos = putBytes(buf, pos, KEY.ms);
   parts.status = r.status;
   parts.bytesIn = r.bytesIn;
   parts.bytesOut = r.bytesOut;
@@ -236,7 +227,7 @@ export function encodeAccessLine(r: AccessRecord, time: number, buf: Buffer, pos
   pos = putPathParts(buf, pos, r);
   pos = putNumber(buf, pos, r.ms);
   if (r.user !== undefined) {
-    pos = putBytes(buf, pos, USER);
+    pos = putBytes(buf, pos, KEY.user);
     pos = putString(buf, pos, r.user);
   }
   buf.set(TAIL, pos);

@@ -1,5 +1,5 @@
 // berth serve's log lines (pino's and the access log's) gathered as bytes into one write per
-// 16 KiB or per 100 ms. The access log encodes its line straight into the batch's buffer
+// 64 KiB or per 100 ms. The access log encodes its line straight into the batch's buffer
 // (server/access-log.ts, encodeAccessLine): a line built as a string was a rope of ~20 pieces that
 // waited in the batch through the young generation's scavenges and was flattened and encoded
 // again when the batch was joined, ~1.2 µs a line under a manifest GET load against ~0.3 µs to
@@ -15,7 +15,6 @@
  */
 export interface LineSink {
   write(b: Buffer): boolean;
-  flush(cb?: (err?: Error | null) => void): void;
   flushSync(): void;
 }
 
@@ -44,11 +43,7 @@ export class LineBatch implements LineBytes {
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly sink: LineSink) {
-    this.timer = setInterval(() => {
-      if (this.used === 0) return;
-      this.drain();
-      sink.flush();
-    }, FLUSH_MS);
+    this.timer = setInterval(() => this.drain(), FLUSH_MS);
     this.timer.unref();
   }
 

@@ -46,7 +46,10 @@ export function collectProcessMetrics(registry: Registry): () => void {
   const kinds = new Map<string, GcKind>();
   let profiler = new GCProfiler();
   profiler.start();
+  let stopped = false;
   const harvest = () => {
+    // A scrape after the stop reads what was counted; no profiler starts again.
+    if (stopped) return;
     // The next profiler starts before this one stops: no collection falls between them.
     const next = new GCProfiler();
     next.start();
@@ -92,6 +95,8 @@ export function collectProcessMetrics(registry: Registry): () => void {
   } as unknown as Parameters<Registry['registerMetric']>[0]);
   return () => {
     clearInterval(timer);
+    harvest();
+    stopped = true;
     profiler.stop();
   };
 }
