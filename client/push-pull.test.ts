@@ -2,7 +2,7 @@
 // with skopeo as the other client; identical digests both ways.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startTestRegistry, type TestRegistry } from '../server/testing.js';
 import { berth, buildImage, sandbox, skopeo, skopeoDigest, startReferenceRegistry, tempDir, type ReferenceRegistry } from './testing/peers.js';
@@ -225,6 +225,35 @@ test('Docker schema2 manifests (skopeo --format v2s2) pull and push back with id
     const p = await berth(['push', `${berthHost}/v2s2/app:1`], sb.env);
     assert.equal(p.code, 0, p.stderr);
     assert.equal(await skopeoDigest(`docker://${berthHost}/v2s2/app:1`), digest);
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+test('a pull from a plain-HTTP registry does not load node:http; a warm push loads neither it nor node:crypto (start-up, issue 13)', async () => {
+  // What these commands cost beyond `node -e 0` is mostly modules loaded: their requests go over
+  // plain-exchange.ts and plain-get.ts, and a warm push checks its manifest's digest with a JS
+  // SHA-256 (docs/performance.md, "Warm push without node:http"); a pull hashes its layers with
+  // node:crypto.
+  const sb = await sandbox();
+  try {
+    const preload = join(sb.dir, 'modules.cjs');
+    const listFile = join(sb.dir, 'modules.txt');
+    await writeFile(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(listFile)}, process.moduleLoadList.join('\\n')));\n`);
+    const env = { ...sb.env, NODE_OPTIONS: `--require ${preload}` };
+    const loaded = async () => (await readFile(listFile, 'utf8')).split('\n');
+    await skopeo('copy', '--dest-tls-verify=false', `oci:${layout}:small`, `docker://${refReg.host}/lean/app:1`);
+
+    const pulled = await berth(['pull', `${refReg.host}/lean/app:1`], env);
+    assert.equal(pulled.code, 0, pulled.stderr);
+    for (const m of ['NativeModule http', 'NativeModule _http_client']) assert.ok(!(await loaded()).includes(m), `pull loaded ${m}`);
+
+    const pushed = await berth(['push', `${refReg.host}/lean/app:1`], env);
+    assert.equal(pushed.code, 0, pushed.stderr);
+    assert.match(pushed.stdout, /Layer already exists/);
+    assert.match(pushed.stdout, new RegExp(`digest: ${await skopeoDigest(`docker://${refReg.host}/lean/app:1`)}`));
+    for (const m of ['NativeModule http', 'NativeModule _http_client', 'NativeModule crypto']) assert.ok(!(await loaded()).includes(m), `warm push loaded ${m}`);
+    assert.ok((await loaded()).includes('NativeModule net'), 'the list is of the push process');
   } finally {
     await sb.cleanup();
   }

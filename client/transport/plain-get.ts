@@ -6,6 +6,9 @@
 // by Content-Length. Anything else (a redirect, a challenge, a chunked body) is reported to the
 // caller, which asks again through its pooled request (RegistryClient.getBlob).
 import { connect, type LookupFunction, type Socket } from 'node:net';
+import { contentLengthOf, MAX_HEAD, parseResponseHead, PlainHttpError, requestHead } from './http1-head.js';
+
+export { PlainHttpError };
 
 /** Where a body goes: a writer whose buffers the socket reads into (BlobIngest is one). */
 export interface BodySink {
@@ -22,8 +25,8 @@ export interface BodySink {
 
 export interface PlainResponse {
   statusCode: number;
-  /** Header names lower-cased; repeated headers joined with ", ". */
-  headers: Record<string, string>;
+  /** Header names lower-cased; a repeated header is an array. */
+  headers: Record<string, string | string[]>;
   /** The body length, or undefined when the response is not framed by Content-Length. */
   contentLength: number | undefined;
   /** Streams the body into `sink`, discarding its first `skip` bytes; resolves at its last byte. */
@@ -40,17 +43,7 @@ export interface PlainGetOptions {
   bodyTimeout: number;
 }
 
-/** Response heads larger than this are refused (undici's default limit is 16 KiB). */
-const MAX_HEAD = 64 << 10;
 const SCRATCH = 16 << 10;
-
-/** A response this reader does not parse: the caller asks again through its pooled request. */
-export class PlainHttpError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'PlainHttpError';
-  }
-}
 
 /** The connection failed or went silent (as opposed to an answer this reader cannot parse). */
 function connectionError(message: string, code: string): NodeJS.ErrnoException {
@@ -62,12 +55,7 @@ export function plainGet(url: URL, headers: Record<string, string>, opts: PlainG
   if (url.protocol !== 'http:') throw new PlainHttpError(`plainGet needs an http: URL, not ${url.protocol}`);
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   const port = url.port ? Number(url.port) : 80;
-  const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `host: ${url.host}`, 'connection: close', 'accept-encoding: identity'];
-  for (const [k, v] of Object.entries(headers)) {
-    if (/[\r\n]/.test(k) || /[\r\n]/.test(v)) throw new PlainHttpError(`invalid header ${k}`);
-    lines.push(`${k}: ${v}`);
-  }
-  const request = `${lines.join('\r\n')}\r\n\r\n`;
+  const request = requestHead('GET', url, { connection: 'close', 'accept-encoding': 'identity', ...headers });
 
   return new Promise((resolveHead, rejectHead) => {
     const scratch = Buffer.allocUnsafe(SCRATCH);
@@ -188,30 +176,10 @@ export function plainGet(url: URL, headers: Record<string, string>, opts: PlainG
   });
 }
 
-interface Head {
-  statusCode: number;
-  headers: Record<string, string>;
-  contentLength: number | undefined;
-}
-
-/** Parses a status line and header fields (RFC 9112 §4, §5), refusing what it does not know. */
-function parseHead(text: string): Head {
-  const lines = text.split('\r\n');
-  const status = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0] ?? '');
-  if (!status) throw new PlainHttpError(`malformed status line ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`);
-  const headers: Record<string, string> = {};
-  for (const line of lines.slice(1)) {
-    const m = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/.exec(line);
-    if (!m) throw new PlainHttpError(`malformed header line ${JSON.stringify(line.slice(0, 80))}`);
-    const name = m[1]!.toLowerCase();
-    headers[name] = name in headers ? `${headers[name]}, ${m[2]}` : m[2]!;
-  }
-  const statusCode = Number(status[1]);
-  let contentLength: number | undefined;
-  // A body framed any other way (chunked, or ending with the connection) is left to the pooled request (http-pool.ts).
-  if (headers['transfer-encoding'] === undefined && headers['content-length'] !== undefined) {
-    if (!/^\d{1,15}$/.test(headers['content-length'])) throw new PlainHttpError(`invalid Content-Length ${JSON.stringify(headers['content-length'])}`);
-    contentLength = Number(headers['content-length']);
-  }
-  return { statusCode, headers, contentLength };
+/** The head, and the body's length when Content-Length alone frames it; other framings (chunked,
+ * or ending with the connection) are left to the pooled request (http-pool.ts). */
+function parseHead(text: string): { statusCode: number; headers: Record<string, string | string[]>; contentLength: number | undefined } {
+  const head = parseResponseHead(text);
+  const contentLength = head.headers['transfer-encoding'] === undefined ? contentLengthOf(head) : undefined;
+  return { statusCode: head.statusCode, headers: head.headers, contentLength };
 }
