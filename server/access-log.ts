@@ -243,5 +243,6 @@ export function createAccessLog(log: Logger, lines?: LineBytes): AccessLog {
       lines.commit(encodeAccessLine(r, time, lines.buf, lines.used));
     };
   }
-  return (r) => log.info(r, 'request');
+  // Only the record's own fields: what is passed may carry more (server/request-watch.ts).
+  return (r) => log.info({ reqId: r.reqId, method: r.method, route: r.route, path: r.path, repository: r.repository, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, ms: r.ms, user: r.user }, 'request');
 }

@@ -108,7 +108,7 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
     ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
     // What `berth version` shows of the registry on its address (client/cli/version.ts).
     ctx.set('Berth-Version', berthVersion());
-    const watch = observer || accessLog ? startWatch(ctx, reqId, observer) : undefined;
+    const watch = observer || accessLog ? startWatch(ctx, reqId, accessLog, observer) : undefined;
     try {
       await next();
       if (ctx.status === 404 && ctx.body === undefined) {
@@ -153,7 +153,7 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
       // Answered before the body was read to its end (a refused upload, a 401 before a PUT's
       // body): Connection: close, and the rest is drained, bounded, so the answer is not reset.
       if (!ctx.req.complete && ctx.respond !== false) closeAfterResponse(ctx.req, ctx.res);
-      if (watch) endWatch(watch, ctx, accessLog, observer);
+      if (watch) endWatch(watch, ctx);
     }
   });
 

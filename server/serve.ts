@@ -8,6 +8,7 @@ import { collectGarbage, type GcResult } from '../storage/gc.js';
 import type { RetentionResult } from '../storage/retention.js';
 import { openStore } from './open-store.js';
 import { createApp } from './app.js';
+import { flushReports } from './request-watch.js';
 import { createAccessLog, type AccessLog } from './access-log.js';
 import { LineBatch, type LineSink } from './log-batch.js';
 import { setupExtensions } from './extensions/extension.js';
@@ -45,7 +46,10 @@ const PROBE_DIGEST = `sha256:${'0'.repeat(64)}`;
 function stdoutLogger(level: ServerConfig['logLevel']): { log: Logger; flush: () => void; accessLog: AccessLog } {
   let batch: LineBatch | undefined;
   // Registered before pino's own exit hook (made with the destination), so it runs first.
-  const onExit = () => batch?.flushSync();
+  const onExit = () => {
+    flushReports();
+    batch?.flushSync();
+  };
   process.once('exit', onExit);
   // Synchronous writes, pino's default: one write(2) per batch in this thread costs less than
   // handing each batch to the libuv threadpool (bench/access-log-line.ts), and log writes then
@@ -68,6 +72,7 @@ function stdoutLogger(level: ServerConfig['logLevel']): { log: Logger; flush: ()
     log,
     accessLog: createAccessLog(log, b),
     flush: () => {
+      flushReports();
       b.stop();
       process.removeListener('exit', onExit);
     },

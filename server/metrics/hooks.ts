@@ -25,19 +25,13 @@ export interface NotificationMetrics {
   queueLengths(read: () => Promise<Array<[string, number]>>): void;
 }
 
-export interface RequestSample {
-  method: string;
-  /** The route pattern (server/request-info.ts), never a repository name or digest. */
-  route: string;
-  status: number;
-  seconds: number;
-  bytesIn: number;
-  bytesOut: number;
-}
-
 export interface ServerObserver {
-  /** One finished request (health checks excluded). */
-  request(s: RequestSample): void;
+  /**
+   * One finished request (health checks excluded). `route` is the route pattern
+   * (server/request-info.ts), never a repository name or digest. Arguments, not an object: this
+   * runs on every request.
+   */
+  request(method: string, route: string, status: number, seconds: number, bytesIn: number, bytesOut: number): void;
   /** A blob upload request (POST with a body, PATCH, PUT of uploads) started (+1) or ended (-1). */
   uploadsInFlight(delta: 1 | -1): void;
   /** Credentials that were given and refused (a wrong password, an invalid token). */

@@ -8,7 +8,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import { collectProcessMetrics } from './process-metrics.js';
 import type { RegistryStore } from '../../storage/registry-store.js';
 import { parseListen } from '../config.js';
-import type { RequestSample, ServerObserver } from './hooks.js';
+import type { ServerObserver } from './hooks.js';
 
 /** How often the stored blobs and bytes are counted again (also at start and after each GC run). */
 export const STORED_COUNT_INTERVAL_MS = 60 * 60 * 1000;
@@ -47,26 +47,26 @@ class RequestStats {
   private readonly series: Series[] = [];
   private readonly bytes = new Map<string, { in: number; out: number }>();
 
-  record(s: RequestSample): void {
-    let methods = this.byRoute.get(s.route);
-    if (!methods) this.byRoute.set(s.route, (methods = new Map()));
-    let statuses = methods.get(s.method);
-    if (!statuses) methods.set(s.method, (statuses = new Map()));
-    let e = statuses.get(s.status);
+  record(method: string, route: string, status: number, seconds: number, bytesIn: number, bytesOut: number): void {
+    let methods = this.byRoute.get(route);
+    if (!methods) this.byRoute.set(route, (methods = new Map()));
+    let statuses = methods.get(method);
+    if (!statuses) methods.set(method, (statuses = new Map()));
+    let e = statuses.get(status);
     if (!e) {
-      e = { labels: { method: s.method, route: s.route, status: String(s.status) }, count: 0, sum: 0, buckets: new Array<number>(DURATION_BUCKETS.length + 1).fill(0) };
-      statuses.set(s.status, e);
+      e = { labels: { method, route, status: String(status) }, count: 0, sum: 0, buckets: new Array<number>(DURATION_BUCKETS.length + 1).fill(0) };
+      statuses.set(status, e);
       this.series.push(e);
     }
     e.count++;
-    e.sum += s.seconds;
+    e.sum += seconds;
     let i = 0;
-    while (i < DURATION_BUCKETS.length && s.seconds > DURATION_BUCKETS[i]!) i++;
+    while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]!) i++;
     e.buckets[i]!++;
-    let b = this.bytes.get(s.route);
-    if (!b) this.bytes.set(s.route, (b = { in: 0, out: 0 }));
-    b.in += s.bytesIn;
-    b.out += s.bytesOut;
+    let b = this.bytes.get(route);
+    if (!b) this.bytes.set(route, (b = { in: 0, out: 0 }));
+    b.in += bytesIn;
+    b.out += bytesOut;
   }
 
   /** Registers the four metrics with `registry` (prom-client takes any object with name and get()). */
@@ -182,8 +182,8 @@ export async function startMetrics(listen: string, store: RegistryStore, log: Lo
   };
 
   const observer: ServerObserver = {
-    request(s) {
-      requests.record(s);
+    request(method, route, status, seconds, bytesIn, bytesOut) {
+      requests.record(method, route, status, seconds, bytesIn, bytesOut);
     },
     uploadsInFlight(delta) {
       uploads.inc(delta);
