@@ -80,7 +80,21 @@ export function flushReports(): void {
   scheduled = false;
   const list = pending;
   pending = [];
-  for (const w of list) report(w);
+  for (const w of list) {
+    try {
+      report(w);
+    } catch (e) {
+      // Outside any request now: a failure here would end the process, and the others' reports with it.
+      reportFailed(e);
+    }
+  }
+}
+
+let failureSaid = false;
+function reportFailed(e: unknown): void {
+  if (failureSaid) return;
+  failureSaid = true;
+  process.stderr.write(`berth serve: recording a request's access line or metrics failed (said once): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
 }
 
 const NO_BODY = new Set([204, 205, 304]);

@@ -35,6 +35,9 @@ export async function* bodyChunks(body: Readable): AsyncGenerator<Buffer> {
     if (!ended && failure === undefined) failure = new Error('connection closed before the body ended');
     notify();
   };
+  // A body that failed or closed before this reader came (its events are past).
+  if (body.errored) failure = body.errored;
+  else if (body.destroyed && !body.readableEnded) failure = new Error('connection closed before the body ended');
   body.on('data', onData);
   body.once('end', onEnd);
   body.once('error', onError);

@@ -38,7 +38,8 @@ export function parseResponseHead(text: string): ResponseHead {
   const lines = text.split('\r\n');
   const status = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(lines[0] ?? '');
   if (!status) throw new PlainHttpError(`malformed status line ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`);
-  const headers: Record<string, string | string[]> = {};
+  // No prototype: a field named __proto__ or constructor is a field like any other.
+  const headers = Object.create(null) as Record<string, string | string[]>;
   for (const line of lines.slice(1)) {
     const m = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/.exec(line);
     if (!m) throw new PlainHttpError(`malformed header line ${JSON.stringify(line.slice(0, 80))}`);

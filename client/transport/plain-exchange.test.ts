@@ -108,6 +108,7 @@ test('GET, HEAD, 204 and a PUT with a body against node:http, all on one kept co
 test('a chunked answer from node:http, and one too large for a socket buffer, arrive whole through a slow reader', async () => {
   const big = Buffer.alloc(8 << 20);
   for (let i = 0; i < big.length; i += 4) big.writeUInt32BE(i, i);
+  let connections = 0;
   const server = createHttpServer((req, res) => {
     if (req.url === '/chunked') {
       // No Content-Length: node:http sends Transfer-Encoding: chunked.
@@ -118,12 +119,15 @@ test('a chunked answer from node:http, and one too large for a socket buffer, ar
     res.setHeader('content-length', big.length);
     res.end(big);
   });
+  server.on('connection', () => connections++);
   const url = await listen(server);
   const pool = new PlainPool(options);
   try {
     const chunked = await pool.request(new URL(`${url}/chunked`), 'GET', {}, undefined);
     assert.equal(chunked.headers['transfer-encoding'], 'chunked');
     assert.equal(await text(chunked), 'first,second');
+    assert.equal(await text(await pool.request(new URL(`${url}/chunked`), 'GET', {}, undefined)), 'first,second');
+    assert.equal(connections, 1, 'a chunked answer ends where its last chunk says: the connection is kept');
 
     const res = await pool.request(new URL(`${url}/big`), 'GET', {}, undefined);
     const parts: Buffer[] = [];
@@ -164,15 +168,21 @@ test('interim 1xx answers, chunk extensions and trailers sent byte by byte, and 
     const chunked = await pool.request(new URL(`${url}/chunked`), 'GET', {}, undefined);
     assert.equal(chunked.statusCode, 200);
     assert.equal(await text(chunked), 'hello world');
-    const closing = await pool.request(new URL(`${url}/close`), 'GET', {}, undefined);
-    assert.equal(await text(closing), 'until the end');
+    // A new pool: the chunked answer kept its connection, and this server answers one request a connection.
+    const other = new PlainPool(options);
+    try {
+      const closing = await other.request(new URL(`${url}/close`), 'GET', {}, undefined);
+      assert.equal(await text(closing), 'until the end');
+    } finally {
+      other.close();
+    }
   } finally {
     pool.close();
     server.close();
   }
 });
 
-test('a kept connection the server closed as the next request came: a GET is sent again on a new one, a POST is not', async () => {
+test('a kept connection the server closed as the next request came: a GET is sent again on a new one, a PUT or POST is not', async () => {
   // The race of every keep-alive client: the server's idle timeout closes a connection just as a
   // request goes out on it. Here the server closes its first connection at the second request.
   let connections = 0;
@@ -197,19 +207,86 @@ test('a kept connection the server closed as the next request came: a GET is sen
     assert.equal(await text(await pool.request(new URL(`${url}/b`), 'GET', {}, undefined)), 'ok');
     assert.equal(connections, 2, 'the GET went again over a new connection');
 
-    connections = 0;
-    const posts = new PlainPool(options);
-    try {
-      await text(await posts.request(new URL(`${url}/c`), 'POST', {}, undefined));
-      await assert.rejects(posts.request(new URL(`${url}/d`), 'POST', {}, undefined), (e: NodeJS.ErrnoException) => e.code === 'ECONNRESET' && /closed the connection before answering/.test(e.message));
-      assert.equal(connections, 1, 'a POST is not sent twice');
-    } finally {
-      posts.close();
+    // No answer does not mean not done: an upload-completing PUT sent twice would fail the second time.
+    for (const method of ['PUT', 'POST']) {
+      connections = 0;
+      const writes = new PlainPool(options);
+      try {
+        await text(await writes.request(new URL(`${url}/c`), method, {}, Buffer.from('x')));
+        await assert.rejects(writes.request(new URL(`${url}/d`), method, {}, Buffer.from('x')), (e: NodeJS.ErrnoException) => e.code === 'ECONNRESET' && /closed the connection before answering/.test(e.message));
+        assert.equal(connections, 1, `a ${method} is not sent twice`);
+      } finally {
+        writes.close();
+      }
     }
   } finally {
     pool.close();
     server.close();
   }
+});
+
+test('a reader that gives up on a body (destroy) frees its connection at once; a body that failed before it was read fails its reader', async () => {
+  const big = Buffer.alloc(4 << 20, 1);
+  const server = createHttpServer((req, res) => {
+    if (req.url === '/big') return res.end(big);
+    res.end('small');
+  });
+  const url = await listen(server);
+  // One connection, and a body timeout far beyond the test's: only destroy() can free it.
+  const pool = new PlainPool({ ...options, connections: 1, bodyTimeout: 60_000 });
+  try {
+    const res = await pool.request(new URL(`${url}/big`), 'GET', {}, undefined);
+    for await (const _ of res.body) break; // the for-await's return destroys the body
+    const started = Date.now();
+    assert.equal(await text(await pool.request(new URL(`${url}/small`), 'GET', {}, undefined)), 'small');
+    assert.ok(Date.now() - started < 2000, 'the next request did not wait for the body timeout');
+
+    const cut = await pool.request(new URL(`${url}/big`), 'GET', {}, undefined);
+    cut.body.destroy(new Error('the sink failed'));
+    await new Promise((r) => setTimeout(r, 20));
+    const { bodyChunks } = await import('./body-chunks.js');
+    await assert.rejects(async () => {
+      for await (const _ of bodyChunks(cut.body)) void _;
+    }, /the sink failed/);
+  } finally {
+    pool.close();
+    server.closeAllConnections();
+    server.close();
+  }
+});
+
+test('header fields named like Object.prototype members, 205 without content, and a closed pool', async () => {
+  // Answers every request of a connection (rawServer answers its first only).
+  const server = createNetServer((socket) => {
+    let buffered = '';
+    socket.on('data', (d) => {
+      buffered += d.toString('latin1');
+      for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
+        const path = buffered.split(' ')[1];
+        buffered = buffered.slice(end + 4);
+        if (path === '/reset') socket.write('HTTP/1.1 205 Reset Content\r\n\r\n');
+        else socket.write('HTTP/1.1 200 OK\r\n__proto__: p\r\nconstructor: c\r\ntoString: t\r\nContent-Length: 2\r\n\r\nok');
+      }
+    });
+    socket.on('error', () => undefined);
+  });
+  const url = await listen(server);
+  const pool = new PlainPool(options);
+  try {
+    const res = await pool.request(new URL(`${url}/fields`), 'GET', {}, undefined);
+    assert.equal(Object.getPrototypeOf(res.headers), null);
+    assert.equal(res.headers['__proto__'], 'p');
+    assert.equal(res.headers.constructor, 'c');
+    assert.equal(res.headers['tostring'], 't', 'names are lower-cased');
+    assert.equal(await text(res), 'ok');
+    const reset = await pool.request(new URL(`${url}/reset`), 'GET', {}, undefined);
+    assert.equal(reset.statusCode, 205);
+    assert.equal(await text(reset), '', 'a 205 has no content: read without waiting for the connection to end');
+  } finally {
+    pool.close();
+    server.close();
+  }
+  await assert.rejects(pool.request(new URL(`${url}/fields`), 'GET', {}, undefined), (e: NodeJS.ErrnoException) => e.code === 'ECONNABORTED');
 });
 
 test('malformed heads, bytes past Content-Length, a cut body and silence fail with a clear error', async () => {

@@ -32,8 +32,12 @@ function connectionError(message: string, code: string): NodeJS.ErrnoException {
   return Object.assign(new Error(message), { code });
 }
 
-/** Methods a request may be sent again for when a reused connection turns out closed (RFC 9110 §9.2.2). */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
+/**
+ * Methods a request is sent again for when a kept connection turns out closed before any answer:
+ * the safe ones (RFC 9110 §9.2.1). No answer does not mean not done: the server may have acted
+ * and then dropped the connection, and a second upload-completing PUT or DELETE would then fail.
+ */
+const SAFE = new Set(['GET', 'HEAD']);
 
 /** One exchange's reading of its connection: the head, then the body as framed (RFC 9112 §6.3). */
 interface Reader {
@@ -72,13 +76,14 @@ export class PlainPool {
     const head = Buffer.from(requestHead(method, url, fields), 'latin1');
     const bytes = body && body.length > 0 ? Buffer.concat([head, body]) : head;
     for (let attempt = 0; ; attempt++) {
-      const conn = await this.acquire(url);
+      // The second attempt on a new connection: another kept one may be as dead as the first.
+      const conn = await this.acquire(url, attempt > 0);
       const reused = conn.idleSince > 0;
       try {
         return await this.exchange(conn, url, method, bytes, headersTimeout);
       } catch (e) {
         // A kept connection the server closed meanwhile (its idle timeout): nothing was answered, ask again once.
-        if (reused && attempt === 0 && (e as { stale?: boolean }).stale && IDEMPOTENT.has(method)) continue;
+        if (reused && attempt === 0 && (e as { stale?: boolean }).stale && SAFE.has(method)) continue;
         throw e;
       }
     }
@@ -89,12 +94,14 @@ export class PlainPool {
     this.closed = true;
     for (const list of this.idle.values()) for (const c of list) c.socket.destroy();
     this.idle.clear();
+    for (const queue of this.waiting.values()) for (const wake of queue.splice(0)) wake();
   }
 
-  private async acquire(url: URL): Promise<Connection> {
+  private async acquire(url: URL, fresh = false): Promise<Connection> {
     const key = url.host;
     for (;;) {
-      const list = this.idle.get(key);
+      if (this.closed) throw connectionError(`request to ${url.host} after its connection pool was closed`, 'ECONNABORTED');
+      const list = fresh ? undefined : this.idle.get(key);
       const kept = list?.pop();
       if (kept) {
         kept.socket.ref();
@@ -215,11 +222,11 @@ export class PlainPool {
         closes = head.closes;
         const te = head.headers['transfer-encoding'];
         const status = head.statusCode;
-        if (method === 'HEAD' || status === 204 || status === 304) framing = 'none';
+        // RFC 9110 §15.3.5, §15.3.6, §15.4.5: no content after these, whatever the fields say.
+        if (method === 'HEAD' || status === 204 || status === 205 || status === 304) framing = 'none';
         else if (te !== undefined) {
-          // Chunked last means chunked; any other coding is read until the connection ends (§6.3, 4).
+          // Chunked last is self-delimiting; any other coding is read until the connection ends (RFC 9112 §6.3).
           framing = /(?:^|,)\s*chunked\s*$/i.test(String(te)) ? 'chunked' : 'close';
-          closes = true;
         } else {
           const length = contentLengthOf(head);
           if (length === undefined) framing = 'close';
@@ -229,7 +236,19 @@ export class PlainPool {
           }
         }
         if (framing === 'chunked') chunked = new ChunkedDecoder(url.host);
-        body = new Readable({ read: () => void (done || socket.resume()) });
+        body = new Readable({
+          read: () => void (done || socket.resume()),
+          // A reader that gives up (too large, its sink failed) ends the exchange: the connection
+          // is closed, its rest unread, and its place in the pool freed.
+          destroy: (err, callback) => {
+            if (!done) {
+              done = true;
+              conn.reader = undefined;
+              socket.destroy();
+            }
+            callback(err);
+          },
+        });
         // A failure before anyone reads is kept in body.errored for the reader (as node:http's
         // IncomingMessage, which emits 'error' only to listeners), not thrown at the process.
         body.on('error', () => undefined);
