@@ -2,7 +2,7 @@
 // with the cache of recent paths in front (bounded: unique or long paths do not make it grow).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { routeOf } from './request-info.js';
+import { routeCacheSize, routeOf } from './request-info.js';
 
 const D = `sha256:${'a'.repeat(64)}`;
 
@@ -34,13 +34,19 @@ test('each registry path has its route pattern; the repository only when its nam
 });
 
 test('unique and long paths: every answer right, the cache past its bound starts again', () => {
+  let most = 0;
   for (let n = 0; n < 10_000; n++) {
     const info = routeOf(`/v2/team-${n}/app/manifests/v${n}`);
     assert.equal(info.repository, `team-${n}/app`);
+    most = Math.max(most, routeCacheSize());
   }
+  assert.equal(most, 4096, 'the cache filled to its bound and no further');
+  assert.ok(routeCacheSize() < 4096, 'then started again');
   // Longer than the cache takes (256 characters): parsed each time.
   const long = `/v2/${'a'.repeat(200)}/b/manifests/${'v'.repeat(100)}`;
+  const size = routeCacheSize();
   assert.equal(routeOf(long).repository, `${'a'.repeat(200)}/b`);
+  assert.equal(routeCacheSize(), size, 'a path over 256 characters is not kept');
   assert.equal(routeOf(long).route, '/v2/{name}/manifests/{reference}');
   assert.equal(routeOf(`/v2/${'a/'.repeat(400)}b/manifests/v1`).repository, undefined, 'a name over 255 characters is invalid');
   assert.equal(routeOf('/v2/team-0/app/manifests/v0').repository, 'team-0/app');

@@ -37,6 +37,11 @@ export function routeOf(path: string): RouteInfo {
   return info;
 }
 
+/** Paths the route cache holds now (its test checks the bound). */
+export function routeCacheSize(): number {
+  return recent.size;
+}
+
 function parseRoute(path: string): RouteInfo {
   if (path === '/v2/' || path === '/v2') return ROOT;
   if (path === '/v2/_catalog') return CATALOG;

@@ -62,13 +62,25 @@ function finish(w: RequestWatch, ctx: Ctx, bytesOut: number): void {
   w.user = ctx.state.user;
 }
 
-function report(w: RequestWatch): void {
+function reportUnguarded(w: RequestWatch): void {
   const observer = w.observer;
   if (observer) {
     if (w.upload) observer.uploadsInFlight(-1);
     observer.request(methodLabel(w.method), w.route, w.status, w.seconds, w.bytesIn, w.bytesOut);
   }
   w.accessLog?.(w);
+}
+
+/**
+ * Reports `w`. Both callers run outside the request (a setImmediate, the response's 'close'): a
+ * failure here would end the process, so it is said once on stderr instead.
+ */
+function report(w: RequestWatch): void {
+  try {
+    reportUnguarded(w);
+  } catch (e) {
+    reportFailed(e);
+  }
 }
 
 /** In-memory answers sent in this turn of the event loop, reported together after it. */
@@ -80,14 +92,7 @@ export function flushReports(): void {
   scheduled = false;
   const list = pending;
   pending = [];
-  for (const w of list) {
-    try {
-      report(w);
-    } catch (e) {
-      // Outside any request now: a failure here would end the process, and the others' reports with it.
-      reportFailed(e);
-    }
-  }
+  for (const w of list) report(w);
 }
 
 let failureSaid = false;

@@ -45,7 +45,7 @@ const PROBE_DIGEST = `sha256:${'0'.repeat(64)}`;
  */
 function stdoutLogger(level: ServerConfig['logLevel']): { log: Logger; flush: () => void; accessLog: AccessLog } {
   let batch: LineBatch | undefined;
-  // Registered before pino's own exit hook (made with the destination), so it runs first.
+  // What waits in the batch (and the reports of the last answers) is written when the process exits.
   const onExit = () => {
     flushReports();
     batch?.flushSync();
@@ -55,8 +55,9 @@ function stdoutLogger(level: ServerConfig['logLevel']): { log: Logger; flush: ()
   // handing each batch to the libuv threadpool (bench/access-log-line.ts), and log writes then
   // never queue behind blob reads and writes in that pool. A stdout that stops draining blocks the
   // server, as it would with pino's defaults. A stdout that fails (a full disk, a closed pipe) is
-  // said once on stderr and never fails a request: sonic-boom keeps the failed batch and writes it
-  // before the next one, and beyond LOG_BACKLOG_BYTES drops new lines until it can write again.
+  // said once on stderr and never fails a request. A full disk: sonic-boom keeps the failed batch
+  // and writes it before the next one, and beyond LOG_BACKLOG_BYTES drops new lines until it can
+  // write again. A closed pipe (EPIPE): pino makes its destination drop every later line.
   const dest = pino.destination({ dest: 1, sync: true, minLength: 0, contentMode: 'buffer', maxLength: LOG_BACKLOG_BYTES });
   batch = new LineBatch(dest as unknown as LineSink);
   let failed = false;
@@ -64,7 +65,8 @@ function stdoutLogger(level: ServerConfig['logLevel']): { log: Logger; flush: ()
     batch!.sinkFailed();
     if (failed) return;
     failed = true;
-    process.stderr.write(`berth serve: writing the log to stdout failed (${err.code ?? err.message}): lines wait, up to ${LOG_BACKLOG_BYTES >> 20} MiB, then are dropped until it works again\n`);
+    const after = err.code === 'EPIPE' ? 'later lines are dropped' : `lines wait, up to ${LOG_BACKLOG_BYTES >> 20} MiB, then are dropped until it works again`;
+    process.stderr.write(`berth serve: writing the log to stdout failed (${err.code ?? err.message}): ${after}\n`);
   });
   const b = batch;
   const log = pino({ level, base: undefined }, b);

@@ -13,6 +13,11 @@ export class PlainHttpError extends Error {
   }
 }
 
+/** A connection that failed or went silent, with the errno-style code callers test (ECONNRESET, ETIMEDOUT, EPROTO). */
+export function connectionError(message: string, code: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(message), { code });
+}
+
 export interface ResponseHead {
   statusCode: number;
   /** Names lower-cased; a field sent more than once is an array, as node:http's headersDistinct. */

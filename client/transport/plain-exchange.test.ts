@@ -33,16 +33,28 @@ function readAll(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
-/** A raw server: each connection gets `answer`, called with what arrived so far until it returns true. */
-async function rawServer(answer: (socket: Socket, received: string, connection: number) => boolean | void): Promise<{ url: string; server: NetServer; connections: () => number }> {
+/**
+ * A raw server: `answer` is called for every request of every connection (its head, its path, the
+ * connection's number and the request's number on it) once the request's body (Content-Length)
+ * has arrived; what it writes is the answer, byte for byte.
+ */
+async function rawServer(answer: (socket: Socket, req: { head: string; path: string; connection: number; request: number }) => void): Promise<{ url: string; server: NetServer; connections: () => number }> {
   let n = 0;
   const server = createNetServer((socket) => {
-    const index = n++;
-    let received = '';
-    let answered = false;
-    socket.on('data', (d) => {
-      received += d.toString('latin1');
-      if (!answered && received.includes('\r\n\r\n')) answered = answer(socket, received, index) !== false;
+    const connection = n++;
+    let request = 0;
+    let buffered = Buffer.alloc(0);
+    socket.on('data', (d: Buffer) => {
+      buffered = Buffer.concat([buffered, d]);
+      for (;;) {
+        const end = buffered.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buffered.subarray(0, end).toString('latin1');
+        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+        if (buffered.length < end + 4 + length) return;
+        buffered = buffered.subarray(end + 4 + length);
+        answer(socket, { head, path: head.split(' ')[1]!, connection, request: request++ });
+      }
     });
     socket.on('error', () => undefined);
   });
@@ -147,8 +159,7 @@ test('a chunked answer from node:http, and one too large for a socket buffer, ar
 });
 
 test('interim 1xx answers, chunk extensions and trailers sent byte by byte, and a body ended by the connection', async () => {
-  const { url, server } = await rawServer((socket, received) => {
-    const path = received.split(' ')[1];
+  const { url, server } = await rawServer((socket, { path }) => {
     if (path === '/chunked') {
       const answer = 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;name=value\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: t\r\n\r\n';
       let i = 0;
@@ -168,14 +179,8 @@ test('interim 1xx answers, chunk extensions and trailers sent byte by byte, and 
     const chunked = await pool.request(new URL(`${url}/chunked`), 'GET', {}, undefined);
     assert.equal(chunked.statusCode, 200);
     assert.equal(await text(chunked), 'hello world');
-    // A new pool: the chunked answer kept its connection, and this server answers one request a connection.
-    const other = new PlainPool(options);
-    try {
-      const closing = await other.request(new URL(`${url}/close`), 'GET', {}, undefined);
-      assert.equal(await text(closing), 'until the end');
-    } finally {
-      other.close();
-    }
+    const closing = await pool.request(new URL(`${url}/close`), 'GET', {}, undefined);
+    assert.equal(await text(closing), 'until the end');
   } finally {
     pool.close();
     server.close();
@@ -185,36 +190,28 @@ test('interim 1xx answers, chunk extensions and trailers sent byte by byte, and 
 test('a kept connection the server closed as the next request came: a GET is sent again on a new one, a PUT or POST is not', async () => {
   // The race of every keep-alive client: the server's idle timeout closes a connection just as a
   // request goes out on it. Here the server closes its first connection at the second request.
-  let connections = 0;
-  const server = createNetServer((socket) => {
-    const index = connections++;
-    let requests = 0;
-    let buffered = '';
-    socket.on('data', (d) => {
-      buffered += d.toString('latin1');
-      while (buffered.includes('\r\n\r\n')) {
-        buffered = buffered.slice(buffered.indexOf('\r\n\r\n') + 4);
-        if (index === 0 && ++requests === 2) return void socket.destroy();
-        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
-      }
-    });
-    socket.on('error', () => undefined);
+  // Each pool's first connection is closed at its second request.
+  let first = -1;
+  const { url, server, connections } = await rawServer((socket, { connection, request }) => {
+    if (first < 0) first = connection;
+    if (connection === first && request === 1) return void socket.destroy();
+    socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
   });
-  const url = await listen(server);
   const pool = new PlainPool(options);
   try {
     assert.equal(await text(await pool.request(new URL(`${url}/a`), 'GET', {}, undefined)), 'ok');
     assert.equal(await text(await pool.request(new URL(`${url}/b`), 'GET', {}, undefined)), 'ok');
-    assert.equal(connections, 2, 'the GET went again over a new connection');
+    assert.equal(connections(), 2, 'the GET went again over a new connection');
 
     // No answer does not mean not done: an upload-completing PUT sent twice would fail the second time.
     for (const method of ['PUT', 'POST']) {
-      connections = 0;
+      first = -1;
+      const before = connections();
       const writes = new PlainPool(options);
       try {
         await text(await writes.request(new URL(`${url}/c`), method, {}, Buffer.from('x')));
         await assert.rejects(writes.request(new URL(`${url}/d`), method, {}, Buffer.from('x')), (e: NodeJS.ErrnoException) => e.code === 'ECONNRESET' && /closed the connection before answering/.test(e.message));
-        assert.equal(connections, 1, `a ${method} is not sent twice`);
+        assert.equal(connections() - before, 1, `a ${method} is not sent twice`);
       } finally {
         writes.close();
       }
@@ -225,7 +222,9 @@ test('a kept connection the server closed as the next request came: a GET is sen
   }
 });
 
-test('a reader that gives up on a body (destroy) frees its connection at once; a body that failed before it was read fails its reader', async () => {
+// Without the freeing, the second request would wait for the 10-minute body timeout: the test's
+// own timeout ends it (a hang guard, not a speed claim).
+test('a reader that gives up on a body (destroy) frees its connection at once; a body that failed before it was read fails its reader', { timeout: 30_000 }, async () => {
   const big = Buffer.alloc(4 << 20, 1);
   const server = createHttpServer((req, res) => {
     if (req.url === '/big') return res.end(big);
@@ -233,13 +232,11 @@ test('a reader that gives up on a body (destroy) frees its connection at once; a
   });
   const url = await listen(server);
   // One connection, and a body timeout far beyond the test's: only destroy() can free it.
-  const pool = new PlainPool({ ...options, connections: 1, bodyTimeout: 60_000 });
+  const pool = new PlainPool({ ...options, connections: 1, bodyTimeout: 600_000 });
   try {
     const res = await pool.request(new URL(`${url}/big`), 'GET', {}, undefined);
     for await (const _ of res.body) break; // the for-await's return destroys the body
-    const started = Date.now();
     assert.equal(await text(await pool.request(new URL(`${url}/small`), 'GET', {}, undefined)), 'small');
-    assert.ok(Date.now() - started < 2000, 'the next request did not wait for the body timeout');
 
     const cut = await pool.request(new URL(`${url}/big`), 'GET', {}, undefined);
     cut.body.destroy(new Error('the sink failed'));
@@ -256,21 +253,10 @@ test('a reader that gives up on a body (destroy) frees its connection at once; a
 });
 
 test('header fields named like Object.prototype members, 205 without content, and a closed pool', async () => {
-  // Answers every request of a connection (rawServer answers its first only).
-  const server = createNetServer((socket) => {
-    let buffered = '';
-    socket.on('data', (d) => {
-      buffered += d.toString('latin1');
-      for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
-        const path = buffered.split(' ')[1];
-        buffered = buffered.slice(end + 4);
-        if (path === '/reset') socket.write('HTTP/1.1 205 Reset Content\r\n\r\n');
-        else socket.write('HTTP/1.1 200 OK\r\n__proto__: p\r\nconstructor: c\r\ntoString: t\r\nContent-Length: 2\r\n\r\nok');
-      }
-    });
-    socket.on('error', () => undefined);
+  const { url, server } = await rawServer((socket, { path }) => {
+    if (path === '/reset') socket.write('HTTP/1.1 205 Reset Content\r\n\r\n');
+    else socket.write('HTTP/1.1 200 OK\r\n__proto__: p\r\nconstructor: c\r\ntoString: t\r\nContent-Length: 2\r\n\r\nok');
   });
-  const url = await listen(server);
   const pool = new PlainPool(options);
   try {
     const res = await pool.request(new URL(`${url}/fields`), 'GET', {}, undefined);
@@ -290,8 +276,7 @@ test('header fields named like Object.prototype members, 205 without content, an
 });
 
 test('malformed heads, bytes past Content-Length, a cut body and silence fail with a clear error', async () => {
-  const { url, server } = await rawServer((socket, received) => {
-    const path = received.split(' ')[1];
+  const { url, server } = await rawServer((socket, { path }) => {
     if (path === '/bad-status') socket.end('HTTP/2 200 OK\r\n\r\n');
     else if (path === '/bad-header') socket.end('HTTP/1.1 200 OK\r\nno colon here\r\n\r\n');
     else if (path === '/two-lengths') socket.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc');
@@ -309,9 +294,7 @@ test('malformed heads, bytes past Content-Length, a cut body and silence fail wi
     await assert.rejects(async () => text(await get('/too-long')), (e: NodeJS.ErrnoException) => e.code === 'EPROTO' && /more than the Content-Length/.test(e.message));
     await assert.rejects(async () => text(await get('/cut')), (e: NodeJS.ErrnoException) => e.code === 'ECONNRESET' && /closed the connection 7 bytes before the end of the body/.test(e.message));
     await assert.rejects(async () => text(await get('/bad-chunk')), (e: NodeJS.ErrnoException) => e.code === 'EPROTO' && /invalid chunk size "zz"/.test(e.message));
-    const started = Date.now();
     await assert.rejects(get('/silent'), (e: NodeJS.ErrnoException) => e.code === 'ETIMEDOUT' && /no response head from 127\.0\.0\.1:\d+ within 200 ms/.test(e.message));
-    assert.ok(Date.now() - started < 2000);
     await assert.rejects(pool.request(new URL(`${url}/x`), 'GET', { 'x-evil': 'a\r\nx-injected: 1' }, undefined), /invalid header "x-evil"/);
   } finally {
     pool.close();
@@ -350,18 +333,17 @@ test('kept connections do not hold a process open, and close() ends them', async
   const url = await listen(server);
   try {
     const module = fileURLToPath(new URL('./plain-exchange.js', import.meta.url));
-    // The child leaves its pool open: it must still exit as soon as its work is done.
-    const script = `import(${JSON.stringify(module)}).then(async ({ PlainPool }) => { const p = new PlainPool(${JSON.stringify(options)}); const r = await p.request(new URL(${JSON.stringify(url)}), 'GET', {}, undefined); for await (const c of r.body) process.stdout.write(c); })`;
-    const started = Date.now();
+    // The child leaves its pool open, its idle connection kept for 10 minutes: it must still exit
+    // when its work is done (a child still running after 60 s is killed, and the test fails).
+    const script = `import(${JSON.stringify(module)}).then(async ({ PlainPool }) => { const p = new PlainPool(${JSON.stringify({ ...options, keepAliveTimeout: 600_000 })}); const r = await p.request(new URL(${JSON.stringify(url)}), 'GET', {}, undefined); for await (const c of r.body) process.stdout.write(c); })`;
     const out = await new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'], timeout: 60_000 });
       let s = '';
       child.stdout.on('data', (d: Buffer) => (s += d.toString()));
       child.on('error', reject);
       child.on('close', (code) => (code === 0 ? resolve(s) : reject(new Error(`exit ${code}`))));
     });
     assert.equal(out, 'ok');
-    assert.ok(Date.now() - started < 5000, 'the child exited without waiting for the keep-alive timeout (30 s)');
     for (let i = 0; i < 100 && closed === 0; i++) await new Promise((r) => setTimeout(r, 10));
     assert.equal(closed, 1, "the child's connection ended with it");
 

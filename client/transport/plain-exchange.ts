@@ -8,7 +8,7 @@
 // streamed request bodies (blob uploads) stay on node:http (http-pool.ts).
 import { connect, type LookupFunction, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { contentLengthOf, MAX_HEAD, parseResponseHead, PlainHttpError, requestHead, type ResponseHead } from './http1-head.js';
+import { connectionError, contentLengthOf, MAX_HEAD, parseResponseHead, PlainHttpError, requestHead, type ResponseHead } from './http1-head.js';
 
 export interface PlainPoolOptions {
   lookup?: LookupFunction;
@@ -26,10 +26,6 @@ export interface PlainExchange {
   statusCode: number;
   headers: Record<string, string | string[]>;
   body: Readable;
-}
-
-function connectionError(message: string, code: string): NodeJS.ErrnoException {
-  return Object.assign(new Error(message), { code });
 }
 
 /**

@@ -6,7 +6,7 @@
 // by Content-Length. Anything else (a redirect, a challenge, a chunked body) is reported to the
 // caller, which asks again through its pooled request (RegistryClient.getBlob).
 import { connect, type LookupFunction, type Socket } from 'node:net';
-import { contentLengthOf, MAX_HEAD, parseResponseHead, PlainHttpError, requestHead } from './http1-head.js';
+import { connectionError, contentLengthOf, MAX_HEAD, parseResponseHead, PlainHttpError, requestHead } from './http1-head.js';
 
 export { PlainHttpError };
 
@@ -44,11 +44,6 @@ export interface PlainGetOptions {
 }
 
 const SCRATCH = 16 << 10;
-
-/** The connection failed or went silent (as opposed to an answer this reader cannot parse). */
-function connectionError(message: string, code: string): NodeJS.ErrnoException {
-  return Object.assign(new Error(message), { code });
-}
 
 /** Sends `GET url` over a new connection and resolves with the response head. */
 export function plainGet(url: URL, headers: Record<string, string>, opts: PlainGetOptions): Promise<PlainResponse> {
