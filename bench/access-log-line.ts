@@ -83,7 +83,7 @@ async function encodedIntoBatch(sync: boolean): Promise<number> {
   const sink: LineSink = sync ? (dest as unknown as LineSink) : { write: (b) => dest.write(Buffer.from(b) as unknown as string), flushSync: () => dest.flushSync() };
   const batch = new LineBatch(sink);
   const accessLog = createAccessLog(pino({ enabled: false }), batch);
-  const us = await measure((n) => accessLog(record(n)));
+  const us = await measure((n) => accessLog(record(n), Date.now()));
   batch.stop();
   return us;
 }

@@ -123,7 +123,7 @@ test('the log batch keeps lines whole and in order: access lines, other lines, o
       batch.write(`${other}\n`);
       expected.push(other);
     }
-    log(r);
+    log(r, Date.now());
     expected.push(r);
   }
   assert.ok(sink.writes.length > 5, 'the batches were written as they filled');
@@ -151,7 +151,7 @@ test('an access line too long for any batch (a path of 20 000 escaped characters
   const sink = keepingSink();
   const batch = new LineBatch(sink);
   const r: AccessRecord = { ...base, path: `/v2/${'"\u0001'.repeat(10000)}/manifests/x` };
-  createAccessLog(pino({ enabled: false }), batch)(r);
+  createAccessLog(pino({ enabled: false }), batch)(r, Date.now());
   batch.stop();
   const line = JSON.parse(sink.text()) as { path: string };
   assert.equal(line.path, r.path);
@@ -234,7 +234,7 @@ test('lines written while the log’s disk is full wait, and are written whole a
     for (let i = 0; i < n; i++) {
       const r = { ...base, reqId: `r-${sent.length}`, path: `/v2/team/app/manifests/v${sent.length}` };
       sent.push(r);
-      log(r);
+      log(r, Date.now());
     }
   };
   burst(100);

@@ -20,8 +20,11 @@ export interface AccessRecord {
   user: string | undefined;
 }
 
-/** Writes one access record: to a raw line sink when berth serve owns the destination, else through the logger. */
-export type AccessLog = (r: AccessRecord) => void;
+/**
+ * Writes one access record made at `time` (epoch ms): to a raw line sink when berth serve owns the
+ * destination, else through the logger. `r` is read before this returns, not kept.
+ */
+export type AccessLog = (r: AccessRecord, time: number) => void;
 
 // Anything JSON must escape, and anything outside ASCII (lone surrogates need JSON.stringify's care).
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/;
@@ -122,13 +125,13 @@ function maxLineBytes(r: AccessRecord): number {
 }
 
 // A line is mostly the same bytes as the one before: the time changes once a millisecond, a path
-// comes back with the same route, repository, status and byte counts. Those parts are kept
-// encoded and copied (one memcpy each); what is left to encode byte by byte is the request id, the
-// duration and a user. Encoding all of it in JS ran at ~3 ns a byte, ~0.5 µs a line, in berth
-// serve under a manifest GET load (docs/performance.md, "Metrics and access log overhead").
+// comes back with the same method, route, repository, status and byte counts. Those parts are
+// kept encoded and copied (one memcpy each); what is left to encode byte by byte is the request
+// id, the duration and a user. Encoding all of it in JS ran at ~3 ns a byte, ~0.5 µs a line, in
+// berth serve under a manifest GET load (docs/performance.md, "Metrics and access log overhead").
 
 /** `{"level":30,"time":<time>,"reqId":` of the last time written. */
-let timeHead = { time: Number.NaN, bytes: new Uint8Array(0) };
+let timeHead: { time: number; bytes: Uint8Array } = { time: Number.NaN, bytes: new Uint8Array(0) };
 
 function putTimeHead(buf: Buffer, pos: number, time: number): number {
   if (time !== timeHead.time) {
@@ -136,94 +139,73 @@ function putTimeHead(buf: Buffer, pos: number, time: number): number {
     pos = putBytes(buf, pos, HEAD);
     pos = putNumber(buf, pos, time);
     pos = putBytes(buf, pos, KEY.reqId);
-    timeHead = { time, bytes: new Uint8Array(buf.subarray(start, pos)) };
+    timeHead = { time, bytes: copyOut(buf, start, pos) };
     return pos;
   }
   buf.set(timeHead.bytes, pos);
   return pos + timeHead.bytes.length;
 }
 
-// `,"method":"GET"` and the like: Node's HTTP parser takes a few dozen methods, and they come as
-// the same strings each time. Bounded all the same.
-const methods = new Map<string, Uint8Array>();
-
-function putMethod(buf: Buffer, pos: number, method: string): number {
-  const bytes = methods.get(method);
-  if (bytes !== undefined) {
-    buf.set(bytes, pos);
-    return pos + bytes.length;
-  }
-  const start = pos;
-  pos = putBytes(buf, pos, KEY.method);
-  pos = putString(buf, pos, method);
-  if (methods.size < 64 && method.length <= 32) methods.set(method, new Uint8Array(buf.subarray(start, pos)));
-  return pos;
-}
-
-/** What a recent path's lines share, encoded. */
+/** What a recent path's lines share, encoded: everything between the request id and the duration. */
 interface PathParts {
+  method: string;
   route: string;
   repository: string | undefined;
-  /** `,"route":…,"path":…[,"repository":…],"status":` */
-  fields: Uint8Array;
-  /** `<status>,"bytesIn":<n>,"bytesOut":<n>,"ms":` of the last line of the path, and its numbers. */
   status: number;
   bytesIn: number;
   bytesOut: number;
-  counts: Uint8Array | undefined;
+  /** `,"method":…,"route":…,"path":…[,"repository":…],"status":…,"bytesIn":…,"bytesOut":…,"ms":` */
+  bytes: Uint8Array;
 }
 
 const paths = new Map<string, PathParts>();
 const PATH_ENTRIES = 4096;
 const PATH_CHARS = 256;
 
-/** From `,"route":` to `,"ms":` of `r`. */
+/** From `,"method":` to `,"ms":` of `r`: copied from the path's last line when only the request id and the duration differ. */
 function putPathParts(buf: Buffer, pos: number, r: AccessRecord): number {
-  let parts = paths.get(r.path);
-  if (parts === undefined || parts.route !== r.route || parts.repository !== r.repository) {
-    const start = pos;
-    pos = putBytes(buf, pos, KEY.route);
-    pos = putString(buf, pos, r.route);
-    pos = putBytes(buf, pos, KEY.path);
-    pos = putString(buf, pos, r.path);
-    if (r.repository !== undefined) {
-      pos = putBytes(buf, pos, KEY.repository);
-      pos = putString(buf, pos, r.repository);
-    }
-    pos = putBytes(buf, pos, KEY.status);
-    parts = { route: r.route, repository: r.repository, fields: new Uint8Array(buf.subarray(start, pos)), status: 0, bytesIn: 0, bytesOut: 0, counts: undefined };
-    if (r.path.length <= PATH_CHARS) {
-      if (paths.size >= PATH_ENTRIES) paths.clear();
-      paths.set(r.path, parts);
-    }
-  } else {
-    buf.set(parts.fields, pos);
-    pos += parts.fields.length;
-  }
+  const parts = paths.get(r.path);
   // Object.is: -0 and NaN are numbers num() writes differently from their neighbours.
-  if (parts.counts !== undefined && Object.is(parts.status, r.status) && Object.is(parts.bytesIn, r.bytesIn) && Object.is(parts.bytesOut, r.bytesOut)) {
-    buf.set(parts.counts, pos);
-    return pos + parts.counts.length;
+  if (parts !== undefined && parts.method === r.method && parts.route === r.route && parts.repository === r.repository && Object.is(parts.status, r.status) && Object.is(parts.bytesIn, r.bytesIn) && Object.is(parts.bytesOut, r.bytesOut)) {
+    buf.set(parts.bytes, pos);
+    return pos + parts.bytes.length;
   }
   const start = pos;
+  pos = putBytes(buf, pos, KEY.method);
+  pos = putString(buf, pos, r.method);
+  pos = putBytes(buf, pos, KEY.route);
+  pos = putString(buf, pos, r.route);
+  pos = putBytes(buf, pos, KEY.path);
+  pos = putString(buf, pos, r.path);
+  if (r.repository !== undefined) {
+    pos = putBytes(buf, pos, KEY.repository);
+    pos = putString(buf, pos, r.repository);
+  }
+  pos = putBytes(buf, pos, KEY.status);
   pos = putNumber(buf, pos, r.status);
   pos = putBytes(buf, pos, KEY.bytesIn);
   pos = putNumber(buf, pos, r.bytesIn);
   pos = putBytes(buf, pos, KEY.bytesOut);
   pos = putNumber(buf, pos, r.bytesOut);
   pos = putBytes(buf, pos, KEY.ms);
-  parts.status = r.status;
-  parts.bytesIn = r.bytesIn;
-  parts.bytesOut = r.bytesOut;
-  parts.counts = new Uint8Array(buf.subarray(start, pos));
+  if (r.path.length <= PATH_CHARS) {
+    if (paths.size >= PATH_ENTRIES && parts === undefined) paths.clear();
+    paths.set(r.path, { method: r.method, route: r.route, repository: r.repository, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, bytes: copyOut(buf, start, pos) });
+  }
   return pos;
+}
+
+/** Bytes `start` to `end` of `buf` in an array of their own (one object; a subarray and its copy were two). */
+function copyOut(buf: Buffer, start: number, end: number): Uint8Array {
+  const bytes = new Uint8Array(end - start);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = buf[start + i]!;
+  return bytes;
 }
 
 /** accessLine's bytes, written into `buf` from `pos` (with maxLineBytes(r) bytes of room); returns where they end. */
 export function encodeAccessLine(r: AccessRecord, time: number, buf: Buffer, pos: number): number {
   pos = putTimeHead(buf, pos, time);
   pos = putString(buf, pos, r.reqId);
-  pos = putMethod(buf, pos, r.method);
   pos = putPathParts(buf, pos, r);
   pos = putNumber(buf, pos, r.ms);
   if (r.user !== undefined) {
@@ -237,12 +219,11 @@ export function encodeAccessLine(r: AccessRecord, time: number, buf: Buffer, pos
 /** The access log of `log`: encoded into `lines` (the logger's own batch) when given. */
 export function createAccessLog(log: Logger, lines?: LineBytes): AccessLog {
   if (lines) {
-    return (r) => {
-      const time = Date.now();
+    return (r, time) => {
       if (!lines.reserve(maxLineBytes(r))) return void lines.write(accessLine(r, time));
       lines.commit(encodeAccessLine(r, time, lines.buf, lines.used));
     };
   }
-  // Only the record's own fields: what is passed may carry more (server/request-watch.ts).
+  // A copy of the record (it is filled again for the next request); pino stamps its own time.
   return (r) => log.info({ reqId: r.reqId, method: r.method, route: r.route, path: r.path, repository: r.repository, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, ms: r.ms, user: r.user }, 'request');
 }

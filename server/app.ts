@@ -18,7 +18,7 @@ import { registerReferrers } from './routes/referrers.js';
 import { registerSearch } from './routes/search.js';
 import { closeAfterResponse, isLingering } from './lingering-close.js';
 import { RequestIds } from './request-info.js';
-import { endWatch, startWatch } from './request-watch.js';
+import { endWatch, startWatch, type WatchSinks } from './request-watch.js';
 import { createAccessLog, type AccessLog } from './access-log.js';
 import type { ServerObserver } from './metrics/hooks.js';
 import type { RequestNotifier } from './notifications/hooks.js';
@@ -89,6 +89,7 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
   const { observer, ready, notifier } = ext;
   // The access log is the logger's `info` level: off at warn and above.
   const accessLog = log.isLevelEnabled('info') ? (ext.accessLog ?? createAccessLog(log)) : undefined;
+  const sinks: WatchSinks | undefined = observer || accessLog ? { accessLog, observer } : undefined;
 
   app.use(async (ctx, next) => {
     if (isLingering(ctx.req.socket)) {
@@ -99,7 +100,8 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
     }
     const reqId = ids.next(ctx.get('X-Request-Id'));
     ctx.set('X-Request-Id', reqId);
-    if (ctx.path === '/healthz' || ctx.path === '/readyz') return health(ctx, log, ready);
+    const path = ctx.path;
+    if (path === '/healthz' || path === '/readyz') return health(ctx, log, ready);
     ctx.state.store = store;
     ctx.state.config = config;
     ctx.state.log = log;
@@ -108,7 +110,7 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
     ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
     // What `berth version` shows of the registry on its address (client/cli/version.ts).
     ctx.set('Berth-Version', berthVersion());
-    const watch = observer || accessLog ? startWatch(ctx, reqId, accessLog, observer) : undefined;
+    const started = sinks ? startWatch(ctx, sinks, path) : 0;
     try {
       await next();
       if (ctx.status === 404 && ctx.body === undefined) {
@@ -153,7 +155,7 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
       // Answered before the body was read to its end (a refused upload, a 401 before a PUT's
       // body): Connection: close, and the rest is drained, bounded, so the answer is not reset.
       if (!ctx.req.complete && ctx.respond !== false) closeAfterResponse(ctx.req, ctx.res);
-      if (watch) endWatch(watch, ctx);
+      if (sinks) endWatch(ctx, sinks, path, started);
     }
   });
 

@@ -150,6 +150,43 @@ test('requests are counted by method, route pattern and status; no repository na
   assert.equal((await fetch(reg.metricsUrl!.replace('/metrics', '/v2/'))).status, 404);
 });
 
+test('a path keeps the series of its last request: another status or method, or another registry in the process, is counted where it belongs', async () => {
+  // Both registries see the same path strings, so they share request-info's cached RouteInfo
+  // (and its series slot): each must count only its own requests.
+  const second = await startTestRegistry({ metrics: { listen: '127.0.0.1:0' } });
+  try {
+    const repo = 'slot-team/app';
+    const { manifest } = await pushImage(reg.url, repo, 'v1');
+    await pushImage(second.url, repo, 'v1');
+    const path = `/v2/${repo}/manifests/v1`;
+    const plan: Array<[TestRegistry, string, number]> = [
+      [reg, 'GET', 200], [second, 'GET', 200], [reg, 'HEAD', 200], [reg, 'GET', 200], [second, 'GET', 200], [second, 'HEAD', 200], [reg, 'GET', 200],
+    ];
+    const before1 = await scrape(reg.metricsUrl!);
+    const before2 = await scrape(second.metricsUrl!);
+    for (const [r, method, status] of plan) assert.equal((await fetch(`${r.url}${path}`, { method })).status, status);
+    // The same path answered 404 once its tag is gone: a new status for a path with a kept series.
+    assert.equal((await fetch(`${reg.url}/v2/${repo}/manifests/${sha256(manifest)}`, { method: 'DELETE' })).status, 202);
+    assert.equal((await fetch(`${reg.url}${path}`)).status, 404);
+    assert.equal((await fetch(`${reg.url}${path}`)).status, 404);
+    const after1 = await scrape(reg.metricsUrl!);
+    const after2 = await scrape(second.metricsUrl!);
+    const moved = (a: typeof after1, b: typeof before1, method: string, status: number) => {
+      const key = `berth_http_requests_total{method="${method}",route="/v2/{name}/manifests/{reference}",status="${status}"}`;
+      return (a.value(key) ?? 0) - (b.value(key) ?? 0);
+    };
+    assert.deepEqual([moved(after1, before1, 'GET', 200), moved(after1, before1, 'HEAD', 200), moved(after1, before1, 'GET', 404)], [3, 1, 2]);
+    assert.deepEqual([moved(after2, before2, 'GET', 200), moved(after2, before2, 'HEAD', 200), moved(after2, before2, 'GET', 404)], [2, 1, 0]);
+    const sent = (m: typeof after1) => m.value('berth_http_response_bytes_total{route="/v2/{name}/manifests/{reference}"}') ?? 0;
+    const bytes = (a: typeof after1, b: typeof before1) => sent(a) - sent(b);
+    // A GET's bytes are the manifest's; HEADs send none; the 404s' error bodies are counted too.
+    assert.equal(bytes(after2, before2), 2 * manifest.length);
+    assert.ok(bytes(after1, before1) > 3 * manifest.length);
+  } finally {
+    await second.destroy();
+  }
+});
+
 test('uploads in flight are a gauge', async () => {
   const start = await fetch(`${reg.url}/v2/${REPO}/blobs/uploads/`, { method: 'POST' });
   assert.equal(start.status, 202);

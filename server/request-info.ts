@@ -3,16 +3,16 @@
 import { isValidRepositoryName } from '../oci/names.js';
 import { randomHex } from '../storage/random-hex.js';
 
+/**
+ * A path's route pattern and repository, and a slot the metrics fill with the series the path's
+ * last request was counted in (server/metrics/prometheus.ts): the next request of the path with the
+ * same method and status is counted there without a lookup.
+ */
 export interface RouteInfo {
   readonly route: string;
-  readonly repository?: string;
+  readonly repository: string | undefined;
+  series: unknown;
 }
-
-const OTHER: RouteInfo = { route: 'other' };
-const ROOT: RouteInfo = { route: '/v2/' };
-const CATALOG: RouteInfo = { route: '/v2/_catalog' };
-const TOKEN: RouteInfo = { route: '/token' };
-const SEARCH: RouteInfo = { route: '/v1/search' };
 
 // One regex for every /v2/<name>/... route: the name is everything before the last resource
 // keyword, as the router's `*name` matches it.
@@ -43,12 +43,12 @@ export function routeCacheSize(): number {
 }
 
 function parseRoute(path: string): RouteInfo {
-  if (path === '/v2/' || path === '/v2') return ROOT;
-  if (path === '/v2/_catalog') return CATALOG;
-  if (path === '/token') return TOKEN;
-  if (path === '/v1/search') return SEARCH;
+  if (path === '/v2/' || path === '/v2') return info('/v2/');
+  if (path === '/v2/_catalog') return info('/v2/_catalog');
+  if (path === '/token') return info('/token');
+  if (path === '/v1/search') return info('/v1/search');
   const m = V2_NAMED.exec(path);
-  if (!m) return OTHER;
+  if (!m) return info('other');
   const name = m[1]!;
   let route: string;
   if (m[2]) route = '/v2/{name}/tags/list';
@@ -56,7 +56,12 @@ function parseRoute(path: string): RouteInfo {
   else if (m[4]) route = m[5] ? '/v2/{name}/blobs/uploads/{id}' : '/v2/{name}/blobs/uploads/';
   else if (m[6]) route = '/v2/{name}/blobs/{digest}';
   else route = '/v2/{name}/referrers/{digest}';
-  return isValidRepositoryName(name) ? { route, repository: name } : { route };
+  return info(route, isValidRepositoryName(name) ? name : undefined);
+}
+
+/** One object a path (its series slot is the path's own). */
+function info(route: string, repository?: string): RouteInfo {
+  return { route, repository, series: undefined };
 }
 
 const METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE', 'OPTIONS']);

@@ -1,13 +1,14 @@
-// A request's access-log line and metrics, reported when its answer is sent. An answer held in
-// memory (a Buffer or string body, or none for HEAD and 204/304) is measured as the app's outer
-// middleware ends (Koa then writes it with one res.end()) and reported once the answers of this
-// turn of the event loop are out (setImmediate, one for all of them): the line and the metrics
-// no longer stand between a request and its answer. Anything else (a stream, a JSON object, a
-// body the route sends itself with respond = false) on the response's 'close'. Before, every
-// request waited for 'close' through a listener and a property set on its ServerResponse (a
-// second shape for node:http's own objects); most answers now need neither (docs/performance.md,
-// "Metrics and access log overhead").
+// A request's access-log line and metrics, reported once its answer is sent. The request itself
+// only reads the clock at its start and end: an answer held in memory (a Buffer or string body,
+// or none for HEAD and 204/304) is queued with those times as the app's outer middleware ends
+// (Koa then writes it with one res.end()), and everything else (its route, status, byte counts,
+// the line, the metrics) is worked out once the answers of this turn of the event loop are out,
+// for all of them in one loop (setImmediate). Anything else (a stream, a JSON object, a body the
+// route sends itself with respond = false) is reported on the response's 'close'. Work done in
+// the middle of a request costs several times what the same work costs in a loop over many
+// (docs/performance.md, "Metrics and access log overhead").
 import type Koa from 'koa';
+import { performance } from 'node:perf_hooks';
 import type { AccessLog, AccessRecord } from './access-log.js';
 import type { RegistryState } from './context.js';
 import type { ServerObserver } from './metrics/hooks.js';
@@ -15,18 +16,10 @@ import { methodLabel, routeOf } from './request-info.js';
 
 type Ctx = Koa.ParameterizedContext<RegistryState>;
 
-/**
- * One request from its start to its report: the access record itself (filled in as the answer
- * goes out) with what the watch needs besides. One object a request: a record, a sample and an
- * outcome built beside it were ~0.1 µs and three more objects for the scavenger on every request.
- */
-export interface RequestWatch extends AccessRecord {
-  started: number;
-  /** Unrounded, for the duration histogram (`ms` is the log's, to 0.1 ms). */
-  seconds: number;
-  upload: boolean;
-  accessLog: AccessLog | undefined;
-  observer: ServerObserver | undefined;
+/** Where an app's requests are reported: its access log, its metrics, or both. */
+export interface WatchSinks {
+  readonly accessLog: AccessLog | undefined;
+  readonly observer: ServerObserver | undefined;
 }
 
 /** Uploads in flight: requests that carry blob bytes into an upload. */
@@ -40,59 +33,97 @@ function headerNumber(v: string | number | string[] | undefined): number | undef
   return undefined;
 }
 
-/** The start of a request the access log or the metrics watch. */
-export function startWatch(ctx: Ctx, reqId: string, accessLog: AccessLog | undefined, observer: ServerObserver | undefined): RequestWatch {
-  const method = ctx.method;
-  const path = ctx.path;
-  const info = routeOf(path);
-  const upload = observer !== undefined && isUpload(method, info.route);
-  if (upload) observer.uploadsInFlight(1);
-  // Every field set here, in one order: the object keeps one shape from start to report.
-  return { reqId, method, route: info.route, path, repository: info.repository, status: 0, bytesIn: 0, bytesOut: 0, ms: 0, user: undefined, started: performance.now(), seconds: 0, upload, accessLog, observer };
-}
-
-/** Measures the finished request `w` (its answer being sent now). */
-function finish(w: RequestWatch, ctx: Ctx, bytesOut: number): void {
-  const ms = performance.now() - w.started;
-  w.seconds = ms / 1000;
-  w.ms = Math.round(ms * 10) / 10;
-  w.status = ctx.res.statusCode;
-  w.bytesIn = ctx.state.bodyBytes ?? 0;
-  w.bytesOut = bytesOut;
-  w.user = ctx.state.user;
-}
-
-function reportUnguarded(w: RequestWatch): void {
-  const observer = w.observer;
-  if (observer) {
-    if (w.upload) observer.uploadsInFlight(-1);
-    observer.request(methodLabel(w.method), w.route, w.status, w.seconds, w.bytesIn, w.bytesOut);
+/** The start of a watched request: its start time (an upload is counted in flight now). */
+export function startWatch(ctx: Ctx, sinks: WatchSinks, path: string): number {
+  const observer = sinks.observer;
+  if (observer !== undefined) {
+    const method = ctx.req.method;
+    if ((method === 'POST' || method === 'PATCH' || method === 'PUT') && isUpload(method, routeOf(path).route)) observer.uploadsInFlight(1);
   }
-  w.accessLog?.(w);
+  return performance.now();
+}
+
+// The record handed to the access log, filled again for each request (the log encodes it before
+// it returns; createAccessLog's pino path copies it).
+const record: AccessRecord = { reqId: '', method: '', route: '', path: '', repository: undefined, status: 0, bytesIn: 0, bytesOut: 0, ms: 0, user: undefined };
+
+/** Reports one finished request, answered in `ms`; `time` is the log's (epoch ms). */
+function reportUnguarded(sinks: WatchSinks, reqId: string, method: string, path: string, user: string | undefined, status: number, bytesIn: number, ms: number, bytesOut: number, time: number): void {
+  const info = routeOf(path);
+  const observer = sinks.observer;
+  if (observer !== undefined) {
+    if (isUpload(method, info.route)) observer.uploadsInFlight(-1);
+    observer.request(methodLabel(method), info, status, ms / 1000, bytesIn, bytesOut);
+  }
+  const accessLog = sinks.accessLog;
+  if (accessLog !== undefined) {
+    const r = record;
+    r.reqId = reqId;
+    r.method = method;
+    r.route = info.route;
+    r.path = path;
+    r.repository = info.repository;
+    r.status = status;
+    r.bytesIn = bytesIn;
+    r.bytesOut = bytesOut;
+    r.ms = Math.round(ms * 10) / 10;
+    r.user = user;
+    accessLog(r, time);
+  }
 }
 
 /**
- * Reports `w`. Both callers run outside the request (a setImmediate, the response's 'close'): a
- * failure here would end the process, so it is said once on stderr instead.
+ * Reports a request. Every caller runs outside the request (a setImmediate, the response's
+ * 'close'): a failure here would end the process, so it is said once on stderr instead.
  */
-function report(w: RequestWatch): void {
+function report(sinks: WatchSinks, reqId: string, method: string, path: string, user: string | undefined, status: number, bytesIn: number, ms: number, bytesOut: number, time: number): void {
   try {
-    reportUnguarded(w);
+    reportUnguarded(sinks, reqId, method, path, user, status, bytesIn, ms, bytesOut, time);
   } catch (e) {
     reportFailed(e);
   }
 }
 
-/** In-memory answers sent in this turn of the event loop, reported together after it. */
-let pending: RequestWatch[] = [];
+/** Reports the request of `ctx`, its answer sent: what it read and wrote is final now. */
+function reportContext(ctx: Ctx, sinks: WatchSinks, path: string, ms: number, bytesOut: number, time: number): void {
+  const state = ctx.state;
+  report(sinks, state.reqId ?? '', ctx.req.method ?? '', path, state.user, ctx.res.statusCode, state.bodyBytes ?? 0, ms, bytesOut, time);
+}
+
+// In-memory answers sent in this turn of the event loop, reported together after it: their
+// contexts, sinks and paths, and per request its duration in ms and bytes out, in arrays reused
+// from turn to turn (no object a request). A context is kept until the end of its turn only.
+let pendingCtx: Ctx[] = [];
+let pendingSinks: WatchSinks[] = [];
+let pendingPaths: string[] = [];
+let pendingNums: number[] = [];
 let scheduled = false;
 
 /** Reports every request still waiting (the setImmediate's work; also before the log's last write). */
 export function flushReports(): void {
   scheduled = false;
-  const list = pending;
-  pending = [];
-  for (const w of list) report(w);
+  const ctxs = pendingCtx;
+  const sinks = pendingSinks;
+  const paths = pendingPaths;
+  const nums = pendingNums;
+  // A report that answered another request (none does) would queue it into fresh arrays.
+  pendingCtx = [];
+  pendingSinks = [];
+  pendingPaths = [];
+  pendingNums = [];
+  // One clock read for the lines of a turn: they are made within microseconds of each other.
+  const time = Date.now();
+  for (let i = 0; i < ctxs.length; i++) reportContext(ctxs[i]!, sinks[i]!, paths[i]!, nums[2 * i]!, nums[2 * i + 1]!, time);
+  ctxs.length = 0;
+  sinks.length = 0;
+  paths.length = 0;
+  nums.length = 0;
+  if (pendingCtx.length === 0) {
+    pendingCtx = ctxs;
+    pendingSinks = sinks;
+    pendingPaths = paths;
+    pendingNums = nums;
+  }
 }
 
 let failureSaid = false;
@@ -105,19 +136,25 @@ function reportFailed(e: unknown): void {
 const NO_BODY = new Set([204, 205, 304]);
 
 /**
- * Called as the app's outer middleware ends (the route, the error handling done). Bytes in: the
- * request body bytes the registry read (server/request-body.ts; a body refused unread counts 0).
- * Bytes out: the Content-Length of the answer, else what the connection wrote until 'close'
- * (headers included; every answer a route sends itself has a Content-Length).
+ * Called as the app's outer middleware ends (the route, the error handling done), with the
+ * request's path (ctx.path, read by the app already) and what startWatch returned. Bytes in: the request body bytes the registry read
+ * (server/request-body.ts; a body refused unread counts 0). Bytes out: the Content-Length of the
+ * answer, else what the connection wrote until 'close' (headers included; every answer a route
+ * sends itself has a Content-Length).
  */
-export function endWatch(w: RequestWatch, ctx: Ctx): void {
+export function endWatch(ctx: Ctx, sinks: WatchSinks, path: string, started: number): void {
   const body: unknown = ctx.body;
-  const empty = w.method === 'HEAD' || NO_BODY.has(ctx.res.statusCode);
+  const method = ctx.req.method ?? '';
+  const status = ctx.res.statusCode;
+  const empty = method === 'HEAD' || NO_BODY.has(status);
   if (ctx.respond !== false && (empty || Buffer.isBuffer(body) || typeof body === 'string')) {
+    const ms = performance.now() - started;
     // A Buffer's length is its Content-Length (Koa's body setter); a string's is in the header.
     const bytesOut = empty ? 0 : Buffer.isBuffer(body) ? body.length : headerNumber(ctx.res.getHeader('content-length')) ?? Buffer.byteLength(body as string);
-    finish(w, ctx, bytesOut);
-    pending.push(w);
+    pendingCtx.push(ctx);
+    pendingSinks.push(sinks);
+    pendingPaths.push(path);
+    pendingNums.push(ms, bytesOut);
     if (!scheduled) {
       scheduled = true;
       setImmediate(flushReports);
@@ -127,9 +164,9 @@ export function endWatch(w: RequestWatch, ctx: Ctx): void {
   const res = ctx.res;
   const written0 = ctx.req.socket?.bytesWritten ?? 0;
   const onClose = () => {
+    const ms = performance.now() - started;
     const bytesOut = empty ? 0 : headerNumber(res.getHeader('content-length')) ?? Math.max(0, (ctx.req.socket?.bytesWritten ?? written0) - written0);
-    finish(w, ctx, bytesOut);
-    report(w);
+    reportContext(ctx, sinks, path, ms, bytesOut, Date.now());
   };
   // A route that sent its own answer may have seen it closed already.
   if (res.closed) onClose();

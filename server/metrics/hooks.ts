@@ -3,6 +3,7 @@
 // observer, prom-client is never loaded, and each call site costs one `?.` on undefined.
 import type { GcResult } from '../../storage/gc.js';
 import type { RetentionResult } from '../../storage/retention.js';
+import type { RouteInfo } from '../request-info.js';
 
 /** Pull-through mirror events (server/proxy/mirror.ts): passed in, so the mirror knows no metrics library. */
 export interface MirrorHooks {
@@ -27,11 +28,11 @@ export interface NotificationMetrics {
 
 export interface ServerObserver {
   /**
-   * One finished request (health checks excluded). `route` is the route pattern
-   * (server/request-info.ts), never a repository name or digest. Arguments, not an object: this
-   * runs on every request.
+   * One finished request (health checks excluded), of `path`'s route pattern
+   * (server/request-info.ts; its label is never a repository name or digest, and the metrics keep
+   * the path's series in its slot). Arguments, not an object: this runs on every request.
    */
-  request(method: string, route: string, status: number, seconds: number, bytesIn: number, bytesOut: number): void;
+  request(method: string, path: RouteInfo, status: number, seconds: number, bytesIn: number, bytesOut: number): void;
   /** A blob upload request (POST with a body, PATCH, PUT of uploads) started (+1) or ended (-1). */
   uploadsInFlight(delta: 1 | -1): void;
   /** Credentials that were given and refused (a wrong password, an invalid token). */

@@ -8,6 +8,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import { collectProcessMetrics } from './process-metrics.js';
 import type { RegistryStore } from '../../storage/registry-store.js';
 import { parseListen } from '../config.js';
+import type { RouteInfo } from '../request-info.js';
 import type { ServerObserver } from './hooks.js';
 
 /** How often the stored blobs and bytes are counted again (also at start and after each GC run). */
@@ -27,10 +28,17 @@ const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 
 interface Series {
   labels: { method: string; route: string; status: string };
+  /** What it is counted for, to check a path's kept series against (RouteInfo.series). */
+  owner: RequestStats;
+  method: string;
+  route: string;
+  status: number;
   count: number;
   sum: number;
   /** Observations per bucket (not cumulative), the last one past the largest bound. */
   buckets: number[];
+  /** Its route's byte counters. */
+  bytes: { in: number; out: number };
 }
 
 type Sample = { labels: Record<string, string | number>; value: number; metricName?: string };
@@ -39,7 +47,9 @@ type Collected = { name: string; help: string; type: string; values: Sample[]; a
 /**
  * The per-request metrics, kept in plain maps and turned into samples only when scraped: a
  * prom-client Counter.inc or Histogram.observe with labels validates and hashes them on every
- * call, several times the cost of one Map lookup on a string key, on every request.
+ * call, several times the cost of one Map lookup on a string key, on every request. A path keeps
+ * the series its last request was counted in (RouteInfo.series): the next one with the same
+ * method and status is counted there without a lookup.
  */
 class RequestStats {
   /** route → method → status → series: route and method are constant strings (their hashes are cached), status a number; no key string is built per request. */
@@ -47,26 +57,33 @@ class RequestStats {
   private readonly series: Series[] = [];
   private readonly bytes = new Map<string, { in: number; out: number }>();
 
-  record(method: string, route: string, status: number, seconds: number, bytesIn: number, bytesOut: number): void {
+  record(method: string, path: RouteInfo, status: number, seconds: number, bytesIn: number, bytesOut: number): void {
+    let e = path.series as Series | undefined;
+    // Several apps (tests) can share a path's RouteInfo: a series is used by its own owner only.
+    if (e === undefined || e.owner !== this || e.method !== method || e.status !== status || e.route !== path.route) path.series = e = this.seriesOf(method, path.route, status);
+    e.count++;
+    e.sum += seconds;
+    let i = 0;
+    while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]!) i++;
+    e.buckets[i]!++;
+    e.bytes.in += bytesIn;
+    e.bytes.out += bytesOut;
+  }
+
+  private seriesOf(method: string, route: string, status: number): Series {
     let methods = this.byRoute.get(route);
     if (!methods) this.byRoute.set(route, (methods = new Map()));
     let statuses = methods.get(method);
     if (!statuses) methods.set(method, (statuses = new Map()));
     let e = statuses.get(status);
     if (!e) {
-      e = { labels: { method, route, status: String(status) }, count: 0, sum: 0, buckets: new Array<number>(DURATION_BUCKETS.length + 1).fill(0) };
+      let bytes = this.bytes.get(route);
+      if (!bytes) this.bytes.set(route, (bytes = { in: 0, out: 0 }));
+      e = { labels: { method, route, status: String(status) }, owner: this, method, route, status, count: 0, sum: 0, buckets: new Array<number>(DURATION_BUCKETS.length + 1).fill(0), bytes };
       statuses.set(status, e);
       this.series.push(e);
     }
-    e.count++;
-    e.sum += seconds;
-    let i = 0;
-    while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]!) i++;
-    e.buckets[i]!++;
-    let b = this.bytes.get(route);
-    if (!b) this.bytes.set(route, (b = { in: 0, out: 0 }));
-    b.in += bytesIn;
-    b.out += bytesOut;
+    return e;
   }
 
   /** Registers the four metrics with `registry` (prom-client takes any object with name and get()). */
@@ -182,8 +199,8 @@ export async function startMetrics(listen: string, store: RegistryStore, log: Lo
   };
 
   const observer: ServerObserver = {
-    request(method, route, status, seconds, bytesIn, bytesOut) {
-      requests.record(method, route, status, seconds, bytesIn, bytesOut);
+    request(method, path, status, seconds, bytesIn, bytesOut) {
+      requests.record(method, path, status, seconds, bytesIn, bytesOut);
     },
     uploadsInFlight(delta) {
       uploads.inc(delta);
