@@ -7,11 +7,12 @@
 import { pino } from 'pino';
 import { accessLine, createAccessLog, type AccessRecord } from '../server/access-log.js';
 import { LineBatch, type LineSink } from '../server/log-batch.js';
+import { requestIdOf } from '../server/request-info.js';
 
 const i = process.argv.indexOf('--lines');
 const LINES = i >= 0 ? Number(process.argv[i + 1]) : 300_000;
 
-const record = (n: number): AccessRecord => ({ reqId: `a1b2c3d4-${n.toString(36)}`, method: 'GET', route: '/v2/{name}/manifests/{reference}', path: '/v2/perf/manifest/manifests/latest', repository: 'perf/manifest', status: 200, bytesIn: 0, bytesOut: 473, ms: 0.4, user: undefined });
+const record = (n: number): AccessRecord => ({ reqId: requestIdOf(n + 1), reqNumber: n + 1, method: 'GET', route: '/v2/{name}/manifests/{reference}', path: '/v2/perf/manifest/manifests/latest', repository: 'perf/manifest', status: 200, bytesIn: 0, bytesOut: 473, ms: 0.4, user: undefined });
 
 // --garbage: each call first makes ~20 KB of short-lived objects, as a request through Koa and
 // node:http does, beside 200 000 long-lived ones: the young generation scavenges as often as in

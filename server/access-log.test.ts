@@ -12,6 +12,7 @@ import fc from 'fast-check';
 import { pino } from 'pino';
 import { accessLine, createAccessLog, encodeAccessLine, type AccessRecord } from './access-log.js';
 import { LineBatch, type LineSink } from './log-batch.js';
+import { REQUEST_ID_PREFIX, requestIdOf } from './request-info.js';
 import { spawn } from 'node:child_process';
 import { openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -26,11 +27,13 @@ function pinoLine(r: AccessRecord): string {
   let out = '';
   const sink = new Writable({ write: (c: Buffer, _e, cb) => ((out += c.toString()), cb()) });
   const log = pino({ level: 'info', base: undefined, timestamp: () => `,"time":${TIME}` }, sink);
-  log.info(r, 'request');
+  // reqNumber says how the id was made; the line has the id only.
+  const { reqNumber: _made, ...fields } = r;
+  log.info(fields, 'request');
   return out;
 }
 
-const base: AccessRecord = { reqId: 'a1b2c3d4-1z', method: 'GET', route: '/v2/{name}/manifests/{reference}', path: '/v2/team/app/manifests/v1', repository: 'team/app', status: 200, bytesIn: 0, bytesOut: 473, ms: 0.4, user: 'alice' };
+const base: AccessRecord = { reqId: 'a1b2c3d4-1z', reqNumber: 0, method: 'GET', route: '/v2/{name}/manifests/{reference}', path: '/v2/team/app/manifests/v1', repository: 'team/app', status: 200, bytesIn: 0, bytesOut: 473, ms: 0.4, user: 'alice' };
 
 test('accessLine is pino’s line for the same record', async () => {
   const cases: AccessRecord[] = [
@@ -51,12 +54,29 @@ test('accessLine is pino’s line for the same record', async () => {
   assert.ok(accessLine(lone, TIME).includes('"/v2/\\ud800x"'));
 });
 
+test('an id this process made is written from its number: the same characters as its string', () => {
+  const buf = Buffer.alloc(1024);
+  for (const n of [1, 35, 36, 46655, 46656, 2 ** 31, Number.MAX_SAFE_INTEGER]) {
+    const r = { ...base, reqId: requestIdOf(n), reqNumber: n };
+    assert.equal(r.reqId, `${REQUEST_ID_PREFIX}-${n.toString(36)}`);
+    const line = buf.subarray(0, encodeAccessLine(r, TIME, buf, 0)).toString();
+    assert.equal(JSON.parse(line).reqId, r.reqId);
+    assert.equal(line, accessLine(r, TIME));
+  }
+  assert.match(requestIdOf(46656), /^[0-9a-f]{8}-1000$/);
+});
+
 // Any string (lone surrogates, controls, quotes, astral characters) and any number (negative,
 // fractional, huge, NaN, infinite), as well as the usual ASCII ones.
 const anyString = fc.oneof(fc.string({ unit: 'binary', maxLength: 40 }), fc.string({ maxLength: 40 }), fc.constantFrom('GET', '/v2/{name}/manifests/{reference}', 'a1b2c3d4-1z', ''));
 const anyNumber = fc.oneof(fc.nat(), fc.integer(), fc.double(), fc.nat({ max: 100000 }).map((k) => k / 10), fc.constantFrom(0, -0, 1e21, 2 ** 53, 2 ** 31, 2 ** 31 - 1, 1765000000123, Number.NaN, Infinity, -Infinity));
-const anyRecord = fc.record({
-  reqId: anyString,
+// An id this process made (written from its number) or any other (written from its characters).
+const madeNumber = fc.oneof(fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), fc.integer({ min: 1, max: 50000 }), fc.constantFrom(1, 35, 36, 1295, 1296, 46655, 46656, 2 ** 31 - 1, 2 ** 31, 2 ** 32, Number.MAX_SAFE_INTEGER));
+const anyId = fc.oneof(
+  anyString.map((reqId) => ({ reqId, reqNumber: 0 })),
+  madeNumber.map((n) => ({ reqId: requestIdOf(n), reqNumber: n })),
+);
+const anyRecord = fc.tuple(anyId, fc.record({
   method: anyString,
   route: anyString,
   path: anyString,
@@ -66,7 +86,7 @@ const anyRecord = fc.record({
   bytesOut: anyNumber,
   ms: anyNumber,
   user: fc.option(anyString, { nil: undefined }),
-});
+})).map(([id, rest]): AccessRecord => ({ ...id, ...rest }));
 
 test('encodeAccessLine writes accessLine’s bytes, for any record and time', () => {
   const buf = Buffer.alloc(64 * 1024, 0xee);
@@ -82,8 +102,7 @@ test('encodeAccessLine writes accessLine’s bytes, for any record and time', ()
 test('encodeAccessLine’s kept parts (time, method, path, counts) never leak into the next line: runs of records from small pools', () => {
   const buf = Buffer.alloc(256 * 1024);
   const pick = <T>(xs: T[]) => fc.constantFrom(...xs);
-  const pooled = fc.record({
-    reqId: pick(['a-1', 'a-2', 'x"y']),
+  const pooled = fc.tuple(pick([{ reqId: 'a-1', reqNumber: 0 }, { reqId: 'x"y', reqNumber: 0 }, { reqId: requestIdOf(7), reqNumber: 7 }, { reqId: requestIdOf(46656), reqNumber: 46656 }]), fc.record({
     method: pick(['GET', 'HEAD', 'GET']),
     route: pick(['/v2/{name}/manifests/{reference}', 'other']),
     path: pick(['/v2/a/manifests/v1', '/v2/b/blobs/x', '/v2/zoë/manifests/"q"']),
@@ -93,7 +112,7 @@ test('encodeAccessLine’s kept parts (time, method, path, counts) never leak in
     bytesOut: pick([0, 528, 1e21, 0.5]),
     ms: pick([0, 0.4, 12.5, 1 / 3]),
     user: pick([undefined, 'alice']),
-  });
+  })).map(([id, rest]): AccessRecord => ({ ...id, ...rest }));
   fc.assert(
     fc.property(fc.array(fc.tuple(pooled, pick([1765000000123, 1765000000124, 0, Number.NaN])), { maxLength: 60 }), (run) => {
       let pos = 0;

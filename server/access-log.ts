@@ -6,9 +6,12 @@
 // (docs/performance.md, "Metrics and access log overhead").
 import type { Logger } from 'pino';
 import type { LineBytes } from './log-batch.js';
+import { REQUEST_ID_PREFIX } from './request-info.js';
 
 export interface AccessRecord {
   reqId: string;
+  /** When this process made the id, its number (reqId is requestIdOf(reqNumber)); 0 for any other id. */
+  reqNumber: number;
   method: string;
   route: string;
   path: string;
@@ -71,6 +74,26 @@ function putString(buf: Buffer, pos: number, s: string): number {
   return start + s.length + 1;
 }
 
+/** `"<prefix>-` of the ids this process makes. */
+const MADE_ID_HEAD = ascii(`"${REQUEST_ID_PREFIX}-`);
+
+/** The id this process made as request number `n` (requestIdOf): its string is not read (a cold, concatenated string cost ~70 ns a line). */
+function putMadeId(buf: Buffer, pos: number, n: number): number {
+  pos = putBytes(buf, pos, MADE_ID_HEAD);
+  let len = 1;
+  for (let t = n; t >= 36; t = Math.floor(t / 36)) len++;
+  let t = n;
+  for (let p = pos + len - 1; p >= pos; p--) {
+    const q = Math.floor(t / 36);
+    const d = t - q * 36;
+    // n.toString(36)'s digits: 0-9, then a-z.
+    buf[p] = d < 10 ? 48 + d : 87 + d;
+    t = q;
+  }
+  buf[pos + len] = 0x22;
+  return pos + len + 1;
+}
+
 /** A non-negative integer below 2^31's decimal digits, in 32-bit integer arithmetic. */
 function putSmall(buf: Buffer, pos: number, n: number): number {
   let len = 1;
@@ -120,7 +143,8 @@ function putNumber(buf: Buffer, pos: number, n: number): number {
 
 /** The most bytes accessLine's line can take: JSON's longest escape is 6 characters, UTF-8's longest unit 3 bytes. */
 function maxLineBytes(r: AccessRecord): number {
-  const chars = r.reqId.length + r.method.length + r.route.length + r.path.length + (r.repository?.length ?? 0) + (r.user?.length ?? 0);
+  // A made id is not read (putMadeId): 8 + 1 + at most 11 base-36 digits of a safe integer.
+  const chars = (r.reqNumber > 0 ? 20 : r.reqId.length) + r.method.length + r.route.length + r.path.length + (r.repository?.length ?? 0) + (r.user?.length ?? 0);
   return 400 + 6 * chars;
 }
 
@@ -205,7 +229,7 @@ function copyOut(buf: Buffer, start: number, end: number): Uint8Array {
 /** accessLine's bytes, written into `buf` from `pos` (with maxLineBytes(r) bytes of room); returns where they end. */
 export function encodeAccessLine(r: AccessRecord, time: number, buf: Buffer, pos: number): number {
   pos = putTimeHead(buf, pos, time);
-  pos = putString(buf, pos, r.reqId);
+  pos = r.reqNumber > 0 ? putMadeId(buf, pos, r.reqNumber) : putString(buf, pos, r.reqId);
   pos = putPathParts(buf, pos, r);
   pos = putNumber(buf, pos, r.ms);
   if (r.user !== undefined) {

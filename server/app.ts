@@ -17,7 +17,7 @@ import { registerUploads } from './routes/uploads.js';
 import { registerReferrers } from './routes/referrers.js';
 import { registerSearch } from './routes/search.js';
 import { closeAfterResponse, isLingering } from './lingering-close.js';
-import { RequestIds } from './request-info.js';
+import { keepsRequestId, nextRequestNumber, requestIdOf } from './request-info.js';
 import { endWatch, startWatch, type WatchSinks } from './request-watch.js';
 import { createAccessLog, type AccessLog } from './access-log.js';
 import type { ServerObserver } from './metrics/hooks.js';
@@ -85,7 +85,6 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
   const app = new Koa<RegistryState>();
   app.proxy = false;
   app.silent = true;
-  const ids = new RequestIds();
   const { observer, ready, notifier } = ext;
   // The access log is the logger's `info` level: off at warn and above.
   const accessLog = log.isLevelEnabled('info') ? (ext.accessLog ?? createAccessLog(log)) : undefined;
@@ -98,7 +97,9 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
       ctx.req.socket.destroy();
       return;
     }
-    const reqId = ids.next(ctx.get('X-Request-Id'));
+    const incomingId = ctx.get('X-Request-Id');
+    const reqNumber = keepsRequestId(incomingId) ? 0 : nextRequestNumber();
+    const reqId = reqNumber === 0 ? incomingId : requestIdOf(reqNumber);
     ctx.set('X-Request-Id', reqId);
     const path = ctx.path;
     if (path === '/healthz' || path === '/readyz') return health(ctx, log, ready);
@@ -155,7 +156,7 @@ export function createApp(store: RegistryStore, config: ServerConfig, log: Logge
       // Answered before the body was read to its end (a refused upload, a 401 before a PUT's
       // body): Connection: close, and the rest is drained, bounded, so the answer is not reset.
       if (!ctx.req.complete && ctx.respond !== false) closeAfterResponse(ctx.req, ctx.res);
-      if (sinks) endWatch(ctx, sinks, path, started);
+      if (sinks) endWatch(ctx, sinks, path, started, reqNumber);
     }
   });
 

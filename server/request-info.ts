@@ -64,22 +64,42 @@ function info(route: string, repository?: string): RouteInfo {
   return { route, repository, series: undefined };
 }
 
-const METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE', 'OPTIONS']);
-
 /** The method as a label: the registry's methods, anything else `other`. */
 export function methodLabel(method: string): string {
-  return METHODS.has(method) ? method : 'other';
+  switch (method) {
+    case 'GET':
+    case 'HEAD':
+    case 'PUT':
+    case 'POST':
+    case 'PATCH':
+    case 'DELETE':
+    case 'OPTIONS':
+      return method;
+    default:
+      return 'other';
+  }
 }
 
 const WELL_FORMED_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** Request ids: a proxy's well-formed X-Request-Id is kept, otherwise `<process prefix>-<counter>`. */
-export class RequestIds {
-  private readonly prefix = randomHex(4);
-  private n = 0;
+/**
+ * The prefix of the request ids this process makes: `<prefix>-<number in base 36>`, the number
+ * counted over the whole process (several apps in one process never repeat an id).
+ */
+export const REQUEST_ID_PREFIX = randomHex(4);
+let requestCount = 0;
 
-  next(incoming: string): string {
-    if (incoming !== '' && WELL_FORMED_ID.test(incoming)) return incoming;
-    return `${this.prefix}-${(++this.n).toString(36)}`;
-  }
+/** Whether a proxy's X-Request-Id is kept as the request's id. */
+export function keepsRequestId(incoming: string): boolean {
+  return incoming !== '' && WELL_FORMED_ID.test(incoming);
+}
+
+/** The number of the next request id this process makes (from 1). */
+export function nextRequestNumber(): number {
+  return ++requestCount;
+}
+
+/** The id of request number `n`: the access log writes it from `n` (server/access-log.ts) without reading this string. */
+export function requestIdOf(n: number): string {
+  return `${REQUEST_ID_PREFIX}-${n.toString(36)}`;
 }

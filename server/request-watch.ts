@@ -45,10 +45,10 @@ export function startWatch(ctx: Ctx, sinks: WatchSinks, path: string): number {
 
 // The record handed to the access log, filled again for each request (the log encodes it before
 // it returns; createAccessLog's pino path copies it).
-const record: AccessRecord = { reqId: '', method: '', route: '', path: '', repository: undefined, status: 0, bytesIn: 0, bytesOut: 0, ms: 0, user: undefined };
+const record: AccessRecord = { reqId: '', reqNumber: 0, method: '', route: '', path: '', repository: undefined, status: 0, bytesIn: 0, bytesOut: 0, ms: 0, user: undefined };
 
 /** Reports one finished request, answered in `ms`; `time` is the log's (epoch ms). */
-function reportUnguarded(sinks: WatchSinks, reqId: string, method: string, path: string, user: string | undefined, status: number, bytesIn: number, ms: number, bytesOut: number, time: number): void {
+function reportUnguarded(sinks: WatchSinks, path: string, reqId: string, method: string, user: string | undefined, reqNumber: number, status: number, bytesIn: number, ms: number, bytesOut: number, time: number): void {
   const info = routeOf(path);
   const observer = sinks.observer;
   if (observer !== undefined) {
@@ -59,6 +59,7 @@ function reportUnguarded(sinks: WatchSinks, reqId: string, method: string, path:
   if (accessLog !== undefined) {
     const r = record;
     r.reqId = reqId;
+    r.reqNumber = reqNumber;
     r.method = method;
     r.route = info.route;
     r.path = path;
@@ -76,23 +77,25 @@ function reportUnguarded(sinks: WatchSinks, reqId: string, method: string, path:
  * Reports a request. Every caller runs outside the request (a setImmediate, the response's
  * 'close'): a failure here would end the process, so it is said once on stderr instead.
  */
-function report(sinks: WatchSinks, reqId: string, method: string, path: string, user: string | undefined, status: number, bytesIn: number, ms: number, bytesOut: number, time: number): void {
+function report(sinks: WatchSinks, path: string, reqId: string, method: string, user: string | undefined, reqNumber: number, status: number, bytesIn: number, ms: number, bytesOut: number, time: number): void {
   try {
-    reportUnguarded(sinks, reqId, method, path, user, status, bytesIn, ms, bytesOut, time);
+    reportUnguarded(sinks, path, reqId, method, user, reqNumber, status, bytesIn, ms, bytesOut, time);
   } catch (e) {
     reportFailed(e);
   }
 }
 
 /** Reports the request of `ctx`, its answer sent: what it read and wrote is final now. */
-function reportContext(ctx: Ctx, sinks: WatchSinks, path: string, ms: number, bytesOut: number, time: number): void {
+function reportContext(ctx: Ctx, sinks: WatchSinks, path: string, reqNumber: number, ms: number, bytesOut: number, time: number): void {
   const state = ctx.state;
-  report(sinks, state.reqId ?? '', ctx.req.method ?? '', path, state.user, ctx.res.statusCode, state.bodyBytes ?? 0, ms, bytesOut, time);
+  report(sinks, path, state.reqId ?? '', ctx.req.method ?? '', state.user, reqNumber, ctx.res.statusCode, state.bodyBytes ?? 0, ms, bytesOut, time);
 }
 
 // In-memory answers sent in this turn of the event loop, reported together after it: their
-// contexts, sinks and paths, and per request its duration in ms and bytes out, in arrays reused
-// from turn to turn (no object a request). A context is kept until the end of its turn only.
+// contexts, sinks and paths, and per request its id's number, duration in ms and bytes out, in
+// arrays reused from turn to turn (no object a request). A context is kept until the end of its
+// turn only. (Copying each request's fields out as it ends instead, not to keep its context,
+// cost 1-3 points of throughput more, measured three times: docs/performance.md.)
 let pendingCtx: Ctx[] = [];
 let pendingSinks: WatchSinks[] = [];
 let pendingPaths: string[] = [];
@@ -113,7 +116,7 @@ export function flushReports(): void {
   pendingNums = [];
   // One clock read for the lines of a turn: they are made within microseconds of each other.
   const time = Date.now();
-  for (let i = 0; i < ctxs.length; i++) reportContext(ctxs[i]!, sinks[i]!, paths[i]!, nums[2 * i]!, nums[2 * i + 1]!, time);
+  for (let i = 0; i < ctxs.length; i++) reportContext(ctxs[i]!, sinks[i]!, paths[i]!, nums[3 * i]!, nums[3 * i + 1]!, nums[3 * i + 2]!, time);
   ctxs.length = 0;
   sinks.length = 0;
   paths.length = 0;
@@ -133,20 +136,24 @@ function reportFailed(e: unknown): void {
   process.stderr.write(`berth serve: recording a request's access line or metrics failed (said once): ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
 }
 
-const NO_BODY = new Set([204, 205, 304]);
+/** Statuses answered without a body (RFC 9110 §15.3.5, §15.3.6, §15.4.5). */
+function noBody(status: number): boolean {
+  return status === 204 || status === 205 || status === 304;
+}
 
 /**
  * Called as the app's outer middleware ends (the route, the error handling done), with the
- * request's path (ctx.path, read by the app already) and what startWatch returned. Bytes in: the request body bytes the registry read
+ * request's path (ctx.path, read by the app already), what startWatch returned and the number of
+ * the request's id when this process made it (0 for a proxy's). Bytes in: the request body bytes the registry read
  * (server/request-body.ts; a body refused unread counts 0). Bytes out: the Content-Length of the
  * answer, else what the connection wrote until 'close' (headers included; every answer a route
  * sends itself has a Content-Length).
  */
-export function endWatch(ctx: Ctx, sinks: WatchSinks, path: string, started: number): void {
+export function endWatch(ctx: Ctx, sinks: WatchSinks, path: string, started: number, reqNumber: number): void {
   const body: unknown = ctx.body;
   const method = ctx.req.method ?? '';
   const status = ctx.res.statusCode;
-  const empty = method === 'HEAD' || NO_BODY.has(status);
+  const empty = method === 'HEAD' || noBody(status);
   if (ctx.respond !== false && (empty || Buffer.isBuffer(body) || typeof body === 'string')) {
     const ms = performance.now() - started;
     // A Buffer's length is its Content-Length (Koa's body setter); a string's is in the header.
@@ -154,7 +161,7 @@ export function endWatch(ctx: Ctx, sinks: WatchSinks, path: string, started: num
     pendingCtx.push(ctx);
     pendingSinks.push(sinks);
     pendingPaths.push(path);
-    pendingNums.push(ms, bytesOut);
+    pendingNums.push(reqNumber, ms, bytesOut);
     if (!scheduled) {
       scheduled = true;
       setImmediate(flushReports);
@@ -166,7 +173,7 @@ export function endWatch(ctx: Ctx, sinks: WatchSinks, path: string, started: num
   const onClose = () => {
     const ms = performance.now() - started;
     const bytesOut = empty ? 0 : headerNumber(res.getHeader('content-length')) ?? Math.max(0, (ctx.req.socket?.bytesWritten ?? written0) - written0);
-    reportContext(ctx, sinks, path, ms, bytesOut, Date.now());
+    reportContext(ctx, sinks, path, reqNumber, ms, bytesOut, Date.now());
   };
   // A route that sent its own answer may have seen it closed already.
   if (res.closed) onClose();
