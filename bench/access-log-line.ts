@@ -46,7 +46,10 @@ async function baseline(): Promise<number> {
 async function pinoLine(): Promise<number> {
   const dest = pino.destination({ dest: '/dev/null', sync: false, minLength: 4096 });
   const log = pino({ level: 'info', base: undefined }, dest);
-  const us = await measure((n) => log.info(record(n), 'request'));
+  // Through berth's pino path (a destination it does not own): the record's fields as pino's
+  // object, without reqNumber, which says how the id was made and is not in the line.
+  const accessLog = createAccessLog(log);
+  const us = await measure((n) => accessLog(record(n), Date.now()));
   dest.flushSync();
   return us;
 }

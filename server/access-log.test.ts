@@ -64,6 +64,11 @@ test('an id this process made is written from its number: the same characters as
     assert.equal(line, accessLine(r, TIME));
   }
   assert.match(requestIdOf(46656), /^[0-9a-f]{8}-1000$/);
+  // A number beyond a safe integer (not one the counter reaches) is not trusted: the id's characters are written.
+  for (const reqNumber of [2 ** 60, 1.5, Number.NaN]) {
+    const r = { ...base, reqId: 'lb-1.x', reqNumber };
+    assert.equal(buf.subarray(0, encodeAccessLine(r, TIME, buf, 0)).toString(), accessLine(r, TIME));
+  }
 });
 
 // Any string (lone surrogates, controls, quotes, astral characters) and any number (negative,

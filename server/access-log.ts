@@ -10,7 +10,7 @@ import { REQUEST_ID_PREFIX } from './request-info.js';
 
 export interface AccessRecord {
   reqId: string;
-  /** When this process made the id, its number (reqId is requestIdOf(reqNumber)); 0 for any other id. */
+  /** When this process made the id, its number (reqId is requestIdOf(reqNumber)); 0 for any other id (written from reqId). */
   reqNumber: number;
   method: string;
   route: string;
@@ -76,6 +76,13 @@ function putString(buf: Buffer, pos: number, s: string): number {
 
 /** `"<prefix>-` of the ids this process makes. */
 const MADE_ID_HEAD = ascii(`"${REQUEST_ID_PREFIX}-`);
+/** The longest id this process makes: its prefix, `-` and a safe integer's base-36 digits (at most 11). */
+const MADE_ID_MAX_CHARS = REQUEST_ID_PREFIX.length + 1 + Number.MAX_SAFE_INTEGER.toString(36).length;
+
+/** Whether `r`'s id is one this process made, written from its number (anything else from its characters). */
+function isMadeId(r: AccessRecord): boolean {
+  return r.reqNumber > 0 && Number.isSafeInteger(r.reqNumber);
+}
 
 /** The id this process made as request number `n` (requestIdOf): its string is not read (a cold, concatenated string cost ~70 ns a line). */
 function putMadeId(buf: Buffer, pos: number, n: number): number {
@@ -143,8 +150,8 @@ function putNumber(buf: Buffer, pos: number, n: number): number {
 
 /** The most bytes accessLine's line can take: JSON's longest escape is 6 characters, UTF-8's longest unit 3 bytes. */
 function maxLineBytes(r: AccessRecord): number {
-  // A made id is not read (putMadeId): 8 + 1 + at most 11 base-36 digits of a safe integer.
-  const chars = (r.reqNumber > 0 ? 20 : r.reqId.length) + r.method.length + r.route.length + r.path.length + (r.repository?.length ?? 0) + (r.user?.length ?? 0);
+  // A made id is not read (putMadeId), its length is bounded instead.
+  const chars = (isMadeId(r) ? MADE_ID_MAX_CHARS : r.reqId.length) + r.method.length + r.route.length + r.path.length + (r.repository?.length ?? 0) + (r.user?.length ?? 0);
   return 400 + 6 * chars;
 }
 
@@ -229,7 +236,7 @@ function copyOut(buf: Buffer, start: number, end: number): Uint8Array {
 /** accessLine's bytes, written into `buf` from `pos` (with maxLineBytes(r) bytes of room); returns where they end. */
 export function encodeAccessLine(r: AccessRecord, time: number, buf: Buffer, pos: number): number {
   pos = putTimeHead(buf, pos, time);
-  pos = r.reqNumber > 0 ? putMadeId(buf, pos, r.reqNumber) : putString(buf, pos, r.reqId);
+  pos = isMadeId(r) ? putMadeId(buf, pos, r.reqNumber) : putString(buf, pos, r.reqId);
   pos = putPathParts(buf, pos, r);
   pos = putNumber(buf, pos, r.ms);
   if (r.user !== undefined) {

@@ -95,7 +95,7 @@ function reportContext(ctx: Ctx, sinks: WatchSinks, path: string, reqNumber: num
 // contexts, sinks and paths, and per request its id's number, duration in ms and bytes out, in
 // arrays reused from turn to turn (no object a request). A context is kept until the end of its
 // turn only. (Copying each request's fields out as it ends instead, not to keep its context,
-// cost 1-3 points of throughput more, measured three times: docs/performance.md.)
+// cost 1-3 points of throughput more in each of four runs: docs/performance.md.)
 let pendingCtx: Ctx[] = [];
 let pendingSinks: WatchSinks[] = [];
 let pendingPaths: string[] = [];
